@@ -1,0 +1,48 @@
+//! ObjectSync: real-time synchronized object trees.
+//!
+//! A room holds a tree of typed SObjects whose attributes are typed topics (string, int, float,
+//! bool, dict, list, set, event, references). The server is the authority: it validates every
+//! action, applies it atomically, and replicates the result to every client in one order.
+//!
+//! Layout (see `ARCHITECTURE.md`):
+//! - [`model`]: the pure core (tree, topics, changes, transactions, undo, snapshots).
+//! - [`limits`]: every limit, with its default and why.
+//!
+//! Declaring a type and changing a document from server code:
+//!
+//! ```
+//! use objectsync::model::{Actor, Document, TypeRegistry};
+//! use objectsync::{dict, sobject};
+//! use std::sync::Arc;
+//!
+//! sobject! {
+//!     /// Styled text.
+//!     pub struct Text: "Text" {
+//!         text: Str,
+//!         style: Dict,
+//!     }
+//! }
+//!
+//! let mut types = TypeRegistry::new();
+//! types.register::<Text>();
+//! let mut doc = Document::new(Arc::new(types));
+//! let (transition, text) = doc
+//!     .transact(&Actor::Server, |tx| {
+//!         let root = tx.root();
+//!         let text = tx.create::<Text>(root)?;
+//!         text.text().set(tx, "Hello")?;
+//!         text.style().set_key(tx, "color", "red")?;
+//!         Ok(text)
+//!     })
+//!     .map_err(|r| r.to_string())?;
+//! assert_eq!(transition.version, 1);
+//! assert_eq!(text.text().get(&doc).map_err(|e| e.to_string())?, "Hello");
+//! # Ok::<(), String>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod limits;
+pub mod model;
+
+pub use limits::ModelLimits;

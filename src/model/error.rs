@@ -1,0 +1,299 @@
+//! Why the model refused something: [`ModelError`], one variant per cause, each with the object,
+//! attribute, version or limit involved, and a stable machine-readable [`ModelError::code`].
+
+use super::kind::TopicKind;
+use compact_str::CompactString;
+
+/// A change or transaction the model refused. Nothing was changed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ModelError {
+    /// No object has this id (never existed, or deleted).
+    #[error("object {id:?} does not exist")]
+    NoSuchObject {
+        /// The id asked for.
+        id: CompactString,
+    },
+    /// The object's type has no attribute of this name.
+    #[error("type {type_name} has no attribute {attr:?} (object {obj:?})")]
+    NoSuchAttribute {
+        /// Object id.
+        obj: CompactString,
+        /// Its type.
+        type_name: CompactString,
+        /// The attribute asked for.
+        attr: CompactString,
+    },
+    /// No SObject type of this name is registered.
+    #[error("no SObject type named {type_name:?} is registered")]
+    NoSuchType {
+        /// The type asked for.
+        type_name: CompactString,
+    },
+    /// The change does not fit the attribute's kind (e.g. a text insert on a dict).
+    #[error("{obj}.{attr} is a {kind} topic: {reason}")]
+    WrongKind {
+        /// Object id.
+        obj: CompactString,
+        /// Attribute name.
+        attr: CompactString,
+        /// The attribute's kind.
+        kind: TopicKind,
+        /// What did not fit.
+        reason: String,
+    },
+    /// An object with this id already exists.
+    #[error("an object with id {id:?} already exists")]
+    DuplicateId {
+        /// The id.
+        id: CompactString,
+    },
+    /// The id is malformed or not the actor's to make.
+    #[error("bad object id {id:?}: {reason}")]
+    BadId {
+        /// The id.
+        id: CompactString,
+        /// Why.
+        reason: &'static str,
+    },
+    /// An index or position is outside the list, children or text.
+    #[error("{target}: index {index} is out of range (length {len})")]
+    OutOfRange {
+        /// What was indexed, e.g. `n1.ports` or `children of g1`.
+        target: String,
+        /// The index given.
+        index: u64,
+        /// The length it had to fit.
+        len: u64,
+    },
+    /// A text position falls inside a surrogate pair (between the halves of an emoji).
+    #[error("{obj}.{attr}: position {pos} splits a character")]
+    SplitsCharacter {
+        /// Object id.
+        obj: CompactString,
+        /// Attribute name.
+        attr: CompactString,
+        /// The UTF-16 position.
+        pos: u64,
+    },
+    /// A dict key that is not there.
+    #[error("{obj}.{attr} has no key {key:?}")]
+    NoSuchKey {
+        /// Object id.
+        obj: CompactString,
+        /// Attribute name.
+        attr: CompactString,
+        /// The key.
+        key: CompactString,
+    },
+    /// A set element that is not there (remove) or already there (add).
+    #[error("{obj}.{attr}: {reason}")]
+    SetElement {
+        /// Object id.
+        obj: CompactString,
+        /// Attribute name.
+        attr: CompactString,
+        /// What is wrong.
+        reason: String,
+    },
+    /// Adding would overflow the integer.
+    #[error("{obj}.{attr}: adding {delta} overflows")]
+    Overflow {
+        /// Object id.
+        obj: CompactString,
+        /// Attribute name.
+        attr: CompactString,
+        /// The delta.
+        delta: String,
+    },
+    /// A reference names an object that does not exist.
+    #[error("{obj}.{attr} refers to {target:?}, which does not exist")]
+    DanglingRef {
+        /// Object id.
+        obj: CompactString,
+        /// Attribute name.
+        attr: CompactString,
+        /// The missing target.
+        target: CompactString,
+    },
+    /// A move would put an object inside itself.
+    #[error("moving {id:?} under {parent:?} would make a cycle")]
+    Cycle {
+        /// The object moved.
+        id: CompactString,
+        /// The parent asked for (the object itself or one of its descendants).
+        parent: CompactString,
+    },
+    /// The root is never deleted or moved.
+    #[error("the root object cannot be {verb}")]
+    RootImmutable {
+        /// "deleted" or "moved".
+        verb: &'static str,
+    },
+    /// The tree would get deeper than the limit.
+    #[error("the tree would be {depth} levels deep; the limit is {limit}")]
+    TooDeep {
+        /// Depth it would reach.
+        depth: usize,
+        /// `ModelLimits::tree_depth_max`.
+        limit: usize,
+    },
+    /// A transaction grew past the limit on changes (reactions included).
+    #[error("the transaction has more than {limit} changes")]
+    TooManyChanges {
+        /// `ModelLimits::action_changes_max`.
+        limit: usize,
+    },
+    /// Reactions triggered reactions deeper than the limit.
+    #[error("reactions nested deeper than {limit}")]
+    ReactionDepth {
+        /// `ModelLimits::reaction_depth_max`.
+        limit: usize,
+    },
+    /// A value is too large (string length, nesting).
+    #[error("{what} is too large: {size} > {limit}")]
+    TooLarge {
+        /// What was too large.
+        what: String,
+        /// Its size.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// A validator of the type refused the new value.
+    #[error("{obj}.{attr}: {reason}")]
+    Invalid {
+        /// Object id.
+        obj: CompactString,
+        /// Attribute name.
+        attr: CompactString,
+        /// The validator's words.
+        reason: String,
+    },
+    /// The permission hook refused the actor this change.
+    #[error("not allowed to change {obj:?}: {reason}")]
+    Denied {
+        /// The object the change targets.
+        obj: CompactString,
+        /// The hook's words.
+        reason: String,
+    },
+    /// The action's base version is ahead of the document.
+    #[error("base version {base} is ahead of the document (version {version})")]
+    BadBase {
+        /// The base given.
+        base: u64,
+        /// The document's version.
+        version: u64,
+    },
+    /// A text edit is based on a version older than the topic's kept history.
+    #[error("{obj}.{attr}: text edit based on version {base}, but history only reaches back to version {floor}")]
+    TextBaseTooOld {
+        /// Object id.
+        obj: CompactString,
+        /// Attribute name.
+        attr: CompactString,
+        /// The base given.
+        base: u64,
+        /// Oldest version whose successors are all kept.
+        floor: u64,
+    },
+    /// A text edit is based on a version before the same client's own later text edit.
+    #[error("{obj}.{attr}: text edit based on version {base}, before your own text edit at version {own}; send text edits to one attribute one action at a time")]
+    TextBaseStale {
+        /// Object id.
+        obj: CompactString,
+        /// Attribute name.
+        attr: CompactString,
+        /// The base given.
+        base: u64,
+        /// Version of the client's own edit.
+        own: u64,
+    },
+    /// An action with no changes.
+    #[error("the action has no changes")]
+    EmptyAction,
+    /// Nothing to undo or redo in this scope.
+    #[error("nothing to {verb} for {scope}")]
+    NothingToUndo {
+        /// "undo" or "redo".
+        verb: &'static str,
+        /// The scope, e.g. `object "n1"` or `the whole document`.
+        scope: String,
+    },
+    /// The state moved on since the step being undone, in a way that conflicts with undoing it.
+    #[error("cannot {verb} version {version}: {reason}")]
+    UndoConflict {
+        /// "undo" or "redo".
+        verb: &'static str,
+        /// The version of the step.
+        version: u64,
+        /// What changed since.
+        reason: String,
+    },
+    /// An error raised by user code (a reaction, a build hook, a `transact` closure).
+    #[error("{0}")]
+    Custom(String),
+}
+
+impl ModelError {
+    /// A stable machine-readable code for the wire (`reject.code`).
+    pub fn code(&self) -> &'static str {
+        match self {
+            ModelError::NoSuchObject { .. } => "no_such_object",
+            ModelError::NoSuchAttribute { .. } => "no_such_attribute",
+            ModelError::NoSuchType { .. } => "no_such_type",
+            ModelError::WrongKind { .. } => "wrong_kind",
+            ModelError::DuplicateId { .. } => "duplicate_id",
+            ModelError::BadId { .. } => "bad_id",
+            ModelError::OutOfRange { .. } => "out_of_range",
+            ModelError::SplitsCharacter { .. } => "splits_character",
+            ModelError::NoSuchKey { .. } => "no_such_key",
+            ModelError::SetElement { .. } => "set_element",
+            ModelError::Overflow { .. } => "overflow",
+            ModelError::DanglingRef { .. } => "dangling_ref",
+            ModelError::Cycle { .. } => "cycle",
+            ModelError::RootImmutable { .. } => "root_immutable",
+            ModelError::TooDeep { .. } => "too_deep",
+            ModelError::TooManyChanges { .. } => "too_many_changes",
+            ModelError::ReactionDepth { .. } => "reaction_depth",
+            ModelError::TooLarge { .. } => "too_large",
+            ModelError::Invalid { .. } => "invalid",
+            ModelError::Denied { .. } => "denied",
+            ModelError::BadBase { .. } => "bad_base",
+            ModelError::TextBaseTooOld { .. } => "text_base_too_old",
+            ModelError::TextBaseStale { .. } => "text_base_stale",
+            ModelError::EmptyAction => "empty_action",
+            ModelError::NothingToUndo { .. } => "nothing_to_undo",
+            ModelError::UndoConflict { .. } => "undo_conflict",
+            ModelError::Custom(_) => "custom",
+        }
+    }
+}
+
+/// A refused transaction: which of the requested changes failed (if one did) and why.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{}{error}", change_index.map(|i| format!("change {i}: ")).unwrap_or_default())]
+pub struct Rejection {
+    /// Index of the requested change that failed; `None` when the failure was not tied to one
+    /// (a limit on the whole action, user code in `transact`).
+    pub change_index: Option<usize>,
+    /// The cause.
+    pub error: ModelError,
+}
+
+impl Rejection {
+    /// The machine-readable code of the cause.
+    pub fn code(&self) -> &'static str {
+        self.error.code()
+    }
+}
+
+impl From<ModelError> for Rejection {
+    fn from(error: ModelError) -> Self {
+        Rejection {
+            change_index: None,
+            error,
+        }
+    }
+}

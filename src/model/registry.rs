@@ -1,0 +1,465 @@
+//! SObject types: [`TypeRegistry`] holds every type a room knows (name, attributes with kinds and
+//! defaults), the hooks server code attaches to them (validators, reactions, `build`), and the
+//! permission hook. Defined once at start-up, shared by every room through an `Arc`.
+//!
+//! Types are usually declared with [`sobject!`](crate::sobject), which gives a typed handle whose
+//! attribute accessors return `Attr<K>`; [`TypeRegistry::define`] does the same at run time for
+//! types known only by data.
+
+use super::attr::Attr;
+use super::change::{Actor, Change, NodeSnapshot};
+use super::document::{Document, ObjKey};
+use super::error::ModelError;
+use super::kind::{Kind, TopicKind};
+use super::tx::Tx;
+use super::value::Value;
+use compact_str::CompactString;
+use std::collections::HashMap;
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+/// Index of a type in its registry.
+pub(crate) type TypeIdx = u16;
+
+/// Name of the built-in type of every document's root object.
+pub const ROOT_TYPE: &str = "Root";
+
+/// One attribute of a type, as declared.
+#[derive(Clone, Debug)]
+pub struct AttrSpec {
+    /// Name as clients see it.
+    pub name: &'static str,
+    /// Its kind.
+    pub kind: TopicKind,
+    /// Initial value; the kind's empty value when `None`.
+    pub default: Option<Value>,
+}
+
+impl AttrSpec {
+    /// An attribute of `kind` named `name`, with an optional default.
+    pub fn new(name: &'static str, kind: TopicKind, default: Option<Value>) -> Self {
+        AttrSpec {
+            name,
+            kind,
+            default,
+        }
+    }
+}
+
+/// A Rust type standing for an SObject type: a typed, copyable handle to one object.
+///
+/// Implemented by [`sobject!`](crate::sobject); hand-written implementations must list
+/// attributes in the same order as the slots their accessors use.
+pub trait SObjectType: Copy + 'static {
+    /// The type name clients see.
+    const NAME: &'static str;
+    /// The attributes, in slot order.
+    fn attributes() -> Vec<AttrSpec>;
+    /// Wraps an object key (the caller has checked the object's type).
+    fn from_key(key: ObjKey) -> Self;
+    /// The object key.
+    fn key(self) -> ObjKey;
+}
+
+/// Checks a new attribute value; `Err` rejects the whole transaction with that reason.
+pub type ValidatorFn = Arc<dyn Fn(&Document, ObjKey, &Value) -> Result<(), String> + Send + Sync>;
+/// Runs after a change to an attribute, inside the same transaction, and may change more.
+pub type ReactionFn = Arc<dyn Fn(&mut Tx<'_>, ObjKey) -> Result<(), ModelError> + Send + Sync>;
+/// Runs after an object of the type is created (not when undo restores one).
+pub type CreateFn = Arc<dyn Fn(&mut Tx<'_>, ObjKey) -> Result<(), ModelError> + Send + Sync>;
+/// Runs after an object of the type is deleted, with what it was.
+pub type DeleteFn = Arc<dyn Fn(&mut Tx<'_>, &NodeSnapshot) -> Result<(), ModelError> + Send + Sync>;
+/// Decides whether an actor may make a change; `Err` rejects with that reason.
+pub type PermissionFn = Arc<dyn Fn(&Access<'_>) -> Result<(), String> + Send + Sync>;
+
+/// What the permission hook sees for one change by a client.
+#[derive(Clone, Copy)]
+pub struct Access<'a> {
+    /// Who asks.
+    pub actor: &'a Actor,
+    /// The document before the change.
+    pub doc: &'a Document,
+    /// The object changed; for a create, the parent it is created under.
+    pub object: ObjKey,
+    /// For a move, the new parent.
+    pub destination: Option<ObjKey>,
+    /// The change asked for.
+    pub change: &'a Change,
+}
+
+pub(crate) struct AttrDef {
+    pub(crate) name: CompactString,
+    pub(crate) kind: TopicKind,
+    pub(crate) default: Value,
+    pub(crate) validators: Vec<ValidatorFn>,
+    pub(crate) reactions: Vec<ReactionFn>,
+}
+
+pub(crate) struct TypeDef {
+    pub(crate) name: CompactString,
+    pub(crate) attrs: Vec<AttrDef>,
+    pub(crate) on_create: Vec<CreateFn>,
+    pub(crate) on_delete: Vec<DeleteFn>,
+}
+
+impl TypeDef {
+    pub(crate) fn slot(&self, attr: &str) -> Option<u16> {
+        // Types have a handful of attributes: a scan beats hashing.
+        self.attrs
+            .iter()
+            .position(|a| a.name == attr)
+            .map(|i| i as u16)
+    }
+}
+
+/// All SObject types of an application and the hooks on them.
+pub struct TypeRegistry {
+    types: Vec<TypeDef>,
+    by_name: HashMap<CompactString, TypeIdx>,
+    permission: Option<PermissionFn>,
+}
+
+impl Default for TypeRegistry {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl std::fmt::Debug for TypeRegistry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.types.iter().map(|t| &t.name))
+            .finish()
+    }
+}
+
+impl TypeRegistry {
+    /// A registry holding only the built-in root type.
+    pub fn new() -> Self {
+        let mut r = TypeRegistry {
+            types: Vec::new(),
+            by_name: HashMap::new(),
+            permission: None,
+        };
+        r.define(ROOT_TYPE, Vec::new());
+        r
+    }
+
+    /// Registers `T` and returns a builder for its hooks.
+    ///
+    /// # Panics
+    /// If a type of that name is already registered, or a default does not fit its kind: both
+    /// are mistakes in the program's start-up code, not in anything a client sends.
+    pub fn register<T: SObjectType>(&mut self) -> TypeBuilder<'_, T> {
+        let idx = self.define(T::NAME, T::attributes()).idx;
+        TypeBuilder {
+            reg: self,
+            idx,
+            _t: PhantomData,
+        }
+    }
+
+    /// Registers a type known only at run time.
+    ///
+    /// # Panics
+    /// As [`register`](Self::register).
+    pub fn define(&mut self, name: &str, attrs: Vec<AttrSpec>) -> DynTypeBuilder<'_> {
+        assert!(
+            !self.by_name.contains_key(name),
+            "SObject type {name:?} is registered twice"
+        );
+        assert!(
+            self.types.len() < usize::from(u16::MAX),
+            "too many SObject types"
+        );
+        let attrs = attrs
+            .into_iter()
+            .map(|spec| {
+                let default = match spec.default {
+                    None => spec.kind.empty_value(),
+                    Some(v) => spec.kind.conform(v).unwrap_or_else(|e| {
+                        panic!("default of {name}.{}: {e}", spec.name);
+                    }),
+                };
+                AttrDef {
+                    name: spec.name.into(),
+                    kind: spec.kind,
+                    default,
+                    validators: Vec::new(),
+                    reactions: Vec::new(),
+                }
+            })
+            .collect::<Vec<_>>();
+        let idx = self.types.len() as TypeIdx;
+        self.types.push(TypeDef {
+            name: name.into(),
+            attrs,
+            on_create: Vec::new(),
+            on_delete: Vec::new(),
+        });
+        self.by_name.insert(name.into(), idx);
+        DynTypeBuilder { reg: self, idx }
+    }
+
+    /// Sets the permission hook, asked for every change a client makes.
+    pub fn permission(
+        &mut self,
+        hook: impl Fn(&Access<'_>) -> Result<(), String> + Send + Sync + 'static,
+    ) {
+        self.permission = Some(Arc::new(hook));
+    }
+
+    /// Type names with their attributes' names and kinds, in registration order (for codegen
+    /// and documentation).
+    pub fn describe(&self) -> Vec<(&str, Vec<(&str, TopicKind)>)> {
+        self.types
+            .iter()
+            .map(|t| {
+                (
+                    t.name.as_str(),
+                    t.attrs.iter().map(|a| (a.name.as_str(), a.kind)).collect(),
+                )
+            })
+            .collect()
+    }
+
+    pub(crate) fn index_of(&self, name: &str) -> Option<TypeIdx> {
+        self.by_name.get(name).copied()
+    }
+    pub(crate) fn get(&self, idx: TypeIdx) -> &TypeDef {
+        &self.types[usize::from(idx)]
+    }
+    pub(crate) fn permission_hook(&self) -> Option<&PermissionFn> {
+        self.permission.as_ref()
+    }
+}
+
+/// Adds hooks to a registered type, by attribute name.
+pub struct DynTypeBuilder<'r> {
+    reg: &'r mut TypeRegistry,
+    idx: TypeIdx,
+}
+
+impl DynTypeBuilder<'_> {
+    fn def(&mut self) -> &mut TypeDef {
+        &mut self.reg.types[usize::from(self.idx)]
+    }
+    fn attr(&mut self, name: &str) -> &mut AttrDef {
+        let def = self.def();
+        let type_name = def.name.clone();
+        def.attrs
+            .iter_mut()
+            .find(|a| a.name == name)
+            .unwrap_or_else(|| panic!("type {type_name} has no attribute {name:?}"))
+    }
+    /// Adds a validator to the attribute `attr`.
+    ///
+    /// # Panics
+    /// If the type has no such attribute (a start-up mistake).
+    pub fn validate(
+        mut self,
+        attr: &str,
+        f: impl Fn(&Document, ObjKey, &Value) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        self.attr(attr).validators.push(Arc::new(f));
+        self
+    }
+    /// Adds a reaction to changes of the attribute `attr`.
+    ///
+    /// # Panics
+    /// If the type has no such attribute.
+    pub fn on_change(
+        mut self,
+        attr: &str,
+        f: impl Fn(&mut Tx<'_>, ObjKey) -> Result<(), ModelError> + Send + Sync + 'static,
+    ) -> Self {
+        self.attr(attr).reactions.push(Arc::new(f));
+        self
+    }
+    /// Adds a hook run when an object of this type is created (e.g. to build its children).
+    pub fn build(
+        mut self,
+        f: impl Fn(&mut Tx<'_>, ObjKey) -> Result<(), ModelError> + Send + Sync + 'static,
+    ) -> Self {
+        self.def().on_create.push(Arc::new(f));
+        self
+    }
+    /// Adds a hook run after an object of this type is deleted.
+    pub fn on_delete(
+        mut self,
+        f: impl Fn(&mut Tx<'_>, &NodeSnapshot) -> Result<(), ModelError> + Send + Sync + 'static,
+    ) -> Self {
+        self.def().on_delete.push(Arc::new(f));
+        self
+    }
+}
+
+/// Adds hooks to a type registered from a Rust type `T`, with typed attributes and handles.
+pub struct TypeBuilder<'r, T> {
+    reg: &'r mut TypeRegistry,
+    idx: TypeIdx,
+    _t: PhantomData<T>,
+}
+
+impl<T: SObjectType> TypeBuilder<'_, T> {
+    fn slot_of<K: Kind>(attr: fn(T) -> Attr<K>) -> usize {
+        usize::from(attr(T::from_key(ObjKey::default())).slot())
+    }
+    fn attr_def(&mut self, slot: usize) -> &mut AttrDef {
+        &mut self.reg.types[usize::from(self.idx)].attrs[slot]
+    }
+
+    /// Adds a validator: `node.pos` must lie inside the canvas, say. It sees the document after
+    /// the change, the object, and the attribute's new value.
+    pub fn validate<K: Kind>(
+        mut self,
+        attr: fn(T) -> Attr<K>,
+        f: impl Fn(&Document, T, K::View<'_>) -> Result<(), String> + Send + Sync + 'static,
+    ) -> Self {
+        let slot = Self::slot_of(attr);
+        self.attr_def(slot)
+            .validators
+            .push(Arc::new(move |doc, key, value| match K::view(value) {
+                Some(view) => f(doc, T::from_key(key), view),
+                None => Err(format!("expected a {} value", K::KIND)),
+            }));
+        self
+    }
+
+    /// Adds a reaction to every change of `attr` (by clients, server code or other reactions);
+    /// what it changes joins the same transaction.
+    pub fn on_change<K: Kind>(
+        mut self,
+        attr: fn(T) -> Attr<K>,
+        f: impl Fn(&mut Tx<'_>, T) -> Result<(), ModelError> + Send + Sync + 'static,
+    ) -> Self {
+        let slot = Self::slot_of(attr);
+        self.attr_def(slot)
+            .reactions
+            .push(Arc::new(move |tx, key| f(tx, T::from_key(key))));
+        self
+    }
+
+    /// Adds a hook run when an object of this type is created (not when undo restores it), in
+    /// the same transaction: the place to create its children.
+    pub fn build(
+        self,
+        f: impl Fn(&mut Tx<'_>, T) -> Result<(), ModelError> + Send + Sync + 'static,
+    ) -> Self {
+        self.reg.types[usize::from(self.idx)]
+            .on_create
+            .push(Arc::new(move |tx, key| f(tx, T::from_key(key))));
+        self
+    }
+
+    /// Adds a hook run after an object of this type is deleted, with its last state.
+    pub fn on_delete(
+        self,
+        f: impl Fn(&mut Tx<'_>, &NodeSnapshot) -> Result<(), ModelError> + Send + Sync + 'static,
+    ) -> Self {
+        self.reg.types[usize::from(self.idx)]
+            .on_delete
+            .push(Arc::new(f));
+        self
+    }
+}
+
+/// Position of `name` in `names`, at compile time (used by [`sobject!`](crate::sobject)).
+#[doc(hidden)]
+pub const fn slot_of(names: &[&str], name: &str) -> u16 {
+    let mut i = 0;
+    while i < names.len() {
+        let a = names[i].as_bytes();
+        let b = name.as_bytes();
+        if a.len() == b.len() {
+            let mut j = 0;
+            while j < a.len() && a[j] == b[j] {
+                j += 1;
+            }
+            if j == a.len() {
+                return i as u16;
+            }
+        }
+        i += 1;
+    }
+    panic!("attribute not declared")
+}
+
+/// Declares an SObject type: a typed handle struct, its registered name, and its attributes with
+/// kinds (from [`kinds`](crate::model::kinds)) and optional defaults.
+///
+/// ```
+/// use objectsync::{sobject, dict};
+/// sobject! {
+///     /// A piece of styled text.
+///     pub struct Text: "Text" {
+///         text: Str = "Hello",
+///         style: Dict = dict! { "color" => "black" },
+///     }
+/// }
+/// ```
+///
+/// Each attribute becomes a method returning `Attr<kind>`, e.g. `text.style()`, whose typed
+/// operations (`set_key`, `insert`, ...) only exist where the kind has them.
+#[macro_export]
+macro_rules! sobject {
+    (
+        $(#[$meta:meta])*
+        $vis:vis struct $name:ident : $type_name:literal {
+            $( $(#[$fmeta:meta])* $field:ident : $kind:ident $(= $default:expr)? ),* $(,)?
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+        $vis struct $name($crate::model::ObjKey);
+
+        impl $crate::model::SObjectType for $name {
+            const NAME: &'static str = $type_name;
+            fn attributes() -> ::std::vec::Vec<$crate::model::AttrSpec> {
+                ::std::vec![ $( $crate::model::AttrSpec::new(
+                    ::std::stringify!($field),
+                    <$crate::model::kinds::$kind as $crate::model::Kind>::KIND,
+                    $crate::__sobject_default!($($default)?),
+                ) ),* ]
+            }
+            fn from_key(key: $crate::model::ObjKey) -> Self {
+                $name(key)
+            }
+            fn key(self) -> $crate::model::ObjKey {
+                self.0
+            }
+        }
+
+        impl ::std::convert::From<$name> for $crate::model::ObjKey {
+            fn from(handle: $name) -> Self {
+                handle.0
+            }
+        }
+
+        impl $name {
+            #[doc(hidden)]
+            pub const __ATTRIBUTE_NAMES: &'static [&'static str] = &[$(::std::stringify!($field)),*];
+            $(
+                $(#[$fmeta])*
+                #[allow(dead_code)]
+                $vis fn $field(self) -> $crate::model::Attr<$crate::model::kinds::$kind> {
+                    $crate::model::Attr::new(
+                        self.0,
+                        const { $crate::model::slot_of(<$name>::__ATTRIBUTE_NAMES, ::std::stringify!($field)) },
+                    )
+                }
+            )*
+        }
+    };
+}
+
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __sobject_default {
+    () => {
+        ::std::option::Option::None
+    };
+    ($e:expr) => {
+        ::std::option::Option::Some($crate::model::Value::from($e))
+    };
+}
