@@ -1261,8 +1261,8 @@ fn undo_history_is_bounded() {
         r#"[{"op":"create","id":"c1:a","type":"Node","parent":"root"}]"#,
     );
     for i in 0..5u64 {
-        let json = format!(r#"[{{"op":"add","obj":"c1:a","attr":"count","value":1}}]"#);
-        act(&mut h, &mut d, "c1", 10_000 * (i + 1), &json);
+        let json = r#"[{"op":"add","obj":"c1:a","attr":"count","value":1}]"#;
+        act(&mut h, &mut d, "c1", 10_000 * (i + 1), json);
     }
     for _ in 0..3 {
         undo(&mut h, &mut d, "c1", None).unwrap_or_else(|e| panic!("{e}"));
@@ -1320,7 +1320,7 @@ mod props {
     #[derive(Debug, Clone)]
     struct Raw(u8, u16, u16, u16, i16);
 
-    fn pick<'a>(ids: &'a [String], n: u16) -> &'a str {
+    fn pick(ids: &[String], n: u16) -> &str {
         if n % 17 == 16 {
             "ghost"
         } else {

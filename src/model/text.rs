@@ -290,7 +290,7 @@ mod tests {
     #[test]
     fn overlapping_deletes_remove_each_character_once() {
         let (a, b) = (del(1, 3), del(2, 3)); // "abcdef": a removes bcd, b removes cde
-        let (a2, b2) = transform_seqs(&[a.clone()], &[b.clone()], true);
+        let (a2, b2) = transform_seqs(std::slice::from_ref(&a), std::slice::from_ref(&b), true);
         assert_eq!(
             apply_all("abcdef", &[vec![a], b2].concat()).as_deref(),
             Some("af")

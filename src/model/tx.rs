@@ -1122,6 +1122,13 @@ impl OwnEdit {
     }
 }
 
+/// A string topic: object and attribute slot.
+type Topic = (ObjKey, u16);
+
+/// An own edit with its place in the history: version, and ordinal among the topic's edits at
+/// that version (from 1).
+type OwnAt = (u64, u32, OwnEdit);
+
 /// Per topic (object id, attribute), the step's own edits moved to the end of the topic's
 /// history, in order.
 type TextUndoPlan = Vec<(ObjId, CompactString, Vec<OwnEdit>)>;
@@ -1140,7 +1147,7 @@ fn plan_text_undo(
         reason,
     };
     // (topic, [(version, ordinal among the topic's edits in that version, edit)])
-    let mut own: Vec<((ObjKey, u16), Vec<(u64, u32, OwnEdit)>)> = Vec::new();
+    let mut own: Vec<(Topic, Vec<OwnAt>)> = Vec::new();
     let mut counts: Vec<((ObjKey, u16), u64, u32)> = Vec::new();
     for (v, c) in changes {
         let (obj, attr, edit) = match c {
