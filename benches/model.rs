@@ -1,1 +1,162 @@
-fn main() {}
+//! Model micro-benchmarks: a one-change action (dict set on a node) in a 10,000-node document,
+//! snapshotting that document, and the model's memory per node (counted by the allocator).
+//!
+//! Run: `cargo bench --bench model`. Numbers go to docs/benchmarks.md by hand; no test asserts
+//! on time.
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use objectsync::model::{Actor, Change, Document, ObjId, TypeRegistry, Value};
+use objectsync::{dict, sobject};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::hint::black_box;
+use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::Arc;
+
+/// Counts live heap bytes, to measure memory per node.
+struct Counting;
+
+static LIVE_BYTES: AtomicIsize = AtomicIsize::new(0);
+
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE_BYTES.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        System.alloc(layout)
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE_BYTES.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        System.dealloc(ptr, layout)
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE_BYTES.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        System.realloc(ptr, layout, new_size)
+    }
+}
+
+#[global_allocator]
+static ALLOC: Counting = Counting;
+
+sobject! {
+    /// The benchmark graph.
+    pub struct Graph: "Graph" {}
+}
+
+sobject! {
+    /// A node with three attributes, as in the standard workloads.
+    pub struct Node: "Node" {
+        title: Str,
+        pos: Dict,
+        ports: List,
+    }
+}
+
+const NODES: usize = 10_000;
+
+fn build() -> Document {
+    let mut types = TypeRegistry::new();
+    types.register::<Graph>();
+    types.register::<Node>();
+    let mut doc = Document::new(Arc::new(types));
+    let graph = Change::Create {
+        id: "g".into(),
+        type_name: "Graph".into(),
+        parent: "root".into(),
+        index: None,
+        attrs: Default::default(),
+        children: Vec::new(),
+    };
+    let r = doc.apply(&Actor::Server, None, vec![graph]);
+    assert!(r.is_ok(), "{r:?}");
+    for chunk in (0..NODES).collect::<Vec<_>>().chunks(1000) {
+        let changes = chunk
+            .iter()
+            .map(|i| Change::Create {
+                id: format!("n{i}").into(),
+                type_name: "Node".into(),
+                parent: "g".into(),
+                index: None,
+                attrs: dict! {
+                    "title" => format!("node-{i}"),
+                    "pos" => dict! { "x" => *i as i64, "y" => *i as i64 },
+                    "ports" => vec!["in", "out"],
+                },
+                children: Vec::new(),
+            })
+            .collect();
+        let r = doc.apply(&Actor::Server, None, changes);
+        assert!(r.is_ok(), "{r:?}");
+    }
+    doc
+}
+
+/// Resident memory of this process, from /proc (Linux).
+fn rss_bytes() -> isize {
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: isize = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(0);
+    pages * 4096
+}
+
+fn memory_per_node() {
+    let (heap, rss) = (LIVE_BYTES.load(Ordering::Relaxed), rss_bytes());
+    let doc = build();
+    let (heap2, rss2) = (LIVE_BYTES.load(Ordering::Relaxed), rss_bytes());
+    println!(
+        "model memory per node ({} nodes with title, pos, ports): {} bytes allocated, {} bytes resident",
+        doc.len() - 2,
+        (heap2 - heap) / NODES as isize,
+        (rss2 - rss) / NODES as isize,
+    );
+}
+
+fn benches(c: &mut Criterion) {
+    memory_per_node();
+    let mut doc = build();
+    let actor = Actor::Client("c1".into());
+    let ids: Vec<ObjId> = (0..NODES).map(|i| ObjId::from(format!("n{i}"))).collect();
+    let mut k = 0usize;
+    // Cold: round robin over all nodes, so each action touches memory no recent one did (the
+    // worst case: every lookup misses the caches). Hot: the same node again, as in a drag.
+    for (name, stride) in [
+        ("apply one dict_set, round robin over a 10k-node doc", 1),
+        ("apply one dict_set on one node of a 10k-node doc (drag)", 0),
+    ] {
+        let mut k = 0usize;
+        c.bench_function(name, |b| {
+            b.iter(|| {
+                k += 1;
+                let change = Change::DictSet {
+                    obj: ids[(k * stride) % NODES].clone(),
+                    attr: "pos".into(),
+                    key: "x".into(),
+                    value: Value::Int(k as i64),
+                };
+                black_box(doc.apply(&actor, None, vec![change]).is_ok())
+            })
+        });
+    }
+    c.bench_function("snapshot (owned) of a 10k-node doc", |b| {
+        b.iter(|| black_box(doc.snapshot()))
+    });
+    c.bench_function(
+        "snapshot serialized to JSON from the tree (10k nodes)",
+        |b| {
+            b.iter_batched(
+                || Vec::with_capacity(1 << 20),
+                |mut out| {
+                    let r = serde_json::to_writer(&mut out, &doc.snapshot_view());
+                    black_box((r.is_ok(), out.len()))
+                },
+                BatchSize::SmallInput,
+            )
+        },
+    );
+}
+
+criterion_group!(model, benches);
+criterion_main!(model);

@@ -246,6 +246,26 @@ pub enum Change {
 }
 
 impl Change {
+    /// The attribute this change targets, if it targets one.
+    pub fn attr(&self) -> Option<&str> {
+        match self {
+            Change::Create { .. } | Change::Delete { .. } | Change::Move { .. } => None,
+            Change::Set { attr, .. }
+            | Change::Add { attr, .. }
+            | Change::TextInsert { attr, .. }
+            | Change::TextDelete { attr, .. }
+            | Change::DictSet { attr, .. }
+            | Change::DictRemove { attr, .. }
+            | Change::ListInsert { attr, .. }
+            | Change::ListRemove { attr, .. }
+            | Change::ListMove { attr, .. }
+            | Change::ListSet { attr, .. }
+            | Change::SetAdd { attr, .. }
+            | Change::SetRemove { attr, .. }
+            | Change::Emit { attr, .. } => Some(attr),
+        }
+    }
+
     /// The id of the object this change targets (for create: the new object).
     pub fn target(&self) -> &str {
         match self {

@@ -284,7 +284,10 @@ impl<'d> Tx<'d> {
                 let step = self.doc.move_object(key, parent, index)?;
                 self.applied.push(step);
             }
-            _ => self.apply_attr(change)?,
+            _ => {
+                let (key, slot) = self.apply_attr(change)?;
+                return self.react_attr(key, slot);
+            }
         }
         self.react(start)
     }
@@ -373,33 +376,24 @@ impl<'d> Tx<'d> {
         Ok(())
     }
 
-    fn apply_attr(&mut self, change: Change) -> Result<(), ModelError> {
+    /// Applies a change to one attribute; returns which, for its reactions.
+    fn apply_attr(&mut self, change: Change) -> Result<(ObjKey, u16), ModelError> {
         let key = self.doc.resolve(change.target())?;
-        let (slot, kind) = match &change {
-            Change::Set { attr, .. }
-            | Change::Add { attr, .. }
-            | Change::TextInsert { attr, .. }
-            | Change::TextDelete { attr, .. }
-            | Change::DictSet { attr, .. }
-            | Change::DictRemove { attr, .. }
-            | Change::ListInsert { attr, .. }
-            | Change::ListRemove { attr, .. }
-            | Change::ListMove { attr, .. }
-            | Change::ListSet { attr, .. }
-            | Change::SetAdd { attr, .. }
-            | Change::SetRemove { attr, .. }
-            | Change::Emit { attr, .. } => self.doc.resolve_attr(key, attr)?,
-            Change::Create { .. } | Change::Delete { .. } | Change::Move { .. } => return Ok(()),
+        let Some(attr) = change.attr() else {
+            return Err(ModelError::Custom("not an attribute change".into()));
         };
+        let (slot, kind) = self.doc.resolve_attr(key, attr)?;
         self.permit(key, None, &change)?;
         let op = match change {
             Change::Set { value, .. } => AttrOp::Set(value),
             Change::Add { value, .. } => AttrOp::Add(value),
             Change::TextInsert { pos, text, .. } => {
-                return self.text_edit(key, slot, kind, TextEdit::Insert { pos, text })
+                self.text_edit(key, slot, kind, TextEdit::Insert { pos, text })?;
+                return Ok((key, slot));
             }
             Change::TextDelete { pos, len, .. } => {
-                return self.text_edit(key, slot, kind, TextEdit::Delete { pos, len })
+                self.text_edit(key, slot, kind, TextEdit::Delete { pos, len })?;
+                return Ok((key, slot));
             }
             Change::DictSet { key: k, value, .. } => AttrOp::DictSet(k, value),
             Change::DictRemove { key: k, .. } => AttrOp::DictRemove(k),
@@ -410,15 +404,12 @@ impl<'d> Tx<'d> {
             Change::SetAdd { value, .. } => AttrOp::SetAdd(value),
             Change::SetRemove { value, .. } => AttrOp::SetRemove(value),
             Change::Emit { args, .. } => AttrOp::Emit(args),
-            Change::Create { .. } | Change::Delete { .. } | Change::Move { .. } => return Ok(()),
+            Change::Create { .. } | Change::Delete { .. } | Change::Move { .. } => {
+                return Err(ModelError::Custom("not an attribute change".into()))
+            }
         };
         let is_set = matches!(op, AttrOp::Set(_));
         let step = self.doc.attr_op(key, slot, op)?;
-        let args = match &step {
-            AppliedChange::Emit { args, .. } => Some(args.clone()),
-            _ => None,
-        };
-        self.applied.push(step);
         if is_set && kind == TopicKind::String {
             self.text_log.push(TextLog {
                 topic: (key, slot),
@@ -427,7 +418,37 @@ impl<'d> Tx<'d> {
             });
             self.views.retain(|v| v.topic != (key, slot));
         }
-        self.validate(key, slot, args.as_ref())
+        match step {
+            AppliedChange::Emit { ref args, .. } if self.has_validators(key, slot) => {
+                let args = args.clone();
+                self.applied.push(step);
+                self.validate(key, slot, Some(&args))?;
+            }
+            step => {
+                self.applied.push(step);
+                self.validate(key, slot, None)?;
+            }
+        }
+        Ok((key, slot))
+    }
+
+    fn has_validators(&self, key: ObjKey, slot: u16) -> bool {
+        !self.doc.types.get(self.doc.objects[key].type_idx).attrs[usize::from(slot)]
+            .validators
+            .is_empty()
+    }
+
+    /// Runs the reactions to a change of one attribute.
+    fn react_attr(&mut self, key: ObjKey, slot: u16) -> Result<(), ModelError> {
+        let def = self.doc.types.get(self.doc.objects[key].type_idx);
+        if def.attrs[usize::from(slot)].reactions.is_empty() {
+            return Ok(());
+        }
+        let types = self.doc.types.clone();
+        for r in &types.get(self.doc.objects[key].type_idx).attrs[usize::from(slot)].reactions {
+            self.nested(|tx| r(tx, key))?;
+        }
+        Ok(())
     }
 
     /// Applies a text edit from a request, transformed against concurrent edits if it is based

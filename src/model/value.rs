@@ -197,6 +197,11 @@ impl Dict {
         match self.find(&key) {
             Ok(i) => Some(std::mem::replace(&mut self.0[i].1, value)),
             Err(i) => {
+                // Small dicts (a position, a style) grow one entry at a time: no spare capacity
+                // per object; larger ones grow geometrically.
+                if self.0.len() == self.0.capacity() && self.0.len() < 8 {
+                    self.0.reserve_exact(1);
+                }
                 self.0.insert(i, (key, value));
                 None
             }
