@@ -119,7 +119,6 @@ fn benches(c: &mut Criterion) {
     let mut doc = build();
     let actor = Actor::Client("c1".into());
     let ids: Vec<ObjId> = (0..NODES).map(|i| ObjId::from(format!("n{i}"))).collect();
-    let mut k = 0usize;
     // Cold: round robin over all nodes, so each action touches memory no recent one did (the
     // worst case: every lookup misses the caches). Hot: the same node again, as in a drag.
     for (name, stride) in [
