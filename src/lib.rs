@@ -46,3 +46,7 @@ pub mod limits;
 pub mod model;
 
 pub use limits::ModelLimits;
+
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+struct ReadmeDoctests;
