@@ -7,6 +7,11 @@
 //! Layout (see `ARCHITECTURE.md`):
 //! - [`model`]: the pure core (tree, topics, changes, transactions, undo, snapshots).
 //! - [`limits`]: every limit, with its default and why.
+//! - [`protocol`]: the wire messages and their codec.
+//! - [`room`]: one actor per room owning its document.
+//! - [`server`]: the axum router, sessions, hooks, shutdown.
+//! - [`client`]: a Rust client (bots, tools, tests, benchmarks).
+//! - [`demo`]: the types of the bundled demos.
 //!
 //! Declaring a type and changing a document from server code:
 //!
@@ -42,10 +47,17 @@
 
 #![warn(missing_docs)]
 
+pub mod client;
+pub mod demo;
 pub mod limits;
 pub mod model;
+pub mod protocol;
+pub mod room;
+pub mod server;
 
-pub use limits::ModelLimits;
+pub use limits::{ModelLimits, ServerLimits};
+pub use room::{RoomError, RoomHandle};
+pub use server::{Server, ServerBuilder};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

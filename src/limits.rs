@@ -53,3 +53,67 @@ impl Default for ModelLimits {
 
 /// How often (in commits) idle text histories are swept.
 pub(crate) const TEXT_SWEEP_EVERY: u64 = 4096;
+
+/// Limits enforced by the server (per connection, per room, per process).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// Bytes in one WebSocket message: bounds what one frame can make the server buffer.
+    pub frame_bytes_max: usize,
+    /// Changes in one client action (checked before the room sees it).
+    pub action_changes_max: usize,
+    /// Messages per second per client, sustained; bursts up to `message_burst_max`.
+    pub messages_per_second_max: u32,
+    /// Size of the per-client token bucket.
+    pub message_burst_max: u32,
+    /// Messages waiting to be written to one client. A client that lets it fill is cut off
+    /// (close 4003) rather than holding memory or slowing the room; it can resume.
+    pub outbound_queue_len_max: usize,
+    /// Serialized bytes of one presence state.
+    pub presence_bytes_max: usize,
+    /// Undecodable messages one connection may send before it is closed (4004).
+    pub errors_max: u32,
+    /// Time for a new connection to send `hello`.
+    pub hello_timeout_ms: u64,
+    /// A connection silent this long (not even pongs) is closed (4005).
+    pub idle_timeout_ms: u64,
+    /// Interval of server pings.
+    pub ping_interval_ms: u64,
+    /// Time a service has to answer before the caller gets `timeout`.
+    pub service_timeout_ms: u64,
+    /// Updates kept per room for resuming clients (older resumes get a snapshot).
+    pub room_log_versions_max: usize,
+    /// Bytes of updates kept per room for resuming clients.
+    pub room_log_bytes_max: usize,
+    /// Rooms loaded at once.
+    pub rooms_max: usize,
+    /// Clients connected to one room.
+    pub clients_per_room_max: usize,
+    /// Clients connected to the server.
+    pub clients_max: usize,
+    /// Commands waiting in one room's inbox; senders wait when it is full (backpressure).
+    pub room_inbox_len_max: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            frame_bytes_max: 1 << 20,
+            action_changes_max: 1000,
+            messages_per_second_max: 200,
+            message_burst_max: 400,
+            outbound_queue_len_max: 4096,
+            presence_bytes_max: 4096,
+            errors_max: 10,
+            hello_timeout_ms: 10_000,
+            idle_timeout_ms: 30_000,
+            ping_interval_ms: 10_000,
+            service_timeout_ms: 10_000,
+            room_log_versions_max: 10_000,
+            room_log_bytes_max: 64 << 20,
+            rooms_max: 10_000,
+            clients_per_room_max: 1000,
+            clients_max: 20_000,
+            room_inbox_len_max: 4096,
+        }
+    }
+}

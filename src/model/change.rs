@@ -75,7 +75,7 @@ impl NodeSnapshot {
 /// Positions in text count UTF-16 code units; list and child indexes are 0-based. `index: None`
 /// means "at the end".
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+#[serde(tag = "op", rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Change {
     /// Create an object (and, if given, its children) under `parent` at `index`.

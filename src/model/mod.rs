@@ -22,6 +22,7 @@ pub use attr::Attr;
 pub use change::{Actor, AppliedChange, Change, NodeSnapshot, ObjId};
 pub use document::{DocSnapshot, Document, ObjKey, SnapshotView, ROOT_ID};
 pub use error::{ModelError, Rejection};
+pub(crate) use kind::set_order;
 pub use kind::{kinds, Kind, TopicKind};
 #[doc(hidden)]
 pub use registry::slot_of;

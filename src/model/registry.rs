@@ -440,6 +440,7 @@ macro_rules! sobject {
             #[doc(hidden)]
             pub const __ATTRIBUTE_NAMES: &'static [&'static str] = &[$(::std::stringify!($field)),*];
             $(
+                #[doc = ::std::concat!("The `", ::std::stringify!($field), "` attribute (", ::std::stringify!($kind), ").")]
                 $(#[$fmeta])*
                 #[allow(dead_code)]
                 $vis fn $field(self) -> $crate::model::Attr<$crate::model::kinds::$kind> {

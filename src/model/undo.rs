@@ -87,9 +87,13 @@ impl UndoHistory {
         let (targets, scope) = footprint(doc, &t.changes);
         let h = self.clients.entry(client.clone()).or_default();
         h.redo.clear();
+        // Only attribute edits merge (a drag, typing): creating, deleting or moving an object is
+        // always a step of its own.
         let merge = !h.boundary
+            && !t.changes.iter().any(is_structural)
             && h.undo.back().is_some_and(|last| {
                 now_ms.saturating_sub(last.last_ms) <= self.merge_window_ms
+                    && !last.changes.iter().any(|(_, c)| is_structural(c))
                     && targets
                         .iter()
                         .all(|id| last.targets.binary_search(id).is_ok())
@@ -244,6 +248,13 @@ impl UndoHistory {
         h.boundary = true;
         Ok(t)
     }
+}
+
+fn is_structural(c: &AppliedChange) -> bool {
+    matches!(
+        c,
+        AppliedChange::Create { .. } | AppliedChange::Delete { .. } | AppliedChange::Move { .. }
+    )
 }
 
 fn matches(step: &Step, scope: Option<&str>) -> bool {

@@ -182,6 +182,10 @@ impl Dict {
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.find(key).ok().map(|i| &self.0[i].1)
     }
+    /// The value under `key`, to change it in place.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.find(key).ok().map(|i| &mut self.0[i].1)
+    }
     /// Whether `key` is present.
     pub fn contains_key(&self, key: &str) -> bool {
         self.find(key).is_ok()

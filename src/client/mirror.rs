@@ -1,0 +1,301 @@
+//! [`Mirror`]: a client's copy of a room's tree, built from a snapshot and kept current by
+//! applying the changes of each update in order. It trusts the server (the changes were already
+//! validated) and knows no types: attributes are plain values.
+
+use crate::model::text::TextEdit;
+use crate::model::{Change, Dict, DocSnapshot, NodeSnapshot, ObjId, Value};
+use compact_str::CompactString;
+use std::collections::HashMap;
+
+/// One object of the mirror.
+#[derive(Clone, Debug, PartialEq)]
+pub struct MirrorNode {
+    /// Registered type name.
+    pub type_name: CompactString,
+    /// Parent id (`None` for the root).
+    pub parent: Option<ObjId>,
+    /// Children ids in order.
+    pub children: Vec<ObjId>,
+    /// Attribute values by name.
+    pub attrs: Dict,
+}
+
+/// A client's copy of a room's tree at some version.
+#[derive(Clone, Debug, Default)]
+pub struct Mirror {
+    nodes: HashMap<ObjId, MirrorNode>,
+    root: ObjId,
+    version: u64,
+}
+
+impl Mirror {
+    /// A mirror of `snapshot`.
+    pub fn from_snapshot(snapshot: DocSnapshot) -> Self {
+        let mut m = Mirror {
+            nodes: HashMap::new(),
+            root: snapshot.root.id.clone(),
+            version: snapshot.version,
+        };
+        m.insert(None, snapshot.root);
+        m
+    }
+
+    fn insert(&mut self, parent: Option<ObjId>, node: NodeSnapshot) {
+        let mut stack = vec![(parent, node)];
+        while let Some((parent, n)) = stack.pop() {
+            let children: Vec<ObjId> = n.children.iter().map(|c| c.id.clone()).collect();
+            self.nodes.insert(
+                n.id.clone(),
+                MirrorNode {
+                    type_name: n.type_name,
+                    parent,
+                    children,
+                    attrs: n.attrs,
+                },
+            );
+            stack.extend(n.children.into_iter().map(|c| (Some(n.id.clone()), c)));
+        }
+    }
+
+    /// The version this mirror is at.
+    pub fn version(&self) -> u64 {
+        self.version
+    }
+    pub(crate) fn set_version(&mut self, v: u64) {
+        self.version = v;
+    }
+    /// The root id.
+    pub fn root(&self) -> &str {
+        &self.root
+    }
+    /// Number of objects.
+    pub fn len(&self) -> usize {
+        self.nodes.len()
+    }
+    /// Whether the mirror is empty (never: it holds at least the root once loaded).
+    pub fn is_empty(&self) -> bool {
+        self.nodes.is_empty()
+    }
+    /// An object.
+    pub fn get(&self, id: &str) -> Option<&MirrorNode> {
+        self.nodes.get(id)
+    }
+    /// An attribute's value.
+    pub fn value(&self, id: &str, attr: &str) -> Option<&Value> {
+        self.nodes.get(id)?.attrs.get(attr)
+    }
+
+    /// The tree as a snapshot (same shape as the server's), for comparisons.
+    pub fn to_snapshot(&self) -> NodeSnapshot {
+        self.node_snapshot(&self.root)
+    }
+
+    fn node_snapshot(&self, id: &str) -> NodeSnapshot {
+        let n = &self.nodes[id];
+        NodeSnapshot {
+            id: id.into(),
+            type_name: n.type_name.clone(),
+            attrs: n.attrs.clone(),
+            children: n
+                .children
+                .iter()
+                .filter(|c| self.nodes.contains_key(*c))
+                .map(|c| self.node_snapshot(c))
+                .collect(),
+        }
+    }
+
+    fn attr_mut(&mut self, obj: &str, attr: &str) -> Result<&mut Value, String> {
+        let node = self
+            .nodes
+            .get_mut(obj)
+            .ok_or_else(|| format!("no object {obj}"))?;
+        if !node.attrs.contains_key(attr) {
+            node.attrs.insert(attr, Value::Null);
+        }
+        node.attrs
+            .get_mut(attr)
+            .ok_or_else(|| format!("no attribute {attr}"))
+    }
+
+    /// Applies one change of an update. An error means the mirror and the server disagree (a
+    /// bug, or a missed update): the client should reload from a snapshot.
+    pub fn apply(&mut self, change: &Change) -> Result<(), String> {
+        match change {
+            Change::Create {
+                id,
+                type_name,
+                parent,
+                index,
+                attrs,
+                children,
+            } => {
+                let p = self
+                    .nodes
+                    .get_mut(parent.as_str())
+                    .ok_or_else(|| format!("no parent {parent}"))?;
+                let i = index.map_or(p.children.len(), |i| (i as usize).min(p.children.len()));
+                p.children.insert(i, id.clone());
+                let node = NodeSnapshot {
+                    id: id.clone(),
+                    type_name: type_name.clone(),
+                    attrs: attrs.clone(),
+                    children: children.clone(),
+                };
+                self.insert(Some(parent.clone()), node);
+            }
+            Change::Delete { id } => {
+                let parent = self
+                    .nodes
+                    .get(id.as_str())
+                    .and_then(|n| n.parent.clone())
+                    .ok_or_else(|| format!("no object {id}"))?;
+                if let Some(p) = self.nodes.get_mut(&parent) {
+                    p.children.retain(|c| c != id);
+                }
+                let mut stack = vec![id.clone()];
+                while let Some(k) = stack.pop() {
+                    if let Some(n) = self.nodes.remove(&k) {
+                        stack.extend(n.children);
+                    }
+                }
+            }
+            Change::Move { id, parent, index } => {
+                let old = self
+                    .nodes
+                    .get(id.as_str())
+                    .and_then(|n| n.parent.clone())
+                    .ok_or_else(|| format!("no object {id}"))?;
+                if let Some(p) = self.nodes.get_mut(&old) {
+                    p.children.retain(|c| c != id);
+                }
+                let p = self
+                    .nodes
+                    .get_mut(parent.as_str())
+                    .ok_or_else(|| format!("no parent {parent}"))?;
+                let i = index.map_or(p.children.len(), |i| (i as usize).min(p.children.len()));
+                p.children.insert(i, id.clone());
+                if let Some(n) = self.nodes.get_mut(id.as_str()) {
+                    n.parent = Some(parent.clone());
+                }
+            }
+            Change::Set { obj, attr, value } => *self.attr_mut(obj, attr)? = value.clone(),
+            Change::Add { obj, attr, value } => {
+                let v = self.attr_mut(obj, attr)?;
+                *v = match (&*v, value) {
+                    (Value::Int(a), Value::Int(d)) => Value::Int(a.wrapping_add(*d)),
+                    (a, d) => Value::Float(a.as_f64().unwrap_or(0.0) + d.as_f64().unwrap_or(0.0)),
+                };
+            }
+            Change::TextInsert {
+                obj,
+                attr,
+                pos,
+                text,
+            } => {
+                let v = self.attr_mut(obj, attr)?;
+                let s = v.as_str().unwrap_or_default();
+                let edit = TextEdit::Insert {
+                    pos: *pos,
+                    text: text.clone(),
+                };
+                *v = Value::from(
+                    edit.apply(s)
+                        .ok_or_else(|| format!("{obj}.{attr}: bad insert at {pos}"))?,
+                );
+            }
+            Change::TextDelete {
+                obj,
+                attr,
+                pos,
+                len,
+            } => {
+                let v = self.attr_mut(obj, attr)?;
+                let s = v.as_str().unwrap_or_default();
+                let edit = TextEdit::Delete {
+                    pos: *pos,
+                    len: *len,
+                };
+                *v = Value::from(
+                    edit.apply(s)
+                        .ok_or_else(|| format!("{obj}.{attr}: bad delete at {pos}"))?,
+                );
+            }
+            Change::DictSet {
+                obj,
+                attr,
+                key,
+                value,
+            } => match self.attr_mut(obj, attr)? {
+                Value::Dict(d) => {
+                    d.insert(key.clone(), value.clone());
+                }
+                _ => return Err(format!("{obj}.{attr} is not a dict")),
+            },
+            Change::DictRemove { obj, attr, key } => match self.attr_mut(obj, attr)? {
+                Value::Dict(d) => {
+                    d.remove(key);
+                }
+                _ => return Err(format!("{obj}.{attr} is not a dict")),
+            },
+            Change::ListInsert {
+                obj,
+                attr,
+                index,
+                value,
+            } => {
+                let l = list_mut(self.attr_mut(obj, attr)?)?;
+                let i = index.map_or(l.len(), |i| (i as usize).min(l.len()));
+                l.insert(i, value.clone());
+            }
+            Change::ListRemove { obj, attr, index } => {
+                let l = list_mut(self.attr_mut(obj, attr)?)?;
+                if (*index as usize) < l.len() {
+                    l.remove(*index as usize);
+                }
+            }
+            Change::ListMove {
+                obj,
+                attr,
+                from,
+                to,
+            } => {
+                let l = list_mut(self.attr_mut(obj, attr)?)?;
+                if (*from as usize) < l.len() {
+                    let v = l.remove(*from as usize);
+                    l.insert((*to as usize).min(l.len()), v);
+                }
+            }
+            Change::ListSet {
+                obj,
+                attr,
+                index,
+                value,
+            } => {
+                let l = list_mut(self.attr_mut(obj, attr)?)?;
+                if let Some(slot) = l.get_mut(*index as usize) {
+                    *slot = value.clone();
+                }
+            }
+            Change::SetAdd { obj, attr, value } => {
+                let l = list_mut(self.attr_mut(obj, attr)?)?;
+                if let Err(i) = l.binary_search_by(|e| crate::model::set_order(e, value)) {
+                    l.insert(i, value.clone());
+                }
+            }
+            Change::SetRemove { obj, attr, value } => {
+                let l = list_mut(self.attr_mut(obj, attr)?)?;
+                l.retain(|e| e != value);
+            }
+            Change::Emit { .. } => {}
+        }
+        Ok(())
+    }
+}
+
+fn list_mut(v: &mut Value) -> Result<&mut Vec<Value>, String> {
+    match v {
+        Value::List(l) => Ok(l),
+        _ => Err("not a list".into()),
+    }
+}

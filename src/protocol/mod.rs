@@ -1,0 +1,506 @@
+//! Wire protocol v1 (`docs/protocol.md`): the messages, their JSON codec, and the error and close
+//! codes.
+//!
+//! Holds no state. Decoding never panics and turns every malformed input into a
+//! [`ProtocolError`] with a wire code; encoding borrows (a transition's steps, the document for a
+//! snapshot) and writes each server message once, so one update's bytes are shared by every
+//! session of a room.
+//!
+//! Architecture invariant: this module and `client` are the only ones that know JSON text.
+
+use crate::model::{AppliedChange, Change, ObjId, SnapshotView, Value};
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
+
+/// The protocol version this build speaks.
+pub const PROTOCOL_VERSION: u32 = 1;
+
+/// Close codes (`docs/protocol.md`, "Close codes").
+pub mod close {
+    /// Normal close.
+    pub const NORMAL: u16 = 1000;
+    /// The server is shutting down.
+    pub const GOING_AWAY: u16 = 1001;
+    /// A frame larger than `frame_bytes_max`.
+    pub const TOO_BIG: u16 = 1009;
+    /// First message not a valid `hello`, or an unsupported protocol.
+    pub const BAD_HANDSHAKE: u16 = 4000;
+    /// The auth hook refused.
+    pub const UNAUTHORIZED: u16 = 4001;
+    /// Room refused or a room/client limit reached.
+    pub const ROOM_UNAVAILABLE: u16 = 4002;
+    /// The client did not read fast enough.
+    pub const TOO_SLOW: u16 = 4003;
+    /// Too many bad messages.
+    pub const TOO_MANY_ERRORS: u16 = 4004;
+    /// No traffic for `idle_timeout`.
+    pub const IDLE: u16 = 4005;
+}
+
+/// A resume point sent in `hello`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Resume {
+    /// The client id from the earlier `welcome`.
+    pub client: CompactString,
+    /// The resume token from the earlier `welcome`.
+    pub resume_token: String,
+    /// The last version the client applied.
+    pub version: u64,
+}
+
+/// A message from a client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ClientMessage {
+    /// The handshake.
+    Hello {
+        /// Must be [`PROTOCOL_VERSION`].
+        protocol: u32,
+        /// For the auth hook.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        token: Option<String>,
+        /// Reconnecting as an earlier client.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        resume: Option<Resume>,
+    },
+    /// Changes to apply atomically.
+    Action {
+        /// Strictly increasing per client.
+        id: u64,
+        /// The version the client had applied.
+        base: u64,
+        /// The changes.
+        changes: Vec<Change>,
+    },
+    /// Undo the client's latest change in `scope`.
+    Undo {
+        /// An action id.
+        id: u64,
+        /// Object whose subtree limits the undo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<ObjId>,
+    },
+    /// Redo the client's latest undone change in `scope`.
+    Redo {
+        /// An action id.
+        id: u64,
+        /// Object whose subtree limits the redo.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<ObjId>,
+    },
+    /// Set this client's presence (`null` clears it).
+    Presence {
+        /// Any JSON.
+        #[serde(default)]
+        state: Value,
+    },
+    /// Call a service.
+    Call {
+        /// Matches the `result`.
+        id: u64,
+        /// Registered service name.
+        service: String,
+        /// Arguments.
+        #[serde(default)]
+        args: Value,
+    },
+}
+
+/// Why a client message could not be decoded.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProtocolError {
+    /// Not JSON, or missing/wrong fields.
+    #[error("{reason}")]
+    BadMessage {
+        /// The decoder's words (with line and column).
+        reason: String,
+    },
+    /// A `t` this server does not know.
+    #[error("unknown message type {t:?}")]
+    UnknownMessage {
+        /// The type given.
+        t: String,
+    },
+}
+
+impl ProtocolError {
+    /// The wire code of the `error` message.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ProtocolError::BadMessage { .. } => "bad_message",
+            ProtocolError::UnknownMessage { .. } => "unknown_message",
+        }
+    }
+}
+
+const CLIENT_TYPES: &[&str] = &["hello", "action", "undo", "redo", "presence", "call"];
+
+/// Decodes one client message.
+pub fn decode_client(text: &str) -> Result<ClientMessage, ProtocolError> {
+    serde_json::from_str(text).map_err(|e| {
+        // Tell an unknown type apart from a malformed known one, for the error code.
+        #[derive(Deserialize)]
+        struct Tagged {
+            t: String,
+        }
+        match serde_json::from_str::<Tagged>(text) {
+            Ok(Tagged { t }) if !CLIENT_TYPES.contains(&t.as_str()) => {
+                ProtocolError::UnknownMessage { t }
+            }
+            _ => ProtocolError::BadMessage {
+                reason: e.to_string(),
+            },
+        }
+    })
+}
+
+/// Encodes a client message (for the Rust client and tests).
+pub fn encode_client(msg: &ClientMessage) -> String {
+    serde_json::to_string(msg).unwrap_or_default()
+}
+
+/// `welcome`, borrowing the document for its snapshot.
+#[derive(Serialize)]
+pub struct Welcome<'a> {
+    /// Always "welcome".
+    pub t: &'static str,
+    /// [`PROTOCOL_VERSION`].
+    pub protocol: u32,
+    /// The client id.
+    pub client: &'a str,
+    /// To resume later.
+    pub resume_token: &'a str,
+    /// The room's version now.
+    pub version: u64,
+    /// Highest action id of this client processed.
+    pub acked: u64,
+    /// Present when the client must reload the tree.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub snapshot: Option<SnapshotView<'a>>,
+    /// Other clients' presence.
+    pub presence: HashMap<&'a str, &'a Value>,
+    /// Whether the client may change nothing.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub read_only: bool,
+}
+
+/// Encodes a `welcome`.
+pub fn encode_welcome(w: &Welcome<'_>) -> String {
+    serde_json::to_string(w).unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct UpdateOut<'a> {
+    t: &'static str,
+    v: u64,
+    origin: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<u64>,
+    changes: &'a [AppliedChange],
+}
+
+/// Encodes an `update` (state changes, new version `v`) or, with `events_only`, an `events`
+/// message (`v` is the unchanged current version).
+pub fn encode_update(
+    v: u64,
+    origin: &str,
+    action: Option<u64>,
+    changes: &[AppliedChange],
+    events_only: bool,
+) -> String {
+    let t = if events_only { "events" } else { "update" };
+    serde_json::to_string(&UpdateOut {
+        t,
+        v,
+        origin,
+        action,
+        changes,
+    })
+    .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct RejectOut<'a> {
+    t: &'static str,
+    action: u64,
+    code: &'a str,
+    reason: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    change: Option<usize>,
+}
+
+/// Encodes a `reject`.
+pub fn encode_reject(action: u64, code: &str, reason: &str, change: Option<usize>) -> String {
+    serde_json::to_string(&RejectOut {
+        t: "reject",
+        action,
+        code,
+        reason,
+        change,
+    })
+    .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct PresenceOut<'a> {
+    t: &'static str,
+    client: &'a str,
+    state: &'a Value,
+}
+
+/// Encodes a `presence` (a `Null` state means gone).
+pub fn encode_presence(client: &str, state: &Value) -> String {
+    serde_json::to_string(&PresenceOut {
+        t: "presence",
+        client,
+        state,
+    })
+    .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct ErrorBody<'a> {
+    code: &'a str,
+    reason: &'a str,
+}
+
+#[derive(Serialize)]
+struct ResultOut<'a> {
+    t: &'static str,
+    id: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    ok: Option<&'a Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorBody<'a>>,
+}
+
+/// Encodes a `result`: `Ok(value)` or `Err((code, reason))`.
+pub fn encode_result(id: u64, outcome: Result<&Value, (&str, &str)>) -> String {
+    let (ok, error) = match outcome {
+        Ok(v) => (Some(v), None),
+        Err((code, reason)) => (None, Some(ErrorBody { code, reason })),
+    };
+    serde_json::to_string(&ResultOut {
+        t: "result",
+        id,
+        ok,
+        error,
+    })
+    .unwrap_or_default()
+}
+
+#[derive(Serialize)]
+struct ErrorOut<'a> {
+    t: &'static str,
+    code: &'a str,
+    reason: &'a str,
+}
+
+/// Encodes an `error`.
+pub fn encode_error(code: &str, reason: &str) -> String {
+    serde_json::to_string(&ErrorOut {
+        t: "error",
+        code,
+        reason,
+    })
+    .unwrap_or_default()
+}
+
+/// A message from the server, decoded (for the Rust client and tests).
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ServerMessage {
+    /// Handshake answer.
+    Welcome {
+        /// Client id.
+        client: CompactString,
+        /// For resuming.
+        resume_token: String,
+        /// Room version.
+        version: u64,
+        /// Highest processed action id.
+        #[serde(default)]
+        acked: u64,
+        /// The document, when the client must reload.
+        #[serde(default)]
+        snapshot: Option<crate::model::DocSnapshot>,
+        /// Others' presence.
+        #[serde(default)]
+        presence: HashMap<CompactString, Value>,
+        /// May change nothing.
+        #[serde(default)]
+        read_only: bool,
+    },
+    /// A state transition.
+    Update {
+        /// New version.
+        v: u64,
+        /// Who caused it.
+        origin: CompactString,
+        /// Their action id.
+        #[serde(default)]
+        action: Option<u64>,
+        /// Applied changes (forward form).
+        changes: Vec<Change>,
+    },
+    /// Events only; no version.
+    Events {
+        /// Current version.
+        v: u64,
+        /// Who emitted.
+        origin: CompactString,
+        /// Their action id.
+        #[serde(default)]
+        action: Option<u64>,
+        /// The emits.
+        changes: Vec<Change>,
+    },
+    /// An action was refused.
+    Reject {
+        /// Its id.
+        action: u64,
+        /// Machine-readable code.
+        code: String,
+        /// Human reason.
+        reason: String,
+        /// Index of the failing change.
+        #[serde(default)]
+        change: Option<usize>,
+    },
+    /// Another client's presence.
+    Presence {
+        /// Whose.
+        client: CompactString,
+        /// State, or null when gone.
+        #[serde(default)]
+        state: Value,
+    },
+    /// A service's answer.
+    Result {
+        /// The call id.
+        id: u64,
+        /// Success value.
+        #[serde(default)]
+        ok: Option<Value>,
+        /// Failure.
+        #[serde(default)]
+        error: Option<ServiceError>,
+    },
+    /// A message was not understood.
+    Error {
+        /// Code.
+        code: String,
+        /// Reason.
+        reason: String,
+    },
+}
+
+/// A service failure in a `result`.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub struct ServiceError {
+    /// `no_such_service`, `timeout`, `service_failed`.
+    pub code: String,
+    /// Human reason.
+    pub reason: String,
+}
+
+/// Decodes a server message (for the Rust client and tests).
+pub fn decode_server(text: &str) -> Result<ServerMessage, ProtocolError> {
+    serde_json::from_str(text).map_err(|e| ProtocolError::BadMessage {
+        reason: e.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_type_and_bad_message_are_told_apart() {
+        assert_eq!(
+            decode_client(r#"{"t":"frobnicate"}"#).map_err(|e| e.code()),
+            Err("unknown_message")
+        );
+        assert_eq!(
+            decode_client(r#"{"t":"action","id":1}"#).map_err(|e| e.code()),
+            Err("bad_message")
+        );
+        assert_eq!(
+            decode_client("not json").map_err(|e| e.code()),
+            Err("bad_message")
+        );
+        assert_eq!(
+            decode_client(r#"{"t":"action","id":"x","base":0,"changes":[]}"#).map_err(|e| e.code()),
+            Err("bad_message")
+        );
+    }
+
+    #[test]
+    fn unknown_fields_are_ignored() {
+        let m = decode_client(r#"{"t":"hello","protocol":1,"future":true}"#);
+        assert_eq!(
+            m,
+            Ok(ClientMessage::Hello {
+                protocol: 1,
+                token: None,
+                resume: None
+            })
+        );
+        let m = decode_client(
+            r#"{"t":"action","id":1,"base":0,"changes":[{"op":"delete","id":"x","later":1}]}"#,
+        );
+        assert!(m.is_ok(), "{m:?}");
+    }
+
+    #[test]
+    fn client_messages_round_trip() {
+        let msgs = [
+            r#"{"t":"hello","protocol":1,"token":"k","resume":{"client":"c1","resume_token":"r","version":4}}"#,
+            r#"{"t":"action","id":3,"base":2,"changes":[{"op":"text_insert","obj":"n","attr":"title","pos":1,"text":"😀"}]}"#,
+            r#"{"t":"undo","id":4,"scope":"n"}"#,
+            r#"{"t":"presence","state":{"x":1}}"#,
+            r#"{"t":"call","id":9,"service":"s","args":[1]}"#,
+        ];
+        for text in msgs {
+            let m = decode_client(text).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(decode_client(&encode_client(&m)), Ok(m));
+        }
+    }
+
+    #[test]
+    fn server_messages_decode() {
+        let update = encode_update(
+            5,
+            "c1",
+            Some(2),
+            &[AppliedChange::Set {
+                obj: "n".into(),
+                attr: "title".into(),
+                old: Value::Null,
+                new: "x".into(),
+            }],
+            false,
+        );
+        assert_eq!(
+            update,
+            r#"{"t":"update","v":5,"origin":"c1","action":2,"changes":[{"op":"set","obj":"n","attr":"title","value":"x"}]}"#
+        );
+        assert!(matches!(
+            decode_server(&update),
+            Ok(ServerMessage::Update { v: 5, .. })
+        ));
+        let result = encode_result(3, Err(("timeout", "too slow")));
+        assert!(matches!(
+            decode_server(&result),
+            Ok(ServerMessage::Result {
+                id: 3,
+                error: Some(_),
+                ..
+            })
+        ));
+    }
+}

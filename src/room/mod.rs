@@ -1,0 +1,609 @@
+//! One actor per room: [`RoomHandle`] is how everything else reaches it.
+//!
+//! The actor owns the room's [`Document`] and [`UndoHistory`] and is the only code that touches
+//! them. It applies commands in arrival order, encodes each resulting message **once**, keeps the
+//! last updates for resuming clients, and hands the same shared bytes to every session's bounded
+//! queue. A session whose queue is full is cut off (close 4003) instead of slowing the room or
+//! growing memory; it can resume from its last version.
+//!
+//! Must not: block on a socket, hold a lock across an await, or know the wire beyond
+//! `protocol`'s encoders.
+
+use crate::limits::ServerLimits;
+use crate::model::{
+    Actor, Change, Document, ModelError, ObjId, Rejection, Transition, Tx, UndoHistory, Value,
+};
+use crate::protocol::{self, close, Resume};
+use crate::server::metrics::Metrics;
+use axum::extract::ws::Utf8Bytes;
+use compact_str::CompactString;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+/// A client id, unique in its room.
+pub type ClientId = CompactString;
+
+/// One encoded server message, shared by every session it goes to.
+pub(crate) type Frame = Utf8Bytes;
+
+/// Lets the room (or the session itself) end a session with a close code and reason.
+#[derive(Default)]
+pub(crate) struct Closer {
+    token: CancellationToken,
+    reason: OnceLock<(u16, String)>,
+}
+
+impl Closer {
+    /// Asks the session to close with `code` (the first reason given wins).
+    pub(crate) fn close(&self, code: u16, reason: impl Into<String>) {
+        let _ = self.reason.set((code, reason.into()));
+        self.token.cancel();
+    }
+    pub(crate) fn token(&self) -> &CancellationToken {
+        &self.token
+    }
+    pub(crate) fn reason(&self) -> Option<&(u16, String)> {
+        self.reason.get()
+    }
+}
+
+/// What a session gives the room: its outbound queue and its closer.
+#[derive(Clone)]
+pub(crate) struct SessionLink {
+    pub(crate) out: mpsc::Sender<Frame>,
+    pub(crate) closer: Arc<Closer>,
+}
+
+/// A join as the session asks for it (after the auth hook said yes).
+pub(crate) struct JoinRequest {
+    pub(crate) resume: Option<Resume>,
+    pub(crate) read_only: bool,
+}
+
+/// Why a room refused a join.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub(crate) enum JoinError {
+    #[error("room {room} is full ({limit} clients)")]
+    Full { room: String, limit: usize },
+    #[error("could not send the welcome: the connection is not reading")]
+    NotReading,
+}
+
+type Job = Box<dyn FnOnce(&mut RoomState) + Send>;
+
+pub(crate) enum Command {
+    Join {
+        request: JoinRequest,
+        link: SessionLink,
+        reply: oneshot::Sender<Result<ClientId, JoinError>>,
+    },
+    Leave {
+        client: ClientId,
+    },
+    Action {
+        client: ClientId,
+        id: u64,
+        base: u64,
+        changes: Vec<Change>,
+    },
+    Undo {
+        client: ClientId,
+        id: u64,
+        scope: Option<ObjId>,
+        redo: bool,
+    },
+    Presence {
+        client: ClientId,
+        state: Value,
+    },
+    Run(Job),
+}
+
+/// Why a call through a [`RoomHandle`] failed.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RoomError {
+    /// The room's actor has stopped (server shutting down).
+    #[error("room {room} is closed")]
+    Closed {
+        /// Room name.
+        room: String,
+    },
+    /// The transaction was refused; nothing changed.
+    #[error("room {room}: {rejection}")]
+    Rejected {
+        /// Room name.
+        room: String,
+        /// Why.
+        rejection: Rejection,
+    },
+}
+
+/// A handle to a running room: server code changes and reads the room through it. Cheap to
+/// clone; every call is a message to the room's actor, ordered with everything else.
+#[derive(Clone)]
+pub struct RoomHandle {
+    name: Arc<str>,
+    tx: mpsc::Sender<Command>,
+}
+
+impl std::fmt::Debug for RoomHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RoomHandle")
+            .field("name", &self.name)
+            .finish()
+    }
+}
+
+impl RoomHandle {
+    /// The room's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Runs `f` as one transaction by the server and broadcasts the result to every client like
+    /// any other update; returns what `f` returned.
+    pub async fn transact<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, ModelError> + Send + 'static,
+    ) -> Result<R, RoomError> {
+        let (reply, rx) = oneshot::channel();
+        let room = self.name.to_string();
+        self.run(Box::new(move |state: &mut RoomState| {
+            let _ = reply.send(state.server_transact(f));
+        }))
+        .await?;
+        rx.await
+            .map_err(|_| RoomError::Closed { room: room.clone() })?
+            .map_err(|rejection| RoomError::Rejected { room, rejection })
+    }
+
+    /// Reads the document (e.g. to snapshot it) in order with everything else.
+    pub async fn read<R: Send + 'static>(
+        &self,
+        f: impl FnOnce(&Document) -> R + Send + 'static,
+    ) -> Result<R, RoomError> {
+        let (reply, rx) = oneshot::channel();
+        self.run(Box::new(move |state: &mut RoomState| {
+            let _ = reply.send(f(&state.doc));
+        }))
+        .await?;
+        rx.await.map_err(|_| self.closed())
+    }
+
+    async fn run(&self, job: Job) -> Result<(), RoomError> {
+        self.send(Command::Run(job)).await
+    }
+
+    pub(crate) async fn send(&self, cmd: Command) -> Result<(), RoomError> {
+        self.tx.send(cmd).await.map_err(|_| self.closed())
+    }
+
+    fn closed(&self) -> RoomError {
+        RoomError::Closed {
+            room: self.name.to_string(),
+        }
+    }
+}
+
+struct Connected {
+    link: SessionLink,
+    read_only: bool,
+    presence: Value,
+}
+
+struct Known {
+    resume_token: String,
+    /// Highest action id processed (applied or refused).
+    last_action: u64,
+}
+
+/// The state one room's actor owns.
+pub(crate) struct RoomState {
+    name: Arc<str>,
+    doc: Document,
+    undo: UndoHistory,
+    clients: HashMap<ClientId, Connected>,
+    known: HashMap<ClientId, Known>,
+    /// The last updates, for resuming clients: (version, encoded update).
+    log: VecDeque<(u64, Frame)>,
+    log_bytes: usize,
+    limits: Arc<ServerLimits>,
+    metrics: Arc<Metrics>,
+    epoch: Instant,
+}
+
+/// Starts a room's actor for `doc`; returns its handle and the task's join handle.
+pub(crate) fn spawn(
+    name: &str,
+    doc: Document,
+    limits: Arc<ServerLimits>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> (RoomHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(limits.room_inbox_len_max);
+    let name: Arc<str> = name.into();
+    let state = RoomState {
+        name: name.clone(),
+        undo: UndoHistory::new(doc.limits()),
+        doc,
+        clients: HashMap::new(),
+        known: HashMap::new(),
+        log: VecDeque::new(),
+        log_bytes: 0,
+        limits,
+        metrics,
+        epoch: Instant::now(),
+    };
+    let span = tracing::info_span!("room", room = %name);
+    let task = tokio::spawn(tracing::Instrument::instrument(
+        state.run(rx, shutdown),
+        span,
+    ));
+    (RoomHandle { name, tx }, task)
+}
+
+impl RoomState {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
+        self.metrics.rooms.inc();
+        tracing::debug!("room loaded");
+        loop {
+            let cmd = tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                cmd = rx.recv() => cmd,
+            };
+            let Some(cmd) = cmd else { break };
+            self.handle(cmd);
+        }
+        for (_, c) in self.clients.drain() {
+            c.link
+                .closer
+                .close(close::GOING_AWAY, "the server is shutting down");
+        }
+        self.metrics.rooms.dec();
+        tracing::debug!("room stopped");
+    }
+
+    fn handle(&mut self, cmd: Command) {
+        match cmd {
+            Command::Join {
+                request,
+                link,
+                reply,
+            } => {
+                let r = self.join(request, link);
+                let _ = reply.send(r);
+            }
+            Command::Leave { client } => self.drop_client(&client, None),
+            Command::Action {
+                client,
+                id,
+                base,
+                changes,
+            } => self.action(client, id, base, changes),
+            Command::Undo {
+                client,
+                id,
+                scope,
+                redo,
+            } => self.undo(client, id, scope, redo),
+            Command::Presence { client, state } => self.presence(client, state),
+            Command::Run(job) => job(self),
+        }
+    }
+
+    fn now_ms(&self) -> u64 {
+        self.epoch.elapsed().as_millis() as u64
+    }
+
+    fn join(&mut self, request: JoinRequest, link: SessionLink) -> Result<ClientId, JoinError> {
+        if self.clients.len() >= self.limits.clients_per_room_max {
+            return Err(JoinError::Full {
+                room: self.name.to_string(),
+                limit: self.limits.clients_per_room_max,
+            });
+        }
+        let resumed = request.resume.filter(|r| {
+            self.known
+                .get(&r.client)
+                .is_some_and(|k| k.resume_token == r.resume_token)
+        });
+        let (client, from) = match resumed {
+            Some(r) => {
+                // The old connection may not have been noticed dead yet: the new one replaces it.
+                if let Some(old) = self.clients.remove(&r.client) {
+                    old.link.closer.close(
+                        close::NORMAL,
+                        "replaced by a newer connection of the same client",
+                    );
+                }
+                (r.client, Some(r.version))
+            }
+            None => (self.new_client_id(), None),
+        };
+        let catchup = from.and_then(|v| self.log_since(v));
+        let known = self.known.entry(client.clone()).or_insert_with(|| Known {
+            resume_token: random_token(),
+            last_action: 0,
+        });
+        let presence: HashMap<&str, &Value> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| !c.presence.is_null())
+            .map(|(id, c)| (id.as_str(), &c.presence))
+            .collect();
+        let welcome = protocol::encode_welcome(&protocol::Welcome {
+            t: "welcome",
+            protocol: protocol::PROTOCOL_VERSION,
+            client: &client,
+            resume_token: &known.resume_token,
+            version: self.doc.version(),
+            acked: known.last_action,
+            snapshot: if catchup.is_some() {
+                None
+            } else {
+                Some(self.doc.snapshot_view())
+            },
+            presence,
+            read_only: request.read_only,
+        });
+        self.metrics.bytes_out.inc_by(welcome.len() as u64);
+        link.out
+            .try_send(welcome.into())
+            .map_err(|_| JoinError::NotReading)?;
+        for frame in catchup.into_iter().flatten() {
+            link.out
+                .try_send(frame)
+                .map_err(|_| JoinError::NotReading)?;
+        }
+        self.clients.insert(
+            client.clone(),
+            Connected {
+                link,
+                read_only: request.read_only,
+                presence: Value::Null,
+            },
+        );
+        self.metrics.joins.inc();
+        tracing::debug!(%client, resumed = from.is_some(), "client joined");
+        Ok(client)
+    }
+
+    /// The updates after version `v`, if the log still holds all of them (and not too many to
+    /// queue; a snapshot is cheaper then).
+    fn log_since(&self, v: u64) -> Option<Vec<Frame>> {
+        let now = self.doc.version();
+        if v > now {
+            return None;
+        }
+        if v == now {
+            return Some(Vec::new());
+        }
+        let first = self.log.front()?.0;
+        if first > v + 1 || (now - v) as usize > self.limits.outbound_queue_len_max / 2 {
+            return None;
+        }
+        Some(
+            self.log
+                .iter()
+                .filter(|(ver, _)| *ver > v)
+                .map(|(_, f)| f.clone())
+                .collect(),
+        )
+    }
+
+    fn new_client_id(&self) -> ClientId {
+        loop {
+            let n: u64 = rand::random();
+            let id = compact_str::format_compact!("c{}", base36(n, 10));
+            if !self.known.contains_key(&id) {
+                return id;
+            }
+        }
+    }
+
+    fn actor_of(&self, client: &ClientId) -> Option<(Actor, bool)> {
+        self.clients
+            .get(client)
+            .map(|c| (Actor::Client(client.clone()), c.read_only))
+    }
+
+    /// Checks read-only and the action id; on success records it as processed.
+    fn admit(&mut self, client: &ClientId, id: u64) -> Option<Actor> {
+        let (actor, read_only) = self.actor_of(client)?;
+        if read_only {
+            self.reject(
+                client,
+                id,
+                "read_only",
+                "this client may not change anything",
+                None,
+            );
+            return None;
+        }
+        let last = self.known.get(client).map_or(0, |k| k.last_action);
+        if id <= last {
+            let reason = format!("action {id} is not above the last processed action {last}");
+            self.reject(client, id, "duplicate_action", &reason, None);
+            return None;
+        }
+        if let Some(k) = self.known.get_mut(client) {
+            k.last_action = id;
+        }
+        Some(actor)
+    }
+
+    fn action(&mut self, client: ClientId, id: u64, base: u64, changes: Vec<Change>) {
+        let Some(actor) = self.admit(&client, id) else {
+            return;
+        };
+        match self.doc.apply(&actor, Some(base), changes) {
+            Ok(t) => {
+                self.undo.record(&self.doc, &t, self.now_ms());
+                self.publish(&t, Some(id));
+            }
+            Err(r) => {
+                let reason = r.error.to_string();
+                self.reject(&client, id, r.code(), &reason, r.change_index);
+            }
+        }
+    }
+
+    fn undo(&mut self, client: ClientId, id: u64, scope: Option<ObjId>, redo: bool) {
+        let Some(actor) = self.admit(&client, id) else {
+            return;
+        };
+        let scope = match scope {
+            None => None,
+            Some(s) => match self.doc.key(&s) {
+                Some(k) => Some(k),
+                None => {
+                    let e = ModelError::NoSuchObject { id: s };
+                    return self.reject(&client, id, e.code(), &e.to_string(), None);
+                }
+            },
+        };
+        let now = self.now_ms();
+        let r = if redo {
+            self.undo.redo(&mut self.doc, &actor, scope, now)
+        } else {
+            self.undo.undo(&mut self.doc, &actor, scope, now)
+        };
+        match r {
+            Ok(t) => self.publish(&t, Some(id)),
+            Err(e) => self.reject(&client, id, e.code(), &e.to_string(), None),
+        }
+    }
+
+    fn presence(&mut self, client: ClientId, state: Value) {
+        let Some(c) = self.clients.get_mut(&client) else {
+            return;
+        };
+        c.presence = state;
+        let frame: Frame = protocol::encode_presence(&client, &c.presence).into();
+        self.broadcast(&frame, Some(&client));
+    }
+
+    fn server_transact<R>(
+        &mut self,
+        f: impl FnOnce(&mut Tx<'_>) -> Result<R, ModelError>,
+    ) -> Result<R, Rejection> {
+        let (t, r) = self.doc.transact(&Actor::Server, f)?;
+        if !t.changes.is_empty() {
+            self.publish(&t, None);
+        }
+        Ok(r)
+    }
+
+    /// Encodes a transition once, logs it (if it changed state) and sends it to every client.
+    fn publish(&mut self, t: &Transition, action: Option<u64>) {
+        let origin = t.actor.client_id().unwrap_or("server");
+        let events_only = !t.changes_state();
+        let frame: Frame =
+            protocol::encode_update(t.version, origin, action, &t.changes, events_only).into();
+        if !events_only {
+            self.log_bytes += frame.len();
+            self.log.push_back((t.version, frame.clone()));
+            while self.log.len() > self.limits.room_log_versions_max
+                || self.log_bytes > self.limits.room_log_bytes_max
+            {
+                match self.log.pop_front() {
+                    Some((_, f)) => self.log_bytes -= f.len(),
+                    None => break,
+                }
+            }
+            self.metrics.updates.inc();
+        }
+        self.broadcast(&frame, None);
+    }
+
+    /// Queues `frame` to every client (but `except`); cuts off clients whose queue is full.
+    fn broadcast(&mut self, frame: &Frame, except: Option<&ClientId>) {
+        let mut slow: Vec<ClientId> = Vec::new();
+        for (id, c) in &self.clients {
+            if except == Some(id) {
+                continue;
+            }
+            match c.link.out.try_send(frame.clone()) {
+                Ok(()) => {
+                    self.metrics.bytes_out.inc_by(frame.len() as u64);
+                }
+                Err(_) => slow.push(id.clone()),
+            }
+        }
+        for id in slow {
+            self.metrics.slow_disconnects.inc();
+            let reason = format!(
+                "too slow: more than {} messages waiting",
+                self.limits.outbound_queue_len_max
+            );
+            self.drop_client(&id, Some((close::TOO_SLOW, reason)));
+        }
+    }
+
+    /// Sends `frame` to one client; cuts it off if its queue is full.
+    fn send_to(&mut self, client: &ClientId, frame: Frame) {
+        let Some(c) = self.clients.get(client) else {
+            return;
+        };
+        if c.link.out.try_send(frame).is_err() {
+            self.metrics.slow_disconnects.inc();
+            let reason = format!(
+                "too slow: more than {} messages waiting",
+                self.limits.outbound_queue_len_max
+            );
+            self.drop_client(client, Some((close::TOO_SLOW, reason)));
+        }
+    }
+
+    fn reject(
+        &mut self,
+        client: &ClientId,
+        action: u64,
+        code: &str,
+        reason: &str,
+        change: Option<usize>,
+    ) {
+        self.metrics.rejects.inc();
+        self.send_to(
+            client,
+            protocol::encode_reject(action, code, reason, change).into(),
+        );
+    }
+
+    /// Removes a client (closing its session if `close` is given) and tells the others its
+    /// presence is gone.
+    fn drop_client(&mut self, client: &ClientId, close: Option<(u16, String)>) {
+        let Some(c) = self.clients.remove(client) else {
+            return;
+        };
+        if let Some((code, reason)) = close {
+            tracing::info!(%client, code, %reason, "client cut off");
+            c.link.closer.close(code, reason);
+        }
+        if !c.presence.is_null() {
+            let frame: Frame = protocol::encode_presence(client, &Value::Null).into();
+            self.broadcast(&frame, None);
+        }
+    }
+}
+
+fn base36(mut n: u64, digits: usize) -> String {
+    const ALPHABET: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let mut out = vec![b'0'; digits];
+    for d in out.iter_mut().rev() {
+        *d = ALPHABET[(n % 36) as usize];
+        n /= 36;
+    }
+    String::from_utf8(out).unwrap_or_default()
+}
+
+fn random_token() -> String {
+    let a: u64 = rand::random();
+    let b: u64 = rand::random();
+    format!("{a:016x}{b:016x}")
+}

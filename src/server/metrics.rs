@@ -1,0 +1,78 @@
+//! Process metrics in Prometheus text format (`/metrics`), with `prometheus-client`.
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+/// Counters and gauges of one server.
+pub struct Metrics {
+    registry: Registry,
+    /// Rooms loaded.
+    pub rooms: Gauge,
+    /// Connected clients (after the handshake).
+    pub clients: Gauge,
+    /// Successful joins.
+    pub joins: Counter,
+    /// State updates applied.
+    pub updates: Counter,
+    /// Actions (and undo/redo) refused.
+    pub rejects: Counter,
+    /// Bytes received in WebSocket messages.
+    pub bytes_in: Counter,
+    /// Bytes queued to clients.
+    pub bytes_out: Counter,
+    /// Clients cut off because their outbound queue was full.
+    pub slow_disconnects: Counter,
+    /// Messages that could not be decoded, or were rate limited.
+    pub bad_messages: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("objectsync");
+        let m = Metrics {
+            rooms: Gauge::default(),
+            clients: Gauge::default(),
+            joins: Counter::default(),
+            updates: Counter::default(),
+            rejects: Counter::default(),
+            bytes_in: Counter::default(),
+            bytes_out: Counter::default(),
+            slow_disconnects: Counter::default(),
+            bad_messages: Counter::default(),
+            registry: Registry::default(),
+        };
+        registry.register("rooms", "Rooms loaded", m.rooms.clone());
+        registry.register("clients", "Connected clients", m.clients.clone());
+        registry.register("joins", "Successful joins", m.joins.clone());
+        registry.register("updates", "State updates applied", m.updates.clone());
+        registry.register("rejects", "Actions refused", m.rejects.clone());
+        registry.register(
+            "bytes_in",
+            "Bytes received from clients",
+            m.bytes_in.clone(),
+        );
+        registry.register("bytes_out", "Bytes queued to clients", m.bytes_out.clone());
+        registry.register(
+            "slow_disconnects",
+            "Clients cut off for not reading",
+            m.slow_disconnects.clone(),
+        );
+        registry.register(
+            "bad_messages",
+            "Undecodable or rate-limited messages",
+            m.bad_messages.clone(),
+        );
+        Metrics { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// The metrics in Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let _ = encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,355 @@
+//! The server: configuration and hooks ([`ServerBuilder`]), the room registry, the axum router
+//! (WebSocket rooms at `/ws/<room>`, `/healthz`, `/metrics`, static files) and graceful
+//! shutdown.
+//!
+//! The router can be served by [`Server::serve`] or mounted in an existing axum app
+//! ([`Server::router`]).
+
+pub mod metrics;
+mod session;
+
+use crate::limits::{ModelLimits, ServerLimits};
+use crate::model::{Document, ModelError, Tx, TypeRegistry, Value};
+use crate::room::{self, ClientId, RoomHandle};
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use metrics::Metrics;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::pin::Pin;
+use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+/// A boxed future, as hooks return.
+pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+/// What the auth hook is asked.
+#[derive(Clone, Debug)]
+pub struct AuthRequest {
+    /// The room the client wants to join.
+    pub room: String,
+    /// The `token` of its `hello`.
+    pub token: Option<String>,
+}
+
+/// What the auth hook grants.
+#[derive(Clone, Debug, Default)]
+pub struct Grant {
+    /// The client may read but not change anything.
+    pub read_only: bool,
+}
+
+/// A service call as a service handler sees it.
+#[derive(Clone, Debug)]
+pub struct ServiceCall {
+    /// The caller's room, to read or change it.
+    pub room: RoomHandle,
+    /// The caller's client id.
+    pub client: ClientId,
+    /// The call's arguments.
+    pub args: Value,
+}
+
+type AuthFn = Arc<dyn Fn(AuthRequest) -> BoxFuture<Result<Grant, String>> + Send + Sync>;
+type RoomInitFn = Arc<dyn Fn(&str, &mut Tx<'_>) -> Result<(), ModelError> + Send + Sync>;
+type ServiceFn = Arc<dyn Fn(ServiceCall) -> BoxFuture<Result<Value, String>> + Send + Sync>;
+
+/// Why the server could not provide a room.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The room name is not 1-64 of `A-Z a-z 0-9 _ - .`.
+    #[error("bad room name {0:?}")]
+    BadRoomName(String),
+    /// `rooms_max` rooms are loaded.
+    #[error("too many rooms are loaded (limit {limit})")]
+    TooManyRooms {
+        /// The limit.
+        limit: usize,
+    },
+    /// The room hook refused to create the room.
+    #[error("room {room} refused: {reason}")]
+    RoomRefused {
+        /// Room name.
+        room: String,
+        /// The hook's words.
+        reason: String,
+    },
+    /// The server is shutting down.
+    #[error("the server is shutting down")]
+    ShuttingDown,
+}
+
+/// Configures a [`Server`].
+pub struct ServerBuilder {
+    types: TypeRegistry,
+    limits: ServerLimits,
+    model_limits: ModelLimits,
+    auth: Option<AuthFn>,
+    room_init: Option<RoomInitFn>,
+    services: HashMap<String, ServiceFn>,
+    static_dir: Option<PathBuf>,
+}
+
+impl ServerBuilder {
+    /// Server limits (frame size, rates, queues, rooms...).
+    pub fn limits(mut self, limits: ServerLimits) -> Self {
+        self.limits = limits;
+        self
+    }
+    /// Model limits for every room's document.
+    pub fn model_limits(mut self, limits: ModelLimits) -> Self {
+        self.model_limits = limits;
+        self
+    }
+    /// Decides who may join which room, and with what rights. Without it, everyone may join
+    /// every room read-write.
+    pub fn authorize<F, Fut>(mut self, f: F) -> Self
+    where
+        F: Fn(AuthRequest) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Grant, String>> + Send + 'static,
+    {
+        self.auth = Some(Arc::new(move |req| Box::pin(f(req))));
+        self
+    }
+    /// Builds a new room's initial tree (runs once per room, as a server transaction); an error
+    /// refuses the room (clients get close code 4002).
+    pub fn on_room_create(
+        mut self,
+        f: impl Fn(&str, &mut Tx<'_>) -> Result<(), ModelError> + Send + Sync + 'static,
+    ) -> Self {
+        self.room_init = Some(Arc::new(f));
+        self
+    }
+    /// Registers a service clients can `call`.
+    pub fn service<F, Fut>(mut self, name: &str, f: F) -> Self
+    where
+        F: Fn(ServiceCall) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = Result<Value, String>> + Send + 'static,
+    {
+        self.services
+            .insert(name.to_owned(), Arc::new(move |call| Box::pin(f(call))));
+        self
+    }
+    /// Serves files from `dir` at `/` (the demo page).
+    pub fn static_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.static_dir = Some(dir.into());
+        self
+    }
+    /// The server.
+    pub fn build(self) -> Server {
+        Server {
+            inner: Arc::new(Inner {
+                types: Arc::new(self.types),
+                limits: Arc::new(self.limits),
+                model_limits: self.model_limits,
+                auth: self.auth,
+                room_init: self.room_init,
+                services: self.services,
+                static_dir: self.static_dir,
+                rooms: Mutex::new(HashMap::new()),
+                metrics: Arc::new(Metrics::default()),
+                clients: AtomicUsize::new(0),
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+            }),
+        }
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) types: Arc<TypeRegistry>,
+    pub(crate) limits: Arc<ServerLimits>,
+    model_limits: ModelLimits,
+    auth: Option<AuthFn>,
+    room_init: Option<RoomInitFn>,
+    pub(crate) services: HashMap<String, ServiceFn>,
+    static_dir: Option<PathBuf>,
+    /// Loaded rooms. A std mutex: held only to look up or insert, never across an await.
+    rooms: Mutex<HashMap<String, RoomHandle>>,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) clients: AtomicUsize,
+    pub(crate) shutdown: CancellationToken,
+    pub(crate) tasks: TaskTracker,
+}
+
+/// An ObjectSync server. Cheap to clone (shared state).
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("types", &self.inner.types)
+            .finish()
+    }
+}
+
+/// Whether `name` is a valid room name.
+pub fn valid_room_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+}
+
+impl Server {
+    /// Starts configuring a server for these SObject types.
+    pub fn builder(types: TypeRegistry) -> ServerBuilder {
+        ServerBuilder {
+            types,
+            limits: ServerLimits::default(),
+            model_limits: ModelLimits::default(),
+            auth: None,
+            room_init: None,
+            services: HashMap::new(),
+            static_dir: None,
+        }
+    }
+
+    /// The axum router: `GET /ws/{room}` (WebSocket), `/healthz`, `/metrics`, and static files
+    /// at `/` if configured. Mount it in an existing app with `Router::merge` or `nest`.
+    pub fn router(&self) -> Router {
+        let mut router = Router::new()
+            .route("/ws/{room}", get(ws_handler))
+            .route("/healthz", get(|| async { "ok" }))
+            .route("/metrics", get(metrics_handler))
+            .with_state(self.inner.clone());
+        if let Some(dir) = &self.inner.static_dir {
+            router = router.fallback_service(tower_http::services::ServeDir::new(dir));
+        }
+        router
+    }
+
+    /// The room named `name`, created (and built by the room hook) if it is not loaded.
+    pub async fn room(&self, name: &str) -> Result<RoomHandle, ServerError> {
+        self.inner.room(name)
+    }
+
+    /// Serves on `listener` until [`shutdown`](Self::shutdown) (or the token's cancellation),
+    /// then closes every session with 1001 and waits for them (at most 5 s).
+    pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        let token = self.inner.shutdown.clone();
+        let app = self.router();
+        let r = axum::serve(listener, app)
+            .with_graceful_shutdown(async move { token.cancelled().await })
+            .await;
+        self.inner.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.tasks.wait()).await;
+        self.inner.rooms.lock().map(|mut r| r.clear()).ok();
+        r
+    }
+
+    /// Starts a graceful shutdown: stop accepting, close sessions with "going away".
+    pub fn shutdown(&self) {
+        self.inner.shutdown.cancel();
+    }
+
+    /// The metrics in Prometheus text format.
+    pub fn metrics(&self) -> String {
+        self.inner.metrics.render()
+    }
+}
+
+impl Inner {
+    pub(crate) fn room(&self, name: &str) -> Result<RoomHandle, ServerError> {
+        if !valid_room_name(name) {
+            return Err(ServerError::BadRoomName(name.to_owned()));
+        }
+        if self.shutdown.is_cancelled() {
+            return Err(ServerError::ShuttingDown);
+        }
+        let mut rooms = self.rooms.lock().map_err(|_| ServerError::ShuttingDown)?;
+        if let Some(h) = rooms.get(name) {
+            return Ok(h.clone());
+        }
+        if rooms.len() >= self.limits.rooms_max {
+            return Err(ServerError::TooManyRooms {
+                limit: self.limits.rooms_max,
+            });
+        }
+        let mut doc = Document::with_limits(self.types.clone(), self.model_limits.clone());
+        if let Some(init) = &self.room_init {
+            doc.transact(&crate::model::Actor::Server, |tx| init(name, tx))
+                .map_err(|r| ServerError::RoomRefused {
+                    room: name.to_owned(),
+                    reason: r.to_string(),
+                })?;
+        }
+        let (handle, task) = room::spawn(
+            name,
+            doc,
+            self.limits.clone(),
+            self.metrics.clone(),
+            self.shutdown.clone(),
+        );
+        // Room actors end on shutdown (or when every handle is gone).
+        self.tasks.spawn(async move {
+            let _ = task.await;
+        });
+        rooms.insert(name.to_owned(), handle.clone());
+        Ok(handle)
+    }
+
+    pub(crate) async fn authorize(&self, req: AuthRequest) -> Result<Grant, String> {
+        match &self.auth {
+            Some(f) => f(req).await,
+            None => Ok(Grant::default()),
+        }
+    }
+}
+
+async fn ws_handler(
+    State(inner): State<Arc<Inner>>,
+    Path(room): Path<String>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    if !valid_room_name(&room) {
+        return (StatusCode::NOT_FOUND, "bad room name").into_response();
+    }
+    let ws = match ws {
+        Ok(ws) => ws,
+        Err(rejection) => return rejection.into_response(),
+    };
+    let frame_max = inner.limits.frame_bytes_max;
+    ws.max_message_size(frame_max)
+        .max_frame_size(frame_max)
+        .on_upgrade(move |socket| {
+            let tracker = inner.tasks.clone();
+            async move {
+                tracker
+                    .track_future(session::run(socket, room, inner))
+                    .await;
+            }
+        })
+}
+
+async fn metrics_handler(State(inner): State<Arc<Inner>>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4")],
+        inner.metrics.render(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn room_names() {
+        assert!(valid_room_name("demo-1.a_b"));
+        assert!(!valid_room_name(""));
+        assert!(!valid_room_name("a/b"));
+        assert!(!valid_room_name(&"x".repeat(65)));
+    }
+}

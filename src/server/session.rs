@@ -1,0 +1,505 @@
+//! One task per connection: handshake, auth, reading with limits, and a writer fed by a bounded
+//! queue. Sessions only move bytes: they decode and forward to the room, and write what the room
+//! (or a service) queues. They never touch a `Document`.
+
+use super::{AuthRequest, Inner, ServiceCall};
+use crate::model::Value;
+use crate::protocol::{self, close, ClientMessage};
+use crate::room::{ClientId, Closer, Command, Frame, JoinRequest, RoomHandle, SessionLink};
+use axum::extract::ws::{CloseFrame, Message, WebSocket};
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+use tracing::Instrument;
+
+/// Frames written per flush: batches a burst into one syscall without starving pings.
+const WRITE_BATCH_MAX: usize = 64;
+
+pub(crate) async fn run(socket: WebSocket, room: String, inner: Arc<Inner>) {
+    let span = tracing::info_span!("session", room = %room, client = tracing::field::Empty);
+    async move {
+        let (mut sink, mut stream) = socket.split();
+        match handshake(&mut stream, &inner).await {
+            Err((code, reason)) => {
+                tracing::debug!(code, %reason, "handshake refused");
+                let _ = sink.send(close_message(code, &reason)).await;
+            }
+            Ok(hello) => connected(sink, stream, room, hello, inner).await,
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+struct Hello {
+    token: Option<String>,
+    resume: Option<protocol::Resume>,
+}
+
+async fn handshake(
+    stream: &mut SplitStream<WebSocket>,
+    inner: &Inner,
+) -> Result<Hello, (u16, String)> {
+    let timeout = Duration::from_millis(inner.limits.hello_timeout_ms);
+    let first = tokio::time::timeout(timeout, stream.next())
+        .await
+        .map_err(|_| (close::BAD_HANDSHAKE, "no hello in time".to_owned()))?;
+    let text = match first {
+        Some(Ok(Message::Text(t))) => t,
+        Some(Ok(_)) => {
+            return Err((
+                close::BAD_HANDSHAKE,
+                "the first message must be a text hello".into(),
+            ))
+        }
+        Some(Err(e)) => return Err((close::BAD_HANDSHAKE, format!("read error: {e}"))),
+        None => return Err((close::NORMAL, "closed before hello".into())),
+    };
+    inner.metrics.bytes_in.inc_by(text.len() as u64);
+    let hello = match protocol::decode_client(&text) {
+        Ok(ClientMessage::Hello {
+            protocol,
+            token,
+            resume,
+        }) => {
+            if protocol != protocol::PROTOCOL_VERSION {
+                return Err((
+                    close::BAD_HANDSHAKE,
+                    format!(
+                        "unsupported protocol {protocol}; this server speaks {}",
+                        protocol::PROTOCOL_VERSION
+                    ),
+                ));
+            }
+            Hello { token, resume }
+        }
+        Ok(_) => {
+            return Err((
+                close::BAD_HANDSHAKE,
+                "the first message must be hello".into(),
+            ))
+        }
+        Err(e) => return Err((close::BAD_HANDSHAKE, format!("bad hello: {e}"))),
+    };
+    Ok(hello)
+}
+
+async fn connected(
+    mut sink: SplitSink<WebSocket, Message>,
+    stream: SplitStream<WebSocket>,
+    room_name: String,
+    hello: Hello,
+    inner: Arc<Inner>,
+) {
+    let grant = match inner
+        .authorize(AuthRequest {
+            room: room_name.clone(),
+            token: hello.token,
+        })
+        .await
+    {
+        Ok(g) => g,
+        Err(reason) => {
+            let _ = sink.send(close_message(close::UNAUTHORIZED, &reason)).await;
+            return;
+        }
+    };
+    if inner.clients.fetch_add(1, Ordering::SeqCst) >= inner.limits.clients_max {
+        inner.clients.fetch_sub(1, Ordering::SeqCst);
+        let reason = format!(
+            "the server has its limit of {} clients",
+            inner.limits.clients_max
+        );
+        let _ = sink
+            .send(close_message(close::ROOM_UNAVAILABLE, &reason))
+            .await;
+        return;
+    }
+    inner.metrics.clients.inc();
+    let joined = join(&inner, &room_name, hello.resume, grant.read_only).await;
+    match joined {
+        Err(reason) => {
+            let _ = sink
+                .send(close_message(close::ROOM_UNAVAILABLE, &reason))
+                .await;
+        }
+        Ok((room, client, link, rx)) => {
+            tracing::Span::current().record("client", client.as_str());
+            let writer = tokio::spawn(
+                write_loop(sink, rx, link.closer.clone(), inner.clone()).in_current_span(),
+            );
+            read_loop(stream, &room, &client, &link, &inner).await;
+            let _ = room.send(Command::Leave { client }).await;
+            if link.closer.reason().is_none() {
+                link.closer.close(close::NORMAL, "bye");
+            }
+            let _ = writer.await;
+        }
+    }
+    inner.clients.fetch_sub(1, Ordering::SeqCst);
+    inner.metrics.clients.dec();
+}
+
+type Joined = (RoomHandle, ClientId, SessionLink, mpsc::Receiver<Frame>);
+
+async fn join(
+    inner: &Inner,
+    room_name: &str,
+    resume: Option<protocol::Resume>,
+    read_only: bool,
+) -> Result<Joined, String> {
+    let room = inner.room(room_name).map_err(|e| e.to_string())?;
+    let (out, rx) = mpsc::channel(inner.limits.outbound_queue_len_max);
+    let link = SessionLink {
+        out,
+        closer: Arc::new(Closer::default()),
+    };
+    let (reply, answer) = oneshot::channel();
+    let request = JoinRequest { resume, read_only };
+    room.send(Command::Join {
+        request,
+        link: link.clone(),
+        reply,
+    })
+    .await
+    .map_err(|e| e.to_string())?;
+    let client = answer
+        .await
+        .map_err(|_| "the room closed".to_owned())?
+        .map_err(|e| e.to_string())?;
+    Ok((room, client, link, rx))
+}
+
+/// A token bucket: `rate` per second, up to `burst`.
+struct RateLimit {
+    tokens: f64,
+    rate: f64,
+    burst: f64,
+    last: Instant,
+}
+
+impl RateLimit {
+    fn allow(&mut self) -> bool {
+        let now = Instant::now();
+        self.tokens =
+            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.last = now;
+        if self.tokens >= 1.0 {
+            self.tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+}
+
+async fn read_loop(
+    mut stream: SplitStream<WebSocket>,
+    room: &RoomHandle,
+    client: &ClientId,
+    link: &SessionLink,
+    inner: &Arc<Inner>,
+) {
+    let limits = &inner.limits;
+    let mut rate = RateLimit {
+        tokens: f64::from(limits.message_burst_max),
+        rate: f64::from(limits.messages_per_second_max),
+        burst: f64::from(limits.message_burst_max),
+        last: Instant::now(),
+    };
+    let mut errors = 0u32;
+    let idle = Duration::from_millis(limits.idle_timeout_ms);
+    let mut last_seen = Instant::now();
+    let mut idle_check = tokio::time::interval(idle / 4);
+    loop {
+        let msg = tokio::select! {
+            biased;
+            _ = link.closer.token().cancelled() => return,
+            _ = inner.shutdown.cancelled() => {
+                link.closer.close(close::GOING_AWAY, "the server is shutting down");
+                return;
+            }
+            _ = idle_check.tick() => {
+                if last_seen.elapsed() > idle {
+                    link.closer.close(close::IDLE, format!("no traffic for {} ms", limits.idle_timeout_ms));
+                    return;
+                }
+                continue;
+            }
+            msg = stream.next() => msg,
+        };
+        last_seen = Instant::now();
+        let text = match msg {
+            None | Some(Ok(Message::Close(_))) => return,
+            Some(Ok(Message::Text(t))) => t,
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            Some(Ok(Message::Binary(_))) => {
+                if !complain(
+                    link,
+                    inner,
+                    &mut errors,
+                    "bad_message",
+                    "binary frames are not part of the protocol",
+                ) {
+                    return;
+                }
+                continue;
+            }
+            Some(Err(e)) => {
+                let text = e.to_string();
+                if text.contains("too long")
+                    || text.contains("Space limit")
+                    || text.contains("size")
+                {
+                    link.closer.close(
+                        close::TOO_BIG,
+                        format!("message larger than {} bytes", limits.frame_bytes_max),
+                    );
+                } else {
+                    tracing::debug!(error = %e, "read error");
+                }
+                return;
+            }
+        };
+        inner.metrics.bytes_in.inc_by(text.len() as u64);
+        if !rate.allow() {
+            let reason = format!(
+                "more than {} messages per second",
+                limits.messages_per_second_max
+            );
+            if !complain(link, inner, &mut errors, "rate_limited", &reason) {
+                return;
+            }
+            continue;
+        }
+        let msg = match protocol::decode_client(&text) {
+            Ok(m) => m,
+            Err(e) => {
+                if !complain(link, inner, &mut errors, e.code(), &e.to_string()) {
+                    return;
+                }
+                continue;
+            }
+        };
+        if !dispatch(msg, room, client, link, inner).await {
+            return;
+        }
+    }
+}
+
+/// Forwards one decoded message; `false` when the session must end.
+async fn dispatch(
+    msg: ClientMessage,
+    room: &RoomHandle,
+    client: &ClientId,
+    link: &SessionLink,
+    inner: &Arc<Inner>,
+) -> bool {
+    let limits = &inner.limits;
+    let client = client.clone();
+    let cmd = match msg {
+        ClientMessage::Hello { .. } => {
+            return queue(
+                link,
+                protocol::encode_error("bad_message", "hello was already received"),
+            );
+        }
+        ClientMessage::Action { id, changes, .. } if changes.len() > limits.action_changes_max => {
+            let reason = format!(
+                "the action has {} changes; the limit is {}",
+                changes.len(),
+                limits.action_changes_max
+            );
+            return queue(
+                link,
+                protocol::encode_reject(id, "too_many_changes", &reason, None),
+            );
+        }
+        ClientMessage::Action { id, base, changes } => Command::Action {
+            client,
+            id,
+            base,
+            changes,
+        },
+        ClientMessage::Undo { id, scope } => Command::Undo {
+            client,
+            id,
+            scope,
+            redo: false,
+        },
+        ClientMessage::Redo { id, scope } => Command::Undo {
+            client,
+            id,
+            scope,
+            redo: true,
+        },
+        ClientMessage::Presence { state } => {
+            let size = serde_json::to_string(&state).map_or(usize::MAX, |s| s.len());
+            if size > limits.presence_bytes_max {
+                let reason = format!(
+                    "presence state of {size} bytes; the limit is {}",
+                    limits.presence_bytes_max
+                );
+                return queue(link, protocol::encode_error("too_large", &reason));
+            }
+            Command::Presence { client, state }
+        }
+        ClientMessage::Call { id, service, args } => {
+            call(
+                id,
+                service,
+                args,
+                room.clone(),
+                client,
+                link.clone(),
+                inner.clone(),
+            );
+            return true;
+        }
+    };
+    room.send(cmd).await.is_ok()
+}
+
+/// Runs a service in its own task, with the timeout, and queues its `result`.
+fn call(
+    id: u64,
+    service: String,
+    args: Value,
+    room: RoomHandle,
+    client: ClientId,
+    link: SessionLink,
+    inner: Arc<Inner>,
+) {
+    let Some(f) = inner.services.get(&service).cloned() else {
+        let reason = format!("no service named {service:?}");
+        queue(
+            &link,
+            protocol::encode_result(id, Err(("no_such_service", &reason))),
+        );
+        return;
+    };
+    let timeout = Duration::from_millis(inner.limits.service_timeout_ms);
+    inner.tasks.spawn(
+        async move {
+            let frame = match tokio::time::timeout(timeout, f(ServiceCall { room, client, args }))
+                .await
+            {
+                Ok(Ok(v)) => protocol::encode_result(id, Ok(&v)),
+                Ok(Err(reason)) => protocol::encode_result(id, Err(("service_failed", &reason))),
+                Err(_) => {
+                    let reason = format!(
+                        "service {service} did not answer within {} ms",
+                        timeout.as_millis()
+                    );
+                    protocol::encode_result(id, Err(("timeout", &reason)))
+                }
+            };
+            queue(&link, frame);
+        }
+        .in_current_span(),
+    );
+}
+
+/// Queues a message for this session; a full queue cuts it off. `false` if cut off.
+fn queue(link: &SessionLink, text: String) -> bool {
+    if link.out.try_send(text.into()).is_err() {
+        link.closer
+            .close(close::TOO_SLOW, "too slow: the outbound queue is full");
+        return false;
+    }
+    true
+}
+
+/// Answers a bad message with `error`; `false` once the connection has had too many.
+fn complain(link: &SessionLink, inner: &Inner, errors: &mut u32, code: &str, reason: &str) -> bool {
+    inner.metrics.bad_messages.inc();
+    *errors += 1;
+    if *errors > inner.limits.errors_max {
+        link.closer.close(
+            close::TOO_MANY_ERRORS,
+            format!("more than {} bad messages", inner.limits.errors_max),
+        );
+        return false;
+    }
+    queue(link, protocol::encode_error(code, reason))
+}
+
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Frame>,
+    closer: Arc<Closer>,
+    inner: Arc<Inner>,
+) {
+    let mut ping = tokio::time::interval(Duration::from_millis(inner.limits.ping_interval_ms));
+    ping.reset();
+    loop {
+        tokio::select! {
+            biased;
+            _ = closer.token().cancelled() => break,
+            frame = rx.recv() => {
+                let Some(frame) = frame else { break };
+                if sink.feed(Message::Text(frame)).await.is_err() {
+                    closer.close(close::NORMAL, "write failed");
+                    return;
+                }
+                let mut n = 1;
+                while n < WRITE_BATCH_MAX {
+                    match rx.try_recv() {
+                        Ok(frame) => {
+                            if sink.feed(Message::Text(frame)).await.is_err() {
+                                closer.close(close::NORMAL, "write failed");
+                                return;
+                            }
+                            n += 1;
+                        }
+                        Err(_) => break,
+                    }
+                }
+                if sink.flush().await.is_err() {
+                    closer.close(close::NORMAL, "write failed");
+                    return;
+                }
+            }
+            _ = ping.tick() => {
+                if sink.send(Message::Ping(Default::default())).await.is_err() {
+                    closer.close(close::NORMAL, "write failed");
+                    return;
+                }
+            }
+        }
+    }
+    let (code, reason) = closer
+        .reason()
+        .cloned()
+        .unwrap_or((close::NORMAL, String::new()));
+    let flush_and_close = async {
+        // Say why before closing (an `error` already queued explains a 4004); a client cut off
+        // for being slow gets no more of what it could not read.
+        if code != close::TOO_SLOW {
+            let mut n = 0;
+            while let (true, Ok(frame)) = (n < WRITE_BATCH_MAX, rx.try_recv()) {
+                if sink.feed(Message::Text(frame)).await.is_err() {
+                    return;
+                }
+                n += 1;
+            }
+        }
+        let _ = sink.send(close_message(code, &reason)).await;
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), flush_and_close).await;
+}
+
+fn close_message(code: u16, reason: &str) -> Message {
+    // A close reason has at most 123 bytes.
+    let mut end = reason.len().min(120);
+    while !reason.is_char_boundary(end) {
+        end -= 1;
+    }
+    Message::Close(Some(CloseFrame {
+        code,
+        reason: reason[..end].into(),
+    }))
+}

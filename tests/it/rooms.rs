@@ -1,0 +1,132 @@
+//! HTTP endpoints, graceful shutdown, flow control.
+
+use crate::harness::*;
+use futures_util::{SinkExt, StreamExt};
+use objectsync::model::{Change, Value};
+use objectsync::protocol::ClientMessage;
+use objectsync::ServerLimits;
+use tokio_tungstenite::tungstenite::Message;
+
+async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
+    raw_request(
+        addr,
+        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
+    )
+    .await
+}
+
+async fn raw_request(addr: std::net::SocketAddr, req: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
+    s.write_all(req.as_bytes()).await.expect("write");
+    let mut out = vec![0u8; 4096];
+    let mut len = 0;
+    // Read until the server closes or the headers are complete.
+    while let Ok(Ok(n)) =
+        tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut out[len..])).await
+    {
+        if n == 0 {
+            break;
+        }
+        len += n;
+        if out[..len].windows(4).any(|w| w == b"\r\n\r\n") && !req.contains("Connection: close") {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&out[..len]).into_owned()
+}
+
+#[tokio::test]
+async fn healthz_metrics_and_bad_room_names() {
+    let ts = TestServer::start().await;
+    let _c = ts.client("r").await;
+    assert!(http_get(ts.addr, "/healthz").await.ends_with("ok"));
+    let metrics = http_get(ts.addr, "/metrics").await;
+    assert!(metrics.contains("objectsync_rooms 1"), "{metrics}");
+    assert!(metrics.contains("objectsync_clients 1"), "{metrics}");
+    let upgrade = "GET /ws/bad%20name HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n";
+    let answer = raw_request(ts.addr, upgrade).await;
+    assert!(answer.starts_with("HTTP/1.1 404"), "{answer}");
+    ts.stop().await;
+}
+
+#[tokio::test]
+async fn graceful_shutdown_closes_sessions_with_going_away() {
+    let ts = TestServer::start().await;
+    let mut a = ts.client("r").await;
+    ts.server.shutdown();
+    assert_eq!(until_closed(&mut a).await.0, 1001);
+    ts.stop().await;
+}
+
+#[tokio::test]
+async fn a_client_that_never_reads_is_cut_off_while_others_keep_receiving() {
+    let limits = ServerLimits {
+        outbound_queue_len_max: 8,
+        messages_per_second_max: 100_000,
+        message_burst_max: 100_000,
+        ..ServerLimits::default()
+    };
+    let ts = TestServer::start_with(TestServer::builder().limits(limits)).await;
+    // The slow one: says hello, then never reads again.
+    let (mut slow, _) = tokio_tungstenite::connect_async(ts.url("r"))
+        .await
+        .expect("connect");
+    let hello = objectsync::protocol::encode_client(&ClientMessage::Hello {
+        protocol: 1,
+        token: None,
+        resume: None,
+    });
+    slow.send(Message::Text(hello.into())).await.expect("hello");
+    let mut writer = ts.client("r").await;
+    let mut fast = ts.client("r").await;
+    let big = "x".repeat(64 * 1024);
+    let metrics_cut = || async {
+        http_get(ts.addr, "/metrics")
+            .await
+            .contains("objectsync_slow_disconnects_total 1")
+    };
+    let mut sent = 0u64;
+    // Bounded: at most 2,000 updates of 64 KiB (the socket buffers fill long before).
+    while sent < 2000 {
+        let change = Change::Set {
+            obj: "hello".into(),
+            attr: "text".into(),
+            value: Value::from(big.as_str()),
+        };
+        let v = within(writer.act(vec![change])).await.expect("write");
+        within(fast.wait_for_version(v))
+            .await
+            .expect("fast reader keeps up");
+        sent += 1;
+        if sent % 50 == 0 && metrics_cut().await {
+            break;
+        }
+    }
+    assert!(
+        metrics_cut().await,
+        "the slow client was not cut off after {sent} updates"
+    );
+    // The slow client finds its close frame (4003) after what was buffered.
+    let mut code = None;
+    while let Ok(Some(msg)) = tokio::time::timeout(DEADLINE, slow.next()).await {
+        if let Ok(Message::Close(Some(f))) = msg {
+            code = Some(u16::from(f.code));
+            break;
+        }
+        if msg.is_err() {
+            break;
+        }
+    }
+    assert_eq!(code, Some(4003));
+    // The others carry on.
+    let n = writer.new_object_id();
+    let v = within(writer.act(vec![create_node(&n, 1)]))
+        .await
+        .expect("still serving");
+    within(fast.wait_for_version(v))
+        .await
+        .expect("fast still receives");
+    assert!(fast.mirror().get(&n).is_some());
+    ts.stop().await;
+}
