@@ -69,15 +69,11 @@ fn drop_dangling(tx: &mut Tx<'_>, e: Edge) -> Result<(), ModelError> {
 /// Registers the demo types, with their rules, into `types`.
 pub fn register(types: &mut TypeRegistry) {
     types.register::<Graph>();
-    types
-        .register::<Node>()
-        .validate(Node::pos, |_, _, pos| inside_canvas(pos));
+    types.register::<Node>().validate(Node::pos, |_, _, pos| inside_canvas(pos));
     types
         .register::<Edge>()
         .validate(Edge::to, |doc, e, to| match (e.from().get(doc), to) {
-            (Ok(Some(from)), Some(to)) if from == to => {
-                Err("an edge cannot connect a node to itself".into())
-            }
+            (Ok(Some(from)), Some(to)) if from == to => Err("an edge cannot connect a node to itself".into()),
             _ => Ok(()),
         })
         .on_change(Edge::from, drop_dangling)

@@ -10,6 +10,7 @@
 //! - [`protocol`]: the wire messages and their codec.
 //! - [`room`]: one actor per room owning its document.
 //! - [`server`]: the axum router, sessions, hooks, shutdown.
+//! - [`store`]: persistence of rooms behind a trait.
 //! - [`client`]: a Rust client (bots, tools, tests, benchmarks).
 //! - [`demo`]: the types of the bundled demos.
 //!
@@ -54,6 +55,7 @@ pub mod model;
 pub mod protocol;
 pub mod room;
 pub mod server;
+pub mod store;
 
 pub use limits::{ModelLimits, ServerLimits};
 pub use room::{RoomError, RoomHandle};

@@ -92,6 +92,9 @@ pub struct ServerLimits {
     pub clients_max: usize,
     /// Commands waiting in one room's inbox; senders wait when it is full (backpressure).
     pub room_inbox_len_max: usize,
+    /// A room with no clients and no commands for this long is saved to the store and
+    /// unloaded, so idle rooms cost no memory.
+    pub room_unload_grace_ms: u64,
 }
 
 impl Default for ServerLimits {
@@ -114,6 +117,7 @@ impl Default for ServerLimits {
             clients_per_room_max: 1000,
             clients_max: 20_000,
             room_inbox_len_max: 4096,
+            room_unload_grace_ms: 30_000,
         }
     }
 }

@@ -6,11 +6,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(
-    name = "objectsync",
-    version,
-    about = "Real-time synchronized object trees"
-)]
+#[command(name = "objectsync", version, about = "Real-time synchronized object trees")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -33,8 +29,7 @@ enum Command {
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "objectsync=info".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "objectsync=info".into()),
         )
         .init();
     match Cli::parse().command {
@@ -43,10 +38,8 @@ async fn main() -> anyhow::Result<()> {
 }
 
 async fn serve(bind: SocketAddr, static_dir: PathBuf) -> anyhow::Result<()> {
-    let server = Server::builder(demo::types())
-        .on_room_create(|_, tx| demo::build_room(tx))
-        .static_dir(static_dir)
-        .build();
+    let server =
+        Server::builder(demo::types()).on_room_create(|_, tx| demo::build_room(tx)).static_dir(static_dir).build();
     let listener = tokio::net::TcpListener::bind(bind).await?;
     // Tests and scripts wait for this line to know the port (useful with --bind 127.0.0.1:0).
     println!("listening on http://{}", listener.local_addr()?);
@@ -64,14 +57,13 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(s) => s,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

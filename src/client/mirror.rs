@@ -31,11 +31,7 @@ pub struct Mirror {
 impl Mirror {
     /// A mirror of `snapshot`.
     pub fn from_snapshot(snapshot: DocSnapshot) -> Self {
-        let mut m = Mirror {
-            nodes: HashMap::new(),
-            root: snapshot.root.id.clone(),
-            version: snapshot.version,
-        };
+        let mut m = Mirror { nodes: HashMap::new(), root: snapshot.root.id.clone(), version: snapshot.version };
         m.insert(None, snapshot.root);
         m
     }
@@ -44,15 +40,7 @@ impl Mirror {
         let mut stack = vec![(parent, node)];
         while let Some((parent, n)) = stack.pop() {
             let children: Vec<ObjId> = n.children.iter().map(|c| c.id.clone()).collect();
-            self.nodes.insert(
-                n.id.clone(),
-                MirrorNode {
-                    type_name: n.type_name,
-                    parent,
-                    children,
-                    attrs: n.attrs,
-                },
-            );
+            self.nodes.insert(n.id.clone(), MirrorNode { type_name: n.type_name, parent, children, attrs: n.attrs });
             stack.extend(n.children.into_iter().map(|c| (Some(n.id.clone()), c)));
         }
     }
@@ -106,34 +94,19 @@ impl Mirror {
     }
 
     fn attr_mut(&mut self, obj: &str, attr: &str) -> Result<&mut Value, String> {
-        let node = self
-            .nodes
-            .get_mut(obj)
-            .ok_or_else(|| format!("no object {obj}"))?;
+        let node = self.nodes.get_mut(obj).ok_or_else(|| format!("no object {obj}"))?;
         if !node.attrs.contains_key(attr) {
             node.attrs.insert(attr, Value::Null);
         }
-        node.attrs
-            .get_mut(attr)
-            .ok_or_else(|| format!("no attribute {attr}"))
+        node.attrs.get_mut(attr).ok_or_else(|| format!("no attribute {attr}"))
     }
 
     /// Applies one change of an update. An error means the mirror and the server disagree (a
     /// bug, or a missed update): the client should reload from a snapshot.
     pub fn apply(&mut self, change: &Change) -> Result<(), String> {
         match change {
-            Change::Create {
-                id,
-                type_name,
-                parent,
-                index,
-                attrs,
-                children,
-            } => {
-                let p = self
-                    .nodes
-                    .get_mut(parent.as_str())
-                    .ok_or_else(|| format!("no parent {parent}"))?;
+            Change::Create { id, type_name, parent, index, attrs, children } => {
+                let p = self.nodes.get_mut(parent.as_str()).ok_or_else(|| format!("no parent {parent}"))?;
                 let i = index.map_or(p.children.len(), |i| (i as usize).min(p.children.len()));
                 p.children.insert(i, id.clone());
                 let node = NodeSnapshot {
@@ -169,10 +142,7 @@ impl Mirror {
                 if let Some(p) = self.nodes.get_mut(&old) {
                     p.children.retain(|c| c != id);
                 }
-                let p = self
-                    .nodes
-                    .get_mut(parent.as_str())
-                    .ok_or_else(|| format!("no parent {parent}"))?;
+                let p = self.nodes.get_mut(parent.as_str()).ok_or_else(|| format!("no parent {parent}"))?;
                 let i = index.map_or(p.children.len(), |i| (i as usize).min(p.children.len()));
                 p.children.insert(i, id.clone());
                 if let Some(n) = self.nodes.get_mut(id.as_str()) {
@@ -187,46 +157,19 @@ impl Mirror {
                     (a, d) => Value::Float(a.as_f64().unwrap_or(0.0) + d.as_f64().unwrap_or(0.0)),
                 };
             }
-            Change::TextInsert {
-                obj,
-                attr,
-                pos,
-                text,
-            } => {
+            Change::TextInsert { obj, attr, pos, text } => {
                 let v = self.attr_mut(obj, attr)?;
                 let s = v.as_str().unwrap_or_default();
-                let edit = TextEdit::Insert {
-                    pos: *pos,
-                    text: text.clone(),
-                };
-                *v = Value::from(
-                    edit.apply(s)
-                        .ok_or_else(|| format!("{obj}.{attr}: bad insert at {pos}"))?,
-                );
+                let edit = TextEdit::Insert { pos: *pos, text: text.clone() };
+                *v = Value::from(edit.apply(s).ok_or_else(|| format!("{obj}.{attr}: bad insert at {pos}"))?);
             }
-            Change::TextDelete {
-                obj,
-                attr,
-                pos,
-                len,
-            } => {
+            Change::TextDelete { obj, attr, pos, len } => {
                 let v = self.attr_mut(obj, attr)?;
                 let s = v.as_str().unwrap_or_default();
-                let edit = TextEdit::Delete {
-                    pos: *pos,
-                    len: *len,
-                };
-                *v = Value::from(
-                    edit.apply(s)
-                        .ok_or_else(|| format!("{obj}.{attr}: bad delete at {pos}"))?,
-                );
+                let edit = TextEdit::Delete { pos: *pos, len: *len };
+                *v = Value::from(edit.apply(s).ok_or_else(|| format!("{obj}.{attr}: bad delete at {pos}"))?);
             }
-            Change::DictSet {
-                obj,
-                attr,
-                key,
-                value,
-            } => match self.attr_mut(obj, attr)? {
+            Change::DictSet { obj, attr, key, value } => match self.attr_mut(obj, attr)? {
                 Value::Dict(d) => {
                     d.insert(key.clone(), value.clone());
                 }
@@ -238,12 +181,7 @@ impl Mirror {
                 }
                 _ => return Err(format!("{obj}.{attr} is not a dict")),
             },
-            Change::ListInsert {
-                obj,
-                attr,
-                index,
-                value,
-            } => {
+            Change::ListInsert { obj, attr, index, value } => {
                 let l = list_mut(self.attr_mut(obj, attr)?)?;
                 let i = index.map_or(l.len(), |i| (i as usize).min(l.len()));
                 l.insert(i, value.clone());
@@ -254,24 +192,14 @@ impl Mirror {
                     l.remove(*index as usize);
                 }
             }
-            Change::ListMove {
-                obj,
-                attr,
-                from,
-                to,
-            } => {
+            Change::ListMove { obj, attr, from, to } => {
                 let l = list_mut(self.attr_mut(obj, attr)?)?;
                 if (*from as usize) < l.len() {
                     let v = l.remove(*from as usize);
                     l.insert((*to as usize).min(l.len()), v);
                 }
             }
-            Change::ListSet {
-                obj,
-                attr,
-                index,
-                value,
-            } => {
+            Change::ListSet { obj, attr, index, value } => {
                 let l = list_mut(self.attr_mut(obj, attr)?)?;
                 if let Some(slot) = l.get_mut(*index as usize) {
                     *slot = value.clone();

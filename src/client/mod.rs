@@ -139,10 +139,7 @@ pub struct Client {
 
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Client")
-            .field("id", &self.id)
-            .field("version", &self.mirror.version())
-            .finish()
+        f.debug_struct("Client").field("id", &self.id).field("version", &self.mirror.version()).finish()
     }
 }
 
@@ -150,9 +147,8 @@ impl Client {
     /// Connects to `url` (`ws://host:port/ws/<room>`), says hello and waits for the welcome.
     /// When resuming, the catch-up updates are applied to the given mirror before this returns.
     pub async fn connect(url: &str, options: ConnectOptions) -> Result<Client, ClientError> {
-        let (ws, _) = tokio_tungstenite::connect_async(url)
-            .await
-            .map_err(|e| ClientError::Connection(e.to_string()))?;
+        let (ws, _) =
+            tokio_tungstenite::connect_async(url).await.map_err(|e| ClientError::Connection(e.to_string()))?;
         let (resume, old_mirror) = match options.resume {
             Some((r, m)) => (Some(r), Some(m)),
             None => (None, None),
@@ -171,22 +167,9 @@ impl Client {
             next_object: 1,
             inbox: VecDeque::new(),
         };
-        c.send(&ClientMessage::Hello {
-            protocol: protocol::PROTOCOL_VERSION,
-            token: options.token,
-            resume,
-        })
-        .await?;
+        c.send(&ClientMessage::Hello { protocol: protocol::PROTOCOL_VERSION, token: options.token, resume }).await?;
         match c.recv().await? {
-            ServerMessage::Welcome {
-                client,
-                resume_token,
-                version,
-                acked,
-                snapshot,
-                presence,
-                read_only,
-            } => {
+            ServerMessage::Welcome { client, resume_token, version, acked, snapshot, presence, read_only } => {
                 c.id = client;
                 c.resume_token = resume_token;
                 c.acked = acked;
@@ -203,17 +186,11 @@ impl Client {
                         }
                     }
                     (None, None) => {
-                        return Err(ClientError::Protocol(
-                            "welcome without a snapshot for a new client".into(),
-                        ))
+                        return Err(ClientError::Protocol("welcome without a snapshot for a new client".into()))
                     }
                 }
             }
-            other => {
-                return Err(ClientError::Protocol(format!(
-                    "expected welcome, got {other:?}"
-                )))
-            }
+            other => return Err(ClientError::Protocol(format!("expected welcome, got {other:?}"))),
         }
         Ok(c)
     }
@@ -244,11 +221,7 @@ impl Client {
     }
     /// Where to resume from after a disconnect.
     pub fn resume_point(&self) -> Resume {
-        Resume {
-            client: self.id.clone(),
-            resume_token: self.resume_token.clone(),
-            version: self.mirror.version(),
-        }
+        Resume { client: self.id.clone(), resume_token: self.resume_token.clone(), version: self.mirror.version() }
     }
     /// Gives up the connection, keeping what a resume needs.
     pub fn into_resume(self) -> (Resume, Mirror) {
@@ -268,10 +241,7 @@ impl Client {
 
     /// Sends a raw text frame (tests use it to send malformed input).
     pub async fn send_text(&mut self, text: String) -> Result<(), ClientError> {
-        self.ws
-            .send(Message::Text(text.into()))
-            .await
-            .map_err(|e| ClientError::Connection(e.to_string()))
+        self.ws.send(Message::Text(text.into())).await.map_err(|e| ClientError::Connection(e.to_string()))
     }
 
     /// Sends an action without waiting (pipelining); returns its id.
@@ -279,8 +249,7 @@ impl Client {
         let id = self.next_action;
         self.next_action += 1;
         let base = self.mirror.version();
-        self.send(&ClientMessage::Action { id, base, changes })
-            .await?;
+        self.send(&ClientMessage::Action { id, base, changes }).await?;
         Ok(id)
     }
 
@@ -295,11 +264,7 @@ impl Client {
     pub async fn undo(&mut self, scope: Option<&str>) -> Result<u64, ClientError> {
         let id = self.next_action;
         self.next_action += 1;
-        self.send(&ClientMessage::Undo {
-            id,
-            scope: scope.map(Into::into),
-        })
-        .await?;
+        self.send(&ClientMessage::Undo { id, scope: scope.map(Into::into) }).await?;
         self.wait_ack(id).await
     }
 
@@ -307,11 +272,7 @@ impl Client {
     pub async fn redo(&mut self, scope: Option<&str>) -> Result<u64, ClientError> {
         let id = self.next_action;
         self.next_action += 1;
-        self.send(&ClientMessage::Redo {
-            id,
-            scope: scope.map(Into::into),
-        })
-        .await?;
+        self.send(&ClientMessage::Redo { id, scope: scope.map(Into::into) }).await?;
         self.wait_ack(id).await
     }
 
@@ -320,33 +281,17 @@ impl Client {
         loop {
             let e = self.read_event().await?;
             match &e {
-                Event::Update {
-                    v,
-                    origin,
-                    action: Some(a),
-                    ..
-                } if *a == id && *origin == self.id => {
+                Event::Update { v, origin, action: Some(a), .. } if *a == id && *origin == self.id => {
                     let v = *v;
                     self.inbox.push_back(e);
                     return Ok(v);
                 }
-                Event::Events {
-                    origin,
-                    action: Some(a),
-                    ..
-                } if *a == id && *origin == self.id => {
+                Event::Events { origin, action: Some(a), .. } if *a == id && *origin == self.id => {
                     self.inbox.push_back(e);
                     return Ok(self.mirror.version());
                 }
-                Event::Reject {
-                    action,
-                    code,
-                    reason,
-                } if *action == id => {
-                    return Err(ClientError::Rejected {
-                        code: code.clone(),
-                        reason: reason.clone(),
-                    });
+                Event::Reject { action, code, reason } if *action == id => {
+                    return Err(ClientError::Rejected { code: code.clone(), reason: reason.clone() });
                 }
                 _ => self.inbox.push_back(e),
             }
@@ -357,20 +302,12 @@ impl Client {
     pub async fn call(&mut self, service: &str, args: Value) -> Result<Value, ClientError> {
         let id = self.next_call;
         self.next_call += 1;
-        self.send(&ClientMessage::Call {
-            id,
-            service: service.into(),
-            args,
-        })
-        .await?;
+        self.send(&ClientMessage::Call { id, service: service.into(), args }).await?;
         loop {
             let e = self.read_event().await?;
             match e {
                 Event::Result { id: got, outcome } if got == id => {
-                    return outcome.map_err(|e| ClientError::Service {
-                        code: e.code,
-                        reason: e.reason,
-                    });
+                    return outcome.map_err(|e| ClientError::Service { code: e.code, reason: e.reason });
                 }
                 other => self.inbox.push_back(other),
             }
@@ -401,30 +338,20 @@ impl Client {
 
     /// Closes the connection normally.
     pub async fn close(mut self) -> Result<(), ClientError> {
-        self.ws
-            .close(None)
-            .await
-            .map_err(|e| ClientError::Connection(e.to_string()))
+        self.ws.close(None).await.map_err(|e| ClientError::Connection(e.to_string()))
     }
 
     async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
         loop {
             match self.ws.next().await {
-                None => {
-                    return Err(ClientError::Closed {
-                        code: 1006,
-                        reason: "connection lost".into(),
-                    })
-                }
+                None => return Err(ClientError::Closed { code: 1006, reason: "connection lost".into() }),
                 Some(Err(e)) => return Err(ClientError::Connection(e.to_string())),
                 Some(Ok(Message::Text(t))) => {
-                    return protocol::decode_server(&t)
-                        .map_err(|e| ClientError::Protocol(e.to_string()));
+                    return protocol::decode_server(&t).map_err(|e| ClientError::Protocol(e.to_string()));
                 }
                 Some(Ok(Message::Close(frame))) => {
-                    let (code, reason) = frame.map_or((1005, String::new()), |f| {
-                        (u16::from(f.code), f.reason.to_string())
-                    });
+                    let (code, reason) =
+                        frame.map_or((1005, String::new()), |f| (u16::from(f.code), f.reason.to_string()));
                     return Err(ClientError::Closed { code, reason });
                 }
                 Some(Ok(_)) => continue,
@@ -436,12 +363,7 @@ impl Client {
     async fn read_event(&mut self) -> Result<Event, ClientError> {
         let msg = self.recv().await?;
         Ok(match msg {
-            ServerMessage::Update {
-                v,
-                origin,
-                action,
-                changes,
-            } => {
+            ServerMessage::Update { v, origin, action, changes } => {
                 if v != self.mirror.version() + 1 {
                     return Err(ClientError::Protocol(format!(
                         "update {v} after version {}: a gap",
@@ -452,33 +374,10 @@ impl Client {
                     self.mirror.apply(c).map_err(ClientError::Protocol)?;
                 }
                 self.mirror.set_version(v);
-                Event::Update {
-                    v,
-                    origin,
-                    action,
-                    changes,
-                }
+                Event::Update { v, origin, action, changes }
             }
-            ServerMessage::Events {
-                origin,
-                action,
-                changes,
-                ..
-            } => Event::Events {
-                origin,
-                action,
-                changes,
-            },
-            ServerMessage::Reject {
-                action,
-                code,
-                reason,
-                ..
-            } => Event::Reject {
-                action,
-                code,
-                reason,
-            },
+            ServerMessage::Events { origin, action, changes, .. } => Event::Events { origin, action, changes },
+            ServerMessage::Reject { action, code, reason, .. } => Event::Reject { action, code, reason },
             ServerMessage::Presence { client, state } => {
                 if state.is_null() {
                     self.presence.remove(&client);
@@ -495,9 +394,7 @@ impl Client {
                 },
             },
             ServerMessage::Error { code, reason } => Event::Error { code, reason },
-            ServerMessage::Welcome { .. } => {
-                return Err(ClientError::Protocol("a second welcome".into()))
-            }
+            ServerMessage::Welcome { .. } => return Err(ClientError::Protocol("a second welcome".into())),
         })
     }
 }

@@ -27,21 +27,14 @@ impl<K> Clone for Attr<K> {
 impl<K> Copy for Attr<K> {}
 impl<K> std::fmt::Debug for Attr<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Attr")
-            .field("obj", &self.obj)
-            .field("slot", &self.slot)
-            .finish()
+        f.debug_struct("Attr").field("obj", &self.obj).field("slot", &self.slot).finish()
     }
 }
 
 impl<K: Kind> Attr<K> {
     /// A handle to attribute `slot` of `obj` (generated code calls this).
     pub fn new(obj: ObjKey, slot: u16) -> Self {
-        Attr {
-            obj,
-            slot,
-            _kind: PhantomData,
-        }
+        Attr { obj, slot, _kind: PhantomData }
     }
     /// The attribute's position in its type.
     pub fn slot(&self) -> u16 {
@@ -54,36 +47,22 @@ impl<K: Kind> Attr<K> {
     /// The attribute's name.
     pub fn name<'d>(&self, doc: &'d Document) -> Result<&'d str, ModelError> {
         let o = doc.objects.get(self.obj).ok_or_else(|| self.gone())?;
-        Ok(doc.types.get(o.type_idx).attrs[usize::from(self.slot)]
-            .name
-            .as_str())
+        Ok(doc.types.get(o.type_idx).attrs[usize::from(self.slot)].name.as_str())
     }
     /// The current value.
     pub fn get<'d>(&self, doc: &'d Document) -> Result<K::View<'d>, ModelError> {
-        let v = doc
-            .value_at(self.obj, self.slot)
-            .ok_or_else(|| self.gone())?;
-        K::view(v).ok_or_else(|| {
-            ModelError::Custom(format!("attribute does not hold a {} value", K::KIND))
-        })
+        let v = doc.value_at(self.obj, self.slot).ok_or_else(|| self.gone())?;
+        K::view(v).ok_or_else(|| ModelError::Custom(format!("attribute does not hold a {} value", K::KIND)))
     }
 
     fn gone(&self) -> ModelError {
-        ModelError::NoSuchObject {
-            id: "<deleted object>".into(),
-        }
+        ModelError::NoSuchObject { id: "<deleted object>".into() }
     }
 
     /// Builds a change for this attribute from its object id and name, and applies it.
-    fn change(
-        &self,
-        tx: &mut Tx<'_>,
-        make: impl FnOnce(ObjId, CompactString) -> Change,
-    ) -> Result<(), ModelError> {
+    fn change(&self, tx: &mut Tx<'_>, make: impl FnOnce(ObjId, CompactString) -> Change) -> Result<(), ModelError> {
         let o = tx.objects.get(self.obj).ok_or_else(|| self.gone())?;
-        let attr = tx.types.get(o.type_idx).attrs[usize::from(self.slot)]
-            .name
-            .clone();
+        let attr = tx.types.get(o.type_idx).attrs[usize::from(self.slot)].name.clone();
         let change = make(o.id.clone(), attr);
         tx.apply(change)
     }
@@ -99,28 +78,13 @@ impl Attr<kinds::Str> {
         self.set_value(tx, Value::String(text.into()))
     }
     /// Inserts `text` at UTF-16 position `pos`.
-    pub fn insert(
-        &self,
-        tx: &mut Tx<'_>,
-        pos: u32,
-        text: impl Into<CompactString>,
-    ) -> Result<(), ModelError> {
+    pub fn insert(&self, tx: &mut Tx<'_>, pos: u32, text: impl Into<CompactString>) -> Result<(), ModelError> {
         let text = text.into();
-        self.change(tx, |obj, attr| Change::TextInsert {
-            obj,
-            attr,
-            pos,
-            text,
-        })
+        self.change(tx, |obj, attr| Change::TextInsert { obj, attr, pos, text })
     }
     /// Deletes `len` UTF-16 units at `pos`.
     pub fn delete(&self, tx: &mut Tx<'_>, pos: u32, len: u32) -> Result<(), ModelError> {
-        self.change(tx, |obj, attr| Change::TextDelete {
-            obj,
-            attr,
-            pos,
-            len,
-        })
+        self.change(tx, |obj, attr| Change::TextDelete { obj, attr, pos, len })
     }
 }
 
@@ -131,11 +95,7 @@ impl Attr<kinds::Int> {
     }
     /// Adds to the number (refused on overflow).
     pub fn add(&self, tx: &mut Tx<'_>, delta: i64) -> Result<(), ModelError> {
-        self.change(tx, |obj, attr| Change::Add {
-            obj,
-            attr,
-            value: Value::Int(delta),
-        })
+        self.change(tx, |obj, attr| Change::Add { obj, attr, value: Value::Int(delta) })
     }
 }
 
@@ -146,11 +106,7 @@ impl Attr<kinds::Float> {
     }
     /// Adds to the number.
     pub fn add(&self, tx: &mut Tx<'_>, delta: f64) -> Result<(), ModelError> {
-        self.change(tx, |obj, attr| Change::Add {
-            obj,
-            attr,
-            value: Value::Float(delta),
-        })
+        self.change(tx, |obj, attr| Change::Add { obj, attr, value: Value::Float(delta) })
     }
 }
 
@@ -167,11 +123,7 @@ impl Attr<kinds::Dict> {
         self.set_value(tx, Value::Dict(d))
     }
     /// The value under `key`.
-    pub fn get_key<'d>(
-        &self,
-        doc: &'d Document,
-        key: &str,
-    ) -> Result<Option<&'d Value>, ModelError> {
+    pub fn get_key<'d>(&self, doc: &'d Document, key: &str) -> Result<Option<&'d Value>, ModelError> {
         Ok(self.get(doc)?.get(key))
     }
     /// Sets one key.
@@ -182,19 +134,10 @@ impl Attr<kinds::Dict> {
         value: impl Into<Value>,
     ) -> Result<(), ModelError> {
         let (key, value) = (key.into(), value.into());
-        self.change(tx, |obj, attr| Change::DictSet {
-            obj,
-            attr,
-            key,
-            value,
-        })
+        self.change(tx, |obj, attr| Change::DictSet { obj, attr, key, value })
     }
     /// Removes one key (refused if absent).
-    pub fn remove_key(
-        &self,
-        tx: &mut Tx<'_>,
-        key: impl Into<CompactString>,
-    ) -> Result<(), ModelError> {
+    pub fn remove_key(&self, tx: &mut Tx<'_>, key: impl Into<CompactString>) -> Result<(), ModelError> {
         let key = key.into();
         self.change(tx, |obj, attr| Change::DictRemove { obj, attr, key })
     }
@@ -206,29 +149,14 @@ impl Attr<kinds::List> {
         self.set_value(tx, Value::List(l))
     }
     /// Inserts at `index`.
-    pub fn insert(
-        &self,
-        tx: &mut Tx<'_>,
-        index: u32,
-        value: impl Into<Value>,
-    ) -> Result<(), ModelError> {
+    pub fn insert(&self, tx: &mut Tx<'_>, index: u32, value: impl Into<Value>) -> Result<(), ModelError> {
         let value = value.into();
-        self.change(tx, |obj, attr| Change::ListInsert {
-            obj,
-            attr,
-            index: Some(index),
-            value,
-        })
+        self.change(tx, |obj, attr| Change::ListInsert { obj, attr, index: Some(index), value })
     }
     /// Appends.
     pub fn push(&self, tx: &mut Tx<'_>, value: impl Into<Value>) -> Result<(), ModelError> {
         let value = value.into();
-        self.change(tx, |obj, attr| Change::ListInsert {
-            obj,
-            attr,
-            index: None,
-            value,
-        })
+        self.change(tx, |obj, attr| Change::ListInsert { obj, attr, index: None, value })
     }
     /// Removes the element at `index`.
     pub fn remove(&self, tx: &mut Tx<'_>, index: u32) -> Result<(), ModelError> {
@@ -236,27 +164,12 @@ impl Attr<kinds::List> {
     }
     /// Moves the element at `from` to final position `to`.
     pub fn move_item(&self, tx: &mut Tx<'_>, from: u32, to: u32) -> Result<(), ModelError> {
-        self.change(tx, |obj, attr| Change::ListMove {
-            obj,
-            attr,
-            from,
-            to,
-        })
+        self.change(tx, |obj, attr| Change::ListMove { obj, attr, from, to })
     }
     /// Replaces the element at `index`.
-    pub fn set_item(
-        &self,
-        tx: &mut Tx<'_>,
-        index: u32,
-        value: impl Into<Value>,
-    ) -> Result<(), ModelError> {
+    pub fn set_item(&self, tx: &mut Tx<'_>, index: u32, value: impl Into<Value>) -> Result<(), ModelError> {
         let value = value.into();
-        self.change(tx, |obj, attr| Change::ListSet {
-            obj,
-            attr,
-            index,
-            value,
-        })
+        self.change(tx, |obj, attr| Change::ListSet { obj, attr, index, value })
     }
 }
 
@@ -286,11 +199,7 @@ impl Attr<kinds::Event> {
 }
 
 fn target_id(doc: &Document, target: ObjKey) -> Result<ObjId, ModelError> {
-    doc.id(target)
-        .map(ObjId::from)
-        .ok_or_else(|| ModelError::NoSuchObject {
-            id: "<deleted reference target>".into(),
-        })
+    doc.id(target).map(ObjId::from).ok_or_else(|| ModelError::NoSuchObject { id: "<deleted reference target>".into() })
 }
 
 impl Attr<kinds::Ref> {
@@ -311,21 +220,12 @@ impl Attr<kinds::Ref> {
 impl Attr<kinds::RefList> {
     /// The referenced objects, in order.
     pub fn targets(&self, doc: &Document) -> Result<Vec<ObjKey>, ModelError> {
-        Ok(self
-            .get(doc)?
-            .iter()
-            .filter_map(|v| v.as_str().and_then(|id| doc.key(id)))
-            .collect())
+        Ok(self.get(doc)?.iter().filter_map(|v| v.as_str().and_then(|id| doc.key(id))).collect())
     }
     /// Appends a reference.
     pub fn push(&self, tx: &mut Tx<'_>, target: ObjKey) -> Result<(), ModelError> {
         let value = Value::String(target_id(tx, target)?);
-        self.change(tx, |obj, attr| Change::ListInsert {
-            obj,
-            attr,
-            index: None,
-            value,
-        })
+        self.change(tx, |obj, attr| Change::ListInsert { obj, attr, index: None, value })
     }
     /// Removes the reference at `index`.
     pub fn remove(&self, tx: &mut Tx<'_>, index: u32) -> Result<(), ModelError> {
@@ -336,33 +236,15 @@ impl Attr<kinds::RefList> {
 impl Attr<kinds::RefDict> {
     /// The object under `key`.
     pub fn target(&self, doc: &Document, key: &str) -> Result<Option<ObjKey>, ModelError> {
-        Ok(self
-            .get(doc)?
-            .get(key)
-            .and_then(Value::as_str)
-            .and_then(|id| doc.key(id)))
+        Ok(self.get(doc)?.get(key).and_then(Value::as_str).and_then(|id| doc.key(id)))
     }
     /// Points `key` at `target`.
-    pub fn set_key(
-        &self,
-        tx: &mut Tx<'_>,
-        key: impl Into<CompactString>,
-        target: ObjKey,
-    ) -> Result<(), ModelError> {
+    pub fn set_key(&self, tx: &mut Tx<'_>, key: impl Into<CompactString>, target: ObjKey) -> Result<(), ModelError> {
         let (key, value) = (key.into(), Value::String(target_id(tx, target)?));
-        self.change(tx, |obj, attr| Change::DictSet {
-            obj,
-            attr,
-            key,
-            value,
-        })
+        self.change(tx, |obj, attr| Change::DictSet { obj, attr, key, value })
     }
     /// Removes `key`.
-    pub fn remove_key(
-        &self,
-        tx: &mut Tx<'_>,
-        key: impl Into<CompactString>,
-    ) -> Result<(), ModelError> {
+    pub fn remove_key(&self, tx: &mut Tx<'_>, key: impl Into<CompactString>) -> Result<(), ModelError> {
         let key = key.into();
         self.change(tx, |obj, attr| Change::DictRemove { obj, attr, key })
     }

@@ -461,149 +461,31 @@ impl AppliedChange {
     pub fn inverse(&self) -> Option<AppliedChange> {
         use AppliedChange as A;
         Some(match self.clone() {
-            A::Create {
-                parent,
-                index,
-                node,
-            } => A::Delete {
-                parent,
-                index,
-                node,
-            },
-            A::Delete {
-                parent,
-                index,
-                node,
-            } => A::Create {
-                parent,
-                index,
-                node,
-            },
-            A::Move {
-                id,
-                from_parent,
-                from_index,
-                to_parent,
-                to_index,
-            } => A::Move {
+            A::Create { parent, index, node } => A::Delete { parent, index, node },
+            A::Delete { parent, index, node } => A::Create { parent, index, node },
+            A::Move { id, from_parent, from_index, to_parent, to_index } => A::Move {
                 id,
                 from_parent: to_parent,
                 from_index: to_index,
                 to_parent: from_parent,
                 to_index: from_index,
             },
-            A::Set {
-                obj,
-                attr,
-                old,
-                new,
-            } => A::Set {
-                obj,
-                attr,
-                old: new,
-                new: old,
-            },
-            A::Add {
-                obj,
-                attr,
-                delta,
-                old,
-                new,
-            } => {
+            A::Set { obj, attr, old, new } => A::Set { obj, attr, old: new, new: old },
+            A::Add { obj, attr, delta, old, new } => {
                 let delta = match delta {
                     Value::Int(i) => Value::Int(i.wrapping_neg()),
                     Value::Float(f) => Value::Float(-f),
                     other => other,
                 };
-                A::Add {
-                    obj,
-                    attr,
-                    delta,
-                    old: new,
-                    new: old,
-                }
+                A::Add { obj, attr, delta, old: new, new: old }
             }
-            A::TextInsert {
-                obj,
-                attr,
-                pos,
-                text,
-            } => A::TextDelete {
-                obj,
-                attr,
-                pos,
-                text,
-            },
-            A::TextDelete {
-                obj,
-                attr,
-                pos,
-                text,
-            } => A::TextInsert {
-                obj,
-                attr,
-                pos,
-                text,
-            },
-            A::DictSet {
-                obj,
-                attr,
-                key,
-                old,
-                new,
-            } => A::DictSet {
-                obj,
-                attr,
-                key,
-                old: new,
-                new: old,
-            },
-            A::ListInsert {
-                obj,
-                attr,
-                index,
-                value,
-            } => A::ListRemove {
-                obj,
-                attr,
-                index,
-                value,
-            },
-            A::ListRemove {
-                obj,
-                attr,
-                index,
-                value,
-            } => A::ListInsert {
-                obj,
-                attr,
-                index,
-                value,
-            },
-            A::ListMove {
-                obj,
-                attr,
-                from,
-                to,
-            } => A::ListMove {
-                obj,
-                attr,
-                from: to,
-                to: from,
-            },
-            A::ListSet {
-                obj,
-                attr,
-                index,
-                old,
-                new,
-            } => A::ListSet {
-                obj,
-                attr,
-                index,
-                old: new,
-                new: old,
-            },
+            A::TextInsert { obj, attr, pos, text } => A::TextDelete { obj, attr, pos, text },
+            A::TextDelete { obj, attr, pos, text } => A::TextInsert { obj, attr, pos, text },
+            A::DictSet { obj, attr, key, old, new } => A::DictSet { obj, attr, key, old: new, new: old },
+            A::ListInsert { obj, attr, index, value } => A::ListRemove { obj, attr, index, value },
+            A::ListRemove { obj, attr, index, value } => A::ListInsert { obj, attr, index, value },
+            A::ListMove { obj, attr, from, to } => A::ListMove { obj, attr, from: to, to: from },
+            A::ListSet { obj, attr, index, old, new } => A::ListSet { obj, attr, index, old: new, new: old },
             A::SetAdd { obj, attr, value } => A::SetRemove { obj, attr, value },
             A::SetRemove { obj, attr, value } => A::SetAdd { obj, attr, value },
             A::Emit { .. } => return None,
@@ -660,11 +542,7 @@ impl AppliedChange {
     pub fn to_change(&self) -> Change {
         use AppliedChange as A;
         match self.clone() {
-            A::Create {
-                parent,
-                index,
-                node,
-            } => Change::Create {
+            A::Create { parent, index, node } => Change::Create {
                 id: node.id,
                 type_name: node.type_name,
                 parent,
@@ -673,109 +551,20 @@ impl AppliedChange {
                 children: node.children,
             },
             A::Delete { node, .. } => Change::Delete { id: node.id },
-            A::Move {
-                id,
-                to_parent,
-                to_index,
-                ..
-            } => Change::Move {
-                id,
-                parent: to_parent,
-                index: Some(to_index),
-            },
-            A::Set { obj, attr, new, .. } => Change::Set {
-                obj,
-                attr,
-                value: new,
-            },
-            A::Add {
-                obj, attr, delta, ..
-            } => Change::Add {
-                obj,
-                attr,
-                value: delta,
-            },
-            A::TextInsert {
-                obj,
-                attr,
-                pos,
-                text,
-            } => Change::TextInsert {
-                obj,
-                attr,
-                pos,
-                text,
-            },
-            A::TextDelete {
-                obj,
-                attr,
-                pos,
-                text,
-            } => {
+            A::Move { id, to_parent, to_index, .. } => Change::Move { id, parent: to_parent, index: Some(to_index) },
+            A::Set { obj, attr, new, .. } => Change::Set { obj, attr, value: new },
+            A::Add { obj, attr, delta, .. } => Change::Add { obj, attr, value: delta },
+            A::TextInsert { obj, attr, pos, text } => Change::TextInsert { obj, attr, pos, text },
+            A::TextDelete { obj, attr, pos, text } => {
                 let len = u32::try_from(super::text::utf16_len(&text)).unwrap_or(u32::MAX);
-                Change::TextDelete {
-                    obj,
-                    attr,
-                    pos,
-                    len,
-                }
+                Change::TextDelete { obj, attr, pos, len }
             }
-            A::DictSet {
-                obj,
-                attr,
-                key,
-                new: Some(value),
-                ..
-            } => Change::DictSet {
-                obj,
-                attr,
-                key,
-                value,
-            },
-            A::DictSet {
-                obj,
-                attr,
-                key,
-                new: None,
-                ..
-            } => Change::DictRemove { obj, attr, key },
-            A::ListInsert {
-                obj,
-                attr,
-                index,
-                value,
-            } => Change::ListInsert {
-                obj,
-                attr,
-                index: Some(index),
-                value,
-            },
-            A::ListRemove {
-                obj, attr, index, ..
-            } => Change::ListRemove { obj, attr, index },
-            A::ListMove {
-                obj,
-                attr,
-                from,
-                to,
-            } => Change::ListMove {
-                obj,
-                attr,
-                from,
-                to,
-            },
-            A::ListSet {
-                obj,
-                attr,
-                index,
-                new,
-                ..
-            } => Change::ListSet {
-                obj,
-                attr,
-                index,
-                value: new,
-            },
+            A::DictSet { obj, attr, key, new: Some(value), .. } => Change::DictSet { obj, attr, key, value },
+            A::DictSet { obj, attr, key, new: None, .. } => Change::DictRemove { obj, attr, key },
+            A::ListInsert { obj, attr, index, value } => Change::ListInsert { obj, attr, index: Some(index), value },
+            A::ListRemove { obj, attr, index, .. } => Change::ListRemove { obj, attr, index },
+            A::ListMove { obj, attr, from, to } => Change::ListMove { obj, attr, from, to },
+            A::ListSet { obj, attr, index, new, .. } => Change::ListSet { obj, attr, index, value: new },
             A::SetAdd { obj, attr, value } => Change::SetAdd { obj, attr, value },
             A::SetRemove { obj, attr, value } => Change::SetRemove { obj, attr, value },
             A::Emit { obj, attr, args } => Change::Emit { obj, attr, args },
@@ -789,11 +578,7 @@ impl Serialize for AppliedChange {
         use AppliedChange as A;
         let mut m = s.serialize_map(None)?;
         match self {
-            A::Create {
-                parent,
-                index,
-                node,
-            } => {
+            A::Create { parent, index, node } => {
                 m.serialize_entry("op", "create")?;
                 m.serialize_entry("id", &node.id)?;
                 m.serialize_entry("type", &node.type_name)?;
@@ -810,12 +595,7 @@ impl Serialize for AppliedChange {
                 m.serialize_entry("op", "delete")?;
                 m.serialize_entry("id", &node.id)?;
             }
-            A::Move {
-                id,
-                to_parent,
-                to_index,
-                ..
-            } => {
+            A::Move { id, to_parent, to_index, .. } => {
                 m.serialize_entry("op", "move")?;
                 m.serialize_entry("id", id)?;
                 m.serialize_entry("parent", to_parent)?;
@@ -825,39 +605,21 @@ impl Serialize for AppliedChange {
                 obj_attr(&mut m, "set", obj, attr)?;
                 m.serialize_entry("value", new)?;
             }
-            A::Add {
-                obj, attr, delta, ..
-            } => {
+            A::Add { obj, attr, delta, .. } => {
                 obj_attr(&mut m, "add", obj, attr)?;
                 m.serialize_entry("value", delta)?;
             }
-            A::TextInsert {
-                obj,
-                attr,
-                pos,
-                text,
-            } => {
+            A::TextInsert { obj, attr, pos, text } => {
                 obj_attr(&mut m, "text_insert", obj, attr)?;
                 m.serialize_entry("pos", pos)?;
                 m.serialize_entry("text", text)?;
             }
-            A::TextDelete {
-                obj,
-                attr,
-                pos,
-                text,
-            } => {
+            A::TextDelete { obj, attr, pos, text } => {
                 obj_attr(&mut m, "text_delete", obj, attr)?;
                 m.serialize_entry("pos", pos)?;
                 m.serialize_entry("len", &super::text::utf16_len(text))?;
             }
-            A::DictSet {
-                obj,
-                attr,
-                key,
-                new,
-                ..
-            } => match new {
+            A::DictSet { obj, attr, key, new, .. } => match new {
                 Some(value) => {
                     obj_attr(&mut m, "dict_set", obj, attr)?;
                     m.serialize_entry("key", key)?;
@@ -868,39 +630,21 @@ impl Serialize for AppliedChange {
                     m.serialize_entry("key", key)?;
                 }
             },
-            A::ListInsert {
-                obj,
-                attr,
-                index,
-                value,
-            } => {
+            A::ListInsert { obj, attr, index, value } => {
                 obj_attr(&mut m, "list_insert", obj, attr)?;
                 m.serialize_entry("index", index)?;
                 m.serialize_entry("value", value)?;
             }
-            A::ListRemove {
-                obj, attr, index, ..
-            } => {
+            A::ListRemove { obj, attr, index, .. } => {
                 obj_attr(&mut m, "list_remove", obj, attr)?;
                 m.serialize_entry("index", index)?;
             }
-            A::ListMove {
-                obj,
-                attr,
-                from,
-                to,
-            } => {
+            A::ListMove { obj, attr, from, to } => {
                 obj_attr(&mut m, "list_move", obj, attr)?;
                 m.serialize_entry("from", from)?;
                 m.serialize_entry("to", to)?;
             }
-            A::ListSet {
-                obj,
-                attr,
-                index,
-                new,
-                ..
-            } => {
+            A::ListSet { obj, attr, index, new, .. } => {
                 obj_attr(&mut m, "list_set", obj, attr)?;
                 m.serialize_entry("index", index)?;
                 m.serialize_entry("value", new)?;

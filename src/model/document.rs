@@ -56,9 +56,7 @@ impl IdIndex {
         let hasher = &self.hasher;
         let rehash = |k: &ObjKey| {
             use std::hash::BuildHasher;
-            objects
-                .get(*k)
-                .map_or(0, |o| hasher.hash_one(o.id.as_str()))
+            objects.get(*k).map_or(0, |o| hasher.hash_one(o.id.as_str()))
         };
         self.table.insert_unique(hash, key, rehash);
     }
@@ -129,10 +127,7 @@ pub struct Document {
 
 impl std::fmt::Debug for Document {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Document")
-            .field("version", &self.version)
-            .field("objects", &self.objects.len())
-            .finish()
+        f.debug_struct("Document").field("version", &self.version).field("objects", &self.objects.len()).finish()
     }
 }
 
@@ -178,12 +173,7 @@ impl Document {
     pub fn with_limits(types: Arc<TypeRegistry>, limits: ModelLimits) -> Self {
         let mut objects = SlotMap::with_key();
         let root_type = types.index_of(super::registry::ROOT_TYPE).unwrap_or(0);
-        let attrs = types
-            .get(root_type)
-            .attrs
-            .iter()
-            .map(|a| a.default.clone())
-            .collect();
+        let attrs = types.get(root_type).attrs.iter().map(|a| a.default.clone()).collect();
         let root = objects.insert(SObject {
             id: ROOT_ID.into(),
             type_idx: root_type,
@@ -214,12 +204,9 @@ impl Document {
         limits: ModelLimits,
         snapshot: DocSnapshot,
     ) -> Result<Self, ModelError> {
-        let root_type =
-            types
-                .index_of(&snapshot.root.type_name)
-                .ok_or_else(|| ModelError::NoSuchType {
-                    type_name: snapshot.root.type_name.clone(),
-                })?;
+        let root_type = types
+            .index_of(&snapshot.root.type_name)
+            .ok_or_else(|| ModelError::NoSuchType { type_name: snapshot.root.type_name.clone() })?;
         let mut doc = Document::with_limits(types, limits);
         doc.objects[doc.root].type_idx = root_type;
         doc.ids.remove(&doc.objects, ROOT_ID);
@@ -227,8 +214,7 @@ impl Document {
         doc.ids.insert(&doc.objects, &snapshot.root.id, doc.root);
         let mut seen = HashSet::new();
         seen.insert(snapshot.root.id.as_str());
-        let attrs =
-            doc.normalize_attrs(root_type, &snapshot.root.id, &snapshot.root.attrs, true)?;
+        let attrs = doc.normalize_attrs(root_type, &snapshot.root.id, &snapshot.root.attrs, true)?;
         let mut children = Vec::with_capacity(snapshot.root.children.len());
         for child in &snapshot.root.children {
             children.push(doc.normalize_node(child, 1, IdRule::Any, &mut seen, false)?);
@@ -257,11 +243,7 @@ impl Document {
 
     /// The whole document as an owned, serializable value.
     pub fn snapshot(&self) -> DocSnapshot {
-        DocSnapshot {
-            version: self.version,
-            next_server_id: self.next_server_id,
-            root: self.node_snapshot(self.root),
-        }
+        DocSnapshot { version: self.version, next_server_id: self.next_server_id, root: self.node_snapshot(self.root) }
     }
 
     /// A view of the document that serializes exactly as [`snapshot`](Self::snapshot) does,
@@ -272,9 +254,7 @@ impl Document {
 
     /// One object and its subtree, owned.
     pub fn subtree_snapshot(&self, key: ObjKey) -> Option<NodeSnapshot> {
-        self.objects
-            .contains_key(key)
-            .then(|| self.node_snapshot(key))
+        self.objects.contains_key(key).then(|| self.node_snapshot(key))
     }
 
     fn node_snapshot(&self, key: ObjKey) -> NodeSnapshot {
@@ -332,9 +312,7 @@ impl Document {
     }
     /// An object's type name.
     pub fn type_name(&self, key: ObjKey) -> Option<&str> {
-        self.objects
-            .get(key)
-            .map(|o| self.types.get(o.type_idx).name.as_str())
+        self.objects.get(key).map(|o| self.types.get(o.type_idx).name.as_str())
     }
     /// An object's parent (`None` for the root or a missing object).
     pub fn parent(&self, key: ObjKey) -> Option<ObjKey> {
@@ -354,11 +332,7 @@ impl Document {
     }
     /// The object and every descendant, parents before children, in child order.
     pub fn subtree(&self, key: ObjKey) -> impl Iterator<Item = ObjKey> + '_ {
-        let mut stack: Vec<ObjKey> = if self.contains(key) {
-            vec![key]
-        } else {
-            Vec::new()
-        };
+        let mut stack: Vec<ObjKey> = if self.contains(key) { vec![key] } else { Vec::new() };
         std::iter::from_fn(move || {
             let k = stack.pop()?;
             stack.extend(self.children(k).iter().rev());
@@ -382,12 +356,7 @@ impl Document {
     }
     /// A typed handle to `key`, if it exists and has type `T`.
     pub fn handle<T: SObjectType>(&self, key: ObjKey) -> Result<T, ModelError> {
-        let o = self
-            .objects
-            .get(key)
-            .ok_or_else(|| ModelError::NoSuchObject {
-                id: "<stale handle>".into(),
-            })?;
+        let o = self.objects.get(key).ok_or_else(|| ModelError::NoSuchObject { id: "<stale handle>".into() })?;
         let name = &self.types.get(o.type_idx).name;
         if name != T::NAME {
             return Err(ModelError::WrongKind {
@@ -401,40 +370,24 @@ impl Document {
     }
     /// Children of `key` that have type `T`, in order.
     pub fn children_of<T: SObjectType>(&self, key: ObjKey) -> impl Iterator<Item = T> + '_ {
-        self.children(key)
-            .iter()
-            .filter_map(|&c| self.handle::<T>(c).ok())
+        self.children(key).iter().filter_map(|&c| self.handle::<T>(c).ok())
     }
     /// Objects whose reference attributes point at `key`, with the attribute names (once per
     /// reference).
     pub fn referrers(&self, key: ObjKey) -> impl Iterator<Item = (ObjKey, &str)> + '_ {
-        self.backrefs
-            .get(&key)
-            .into_iter()
-            .flatten()
-            .filter_map(move |&(r, slot)| {
-                let o = self.objects.get(r)?;
-                Some((
-                    r,
-                    self.types.get(o.type_idx).attrs[usize::from(slot)]
-                        .name
-                        .as_str(),
-                ))
-            })
+        self.backrefs.get(&key).into_iter().flatten().filter_map(move |&(r, slot)| {
+            let o = self.objects.get(r)?;
+            Some((r, self.types.get(o.type_idx).attrs[usize::from(slot)].name.as_str()))
+        })
     }
 
     // ----- resolution and checks -----
 
     pub(crate) fn resolve(&self, id: &str) -> Result<ObjKey, ModelError> {
-        self.key(id)
-            .ok_or_else(|| ModelError::NoSuchObject { id: id.into() })
+        self.key(id).ok_or_else(|| ModelError::NoSuchObject { id: id.into() })
     }
 
-    pub(crate) fn resolve_attr(
-        &self,
-        key: ObjKey,
-        attr: &str,
-    ) -> Result<(u16, TopicKind), ModelError> {
+    pub(crate) fn resolve_attr(&self, key: ObjKey, attr: &str) -> Result<(u16, TopicKind), ModelError> {
         let o = &self.objects[key];
         let def = self.types.get(o.type_idx);
         let slot = def.slot(attr).ok_or_else(|| ModelError::NoSuchAttribute {
@@ -466,11 +419,7 @@ impl Document {
     fn check_value(&self, v: &Value, what: impl Fn() -> String) -> Result<(), ModelError> {
         let depth = v.depth();
         if depth > self.limits.value_depth_max {
-            return Err(ModelError::TooLarge {
-                what: what(),
-                size: depth,
-                limit: self.limits.value_depth_max,
-            });
+            return Err(ModelError::TooLarge { what: what(), size: depth, limit: self.limits.value_depth_max });
         }
         let mut longest = 0;
         visit_strings(v, &mut |s| longest = longest.max(s.len()));
@@ -485,28 +434,18 @@ impl Document {
     }
 
     fn check_new_id(&self, id: &str, rule: IdRule<'_>) -> Result<(), ModelError> {
-        let bad = |reason| {
-            Err(ModelError::BadId {
-                id: id.into(),
-                reason,
-            })
-        };
+        let bad = |reason| Err(ModelError::BadId { id: id.into(), reason });
         if id.is_empty() {
             return bad("ids are not empty");
         }
         if id.len() > self.limits.id_len_max {
             return bad("too long");
         }
-        if !id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-' | b'.' | b'~'))
-        {
+        if !id.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'_' | b'-' | b'.' | b'~')) {
             return bad("ids use only ASCII letters, digits and : _ - . ~");
         }
         if let IdRule::Client(client) = rule {
-            let ok = id.len() > client.len() + 1
-                && id.starts_with(client)
-                && id.as_bytes()[client.len()] == b':';
+            let ok = id.len() > client.len() + 1 && id.starts_with(client) && id.as_bytes()[client.len()] == b':';
             if !ok {
                 return bad("a client's new ids start with its client id and ':'");
             }
@@ -550,10 +489,7 @@ impl Document {
                         attr: name.into(),
                     })
                 }
-                Some(slot)
-                    if def.attrs[usize::from(slot)].kind == TopicKind::Event
-                        && !allow_extra_events =>
-                {
+                Some(slot) if def.attrs[usize::from(slot)].kind == TopicKind::Event && !allow_extra_events => {
                     return Err(ModelError::WrongKind {
                         obj: id.into(),
                         attr: name.into(),
@@ -567,15 +503,12 @@ impl Document {
         let mut out = Dict::new();
         for a in def.attrs.iter().filter(|a| a.kind != TopicKind::Event) {
             let v = match given.get(&a.name) {
-                Some(v) => a
-                    .kind
-                    .conform(v.clone())
-                    .map_err(|reason| ModelError::WrongKind {
-                        obj: id.into(),
-                        attr: a.name.clone(),
-                        kind: a.kind,
-                        reason,
-                    })?,
+                Some(v) => a.kind.conform(v.clone()).map_err(|reason| ModelError::WrongKind {
+                    obj: id.into(),
+                    attr: a.name.clone(),
+                    kind: a.kind,
+                    reason,
+                })?,
                 None => a.default.clone(),
             };
             self.check_value(&v, || format!("{id}.{}", a.name))?;
@@ -596,10 +529,7 @@ impl Document {
         events_allowed: bool,
     ) -> Result<NodeSnapshot, ModelError> {
         if depth > self.limits.tree_depth_max {
-            return Err(ModelError::TooDeep {
-                depth,
-                limit: self.limits.tree_depth_max,
-            });
+            return Err(ModelError::TooDeep { depth, limit: self.limits.tree_depth_max });
         }
         if self.objects.len() + seen.len() >= self.limits.objects_max {
             return Err(ModelError::TooLarge {
@@ -610,47 +540,28 @@ impl Document {
         }
         self.check_new_id(&node.id, rule)?;
         if !seen.insert(node.id.as_str()) {
-            return Err(ModelError::DuplicateId {
-                id: node.id.clone(),
-            });
+            return Err(ModelError::DuplicateId { id: node.id.clone() });
         }
-        let type_idx =
-            self.types
-                .index_of(&node.type_name)
-                .ok_or_else(|| ModelError::NoSuchType {
-                    type_name: node.type_name.clone(),
-                })?;
+        let type_idx = self
+            .types
+            .index_of(&node.type_name)
+            .ok_or_else(|| ModelError::NoSuchType { type_name: node.type_name.clone() })?;
         let attrs = self.normalize_attrs(type_idx, &node.id, &node.attrs, events_allowed)?;
         let mut children = Vec::with_capacity(node.children.len());
         for c in &node.children {
             children.push(self.normalize_node(c, depth + 1, rule, seen, events_allowed)?);
         }
-        Ok(NodeSnapshot {
-            id: node.id.clone(),
-            type_name: node.type_name.clone(),
-            attrs,
-            children,
-        })
+        Ok(NodeSnapshot { id: node.id.clone(), type_name: node.type_name.clone(), attrs, children })
     }
 
     /// Checks that every reference in a normalized subtree names an existing or new object.
-    pub(crate) fn check_refs(
-        &self,
-        node: &NodeSnapshot,
-        pending: &HashSet<&str>,
-    ) -> Result<(), ModelError> {
+    pub(crate) fn check_refs(&self, node: &NodeSnapshot, pending: &HashSet<&str>) -> Result<(), ModelError> {
         let mut stack = vec![node];
         while let Some(n) = stack.pop() {
             let Some(type_idx) = self.types.index_of(&n.type_name) else {
                 continue;
             };
-            for a in self
-                .types
-                .get(type_idx)
-                .attrs
-                .iter()
-                .filter(|a| a.kind.is_ref())
-            {
+            for a in self.types.get(type_idx).attrs.iter().filter(|a| a.kind.is_ref()) {
                 if let Some(v) = n.attrs.get(&a.name) {
                     for target in ref_ids(a.kind, v) {
                         if !self.ref_exists(target, pending) {
@@ -672,27 +583,14 @@ impl Document {
 
     /// Inserts a normalized, checked subtree; links its references once all of it exists.
     /// Returns the new keys, parents before children.
-    pub(crate) fn insert_subtree(
-        &mut self,
-        parent: ObjKey,
-        index: usize,
-        node: &NodeSnapshot,
-    ) -> Vec<ObjKey> {
+    pub(crate) fn insert_subtree(&mut self, parent: ObjKey, index: usize, node: &NodeSnapshot) -> Vec<ObjKey> {
         let mut created = Vec::with_capacity(node.count());
         let mut stack = vec![(parent, Some(index), node)];
         while let Some((p, at, n)) = stack.pop() {
             let type_idx = self.types.index_of(&n.type_name).unwrap_or(0);
             let def = self.types.get(type_idx);
-            let attrs = def
-                .attrs
-                .iter()
-                .map(|a| {
-                    n.attrs
-                        .get(&a.name)
-                        .cloned()
-                        .unwrap_or_else(|| a.default.clone())
-                })
-                .collect();
+            let attrs =
+                def.attrs.iter().map(|a| n.attrs.get(&a.name).cloned().unwrap_or_else(|| a.default.clone())).collect();
             let key = self.objects.insert(SObject {
                 id: n.id.clone(),
                 type_idx,
@@ -717,27 +615,14 @@ impl Document {
 
     fn set_attrs(&mut self, key: ObjKey, attrs: &Dict) {
         let def = self.types.get(self.objects[key].type_idx);
-        let values: Box<[Value]> = def
-            .attrs
-            .iter()
-            .map(|a| {
-                attrs
-                    .get(&a.name)
-                    .cloned()
-                    .unwrap_or_else(|| a.default.clone())
-            })
-            .collect();
+        let values: Box<[Value]> =
+            def.attrs.iter().map(|a| attrs.get(&a.name).cloned().unwrap_or_else(|| a.default.clone())).collect();
         self.objects[key].attrs = values;
     }
 
     fn ref_slots(&self, key: ObjKey) -> SmallVec<[(u16, TopicKind); 4]> {
         let def = self.types.get(self.objects[key].type_idx);
-        def.attrs
-            .iter()
-            .enumerate()
-            .filter(|(_, a)| a.kind.is_ref())
-            .map(|(i, a)| (i as u16, a.kind))
-            .collect()
+        def.attrs.iter().enumerate().filter(|(_, a)| a.kind.is_ref()).map(|(i, a)| (i as u16, a.kind)).collect()
     }
 
     fn link_attrs(&mut self, key: ObjKey) {
@@ -814,18 +699,10 @@ impl Document {
     /// and what it was.
     pub(crate) fn remove_subtree(&mut self, key: ObjKey) -> AppliedChange {
         let parent = self.objects[key].parent.unwrap_or(self.root);
-        let index = self.objects[parent]
-            .children
-            .iter()
-            .position(|&c| c == key)
-            .unwrap_or(0);
+        let index = self.objects[parent].children.iter().position(|&c| c == key).unwrap_or(0);
         self.objects[parent].children.remove(index);
         let node = self.take_node(key);
-        AppliedChange::Delete {
-            parent: self.objects[parent].id.clone(),
-            index: index as u32,
-            node,
-        }
+        AppliedChange::Delete { parent: self.objects[parent].id.clone(), index: index as u32, node }
     }
 
     fn take_node(&mut self, key: ObjKey) -> NodeSnapshot {
@@ -855,12 +732,7 @@ impl Document {
                 attrs.insert(a.name.clone(), v);
             }
         }
-        NodeSnapshot {
-            id: o.id,
-            type_name: def.name.clone(),
-            attrs,
-            children,
-        }
+        NodeSnapshot { id: o.id, type_name: def.name.clone(), attrs, children }
     }
 
     /// Moves `key` under `parent` at final position `index` (the end if `None`).
@@ -875,24 +747,14 @@ impl Document {
         }
         let id = self.objects[key].id.clone();
         if self.is_under(parent, key) {
-            return Err(ModelError::Cycle {
-                id,
-                parent: self.objects[parent].id.clone(),
-            });
+            return Err(ModelError::Cycle { id, parent: self.objects[parent].id.clone() });
         }
         let depth = self.depth(parent) + 1 + self.height(key);
         if depth > self.limits.tree_depth_max {
-            return Err(ModelError::TooDeep {
-                depth,
-                limit: self.limits.tree_depth_max,
-            });
+            return Err(ModelError::TooDeep { depth, limit: self.limits.tree_depth_max });
         }
         let from_parent = self.objects[key].parent.unwrap_or(self.root);
-        let from_index = self.objects[from_parent]
-            .children
-            .iter()
-            .position(|&c| c == key)
-            .unwrap_or(0);
+        let from_index = self.objects[from_parent].children.iter().position(|&c| c == key).unwrap_or(0);
         let len_after = self.objects[parent].children.len() - usize::from(from_parent == parent);
         let to_index = match index {
             Some(i) if i as usize > len_after => {
@@ -921,21 +783,11 @@ impl Document {
 
     /// Applies one resolved attribute operation. Checks kinds, ranges, limits and reference
     /// targets; does not run validators, permissions or reactions (the transaction does).
-    pub(crate) fn attr_op(
-        &mut self,
-        key: ObjKey,
-        slot: u16,
-        op: AttrOp,
-    ) -> Result<AppliedChange, ModelError> {
+    pub(crate) fn attr_op(&mut self, key: ObjKey, slot: u16, op: AttrOp) -> Result<AppliedChange, ModelError> {
         let o = &self.objects[key];
         let a = &self.types.get(o.type_idx).attrs[usize::from(slot)];
         let (kind, obj, attr) = (a.kind, o.id.clone(), a.name.clone());
-        let wrong = |reason: String| ModelError::WrongKind {
-            obj: obj.clone(),
-            attr: attr.clone(),
-            kind,
-            reason,
-        };
+        let wrong = |reason: String| ModelError::WrongKind { obj: obj.clone(), attr: attr.clone(), kind, reason };
         let range = |index: u32, len: usize| ModelError::OutOfRange {
             target: format!("{obj}.{attr}"),
             index: u64::from(index),
@@ -958,12 +810,7 @@ impl Document {
                     self.unlink(key, slot, kind, &old);
                     self.link(key, slot, kind, &v);
                 }
-                Ok(AppliedChange::Set {
-                    obj,
-                    attr,
-                    old,
-                    new: v,
-                })
+                Ok(AppliedChange::Set { obj, attr, old, new: v })
             }
             AttrOp::Add(delta) | AttrOp::AddExact { delta, .. }
                 if !matches!(kind, TopicKind::Int | TopicKind::Float) =>
@@ -975,26 +822,14 @@ impl Document {
                 let old = self.slot_mut(key, slot).clone();
                 let new = add_values(kind, &old, &delta).map_err(|e| match e {
                     AddError::Kind(reason) => wrong(reason),
-                    AddError::Overflow => ModelError::Overflow {
-                        obj: obj.clone(),
-                        attr: attr.clone(),
-                        delta: delta.to_string(),
-                    },
+                    AddError::Overflow => {
+                        ModelError::Overflow { obj: obj.clone(), attr: attr.clone(), delta: delta.to_string() }
+                    }
                 })?;
                 *self.slot_mut(key, slot) = new.clone();
-                Ok(AppliedChange::Add {
-                    obj,
-                    attr,
-                    delta,
-                    old,
-                    new,
-                })
+                Ok(AppliedChange::Add { obj, attr, delta, old, new })
             }
-            AttrOp::AddExact {
-                delta,
-                old: expect,
-                new: exact,
-            } => {
+            AttrOp::AddExact { delta, old: expect, new: exact } => {
                 let old = self.slot_mut(key, slot).clone();
                 let new = if old == expect {
                     exact
@@ -1006,13 +841,7 @@ impl Document {
                     })?
                 };
                 *self.slot_mut(key, slot) = new.clone();
-                Ok(AppliedChange::Add {
-                    obj,
-                    attr,
-                    delta,
-                    old,
-                    new,
-                })
+                Ok(AppliedChange::Add { obj, attr, delta, old, new })
             }
             AttrOp::TextInsert(pos, text) => {
                 kind_is(kind == TopicKind::String, "a text insert")?;
@@ -1029,12 +858,7 @@ impl Document {
                     });
                 }
                 s.insert_str(at, &text);
-                Ok(AppliedChange::TextInsert {
-                    obj,
-                    attr,
-                    pos,
-                    text,
-                })
+                Ok(AppliedChange::TextInsert { obj, attr, pos, text })
             }
             AttrOp::TextDelete(pos, len) => {
                 kind_is(kind == TopicKind::String, "a text delete")?;
@@ -1045,23 +869,12 @@ impl Document {
                 let to = text_offset(s, pos.saturating_add(len), &obj, &attr)?;
                 let text = CompactString::from(&s[from..to]);
                 s.replace_range(from..to, "");
-                Ok(AppliedChange::TextDelete {
-                    obj,
-                    attr,
-                    pos,
-                    text,
-                })
+                Ok(AppliedChange::TextDelete { obj, attr, pos, text })
             }
             AttrOp::DictSet(k, v) => {
-                kind_is(
-                    matches!(kind, TopicKind::Dict | TopicKind::RefDict),
-                    "a dict key set",
-                )?;
+                kind_is(matches!(kind, TopicKind::Dict | TopicKind::RefDict), "a dict key set")?;
                 if kind == TopicKind::RefDict && v.as_str().is_none() {
-                    return Err(wrong(format!(
-                        "expected an object id, got {}",
-                        v.type_name()
-                    )));
+                    return Err(wrong(format!("expected an object id, got {}", v.type_name())));
                 }
                 if !v.is_finite() {
                     return Err(wrong("floats must be finite".into()));
@@ -1080,19 +893,10 @@ impl Document {
                     }
                     self.link(key, slot, TopicKind::Ref, &v);
                 }
-                Ok(AppliedChange::DictSet {
-                    obj,
-                    attr,
-                    key: k,
-                    old,
-                    new: Some(v),
-                })
+                Ok(AppliedChange::DictSet { obj, attr, key: k, old, new: Some(v) })
             }
             AttrOp::DictRemove(k) => {
-                kind_is(
-                    matches!(kind, TopicKind::Dict | TopicKind::RefDict),
-                    "a dict key remove",
-                )?;
+                kind_is(matches!(kind, TopicKind::Dict | TopicKind::RefDict), "a dict key remove")?;
                 let Value::Dict(d) = self.slot_mut(key, slot) else {
                     return Err(wrong("not a dict".into()));
                 };
@@ -1102,19 +906,10 @@ impl Document {
                 if kind.is_ref() {
                     self.unlink(key, slot, TopicKind::Ref, &old);
                 }
-                Ok(AppliedChange::DictSet {
-                    obj,
-                    attr,
-                    key: k,
-                    old: Some(old),
-                    new: None,
-                })
+                Ok(AppliedChange::DictSet { obj, attr, key: k, old: Some(old), new: None })
             }
             AttrOp::ListInsert(index, v) => {
-                kind_is(
-                    matches!(kind, TopicKind::List | TopicKind::RefList),
-                    "a list insert",
-                )?;
+                kind_is(matches!(kind, TopicKind::List | TopicKind::RefList), "a list insert")?;
                 self.check_element(&obj, &attr, kind, &v)?;
                 let Value::List(l) = self.slot_mut(key, slot) else {
                     return Err(wrong("not a list".into()));
@@ -1128,18 +923,10 @@ impl Document {
                 if kind.is_ref() {
                     self.link(key, slot, TopicKind::Ref, &v);
                 }
-                Ok(AppliedChange::ListInsert {
-                    obj,
-                    attr,
-                    index: i as u32,
-                    value: v,
-                })
+                Ok(AppliedChange::ListInsert { obj, attr, index: i as u32, value: v })
             }
             AttrOp::ListRemove(i) => {
-                kind_is(
-                    matches!(kind, TopicKind::List | TopicKind::RefList),
-                    "a list remove",
-                )?;
+                kind_is(matches!(kind, TopicKind::List | TopicKind::RefList), "a list remove")?;
                 let Value::List(l) = self.slot_mut(key, slot) else {
                     return Err(wrong("not a list".into()));
                 };
@@ -1150,18 +937,10 @@ impl Document {
                 if kind.is_ref() {
                     self.unlink(key, slot, TopicKind::Ref, &value);
                 }
-                Ok(AppliedChange::ListRemove {
-                    obj,
-                    attr,
-                    index: i,
-                    value,
-                })
+                Ok(AppliedChange::ListRemove { obj, attr, index: i, value })
             }
             AttrOp::ListMove(from, to) => {
-                kind_is(
-                    matches!(kind, TopicKind::List | TopicKind::RefList),
-                    "a list move",
-                )?;
+                kind_is(matches!(kind, TopicKind::List | TopicKind::RefList), "a list move")?;
                 let Value::List(l) = self.slot_mut(key, slot) else {
                     return Err(wrong("not a list".into()));
                 };
@@ -1173,18 +952,10 @@ impl Document {
                 }
                 let v = l.remove(from as usize);
                 l.insert(to as usize, v);
-                Ok(AppliedChange::ListMove {
-                    obj,
-                    attr,
-                    from,
-                    to,
-                })
+                Ok(AppliedChange::ListMove { obj, attr, from, to })
             }
             AttrOp::ListSet(i, v) => {
-                kind_is(
-                    matches!(kind, TopicKind::List | TopicKind::RefList),
-                    "a list set",
-                )?;
+                kind_is(matches!(kind, TopicKind::List | TopicKind::RefList), "a list set")?;
                 self.check_element(&obj, &attr, kind, &v)?;
                 let Value::List(l) = self.slot_mut(key, slot) else {
                     return Err(wrong("not a list".into()));
@@ -1197,13 +968,7 @@ impl Document {
                     self.unlink(key, slot, TopicKind::Ref, &old);
                     self.link(key, slot, TopicKind::Ref, &v);
                 }
-                Ok(AppliedChange::ListSet {
-                    obj,
-                    attr,
-                    index: i,
-                    old,
-                    new: v,
-                })
+                Ok(AppliedChange::ListSet { obj, attr, index: i, old, new: v })
             }
             AttrOp::SetAdd(v) => {
                 kind_is(kind == TopicKind::Set, "a set add")?;
@@ -1218,20 +983,10 @@ impl Document {
                     return Err(wrong("not a set".into()));
                 };
                 match l.binary_search_by(|e| set_order(e, &v)) {
-                    Ok(_) => {
-                        return Err(ModelError::SetElement {
-                            obj,
-                            attr,
-                            reason: format!("already holds {v}"),
-                        })
-                    }
+                    Ok(_) => return Err(ModelError::SetElement { obj, attr, reason: format!("already holds {v}") }),
                     Err(i) => l.insert(i, v.clone()),
                 }
-                Ok(AppliedChange::SetAdd {
-                    obj,
-                    attr,
-                    value: v,
-                })
+                Ok(AppliedChange::SetAdd { obj, attr, value: v })
             }
             AttrOp::SetRemove(v) => {
                 kind_is(kind == TopicKind::Set, "a set remove")?;
@@ -1239,18 +994,10 @@ impl Document {
                     return Err(wrong("not a set".into()));
                 };
                 let Ok(i) = l.binary_search_by(|e| set_order(e, &v)) else {
-                    return Err(ModelError::SetElement {
-                        obj,
-                        attr,
-                        reason: format!("does not hold {v}"),
-                    });
+                    return Err(ModelError::SetElement { obj, attr, reason: format!("does not hold {v}") });
                 };
                 l.remove(i);
-                Ok(AppliedChange::SetRemove {
-                    obj,
-                    attr,
-                    value: v,
-                })
+                Ok(AppliedChange::SetRemove { obj, attr, value: v })
             }
             AttrOp::Emit(args) => {
                 kind_is(kind == TopicKind::Event, "emit")?;
@@ -1267,13 +1014,7 @@ impl Document {
         &mut self.objects[key].attrs[usize::from(slot)]
     }
 
-    fn check_element(
-        &self,
-        obj: &str,
-        attr: &str,
-        kind: TopicKind,
-        v: &Value,
-    ) -> Result<(), ModelError> {
+    fn check_element(&self, obj: &str, attr: &str, kind: TopicKind, v: &Value) -> Result<(), ModelError> {
         if kind == TopicKind::RefList && v.as_str().is_none() {
             return Err(ModelError::WrongKind {
                 obj: obj.into(),
@@ -1297,20 +1038,10 @@ impl Document {
         Ok(())
     }
 
-    fn check_targets(
-        &self,
-        obj: &str,
-        attr: &str,
-        kind: TopicKind,
-        v: &Value,
-    ) -> Result<(), ModelError> {
+    fn check_targets(&self, obj: &str, attr: &str, kind: TopicKind, v: &Value) -> Result<(), ModelError> {
         for target in ref_ids(kind, v) {
             if self.key(target).is_none() {
-                return Err(ModelError::DanglingRef {
-                    obj: obj.into(),
-                    attr: attr.into(),
-                    target: target.into(),
-                });
+                return Err(ModelError::DanglingRef { obj: obj.into(), attr: attr.into(), target: target.into() });
             }
         }
         Ok(())
@@ -1321,17 +1052,9 @@ fn text_offset(s: &str, pos: u32, obj: &str, attr: &str) -> Result<usize, ModelE
     byte_offset(s, pos as usize).ok_or_else(|| {
         let len = utf16_len(s);
         if pos as usize > len {
-            ModelError::OutOfRange {
-                target: format!("{obj}.{attr}"),
-                index: u64::from(pos),
-                len: len as u64,
-            }
+            ModelError::OutOfRange { target: format!("{obj}.{attr}"), index: u64::from(pos), len: len as u64 }
         } else {
-            ModelError::SplitsCharacter {
-                obj: obj.into(),
-                attr: attr.into(),
-                pos: u64::from(pos),
-            }
+            ModelError::SplitsCharacter { obj: obj.into(), attr: attr.into(), pos: u64::from(pos) }
         }
     })
 }
@@ -1343,17 +1066,11 @@ enum AddError {
 
 fn add_values(kind: TopicKind, old: &Value, delta: &Value) -> Result<Value, AddError> {
     match (kind, old, delta) {
-        (TopicKind::Int, Value::Int(a), Value::Int(d)) => {
-            a.checked_add(*d).map(Value::Int).ok_or(AddError::Overflow)
-        }
-        (TopicKind::Int, _, d) => Err(AddError::Kind(format!(
-            "expected an integer to add, got {}",
-            d.type_name()
-        ))),
+        (TopicKind::Int, Value::Int(a), Value::Int(d)) => a.checked_add(*d).map(Value::Int).ok_or(AddError::Overflow),
+        (TopicKind::Int, _, d) => Err(AddError::Kind(format!("expected an integer to add, got {}", d.type_name()))),
         (TopicKind::Float, Value::Float(a), d) => {
-            let d = d.as_f64().ok_or_else(|| {
-                AddError::Kind(format!("expected a number to add, got {}", d.type_name()))
-            })?;
+            let d =
+                d.as_f64().ok_or_else(|| AddError::Kind(format!("expected a number to add, got {}", d.type_name())))?;
             let r = a + d;
             if r.is_finite() {
                 Ok(Value::Float(r))
@@ -1416,13 +1133,7 @@ impl Serialize for SnapshotView<'_> {
         let mut m = s.serialize_map(Some(3))?;
         m.serialize_entry("version", &self.doc.version)?;
         m.serialize_entry("next_server_id", &self.doc.next_server_id)?;
-        m.serialize_entry(
-            "root",
-            &NodeView {
-                doc: self.doc,
-                key: self.doc.root,
-            },
-        )?;
+        m.serialize_entry("root", &NodeView { doc: self.doc, key: self.doc.root })?;
         m.end()
     }
 }
@@ -1435,22 +1146,10 @@ impl Serialize for NodeView<'_> {
         m.serialize_entry("id", &o.id)?;
         m.serialize_entry("type", &def.name)?;
         if def.attrs.iter().any(|a| a.kind != TopicKind::Event) {
-            m.serialize_entry(
-                "attrs",
-                &AttrsView {
-                    doc: self.doc,
-                    key: self.key,
-                },
-            )?;
+            m.serialize_entry("attrs", &AttrsView { doc: self.doc, key: self.key })?;
         }
         if !o.children.is_empty() {
-            m.serialize_entry(
-                "children",
-                &ChildrenView {
-                    doc: self.doc,
-                    keys: &o.children,
-                },
-            )?;
+            m.serialize_entry("children", &ChildrenView { doc: self.doc, keys: &o.children })?;
         }
         m.end()
     }
@@ -1461,9 +1160,8 @@ impl Serialize for AttrsView<'_> {
         let o = &self.doc.objects[self.key];
         let def = self.doc.types.get(o.type_idx);
         // Same key order as `Dict` (sorted), so both snapshot forms serialize identically.
-        let mut order: SmallVec<[usize; 8]> = (0..def.attrs.len())
-            .filter(|&i| def.attrs[i].kind != TopicKind::Event)
-            .collect();
+        let mut order: SmallVec<[usize; 8]> =
+            (0..def.attrs.len()).filter(|&i| def.attrs[i].kind != TopicKind::Event).collect();
         order.sort_by(|&a, &b| def.attrs[a].name.cmp(&def.attrs[b].name));
         let mut m = s.serialize_map(Some(order.len()))?;
         for i in order {

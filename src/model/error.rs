@@ -291,9 +291,6 @@ impl Rejection {
 
 impl From<ModelError> for Rejection {
     fn from(error: ModelError) -> Self {
-        Rejection {
-            change_index: None,
-            error,
-        }
+        Rejection { change_index: None, error }
     }
 }

@@ -72,10 +72,7 @@ impl TopicKind {
 
     /// Whether values of this kind hold SObject ids.
     pub fn is_ref(self) -> bool {
-        matches!(
-            self,
-            TopicKind::Ref | TopicKind::RefList | TopicKind::RefDict
-        )
+        matches!(self, TopicKind::Ref | TopicKind::RefList | TopicKind::RefDict)
     }
 
     /// Brings `value` into this kind's shape (an integer for a float topic becomes a float), or
@@ -99,10 +96,7 @@ impl TopicKind {
             (TopicKind::Float, Value::Float(f)) => f.is_finite(),
             (TopicKind::Set, Value::List(l)) => {
                 if let Some(bad) = l.iter().find(|v| !is_set_element(v)) {
-                    return Err(format!(
-                        "set elements must be strings, integers or booleans, not {}",
-                        bad.type_name()
-                    ));
+                    return Err(format!("set elements must be strings, integers or booleans, not {}", bad.type_name()));
                 }
                 if has_duplicates(l) {
                     return Err("set elements must be distinct".into());
@@ -111,17 +105,11 @@ impl TopicKind {
             }
             (TopicKind::RefList, Value::List(l)) => l.iter().all(|v| v.as_str().is_some()),
             (TopicKind::RefDict, Value::Dict(d)) => d.values().all(|v| v.as_str().is_some()),
-            (TopicKind::Event, _) => {
-                return Err("an event topic holds no value; emit to it instead".into())
-            }
+            (TopicKind::Event, _) => return Err("an event topic holds no value; emit to it instead".into()),
             _ => false,
         };
         if !ok {
-            return Err(format!(
-                "expected {}, got {}",
-                self.describe(),
-                value.type_name()
-            ));
+            return Err(format!("expected {}, got {}", self.describe(), value.type_name()));
         }
         if !value.is_finite() {
             return Err("floats must be finite".into());
@@ -262,10 +250,7 @@ mod tests {
 
     #[test]
     fn float_accepts_int_and_refuses_nan() {
-        assert_eq!(
-            TopicKind::Float.conform(Value::Int(2)),
-            Ok(Value::Float(2.0))
-        );
+        assert_eq!(TopicKind::Float.conform(Value::Int(2)), Ok(Value::Float(2.0)));
         assert!(TopicKind::Float.conform(Value::Float(f64::NAN)).is_err());
     }
 
@@ -281,10 +266,7 @@ mod tests {
 
     #[test]
     fn wrong_shape_names_both_sides() {
-        let err = TopicKind::Dict
-            .conform(Value::from("x"))
-            .err()
-            .unwrap_or_default();
+        let err = TopicKind::Dict.conform(Value::from("x")).err().unwrap_or_default();
         assert_eq!(err, "expected a dict, got string");
     }
 

@@ -38,11 +38,7 @@ pub struct AttrSpec {
 impl AttrSpec {
     /// An attribute of `kind` named `name`, with an optional default.
     pub fn new(name: &'static str, kind: TopicKind, default: Option<Value>) -> Self {
-        AttrSpec {
-            name,
-            kind,
-            default,
-        }
+        AttrSpec { name, kind, default }
     }
 }
 
@@ -105,10 +101,7 @@ pub(crate) struct TypeDef {
 impl TypeDef {
     pub(crate) fn slot(&self, attr: &str) -> Option<u16> {
         // Types have a handful of attributes: a scan beats hashing.
-        self.attrs
-            .iter()
-            .position(|a| a.name == attr)
-            .map(|i| i as u16)
+        self.attrs.iter().position(|a| a.name == attr).map(|i| i as u16)
     }
 }
 
@@ -127,20 +120,14 @@ impl Default for TypeRegistry {
 
 impl std::fmt::Debug for TypeRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_list()
-            .entries(self.types.iter().map(|t| &t.name))
-            .finish()
+        f.debug_list().entries(self.types.iter().map(|t| &t.name)).finish()
     }
 }
 
 impl TypeRegistry {
     /// A registry holding only the built-in root type.
     pub fn new() -> Self {
-        let mut r = TypeRegistry {
-            types: Vec::new(),
-            by_name: HashMap::new(),
-            permission: None,
-        };
+        let mut r = TypeRegistry { types: Vec::new(), by_name: HashMap::new(), permission: None };
         r.define(ROOT_TYPE, Vec::new());
         r
     }
@@ -152,11 +139,7 @@ impl TypeRegistry {
     /// are mistakes in the program's start-up code, not in anything a client sends.
     pub fn register<T: SObjectType>(&mut self) -> TypeBuilder<'_, T> {
         let idx = self.define(T::NAME, T::attributes()).idx;
-        TypeBuilder {
-            reg: self,
-            idx,
-            _t: PhantomData,
-        }
+        TypeBuilder { reg: self, idx, _t: PhantomData }
     }
 
     /// Registers a type known only at run time.
@@ -164,14 +147,8 @@ impl TypeRegistry {
     /// # Panics
     /// As [`register`](Self::register).
     pub fn define(&mut self, name: &str, attrs: Vec<AttrSpec>) -> DynTypeBuilder<'_> {
-        assert!(
-            !self.by_name.contains_key(name),
-            "SObject type {name:?} is registered twice"
-        );
-        assert!(
-            self.types.len() < usize::from(u16::MAX),
-            "too many SObject types"
-        );
+        assert!(!self.by_name.contains_key(name), "SObject type {name:?} is registered twice");
+        assert!(self.types.len() < usize::from(u16::MAX), "too many SObject types");
         let attrs = attrs
             .into_iter()
             .map(|spec| {
@@ -191,21 +168,13 @@ impl TypeRegistry {
             })
             .collect::<Vec<_>>();
         let idx = self.types.len() as TypeIdx;
-        self.types.push(TypeDef {
-            name: name.into(),
-            attrs,
-            on_create: Vec::new(),
-            on_delete: Vec::new(),
-        });
+        self.types.push(TypeDef { name: name.into(), attrs, on_create: Vec::new(), on_delete: Vec::new() });
         self.by_name.insert(name.into(), idx);
         DynTypeBuilder { reg: self, idx }
     }
 
     /// Sets the permission hook, asked for every change a client makes.
-    pub fn permission(
-        &mut self,
-        hook: impl Fn(&Access<'_>) -> Result<(), String> + Send + Sync + 'static,
-    ) {
+    pub fn permission(&mut self, hook: impl Fn(&Access<'_>) -> Result<(), String> + Send + Sync + 'static) {
         self.permission = Some(Arc::new(hook));
     }
 
@@ -214,12 +183,7 @@ impl TypeRegistry {
     pub fn describe(&self) -> Vec<(&str, Vec<(&str, TopicKind)>)> {
         self.types
             .iter()
-            .map(|t| {
-                (
-                    t.name.as_str(),
-                    t.attrs.iter().map(|a| (a.name.as_str(), a.kind)).collect(),
-                )
-            })
+            .map(|t| (t.name.as_str(), t.attrs.iter().map(|a| (a.name.as_str(), a.kind)).collect()))
             .collect()
     }
 
@@ -277,10 +241,7 @@ impl DynTypeBuilder<'_> {
         self
     }
     /// Adds a hook run when an object of this type is created (e.g. to build its children).
-    pub fn build(
-        mut self,
-        f: impl Fn(&mut Tx<'_>, ObjKey) -> Result<(), ModelError> + Send + Sync + 'static,
-    ) -> Self {
+    pub fn build(mut self, f: impl Fn(&mut Tx<'_>, ObjKey) -> Result<(), ModelError> + Send + Sync + 'static) -> Self {
         self.def().on_create.push(Arc::new(f));
         self
     }
@@ -317,12 +278,10 @@ impl<T: SObjectType> TypeBuilder<'_, T> {
         f: impl Fn(&Document, T, K::View<'_>) -> Result<(), String> + Send + Sync + 'static,
     ) -> Self {
         let slot = Self::slot_of(attr);
-        self.attr_def(slot)
-            .validators
-            .push(Arc::new(move |doc, key, value| match K::view(value) {
-                Some(view) => f(doc, T::from_key(key), view),
-                None => Err(format!("expected a {} value", K::KIND)),
-            }));
+        self.attr_def(slot).validators.push(Arc::new(move |doc, key, value| match K::view(value) {
+            Some(view) => f(doc, T::from_key(key), view),
+            None => Err(format!("expected a {} value", K::KIND)),
+        }));
         self
     }
 
@@ -334,21 +293,14 @@ impl<T: SObjectType> TypeBuilder<'_, T> {
         f: impl Fn(&mut Tx<'_>, T) -> Result<(), ModelError> + Send + Sync + 'static,
     ) -> Self {
         let slot = Self::slot_of(attr);
-        self.attr_def(slot)
-            .reactions
-            .push(Arc::new(move |tx, key| f(tx, T::from_key(key))));
+        self.attr_def(slot).reactions.push(Arc::new(move |tx, key| f(tx, T::from_key(key))));
         self
     }
 
     /// Adds a hook run when an object of this type is created (not when undo restores it), in
     /// the same transaction: the place to create its children.
-    pub fn build(
-        self,
-        f: impl Fn(&mut Tx<'_>, T) -> Result<(), ModelError> + Send + Sync + 'static,
-    ) -> Self {
-        self.reg.types[usize::from(self.idx)]
-            .on_create
-            .push(Arc::new(move |tx, key| f(tx, T::from_key(key))));
+    pub fn build(self, f: impl Fn(&mut Tx<'_>, T) -> Result<(), ModelError> + Send + Sync + 'static) -> Self {
+        self.reg.types[usize::from(self.idx)].on_create.push(Arc::new(move |tx, key| f(tx, T::from_key(key))));
         self
     }
 
@@ -357,9 +309,7 @@ impl<T: SObjectType> TypeBuilder<'_, T> {
         self,
         f: impl Fn(&mut Tx<'_>, &NodeSnapshot) -> Result<(), ModelError> + Send + Sync + 'static,
     ) -> Self {
-        self.reg.types[usize::from(self.idx)]
-            .on_delete
-            .push(Arc::new(f));
+        self.reg.types[usize::from(self.idx)].on_delete.push(Arc::new(f));
         self
     }
 }

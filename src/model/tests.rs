@@ -62,13 +62,9 @@ sobject! {
 fn registry() -> Arc<TypeRegistry> {
     let mut t = TypeRegistry::new();
     t.register::<Graph>();
-    t.register::<Node>().validate(Node::pos, |_, _, pos| {
-        match pos.get("x").and_then(Value::as_f64) {
-            Some(x) if !(0.0..=1000.0).contains(&x) => {
-                Err(format!("x = {x} is outside the canvas"))
-            }
-            _ => Ok(()),
-        }
+    t.register::<Node>().validate(Node::pos, |_, _, pos| match pos.get("x").and_then(Value::as_f64) {
+        Some(x) if !(0.0..=1000.0).contains(&x) => Err(format!("x = {x} is outside the canvas")),
+        _ => Ok(()),
     });
     // An edge whose end is cleared (its node was deleted) deletes itself.
     let drop_dangling = |tx: &mut Tx<'_>, e: Edge| {
@@ -79,9 +75,7 @@ fn registry() -> Arc<TypeRegistry> {
     };
     t.register::<Edge>()
         .validate(Edge::to, |doc, e, to| match (e.from().get(doc), to) {
-            (Ok(Some(from)), Some(to)) if from == to => {
-                Err("an edge cannot connect a node to itself".into())
-            }
+            (Ok(Some(from)), Some(to)) if from == to => Err("an edge cannot connect a node to itself".into()),
             _ => Ok(()),
         })
         .on_change(Edge::from, drop_dangling)
@@ -100,16 +94,10 @@ fn registry() -> Arc<TypeRegistry> {
             return Ok(());
         };
         for place in std::iter::once(a.object).chain(a.destination) {
-            let layer = std::iter::once(place)
-                .chain(a.doc.ancestors(place))
-                .find(|&k| a.doc.type_name(k) == Some("Layer"));
-            match layer
-                .and_then(|l| a.doc.value(l, "owner"))
-                .and_then(Value::as_str)
-            {
-                Some(owner) if owner != client => {
-                    return Err(format!("this layer belongs to {owner}"))
-                }
+            let layer =
+                std::iter::once(place).chain(a.doc.ancestors(place)).find(|&k| a.doc.type_name(k) == Some("Layer"));
+            match layer.and_then(|l| a.doc.value(l, "owner")).and_then(Value::as_str) {
+                Some(owner) if owner != client => return Err(format!("this layer belongs to {owner}")),
                 _ => {}
             }
         }
@@ -147,21 +135,14 @@ fn refused(doc: &mut Document, json: &str, code: &str) -> Rejection {
         Ok(t) => panic!("accepted {json}: {t:?}"),
         Err(r) => {
             assert_eq!(r.code(), code, "{r}");
-            assert_eq!(
-                doc.snapshot(),
-                before,
-                "a refused action changed the document"
-            );
+            assert_eq!(doc.snapshot(), before, "a refused action changed the document");
             r
         }
     }
 }
 
 fn value(doc: &Document, id: &str, attr: &str) -> Value {
-    doc.key(id)
-        .and_then(|k| doc.value(k, attr))
-        .cloned()
-        .unwrap_or_else(|| panic!("no {id}.{attr}"))
+    doc.key(id).and_then(|k| doc.value(k, attr)).cloned().unwrap_or_else(|| panic!("no {id}.{attr}"))
 }
 
 /// A graph `g` with nodes `c1:a` and `c1:b`.
@@ -191,8 +172,7 @@ fn inverse_of(t: &Transition) -> Vec<(u64, AppliedChange)> {
 
 /// Undoes a transition by replaying its inverse and checks the tree is back to `before`.
 fn assert_inverse_restores(doc: &mut Document, t: &Transition, before: &DocSnapshot) {
-    doc.replay(&Actor::Server, &inverse_of(t))
-        .unwrap_or_else(|e| panic!("inverse failed: {e}"));
+    doc.replay(&Actor::Server, &inverse_of(t)).unwrap_or_else(|e| panic!("inverse failed: {e}"));
     assert_eq!(doc.snapshot().root, before.root);
 }
 
@@ -201,80 +181,33 @@ fn assert_inverse_restores(doc: &mut Document, t: &Transition, before: &DocSnaps
 #[test]
 fn create_fills_defaults_and_takes_given_attributes() {
     let mut d = graph();
-    let t = ok(
-        &mut d,
-        r#"[{"op":"create","id":"c1:n","type":"Node","parent":"g","attrs":{"title":"hi","weight":2}}]"#,
-    );
+    let t = ok(&mut d, r#"[{"op":"create","id":"c1:n","type":"Node","parent":"g","attrs":{"title":"hi","weight":2}}]"#);
     assert_eq!(t.version, d.version());
     assert_eq!(value(&d, "c1:n", "title"), Value::from("hi"));
-    assert_eq!(
-        value(&d, "c1:n", "weight"),
-        Value::Float(2.0),
-        "an int for a float topic becomes a float"
-    );
-    assert_eq!(
-        value(&d, "c1:n", "pos"),
-        Value::Dict(dict! { "x" => 0, "y" => 0 })
-    );
-    let AppliedChange::Create { node, index, .. } = &t.changes[0] else {
-        panic!("{t:?}")
-    };
+    assert_eq!(value(&d, "c1:n", "weight"), Value::Float(2.0), "an int for a float topic becomes a float");
+    assert_eq!(value(&d, "c1:n", "pos"), Value::Dict(dict! { "x" => 0, "y" => 0 }));
+    let AppliedChange::Create { node, index, .. } = &t.changes[0] else { panic!("{t:?}") };
     assert_eq!(*index, 2);
-    assert!(
-        node.attrs.get("ports").is_some(),
-        "broadcast create carries every stored attribute"
-    );
+    assert!(node.attrs.get("ports").is_some(), "broadcast create carries every stored attribute");
     assert!(node.attrs.get("ping").is_none(), "events hold nothing");
 }
 
 #[test]
 fn create_checks_ids_types_attributes_and_index() {
     let mut d = graph();
-    refused(
-        &mut d,
-        r#"[{"op":"create","id":"c2:x","type":"Node","parent":"g"}]"#,
-        "bad_id",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"create","id":"c1x","type":"Node","parent":"g"}]"#,
-        "bad_id",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"create","id":"c1:a b","type":"Node","parent":"g"}]"#,
-        "bad_id",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"create","id":"c1:a","type":"Node","parent":"g"}]"#,
-        "duplicate_id",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"create","id":"c1:x","type":"Nope","parent":"g"}]"#,
-        "no_such_type",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"create","id":"c1:x","type":"Node","parent":"zz"}]"#,
-        "no_such_object",
-    );
+    refused(&mut d, r#"[{"op":"create","id":"c2:x","type":"Node","parent":"g"}]"#, "bad_id");
+    refused(&mut d, r#"[{"op":"create","id":"c1x","type":"Node","parent":"g"}]"#, "bad_id");
+    refused(&mut d, r#"[{"op":"create","id":"c1:a b","type":"Node","parent":"g"}]"#, "bad_id");
+    refused(&mut d, r#"[{"op":"create","id":"c1:a","type":"Node","parent":"g"}]"#, "duplicate_id");
+    refused(&mut d, r#"[{"op":"create","id":"c1:x","type":"Nope","parent":"g"}]"#, "no_such_type");
+    refused(&mut d, r#"[{"op":"create","id":"c1:x","type":"Node","parent":"zz"}]"#, "no_such_object");
     refused(
         &mut d,
         r#"[{"op":"create","id":"c1:x","type":"Node","parent":"g","attrs":{"nope":1}}]"#,
         "no_such_attribute",
     );
-    refused(
-        &mut d,
-        r#"[{"op":"create","id":"c1:x","type":"Node","parent":"g","attrs":{"title":5}}]"#,
-        "wrong_kind",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"create","id":"c1:x","type":"Node","parent":"g","index":3}]"#,
-        "out_of_range",
-    );
+    refused(&mut d, r#"[{"op":"create","id":"c1:x","type":"Node","parent":"g","attrs":{"title":5}}]"#, "wrong_kind");
+    refused(&mut d, r#"[{"op":"create","id":"c1:x","type":"Node","parent":"g","index":3}]"#, "out_of_range");
     refused(
         &mut d,
         r#"[{"op":"create","id":"c1:x","type":"Node","parent":"g","attrs":{"next":"missing"}}]"#,
@@ -306,20 +239,10 @@ fn create_with_children_and_refs_inside_the_new_subtree() {
 #[test]
 fn build_hook_creates_children_in_the_same_transition() {
     let mut d = graph();
-    let t = ok(
-        &mut d,
-        r#"[{"op":"create","id":"c1:box","type":"Box","parent":"g"}]"#,
-    );
-    assert_eq!(
-        t.changes.len(),
-        5,
-        "create + 2 x (create port, set name): {t:#?}"
-    );
+    let t = ok(&mut d, r#"[{"op":"create","id":"c1:box","type":"Box","parent":"g"}]"#);
+    assert_eq!(t.changes.len(), 5, "create + 2 x (create port, set name): {t:#?}");
     let b = d.key("c1:box").unwrap_or_default();
-    let names: Vec<_> = d
-        .children_of::<Port>(b)
-        .map(|p| p.name().get(&d).map(str::to_owned))
-        .collect();
+    let names: Vec<_> = d.children_of::<Port>(b).map(|p| p.name().get(&d).map(str::to_owned)).collect();
     assert_eq!(names, [Ok("in".to_owned()), Ok("out".to_owned())]);
 }
 
@@ -341,97 +264,45 @@ fn delete_removes_the_subtree_and_clears_references_in_the_same_transition() {
     assert_eq!(value(&d, "c1:b", "next"), Value::Null);
     assert_eq!(value(&d, "c1:b", "links"), Value::List(vec!["c1:b".into()]));
     assert_eq!(value(&d, "c1:b", "named"), Value::Dict(Dict::new()));
-    assert!(
-        matches!(t.changes.last(), Some(AppliedChange::Delete { .. })),
-        "clearing comes first: {t:#?}"
-    );
+    assert!(matches!(t.changes.last(), Some(AppliedChange::Delete { .. })), "clearing comes first: {t:#?}");
     assert_inverse_restores(&mut d, &t, &before);
-    assert_eq!(
-        d.referrers(d.key("c1:c").unwrap_or_default()).count(),
-        2,
-        "backrefs restored: next and links"
-    );
+    assert_eq!(d.referrers(d.key("c1:c").unwrap_or_default()).count(), 2, "backrefs restored: next and links");
 }
 
 #[test]
 fn delete_refuses_the_root() {
     let mut d = graph();
     refused(&mut d, r#"[{"op":"delete","id":"root"}]"#, "root_immutable");
-    refused(
-        &mut d,
-        r#"[{"op":"move","id":"root","parent":"g"}]"#,
-        "root_immutable",
-    );
+    refused(&mut d, r#"[{"op":"move","id":"root","parent":"g"}]"#, "root_immutable");
 }
 
 #[test]
 fn move_reorders_reparents_and_refuses_cycles() {
     let mut d = graph();
     let g = d.key("g").unwrap_or_default();
-    let (a, b) = (
-        d.key("c1:a").unwrap_or_default(),
-        d.key("c1:b").unwrap_or_default(),
-    );
+    let (a, b) = (d.key("c1:a").unwrap_or_default(), d.key("c1:b").unwrap_or_default());
     let before = d.snapshot();
-    let t = ok(
-        &mut d,
-        r#"[{"op":"move","id":"c1:b","parent":"g","index":0}]"#,
-    );
+    let t = ok(&mut d, r#"[{"op":"move","id":"c1:b","parent":"g","index":0}]"#);
     assert_eq!(d.children(g), [b, a]);
     assert_inverse_restores(&mut d, &t, &before);
     assert_eq!(d.children(g), [a, b]);
     ok(&mut d, r#"[{"op":"move","id":"c1:b","parent":"c1:a"}]"#);
     assert_eq!(d.parent(b), Some(a));
-    refused(
-        &mut d,
-        r#"[{"op":"move","id":"c1:a","parent":"c1:b"}]"#,
-        "cycle",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"move","id":"c1:a","parent":"c1:a"}]"#,
-        "cycle",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"move","id":"c1:a","parent":"g","index":2}]"#,
-        "out_of_range",
-    );
+    refused(&mut d, r#"[{"op":"move","id":"c1:a","parent":"c1:b"}]"#, "cycle");
+    refused(&mut d, r#"[{"op":"move","id":"c1:a","parent":"c1:a"}]"#, "cycle");
+    refused(&mut d, r#"[{"op":"move","id":"c1:a","parent":"g","index":2}]"#, "out_of_range");
 }
 
 #[test]
 fn tree_depth_is_limited() {
-    let limits = ModelLimits {
-        tree_depth_max: 3,
-        ..ModelLimits::default()
-    };
+    let limits = ModelLimits { tree_depth_max: 3, ..ModelLimits::default() };
     let mut d = Document::with_limits(registry(), limits);
-    ok(
-        &mut d,
-        r#"[{"op":"create","id":"c1:1","type":"Node","parent":"root"}]"#,
-    );
-    ok(
-        &mut d,
-        r#"[{"op":"create","id":"c1:2","type":"Node","parent":"c1:1"}]"#,
-    );
-    ok(
-        &mut d,
-        r#"[{"op":"create","id":"c1:3","type":"Node","parent":"c1:2"}]"#,
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"create","id":"c1:4","type":"Node","parent":"c1:3"}]"#,
-        "too_deep",
-    );
-    ok(
-        &mut d,
-        r#"[{"op":"create","id":"c1:x","type":"Node","parent":"root"}]"#,
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"move","id":"c1:1","parent":"c1:x"}]"#,
-        "too_deep",
-    );
+    ok(&mut d, r#"[{"op":"create","id":"c1:1","type":"Node","parent":"root"}]"#);
+    ok(&mut d, r#"[{"op":"create","id":"c1:2","type":"Node","parent":"c1:1"}]"#);
+    ok(&mut d, r#"[{"op":"create","id":"c1:3","type":"Node","parent":"c1:2"}]"#);
+    refused(&mut d, r#"[{"op":"create","id":"c1:4","type":"Node","parent":"c1:3"}]"#, "too_deep");
+    ok(&mut d, r#"[{"op":"create","id":"c1:x","type":"Node","parent":"root"}]"#);
+    refused(&mut d, r#"[{"op":"move","id":"c1:1","parent":"c1:x"}]"#, "too_deep");
 }
 
 // ----- attribute changes: apply, inverse, refusals -----
@@ -449,156 +320,57 @@ fn check_attr(d: &mut Document, json: &str, attr: &str, expect: Value) {
 #[test]
 fn set_replaces_any_stored_kind_and_checks_the_kind() {
     let mut d = graph();
-    check_attr(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"title","value":"T"}]"#,
-        "title",
-        "T".into(),
-    );
-    check_attr(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"on","value":true}]"#,
-        "on",
-        true.into(),
-    );
-    check_attr(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"weight","value":3}]"#,
-        "weight",
-        Value::Float(3.0),
-    );
-    check_attr(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"next","value":"c1:b"}]"#,
-        "next",
-        "c1:b".into(),
-    );
+    check_attr(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"title","value":"T"}]"#, "title", "T".into());
+    check_attr(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"on","value":true}]"#, "on", true.into());
+    check_attr(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"weight","value":3}]"#, "weight", Value::Float(3.0));
+    check_attr(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"next","value":"c1:b"}]"#, "next", "c1:b".into());
     check_attr(
         &mut d,
         r#"[{"op":"set","obj":"c1:a","attr":"tags","value":["x",1]}]"#,
         "tags",
         vec![Value::from(1), "x".into()].into(),
     );
-    refused(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"title","value":1}]"#,
-        "wrong_kind",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"count","value":1.5}]"#,
-        "wrong_kind",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"pos","value":[1]}]"#,
-        "wrong_kind",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"tags","value":["x","x"]}]"#,
-        "wrong_kind",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"ping","value":1}]"#,
-        "wrong_kind",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"next","value":"nobody"}]"#,
-        "dangling_ref",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"nope","value":1}]"#,
-        "no_such_attribute",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:zz","attr":"title","value":"x"}]"#,
-        "no_such_object",
-    );
+    refused(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"title","value":1}]"#, "wrong_kind");
+    refused(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"count","value":1.5}]"#, "wrong_kind");
+    refused(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"pos","value":[1]}]"#, "wrong_kind");
+    refused(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"tags","value":["x","x"]}]"#, "wrong_kind");
+    refused(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"ping","value":1}]"#, "wrong_kind");
+    refused(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"next","value":"nobody"}]"#, "dangling_ref");
+    refused(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"nope","value":1}]"#, "no_such_attribute");
+    refused(&mut d, r#"[{"op":"set","obj":"c1:zz","attr":"title","value":"x"}]"#, "no_such_object");
 }
 
 #[test]
 fn add_works_on_numbers_and_refuses_overflow() {
     let mut d = graph();
-    check_attr(
-        &mut d,
-        r#"[{"op":"add","obj":"c1:a","attr":"count","value":5}]"#,
-        "count",
-        5.into(),
-    );
-    check_attr(
-        &mut d,
-        r#"[{"op":"add","obj":"c1:a","attr":"weight","value":0.5}]"#,
-        "weight",
-        Value::Float(0.5),
-    );
-    ok(
-        &mut d,
-        &format!(
-            r#"[{{"op":"set","obj":"c1:a","attr":"count","value":{}}}]"#,
-            i64::MAX
-        ),
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"add","obj":"c1:a","attr":"count","value":1}]"#,
-        "overflow",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"add","obj":"c1:a","attr":"count","value":0.5}]"#,
-        "wrong_kind",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"add","obj":"c1:a","attr":"title","value":1}]"#,
-        "wrong_kind",
-    );
+    check_attr(&mut d, r#"[{"op":"add","obj":"c1:a","attr":"count","value":5}]"#, "count", 5.into());
+    check_attr(&mut d, r#"[{"op":"add","obj":"c1:a","attr":"weight","value":0.5}]"#, "weight", Value::Float(0.5));
+    ok(&mut d, &format!(r#"[{{"op":"set","obj":"c1:a","attr":"count","value":{}}}]"#, i64::MAX));
+    refused(&mut d, r#"[{"op":"add","obj":"c1:a","attr":"count","value":1}]"#, "overflow");
+    refused(&mut d, r#"[{"op":"add","obj":"c1:a","attr":"count","value":0.5}]"#, "wrong_kind");
+    refused(&mut d, r#"[{"op":"add","obj":"c1:a","attr":"title","value":1}]"#, "wrong_kind");
 }
 
 #[test]
 fn text_edits_count_utf16_units() {
     let mut d = graph();
-    ok(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"title","value":"héllo😀!"}]"#,
-    );
+    ok(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"title","value":"héllo😀!"}]"#);
     check_attr(
         &mut d,
         r#"[{"op":"text_insert","obj":"c1:a","attr":"title","pos":8,"text":"→"}]"#,
         "title",
         "héllo😀!→".into(),
     );
-    refused(
-        &mut d,
-        r#"[{"op":"text_insert","obj":"c1:a","attr":"title","pos":6,"text":"x"}]"#,
-        "splits_character",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"text_delete","obj":"c1:a","attr":"title","pos":0,"len":6}]"#,
-        "splits_character",
-    );
+    refused(&mut d, r#"[{"op":"text_insert","obj":"c1:a","attr":"title","pos":6,"text":"x"}]"#, "splits_character");
+    refused(&mut d, r#"[{"op":"text_delete","obj":"c1:a","attr":"title","pos":0,"len":6}]"#, "splits_character");
     check_attr(
         &mut d,
         r#"[{"op":"text_delete","obj":"c1:a","attr":"title","pos":5,"len":2}]"#,
         "title",
         "héllo!→".into(),
     );
-    refused(
-        &mut d,
-        r#"[{"op":"text_insert","obj":"c1:a","attr":"title","pos":99,"text":"x"}]"#,
-        "out_of_range",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"text_insert","obj":"c1:a","attr":"pos","pos":0,"text":"x"}]"#,
-        "wrong_kind",
-    );
+    refused(&mut d, r#"[{"op":"text_insert","obj":"c1:a","attr":"title","pos":99,"text":"x"}]"#, "out_of_range");
+    refused(&mut d, r#"[{"op":"text_insert","obj":"c1:a","attr":"pos","pos":0,"text":"x"}]"#, "wrong_kind");
 }
 
 #[test]
@@ -610,41 +382,17 @@ fn dict_keys_are_set_and_removed() {
         "pos",
         dict! {"x" => 7, "y" => 0}.into(),
     );
-    check_attr(
-        &mut d,
-        r#"[{"op":"dict_remove","obj":"c1:a","attr":"pos","key":"y"}]"#,
-        "pos",
-        dict! {"x" => 7}.into(),
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"dict_remove","obj":"c1:a","attr":"pos","key":"zz"}]"#,
-        "no_such_key",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"dict_set","obj":"c1:a","attr":"title","key":"x","value":1}]"#,
-        "wrong_kind",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"dict_set","obj":"c1:a","attr":"named","key":"x","value":"ghost"}]"#,
-        "dangling_ref",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"dict_set","obj":"c1:a","attr":"named","key":"x","value":3}]"#,
-        "wrong_kind",
-    );
+    check_attr(&mut d, r#"[{"op":"dict_remove","obj":"c1:a","attr":"pos","key":"y"}]"#, "pos", dict! {"x" => 7}.into());
+    refused(&mut d, r#"[{"op":"dict_remove","obj":"c1:a","attr":"pos","key":"zz"}]"#, "no_such_key");
+    refused(&mut d, r#"[{"op":"dict_set","obj":"c1:a","attr":"title","key":"x","value":1}]"#, "wrong_kind");
+    refused(&mut d, r#"[{"op":"dict_set","obj":"c1:a","attr":"named","key":"x","value":"ghost"}]"#, "dangling_ref");
+    refused(&mut d, r#"[{"op":"dict_set","obj":"c1:a","attr":"named","key":"x","value":3}]"#, "wrong_kind");
 }
 
 #[test]
 fn list_insert_remove_move_and_set() {
     let mut d = graph();
-    ok(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"ports","value":["a","b","c"]}]"#,
-    );
+    ok(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"ports","value":["a","b","c"]}]"#);
     let l = |xs: &[&str]| Value::List(xs.iter().map(|&x| x.into()).collect());
     check_attr(
         &mut d,
@@ -676,76 +424,36 @@ fn list_insert_remove_move_and_set() {
         "ports",
         l(&["b", "c", "q", "z"]),
     );
-    refused(
-        &mut d,
-        r#"[{"op":"list_insert","obj":"c1:a","attr":"ports","index":5,"value":"x"}]"#,
-        "out_of_range",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"list_remove","obj":"c1:a","attr":"ports","index":4}]"#,
-        "out_of_range",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"list_move","obj":"c1:a","attr":"ports","from":0,"to":4}]"#,
-        "out_of_range",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"list_insert","obj":"c1:a","attr":"links","value":"ghost"}]"#,
-        "dangling_ref",
-    );
+    refused(&mut d, r#"[{"op":"list_insert","obj":"c1:a","attr":"ports","index":5,"value":"x"}]"#, "out_of_range");
+    refused(&mut d, r#"[{"op":"list_remove","obj":"c1:a","attr":"ports","index":4}]"#, "out_of_range");
+    refused(&mut d, r#"[{"op":"list_move","obj":"c1:a","attr":"ports","from":0,"to":4}]"#, "out_of_range");
+    refused(&mut d, r#"[{"op":"list_insert","obj":"c1:a","attr":"links","value":"ghost"}]"#, "dangling_ref");
 }
 
 #[test]
 fn set_elements_are_unique_scalars() {
     let mut d = graph();
-    check_attr(
-        &mut d,
-        r#"[{"op":"set_add","obj":"c1:a","attr":"tags","value":"red"}]"#,
-        "tags",
-        vec!["red"].into(),
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"set_add","obj":"c1:a","attr":"tags","value":"red"}]"#,
-        "set_element",
-    );
-    refused(
-        &mut d,
-        r#"[{"op":"set_add","obj":"c1:a","attr":"tags","value":{"a":1}}]"#,
-        "wrong_kind",
-    );
+    check_attr(&mut d, r#"[{"op":"set_add","obj":"c1:a","attr":"tags","value":"red"}]"#, "tags", vec!["red"].into());
+    refused(&mut d, r#"[{"op":"set_add","obj":"c1:a","attr":"tags","value":"red"}]"#, "set_element");
+    refused(&mut d, r#"[{"op":"set_add","obj":"c1:a","attr":"tags","value":{"a":1}}]"#, "wrong_kind");
     check_attr(
         &mut d,
         r#"[{"op":"set_remove","obj":"c1:a","attr":"tags","value":"red"}]"#,
         "tags",
         Value::List(vec![]),
     );
-    refused(
-        &mut d,
-        r#"[{"op":"set_remove","obj":"c1:a","attr":"tags","value":"red"}]"#,
-        "set_element",
-    );
+    refused(&mut d, r#"[{"op":"set_remove","obj":"c1:a","attr":"tags","value":"red"}]"#, "set_element");
 }
 
 #[test]
 fn emit_is_delivered_but_not_stored_and_takes_no_version() {
     let mut d = graph();
     let before = d.snapshot();
-    let t = ok(
-        &mut d,
-        r#"[{"op":"emit","obj":"c1:a","attr":"ping","args":{"n":1}}]"#,
-    );
+    let t = ok(&mut d, r#"[{"op":"emit","obj":"c1:a","attr":"ping","args":{"n":1}}]"#);
     assert_eq!(t.version, before.version);
     assert!(!t.changes_state());
     assert_eq!(d.snapshot(), before);
-    refused(
-        &mut d,
-        r#"[{"op":"emit","obj":"c1:a","attr":"title","args":1}]"#,
-        "wrong_kind",
-    );
+    refused(&mut d, r#"[{"op":"emit","obj":"c1:a","attr":"title","args":1}]"#, "wrong_kind");
 }
 
 // ----- transactions -----
@@ -777,39 +485,22 @@ fn versions_count_accepted_state_changes() {
     assert_eq!(d.version(), v + 1);
     refused(&mut d, r#"[{"op":"delete","id":"nope"}]"#, "no_such_object");
     assert_eq!(d.version(), v + 1);
-    assert_eq!(
-        apply(&mut d, "[]").map_err(|r| r.code()),
-        Err("empty_action")
-    );
-    let r = d.apply(
-        &client("c1"),
-        Some(v + 5),
-        changes(r#"[{"op":"delete","id":"c1:a"}]"#),
-    );
+    assert_eq!(apply(&mut d, "[]").map_err(|r| r.code()), Err("empty_action"));
+    let r = d.apply(&client("c1"), Some(v + 5), changes(r#"[{"op":"delete","id":"c1:a"}]"#));
     assert_eq!(r.map_err(|r| r.code()), Err("bad_base"));
 }
 
 #[test]
 fn validators_refuse_with_the_object_and_attribute() {
     let mut d = graph();
-    let r = refused(
-        &mut d,
-        r#"[{"op":"dict_set","obj":"c1:a","attr":"pos","key":"x","value":5000}]"#,
-        "invalid",
-    );
-    assert_eq!(
-        r.to_string(),
-        "change 0: c1:a.pos: x = 5000 is outside the canvas"
-    );
+    let r = refused(&mut d, r#"[{"op":"dict_set","obj":"c1:a","attr":"pos","key":"x","value":5000}]"#, "invalid");
+    assert_eq!(r.to_string(), "change 0: c1:a.pos: x = 5000 is outside the canvas");
     refused(
         &mut d,
         r#"[{"op":"create","id":"c1:e","type":"Edge","parent":"g","attrs":{"from":"c1:a","to":"c1:a"}}]"#,
         "invalid",
     );
-    ok(
-        &mut d,
-        r#"[{"op":"create","id":"c1:e","type":"Edge","parent":"g","attrs":{"from":"c1:a","to":"c1:b"}}]"#,
-    );
+    ok(&mut d, r#"[{"op":"create","id":"c1:e","type":"Edge","parent":"g","attrs":{"from":"c1:a","to":"c1:b"}}]"#);
 }
 
 #[test]
@@ -824,40 +515,22 @@ fn permission_hook_limits_a_client_to_its_own_layer() {
         Ok(())
     })
     .unwrap_or_else(|r| panic!("{r}"));
-    let layers: Vec<_> = d
-        .children(d.root())
-        .iter()
-        .map(|&k| d.id(k).unwrap_or_default().to_owned())
-        .collect();
-    let mine = format!(
-        r#"[{{"op":"create","id":"c1:n","type":"Node","parent":"{}"}}]"#,
-        layers[0]
-    );
-    let theirs = format!(
-        r#"[{{"op":"create","id":"c1:m","type":"Node","parent":"{}"}}]"#,
-        layers[1]
-    );
+    let layers: Vec<_> = d.children(d.root()).iter().map(|&k| d.id(k).unwrap_or_default().to_owned()).collect();
+    let mine = format!(r#"[{{"op":"create","id":"c1:n","type":"Node","parent":"{}"}}]"#, layers[0]);
+    let theirs = format!(r#"[{{"op":"create","id":"c1:m","type":"Node","parent":"{}"}}]"#, layers[1]);
     ok(&mut d, &mine);
     let r = refused(&mut d, &theirs, "denied");
     assert!(r.to_string().contains("belongs to c2"), "{r}");
-    refused(
-        &mut d,
-        &format!(r#"[{{"op":"move","id":"c1:n","parent":"{}"}}]"#, layers[1]),
-        "denied",
-    );
+    refused(&mut d, &format!(r#"[{{"op":"move","id":"c1:n","parent":"{}"}}]"#, layers[1]), "denied");
     // Server code is not subject to the hook.
     let l2 = d.key(&layers[1]).unwrap_or_default();
-    d.transact(&Actor::Server, |tx| tx.create::<Node>(l2).map(|_| ()))
-        .unwrap_or_else(|r| panic!("{r}"));
+    d.transact(&Actor::Server, |tx| tx.create::<Node>(l2).map(|_| ())).unwrap_or_else(|r| panic!("{r}"));
 }
 
 #[test]
 fn deleting_a_node_deletes_its_edges_through_a_reaction() {
     let mut d = graph();
-    ok(
-        &mut d,
-        r#"[{"op":"create","id":"c1:e","type":"Edge","parent":"g","attrs":{"from":"c1:a","to":"c1:b"}}]"#,
-    );
+    ok(&mut d, r#"[{"op":"create","id":"c1:e","type":"Edge","parent":"g","attrs":{"from":"c1:a","to":"c1:b"}}]"#);
     let before = d.snapshot();
     let t = ok(&mut d, r#"[{"op":"delete","id":"c1:a"}]"#);
     assert!(d.key("c1:e").is_none(), "the edge went with its node");
@@ -869,17 +542,10 @@ fn deleting_a_node_deletes_its_edges_through_a_reaction() {
 fn reaction_loops_are_cut_by_the_depth_limit() {
     sobject! { pub struct Echo: "Echo" { n: Int } }
     let mut t = TypeRegistry::new();
-    t.register::<Echo>()
-        .on_change(Echo::n, |tx, e| e.n().add(tx, 1));
+    t.register::<Echo>().on_change(Echo::n, |tx, e| e.n().add(tx, 1));
     let mut d = Document::new(Arc::new(t));
-    ok(
-        &mut d,
-        r#"[{"op":"create","id":"c1:e","type":"Echo","parent":"root"}]"#,
-    );
-    let r = apply(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:e","attr":"n","value":1}]"#,
-    );
+    ok(&mut d, r#"[{"op":"create","id":"c1:e","type":"Echo","parent":"root"}]"#);
+    let r = apply(&mut d, r#"[{"op":"set","obj":"c1:e","attr":"n","value":1}]"#);
     assert_eq!(r.map_err(|r| r.code()), Err("reaction_depth"));
     assert_eq!(value(&d, "c1:e", "n"), Value::Int(0));
 }
@@ -888,10 +554,7 @@ fn reaction_loops_are_cut_by_the_depth_limit() {
 fn typed_handles_read_and_write() {
     let mut d = graph();
     let a: Node = d.get("c1:a").unwrap_or_else(|e| panic!("{e}"));
-    assert!(
-        d.get::<Edge>("c1:a").is_err(),
-        "wrong type is an error, not a panic"
-    );
+    assert!(d.get::<Edge>("c1:a").is_err(), "wrong type is an error, not a panic");
     d.transact(&Actor::Server, |tx| {
         a.title().insert(tx, 4, "!")?;
         a.pos().set_key(tx, "x", 3)?;
@@ -913,12 +576,8 @@ fn typed_handles_read_and_write() {
     assert_eq!(a.count().get(&d), Ok(2));
     assert_eq!(a.next().target(&d), Ok(d.key("c1:b")));
     assert_eq!(a.links().targets(&d).map(|l| l.len()), Ok(1));
-    d.transact(&Actor::Server, |tx| tx.delete(a))
-        .unwrap_or_else(|r| panic!("{r}"));
-    assert!(
-        a.title().get(&d).is_err(),
-        "a handle to a deleted object reads as an error"
-    );
+    d.transact(&Actor::Server, |tx| tx.delete(a)).unwrap_or_else(|r| panic!("{r}"));
+    assert!(a.title().get(&d).is_err(), "a handle to a deleted object reads as an error");
 }
 
 // ----- text transform -----
@@ -927,48 +586,29 @@ fn typed_handles_read_and_write() {
 fn concurrent_inserts_at_one_position_keep_both_in_either_order() {
     let run = |first: &str, second: &str| {
         let mut d = graph();
-        ok(
-            &mut d,
-            r#"[{"op":"set","obj":"c1:a","attr":"title","value":"ab"}]"#,
-        );
+        ok(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"title","value":"ab"}]"#);
         let base = d.version();
-        let ins = |t: &str| {
-            changes(&format!(
-                r#"[{{"op":"text_insert","obj":"c1:a","attr":"title","pos":1,"text":"{t}"}}]"#
-            ))
-        };
+        let ins =
+            |t: &str| changes(&format!(r#"[{{"op":"text_insert","obj":"c1:a","attr":"title","pos":1,"text":"{t}"}}]"#));
         let (c1, c2) = (client(first), client(second));
-        d.apply(&c1, Some(base), ins(first))
-            .unwrap_or_else(|r| panic!("{r}"));
-        d.apply(&c2, Some(base), ins(second))
-            .unwrap_or_else(|r| panic!("{r}"));
+        d.apply(&c1, Some(base), ins(first)).unwrap_or_else(|r| panic!("{r}"));
+        d.apply(&c2, Some(base), ins(second)).unwrap_or_else(|r| panic!("{r}"));
         value(&d, "c1:a", "title")
     };
     assert_eq!(run("cx", "cy"), Value::from("acxcyb"));
-    assert_eq!(
-        run("cy", "cx"),
-        Value::from("acxcyb"),
-        "tie order is by client id, not arrival"
-    );
+    assert_eq!(run("cy", "cx"), Value::from("acxcyb"), "tie order is by client id, not arrival");
 }
 
 #[test]
 fn overlapping_concurrent_deletes_remove_each_character_once() {
     let mut d = graph();
-    ok(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"title","value":"abcdef"}]"#,
-    );
+    ok(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"title","value":"abcdef"}]"#);
     let base = d.version();
     let del = |pos: u32, len: u32| {
-        changes(&format!(
-            r#"[{{"op":"text_delete","obj":"c1:a","attr":"title","pos":{pos},"len":{len}}}]"#
-        ))
+        changes(&format!(r#"[{{"op":"text_delete","obj":"c1:a","attr":"title","pos":{pos},"len":{len}}}]"#))
     };
-    d.apply(&client("c2"), Some(base), del(1, 3))
-        .unwrap_or_else(|r| panic!("{r}"));
-    d.apply(&client("c3"), Some(base), del(2, 3))
-        .unwrap_or_else(|r| panic!("{r}"));
+    d.apply(&client("c2"), Some(base), del(1, 3)).unwrap_or_else(|r| panic!("{r}"));
+    d.apply(&client("c3"), Some(base), del(2, 3)).unwrap_or_else(|r| panic!("{r}"));
     assert_eq!(value(&d, "c1:a", "title"), Value::from("af"));
 }
 
@@ -976,10 +616,7 @@ fn overlapping_concurrent_deletes_remove_each_character_once() {
 fn edits_in_one_action_are_transformed_in_sequence() {
     // c2 replaces "cd" with "XY" (delete then insert) while c3 inserted at the front.
     let mut d = graph();
-    ok(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"title","value":"abcdef"}]"#,
-    );
+    ok(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"title","value":"abcdef"}]"#);
     let base = d.version();
     d.apply(
         &client("c3"),
@@ -1015,10 +652,7 @@ fn text_base_rules() {
     assert_eq!(r.map_err(|r| r.code()), Err("text_base_stale"));
     // After the whole text is replaced, older edits cannot be transformed.
     let v1 = d.version();
-    ok(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"title","value":"new"}]"#,
-    );
+    ok(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"title","value":"new"}]"#);
     let r = d.apply(
         &client("c2"),
         Some(v1),
@@ -1029,21 +663,12 @@ fn text_base_rules() {
 
 #[test]
 fn text_history_is_bounded() {
-    let limits = ModelLimits {
-        text_history_len_max: 4,
-        ..ModelLimits::default()
-    };
+    let limits = ModelLimits { text_history_len_max: 4, ..ModelLimits::default() };
     let mut d = Document::with_limits(registry(), limits);
-    ok(
-        &mut d,
-        r#"[{"op":"create","id":"c1:a","type":"Node","parent":"root"}]"#,
-    );
+    ok(&mut d, r#"[{"op":"create","id":"c1:a","type":"Node","parent":"root"}]"#);
     let base = d.version();
     for _ in 0..6 {
-        ok(
-            &mut d,
-            r#"[{"op":"text_insert","obj":"c1:a","attr":"title","pos":0,"text":"x"}]"#,
-        );
+        ok(&mut d, r#"[{"op":"text_insert","obj":"c1:a","attr":"title","pos":0,"text":"x"}]"#);
     }
     let r = d.apply(
         &client("c2"),
@@ -1061,31 +686,19 @@ fn text_history_is_bounded() {
 
 // ----- undo / redo -----
 
-fn undo(
-    h: &mut UndoHistory,
-    d: &mut Document,
-    who: &str,
-    scope: Option<&str>,
-) -> Result<Transition, ModelError> {
+fn undo(h: &mut UndoHistory, d: &mut Document, who: &str, scope: Option<&str>) -> Result<Transition, ModelError> {
     let scope = scope.map(|id| d.key(id).unwrap_or_default());
     h.undo(d, &client(who), scope, 10_000)
 }
 
-fn redo(
-    h: &mut UndoHistory,
-    d: &mut Document,
-    who: &str,
-    scope: Option<&str>,
-) -> Result<Transition, ModelError> {
+fn redo(h: &mut UndoHistory, d: &mut Document, who: &str, scope: Option<&str>) -> Result<Transition, ModelError> {
     let scope = scope.map(|id| d.key(id).unwrap_or_default());
     h.redo(d, &client(who), scope, 10_000)
 }
 
 /// Applies as `who` at time `ms` and records it.
 fn act(h: &mut UndoHistory, d: &mut Document, who: &str, ms: u64, json: &str) {
-    let t = d
-        .apply(&client(who), None, changes(json))
-        .unwrap_or_else(|r| panic!("{r}"));
+    let t = d.apply(&client(who), None, changes(json)).unwrap_or_else(|r| panic!("{r}"));
     h.record(d, &t, ms);
 }
 
@@ -1093,50 +706,22 @@ fn act(h: &mut UndoHistory, d: &mut Document, who: &str, ms: u64, json: &str) {
 fn undo_is_per_client_and_per_subtree() {
     let mut d = graph();
     let mut h = UndoHistory::new(d.limits());
-    act(
-        &mut h,
-        &mut d,
-        "c1",
-        0,
-        r#"[{"op":"set","obj":"c1:a","attr":"title","value":"A1"}]"#,
-    );
-    act(
-        &mut h,
-        &mut d,
-        "c1",
-        1000,
-        r#"[{"op":"set","obj":"c1:b","attr":"title","value":"B1"}]"#,
-    );
-    act(
-        &mut h,
-        &mut d,
-        "c2",
-        2000,
-        r#"[{"op":"set","obj":"c1:b","attr":"on","value":true}]"#,
-    );
+    act(&mut h, &mut d, "c1", 0, r#"[{"op":"set","obj":"c1:a","attr":"title","value":"A1"}]"#);
+    act(&mut h, &mut d, "c1", 1000, r#"[{"op":"set","obj":"c1:b","attr":"title","value":"B1"}]"#);
+    act(&mut h, &mut d, "c2", 2000, r#"[{"op":"set","obj":"c1:b","attr":"on","value":true}]"#);
     // c1 undoes its change under c1:a, although its latest change was to c1:b.
     let t = undo(&mut h, &mut d, "c1", Some("c1:a")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(t.actor, client("c1"));
     assert_eq!(value(&d, "c1:a", "title"), Value::from("node"));
     assert_eq!(value(&d, "c1:b", "title"), Value::from("B1"));
-    assert_eq!(
-        value(&d, "c1:b", "on"),
-        Value::Bool(true),
-        "c2's change stays"
-    );
+    assert_eq!(value(&d, "c1:b", "on"), Value::Bool(true), "c2's change stays");
     // Scoped to the graph, c1's remaining step (on c1:b) matches.
     undo(&mut h, &mut d, "c1", Some("g")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(value(&d, "c1:b", "title"), Value::from("node"));
-    assert_eq!(
-        undo(&mut h, &mut d, "c1", None).map_err(|e| e.code()),
-        Err("nothing_to_undo")
-    );
+    assert_eq!(undo(&mut h, &mut d, "c1", None).map_err(|e| e.code()), Err("nothing_to_undo"));
     redo(&mut h, &mut d, "c1", None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(value(&d, "c1:b", "title"), Value::from("B1"));
-    assert_eq!(
-        undo(&mut h, &mut d, "c3", None).map_err(|e| e.code()),
-        Err("nothing_to_undo")
-    );
+    assert_eq!(undo(&mut h, &mut d, "c3", None).map_err(|e| e.code()), Err("nothing_to_undo"));
 }
 
 #[test]
@@ -1144,18 +729,11 @@ fn quick_successive_changes_to_one_object_undo_as_one_step() {
     let mut d = graph();
     let mut h = UndoHistory::new(d.limits());
     for i in 0..60u64 {
-        let json =
-            format!(r#"[{{"op":"dict_set","obj":"c1:a","attr":"pos","key":"x","value":{i}}}]"#);
+        let json = format!(r#"[{{"op":"dict_set","obj":"c1:a","attr":"pos","key":"x","value":{i}}}]"#);
         act(&mut h, &mut d, "c1", i * 16, &json);
     }
     h.boundary("c1");
-    act(
-        &mut h,
-        &mut d,
-        "c1",
-        1000,
-        r#"[{"op":"dict_set","obj":"c1:a","attr":"pos","key":"y","value":5}]"#,
-    );
+    act(&mut h, &mut d, "c1", 1000, r#"[{"op":"dict_set","obj":"c1:a","attr":"pos","key":"y","value":5}]"#);
     undo(&mut h, &mut d, "c1", None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         value(&d, "c1:a", "pos"),
@@ -1163,38 +741,18 @@ fn quick_successive_changes_to_one_object_undo_as_one_step() {
         "the explicit boundary split the steps"
     );
     undo(&mut h, &mut d, "c1", None).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(
-        value(&d, "c1:a", "pos"),
-        Value::Dict(dict! {"x" => 0, "y" => 0}),
-        "the drag is undone at once"
-    );
+    assert_eq!(value(&d, "c1:a", "pos"), Value::Dict(dict! {"x" => 0, "y" => 0}), "the drag is undone at once");
 }
 
 #[test]
 fn undo_that_conflicts_is_refused_and_changes_nothing() {
     let mut d = graph();
     let mut h = UndoHistory::new(d.limits());
-    act(
-        &mut h,
-        &mut d,
-        "c1",
-        0,
-        r#"[{"op":"set","obj":"c1:a","attr":"title","value":"mine"}]"#,
-    );
-    act(
-        &mut h,
-        &mut d,
-        "c2",
-        10,
-        r#"[{"op":"set","obj":"c1:a","attr":"title","value":"theirs"}]"#,
-    );
+    act(&mut h, &mut d, "c1", 0, r#"[{"op":"set","obj":"c1:a","attr":"title","value":"mine"}]"#);
+    act(&mut h, &mut d, "c2", 10, r#"[{"op":"set","obj":"c1:a","attr":"title","value":"theirs"}]"#);
     let before = d.snapshot();
     let r = undo(&mut h, &mut d, "c1", None);
-    assert_eq!(
-        r.as_ref().map_err(ModelError::code),
-        Err("undo_conflict"),
-        "{r:?}"
-    );
+    assert_eq!(r.as_ref().map_err(ModelError::code), Err("undo_conflict"), "{r:?}");
     assert_eq!(d.snapshot(), before);
     // Deleting an object restores it, with the edge a reaction deleted along with it.
     act(
@@ -1205,13 +763,7 @@ fn undo_that_conflicts_is_refused_and_changes_nothing() {
         r#"[{"op":"create","id":"c1:e","type":"Edge","parent":"g","attrs":{"from":"c1:a","to":"c1:b"}}]"#,
     );
     let with_edge = d.snapshot();
-    act(
-        &mut h,
-        &mut d,
-        "c1",
-        4000,
-        r#"[{"op":"delete","id":"c1:a"}]"#,
-    );
+    act(&mut h, &mut d, "c1", 4000, r#"[{"op":"delete","id":"c1:a"}]"#);
     assert!(d.key("c1:e").is_none());
     undo(&mut h, &mut d, "c1", None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(d.snapshot().root, with_edge.root);
@@ -1221,24 +773,9 @@ fn undo_that_conflicts_is_refused_and_changes_nothing() {
 fn undo_of_a_text_insert_survives_concurrent_edits() {
     let mut d = graph();
     let mut h = UndoHistory::new(d.limits());
-    ok(
-        &mut d,
-        r#"[{"op":"set","obj":"c1:a","attr":"title","value":"hello"}]"#,
-    );
-    act(
-        &mut h,
-        &mut d,
-        "c1",
-        0,
-        r#"[{"op":"text_insert","obj":"c1:a","attr":"title","pos":5,"text":" world"}]"#,
-    );
-    act(
-        &mut h,
-        &mut d,
-        "c2",
-        10,
-        r#"[{"op":"text_insert","obj":"c1:a","attr":"title","pos":0,"text":">> "}]"#,
-    );
+    ok(&mut d, r#"[{"op":"set","obj":"c1:a","attr":"title","value":"hello"}]"#);
+    act(&mut h, &mut d, "c1", 0, r#"[{"op":"text_insert","obj":"c1:a","attr":"title","pos":5,"text":" world"}]"#);
+    act(&mut h, &mut d, "c2", 10, r#"[{"op":"text_insert","obj":"c1:a","attr":"title","pos":0,"text":">> "}]"#);
     undo(&mut h, &mut d, "c1", None).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(value(&d, "c1:a", "title"), Value::from(">> hello"));
     redo(&mut h, &mut d, "c1", None).unwrap_or_else(|e| panic!("{e}"));
@@ -1247,19 +784,10 @@ fn undo_of_a_text_insert_survives_concurrent_edits() {
 
 #[test]
 fn undo_history_is_bounded() {
-    let limits = ModelLimits {
-        undo_steps_max: 3,
-        ..ModelLimits::default()
-    };
+    let limits = ModelLimits { undo_steps_max: 3, ..ModelLimits::default() };
     let mut d = Document::with_limits(registry(), limits);
     let mut h = UndoHistory::new(d.limits());
-    act(
-        &mut h,
-        &mut d,
-        "c1",
-        0,
-        r#"[{"op":"create","id":"c1:a","type":"Node","parent":"root"}]"#,
-    );
+    act(&mut h, &mut d, "c1", 0, r#"[{"op":"create","id":"c1:a","type":"Node","parent":"root"}]"#);
     for i in 0..5u64 {
         let json = r#"[{"op":"add","obj":"c1:a","attr":"count","value":1}]"#;
         act(&mut h, &mut d, "c1", 10_000 * (i + 1), json);
@@ -1267,10 +795,7 @@ fn undo_history_is_bounded() {
     for _ in 0..3 {
         undo(&mut h, &mut d, "c1", None).unwrap_or_else(|e| panic!("{e}"));
     }
-    assert_eq!(
-        undo(&mut h, &mut d, "c1", None).map_err(|e| e.code()),
-        Err("nothing_to_undo")
-    );
+    assert_eq!(undo(&mut h, &mut d, "c1", None).map_err(|e| e.code()), Err("nothing_to_undo"));
     assert_eq!(value(&d, "c1:a", "count"), Value::Int(2));
 }
 
@@ -1287,13 +812,9 @@ fn snapshot_round_trips_and_both_forms_serialize_alike() {
     );
     let snap = d.snapshot();
     let json = serde_json::to_string(&snap).unwrap_or_default();
-    assert_eq!(
-        serde_json::to_string(&d.snapshot_view()).unwrap_or_default(),
-        json
-    );
+    assert_eq!(serde_json::to_string(&d.snapshot_view()).unwrap_or_default(), json);
     let back: DocSnapshot = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
-    let d2 = Document::from_snapshot(registry(), ModelLimits::default(), back)
-        .unwrap_or_else(|e| panic!("{e}"));
+    let d2 = Document::from_snapshot(registry(), ModelLimits::default(), back).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(d2.snapshot(), snap);
     assert_eq!(d2.referrers(d2.key("c1:b").unwrap_or_default()).count(), 2);
 }
@@ -1302,9 +823,7 @@ fn snapshot_round_trips_and_both_forms_serialize_alike() {
 fn a_bad_snapshot_is_refused_clearly() {
     let d = graph();
     let mut snap = d.snapshot();
-    snap.root.children[0].children[0]
-        .attrs
-        .insert("next", "ghost");
+    snap.root.children[0].children[0].attrs.insert("next", "ghost");
     let r = Document::from_snapshot(registry(), ModelLimits::default(), snap);
     assert_eq!(r.map(|_| ()).map_err(|e| e.code()), Err("dangling_ref"));
 }
@@ -1329,11 +848,7 @@ mod props {
     }
 
     fn make(d: &Document, Raw(op, a, b, c, n): &Raw, fresh: &mut u32) -> Change {
-        let ids: Vec<String> = d
-            .subtree(d.root())
-            .filter_map(|k| d.id(k))
-            .map(str::to_owned)
-            .collect();
+        let ids: Vec<String> = d.subtree(d.root()).filter_map(|k| d.id(k)).map(str::to_owned).collect();
         let obj: ObjId = pick(&ids, *a).into();
         let other: ObjId = pick(&ids, *b).into();
         let attr = |names: &[&str]| CompactString::from(names[usize::from(*c) % names.len()]);
@@ -1343,11 +858,7 @@ mod props {
                 *fresh += 1;
                 Change::Create {
                     id: format!("c1:n{fresh}").into(),
-                    type_name: if c % 5 == 0 {
-                        "Edge".into()
-                    } else {
-                        "Node".into()
-                    },
+                    type_name: if c % 5 == 0 { "Edge".into() } else { "Node".into() },
                     parent: obj,
                     index: (n % 3 == 0).then_some(u32::from(*b % 4)),
                     attrs: if c % 5 == 0 {
@@ -1359,95 +870,43 @@ mod props {
                 }
             }
             2 => Change::Delete { id: obj },
-            3 => Change::Move {
-                id: obj,
-                parent: other,
-                index: (n % 2 == 0).then_some(u32::from(*c % 3)),
-            },
-            4 => Change::Set {
-                obj,
-                attr: attr(&["title", "count", "on", "weight"]),
-                value: Value::Int(i64::from(*n)),
-            },
-            5 => Change::Add {
-                obj,
-                attr: attr(&["count", "weight"]),
-                value: Value::Int(i64::from(*n)),
-            },
+            3 => Change::Move { id: obj, parent: other, index: (n % 2 == 0).then_some(u32::from(*c % 3)) },
+            4 => Change::Set { obj, attr: attr(&["title", "count", "on", "weight"]), value: Value::Int(i64::from(*n)) },
+            5 => Change::Add { obj, attr: attr(&["count", "weight"]), value: Value::Int(i64::from(*n)) },
             6 => Change::TextInsert {
                 obj,
                 attr: "title".into(),
                 pos: u32::from(*c % 8),
-                text: if n % 2 == 0 {
-                    "é".into()
-                } else {
-                    "😀x".into()
-                },
+                text: if n % 2 == 0 { "é".into() } else { "😀x".into() },
             },
-            7 => Change::TextDelete {
-                obj,
-                attr: "title".into(),
-                pos: u32::from(*c % 6),
-                len: u32::from(*b % 4),
-            },
+            7 => Change::TextDelete { obj, attr: "title".into(), pos: u32::from(*c % 6), len: u32::from(*b % 4) },
             8 => Change::DictSet {
                 obj,
                 attr: "pos".into(),
                 key: if c % 2 == 0 { "x".into() } else { "z".into() },
                 value: Value::Int(i64::from(*n)),
             },
-            9 => Change::DictRemove {
-                obj,
-                attr: "pos".into(),
-                key: if c % 2 == 0 { "x".into() } else { "z".into() },
-            },
+            9 => Change::DictRemove { obj, attr: "pos".into(), key: if c % 2 == 0 { "x".into() } else { "z".into() } },
             10 => Change::ListInsert {
                 obj,
                 attr: attr(&["ports", "links"]),
                 index: (n % 2 == 0).then_some(u32::from(*c % 3)),
                 value: other.as_str().into(),
             },
-            11 => Change::ListRemove {
-                obj,
-                attr: attr(&["ports", "links"]),
-                index: u32::from(*c % 3),
-            },
-            12 => Change::ListMove {
-                obj,
-                attr: "ports".into(),
-                from: u32::from(*b % 3),
-                to: u32::from(*c % 3),
-            },
-            13 => Change::SetAdd {
-                obj,
-                attr: "tags".into(),
-                value: Value::Int(i64::from(n % 4)),
-            },
-            14 => Change::SetRemove {
-                obj,
-                attr: "tags".into(),
-                value: Value::Int(i64::from(n % 4)),
-            },
+            11 => Change::ListRemove { obj, attr: attr(&["ports", "links"]), index: u32::from(*c % 3) },
+            12 => Change::ListMove { obj, attr: "ports".into(), from: u32::from(*b % 3), to: u32::from(*c % 3) },
+            13 => Change::SetAdd { obj, attr: "tags".into(), value: Value::Int(i64::from(n % 4)) },
+            14 => Change::SetRemove { obj, attr: "tags".into(), value: Value::Int(i64::from(n % 4)) },
             _ => Change::Set {
                 obj,
                 attr: "next".into(),
-                value: if n % 3 == 0 {
-                    Value::Null
-                } else {
-                    other.as_str().into()
-                },
+                value: if n % 3 == 0 { Value::Null } else { other.as_str().into() },
             },
         }
     }
 
     fn raw() -> impl Strategy<Value = Raw> {
-        (
-            any::<u8>(),
-            any::<u16>(),
-            any::<u16>(),
-            any::<u16>(),
-            any::<i16>(),
-        )
+        (any::<u8>(), any::<u16>(), any::<u16>(), any::<u16>(), any::<i16>())
             .prop_map(|(a, b, c, d, e)| Raw(a, b, c, d, e))
     }
 

@@ -116,10 +116,7 @@ fn map_pos(p: u32, other: &TextEdit, before_on_tie: bool) -> u32 {
 pub fn transform_one(x: &TextEdit, y: &TextEdit, x_first: bool) -> SmallVec<[TextEdit; 2]> {
     match (x, y) {
         (TextEdit::Insert { pos, text }, _) => {
-            smallvec![TextEdit::Insert {
-                pos: map_pos(*pos, y, x_first),
-                text: text.clone()
-            }]
+            smallvec![TextEdit::Insert { pos: map_pos(*pos, y, x_first), text: text.clone() }]
         }
         (TextEdit::Delete { pos, len }, TextEdit::Insert { pos: ip, text }) => {
             let end = pos.saturating_add(*len);
@@ -129,31 +126,19 @@ pub fn transform_one(x: &TextEdit, y: &TextEdit, x_first: bool) -> SmallVec<[Tex
                 let after = end - ip;
                 let skip = TextEdit::inserted_len(text);
                 smallvec![
-                    TextEdit::Delete {
-                        pos: *pos,
-                        len: before
-                    },
-                    TextEdit::Delete {
-                        pos: pos.saturating_add(skip),
-                        len: after
-                    },
+                    TextEdit::Delete { pos: *pos, len: before },
+                    TextEdit::Delete { pos: pos.saturating_add(skip), len: after },
                 ]
             } else {
                 // An insert exactly at the start goes before the deleted range, not into it.
-                smallvec![TextEdit::Delete {
-                    pos: map_pos(*pos, y, false),
-                    len: *len
-                }]
+                smallvec![TextEdit::Delete { pos: map_pos(*pos, y, false), len: *len }]
             }
         }
         (TextEdit::Delete { pos, len }, TextEdit::Delete { .. }) => {
             let start = map_pos(*pos, y, true);
             let end = map_pos(pos.saturating_add(*len), y, true);
             if end > start {
-                smallvec![TextEdit::Delete {
-                    pos: start,
-                    len: end - start
-                }]
+                smallvec![TextEdit::Delete { pos: start, len: end - start }]
             } else {
                 SmallVec::new()
             }
@@ -175,10 +160,7 @@ pub fn exclude(o: &TextEdit, e: &TextEdit) -> Option<TextEdit> {
             } else {
                 return None;
             };
-            Some(TextEdit::Insert {
-                pos: q,
-                text: t.clone(),
-            })
+            Some(TextEdit::Insert { pos: q, text: t.clone() })
         }
         (TextEdit::Insert { pos: p, text }, TextEdit::Delete { pos: q, len: m }) => {
             let l = TextEdit::inserted_len(text);
@@ -193,10 +175,7 @@ pub fn exclude(o: &TextEdit, e: &TextEdit) -> Option<TextEdit> {
         }
         (TextEdit::Delete { pos: p, len: l }, TextEdit::Insert { pos: q, text: t }) => {
             let q = if *q <= *p { *q } else { q + l };
-            Some(TextEdit::Insert {
-                pos: q,
-                text: t.clone(),
-            })
+            Some(TextEdit::Insert { pos: q, text: t.clone() })
         }
         (TextEdit::Delete { pos: p, len: l }, TextEdit::Delete { pos: q, len: m }) => {
             let q = if q + m <= *p {
@@ -213,17 +192,10 @@ pub fn exclude(o: &TextEdit, e: &TextEdit) -> Option<TextEdit> {
 
 /// Transforms two concurrent sequences made on the same text: returns `(a', b')` such that
 /// applying `a` then `b'` equals applying `b` then `a'`. `a_first` orders same-position inserts.
-pub fn transform_seqs(
-    a: &[TextEdit],
-    b: &[TextEdit],
-    a_first: bool,
-) -> (Vec<TextEdit>, Vec<TextEdit>) {
+pub fn transform_seqs(a: &[TextEdit], b: &[TextEdit], a_first: bool) -> (Vec<TextEdit>, Vec<TextEdit>) {
     match (a, b) {
         ([], _) | (_, []) => (a.to_vec(), b.to_vec()),
-        ([x], [y]) => (
-            transform_one(x, y, a_first).into_vec(),
-            transform_one(y, x, !a_first).into_vec(),
-        ),
+        ([x], [y]) => (transform_one(x, y, a_first).into_vec(), transform_one(y, x, !a_first).into_vec()),
         ([_], [y, rest @ ..]) => {
             let (a1, y2) = transform_seqs(a, std::slice::from_ref(y), a_first);
             let (a2, rest2) = transform_seqs(&a1, rest, a_first);
@@ -247,10 +219,7 @@ mod tests {
     use proptest::prelude::*;
 
     fn ins(pos: u32, t: &str) -> TextEdit {
-        TextEdit::Insert {
-            pos,
-            text: t.into(),
-        }
+        TextEdit::Insert { pos, text: t.into() }
     }
     fn del(pos: u32, len: u32) -> TextEdit {
         TextEdit::Delete { pos, len }
@@ -291,24 +260,15 @@ mod tests {
     fn overlapping_deletes_remove_each_character_once() {
         let (a, b) = (del(1, 3), del(2, 3)); // "abcdef": a removes bcd, b removes cde
         let (a2, b2) = transform_seqs(std::slice::from_ref(&a), std::slice::from_ref(&b), true);
-        assert_eq!(
-            apply_all("abcdef", &[vec![a], b2].concat()).as_deref(),
-            Some("af")
-        );
-        assert_eq!(
-            apply_all("abcdef", &[vec![b], a2].concat()).as_deref(),
-            Some("af")
-        );
+        assert_eq!(apply_all("abcdef", &[vec![a], b2].concat()).as_deref(), Some("af"));
+        assert_eq!(apply_all("abcdef", &[vec![b], a2].concat()).as_deref(), Some("af"));
     }
 
     #[test]
     fn delete_around_concurrent_insert_keeps_the_insert() {
         let (d, i) = (del(0, 4), ins(2, "XY"));
         let d2 = transform_one(&d, &i, true);
-        assert_eq!(
-            apply_all("abcdef", &[vec![i], d2.into_vec()].concat()).as_deref(),
-            Some("XYef")
-        );
+        assert_eq!(apply_all("abcdef", &[vec![i], d2.into_vec()].concat()).as_deref(), Some("XYef"));
     }
 
     fn edit_strategy() -> impl Strategy<Value = (bool, u32, u32, String)> {

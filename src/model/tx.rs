@@ -36,11 +36,7 @@ impl Transition {
     }
     /// The steps that undo it, in the order to apply them.
     pub fn inverse(&self) -> Vec<AppliedChange> {
-        self.changes
-            .iter()
-            .rev()
-            .filter_map(AppliedChange::inverse)
-            .collect()
+        self.changes.iter().rev().filter_map(AppliedChange::inverse).collect()
     }
 }
 
@@ -91,36 +87,21 @@ impl Document {
     /// Applies an actor's action atomically: every change is checked and applied, with
     /// reactions, or none is. `base` is the version the actor saw (text edits made on an older
     /// version are transformed); `None` means the current version.
-    pub fn apply(
-        &mut self,
-        actor: &Actor,
-        base: Option<u64>,
-        changes: Vec<Change>,
-    ) -> Result<Transition, Rejection> {
+    pub fn apply(&mut self, actor: &Actor, base: Option<u64>, changes: Vec<Change>) -> Result<Transition, Rejection> {
         if changes.is_empty() {
             return Err(ModelError::EmptyAction.into());
         }
         if changes.len() > self.limits.action_changes_max {
-            return Err(ModelError::TooManyChanges {
-                limit: self.limits.action_changes_max,
-            }
-            .into());
+            return Err(ModelError::TooManyChanges { limit: self.limits.action_changes_max }.into());
         }
         if let Some(base) = base.filter(|&b| b > self.version) {
-            return Err(ModelError::BadBase {
-                base,
-                version: self.version,
-            }
-            .into());
+            return Err(ModelError::BadBase { base, version: self.version }.into());
         }
         let mut tx = Tx::new(self, actor.clone(), base, Mode::Request);
         for (i, change) in changes.into_iter().enumerate() {
             if let Err(error) = tx.apply(change) {
                 tx.rollback();
-                return Err(Rejection {
-                    change_index: Some(i),
-                    error,
-                });
+                return Err(Rejection { change_index: Some(i), error });
             }
         }
         Ok(tx.commit())
@@ -147,11 +128,7 @@ impl Document {
     /// `actor`: their inverses in reverse order, each checked against the current state. Text
     /// edits are first moved past every later edit of their topic (see [`plan_text_undo`]), so
     /// undoing them keeps what others typed since.
-    pub(crate) fn replay(
-        &mut self,
-        actor: &Actor,
-        changes: &[(u64, AppliedChange)],
-    ) -> Result<Transition, ModelError> {
+    pub(crate) fn replay(&mut self, actor: &Actor, changes: &[(u64, AppliedChange)]) -> Result<Transition, ModelError> {
         let mut plan = plan_text_undo(self, changes)?;
         let mut tx = Tx::new(self, actor.clone(), None, Mode::Replay);
         for (version, change) in changes.iter().rev() {
@@ -169,16 +146,7 @@ impl Document {
 
 impl<'d> Tx<'d> {
     fn new(doc: &'d mut Document, actor: Actor, base: Option<u64>, mode: Mode) -> Self {
-        Tx {
-            doc,
-            actor,
-            base,
-            mode,
-            applied: Vec::new(),
-            text_log: Vec::new(),
-            views: Vec::new(),
-            depth: 0,
-        }
+        Tx { doc, actor, base, mode, applied: Vec::new(), text_log: Vec::new(), views: Vec::new(), depth: 0 }
     }
 
     /// Who acts in this transaction.
@@ -230,11 +198,7 @@ impl<'d> Tx<'d> {
 
     /// Deletes an object and its subtree.
     pub fn delete(&mut self, obj: impl Into<ObjKey>) -> Result<(), ModelError> {
-        let id = self
-            .doc
-            .id(obj.into())
-            .ok_or_else(|| stale("object"))?
-            .into();
+        let id = self.doc.id(obj.into()).ok_or_else(|| stale("object"))?.into();
         self.apply(Change::Delete { id })
     }
 
@@ -245,25 +209,15 @@ impl<'d> Tx<'d> {
         parent: impl Into<ObjKey>,
         index: Option<u32>,
     ) -> Result<(), ModelError> {
-        let id = self
-            .doc
-            .id(obj.into())
-            .ok_or_else(|| stale("object"))?
-            .into();
-        let parent = self
-            .doc
-            .id(parent.into())
-            .ok_or_else(|| stale("parent"))?
-            .into();
+        let id = self.doc.id(obj.into()).ok_or_else(|| stale("object"))?.into();
+        let parent = self.doc.id(parent.into()).ok_or_else(|| stale("parent"))?.into();
         self.apply(Change::Move { id, parent, index })
     }
 
     /// Applies one requested change (with its reactions) inside this transaction.
     pub fn apply(&mut self, change: Change) -> Result<(), ModelError> {
         if self.applied.len() >= self.doc.limits.action_changes_max {
-            return Err(ModelError::TooManyChanges {
-                limit: self.doc.limits.action_changes_max,
-            });
+            return Err(ModelError::TooManyChanges { limit: self.doc.limits.action_changes_max });
         }
         let start = self.applied.len();
         match change {
@@ -273,11 +227,7 @@ impl<'d> Tx<'d> {
                 self.permit(key, None, &change)?;
                 self.delete_key(key)?;
             }
-            Change::Move {
-                ref id,
-                ref parent,
-                index,
-            } => {
+            Change::Move { ref id, ref parent, index } => {
                 let key = self.doc.resolve(id)?;
                 let parent = self.doc.resolve(parent)?;
                 self.permit(key, Some(parent), &change)?;
@@ -298,15 +248,7 @@ impl<'d> Tx<'d> {
             _ => return Ok(()),
         };
         self.permit(parent_key, None, &change)?;
-        let Change::Create {
-            id,
-            type_name,
-            parent,
-            index,
-            attrs,
-            children,
-        } = change
-        else {
+        let Change::Create { id, type_name, parent, index, attrs, children } = change else {
             return Ok(());
         };
         let len = self.doc.children(parent_key).len();
@@ -325,35 +267,15 @@ impl<'d> Tx<'d> {
             (Actor::Client(c), 0) => IdRule::Client(c),
             _ => IdRule::Any,
         };
-        let request = NodeSnapshot {
-            id,
-            type_name,
-            attrs,
-            children,
-        };
+        let request = NodeSnapshot { id, type_name, attrs, children };
         let mut seen = HashSet::new();
-        let node = self.doc.normalize_node(
-            &request,
-            self.doc.depth(parent_key) + 1,
-            rule,
-            &mut seen,
-            false,
-        )?;
+        let node = self.doc.normalize_node(&request, self.doc.depth(parent_key) + 1, rule, &mut seen, false)?;
         self.doc.check_refs(&node, &seen)?;
         drop(seen);
         let keys = self.doc.insert_subtree(parent_key, index, &node);
-        self.applied.push(AppliedChange::Create {
-            parent,
-            index: index as u32,
-            node,
-        });
+        self.applied.push(AppliedChange::Create { parent, index: index as u32, node });
         for &key in &keys {
-            let attrs = self
-                .doc
-                .types
-                .get(self.doc.objects[key].type_idx)
-                .attrs
-                .len() as u16;
+            let attrs = self.doc.types.get(self.doc.objects[key].type_idx).attrs.len() as u16;
             for slot in 0..attrs {
                 self.validate(key, slot, None)?;
             }
@@ -411,11 +333,7 @@ impl<'d> Tx<'d> {
         let is_set = matches!(op, AttrOp::Set(_));
         let step = self.doc.attr_op(key, slot, op)?;
         if is_set && kind == TopicKind::String {
-            self.text_log.push(TextLog {
-                topic: (key, slot),
-                client: None,
-                edit: None,
-            });
+            self.text_log.push(TextLog { topic: (key, slot), client: None, edit: None });
             self.views.retain(|v| v.topic != (key, slot));
         }
         match step {
@@ -433,9 +351,7 @@ impl<'d> Tx<'d> {
     }
 
     fn has_validators(&self, key: ObjKey, slot: u16) -> bool {
-        !self.doc.types.get(self.doc.objects[key].type_idx).attrs[usize::from(slot)]
-            .validators
-            .is_empty()
+        !self.doc.types.get(self.doc.objects[key].type_idx).attrs[usize::from(slot)].validators.is_empty()
     }
 
     /// Runs the reactions to a change of one attribute.
@@ -453,32 +369,17 @@ impl<'d> Tx<'d> {
 
     /// Applies a text edit from a request, transformed against concurrent edits if it is based
     /// on an older version.
-    fn text_edit(
-        &mut self,
-        key: ObjKey,
-        slot: u16,
-        kind: TopicKind,
-        edit: TextEdit,
-    ) -> Result<(), ModelError> {
+    fn text_edit(&mut self, key: ObjKey, slot: u16, kind: TopicKind, edit: TextEdit) -> Result<(), ModelError> {
         if kind != TopicKind::String {
             let (obj, attr) = self.names(key, slot);
-            return Err(ModelError::WrongKind {
-                obj,
-                attr,
-                kind,
-                reason: "text edits apply to string topics".into(),
-            });
+            return Err(ModelError::WrongKind { obj, attr, kind, reason: "text edits apply to string topics".into() });
         }
         let from_request = self.depth == 0 && self.mode == Mode::Request;
         let edits = match self.base {
             Some(base) if from_request => self.transform_request(key, slot, base, edit)?,
             _ => vec![edit],
         };
-        let client = if from_request {
-            self.actor.client_id().map(CompactString::from)
-        } else {
-            None
-        };
+        let client = if from_request { self.actor.client_id().map(CompactString::from) } else { None };
         for edit in edits {
             self.apply_text(key, slot, edit, client.clone())?;
         }
@@ -498,11 +399,7 @@ impl<'d> Tx<'d> {
         };
         let step = self.doc.attr_op(key, slot, op)?;
         self.applied.push(step);
-        self.text_log.push(TextLog {
-            topic: (key, slot),
-            client,
-            edit: Some(edit),
-        });
+        self.text_log.push(TextLog { topic: (key, slot), client, edit: Some(edit) });
         Ok(())
     }
 
@@ -537,35 +434,17 @@ impl<'d> Tx<'d> {
 
     /// Committed edits to `topic` after version `since`, in order. An edit by this transaction's
     /// own client is an error: its client should have based on it.
-    fn concurrent_edits(
-        &self,
-        topic: (ObjKey, u16),
-        since: u64,
-    ) -> Result<Vec<(TextEdit, CompactString)>, ModelError> {
+    fn concurrent_edits(&self, topic: (ObjKey, u16), since: u64) -> Result<Vec<(TextEdit, CompactString)>, ModelError> {
         let history = self.doc.texts.get(&topic);
         let floor = history.map_or(0, |h| h.floor).max(self.doc.texts_floor);
         let (obj, attr) = self.names(topic.0, topic.1);
         if since < floor && since < self.doc.version {
-            return Err(ModelError::TextBaseTooOld {
-                obj,
-                attr,
-                base: since,
-                floor,
-            });
+            return Err(ModelError::TextBaseTooOld { obj, attr, base: since, floor });
         }
         let mut out = Vec::new();
-        for e in history
-            .into_iter()
-            .flat_map(|h| h.entries.iter())
-            .filter(|e| e.version > since)
-        {
+        for e in history.into_iter().flat_map(|h| h.entries.iter()).filter(|e| e.version > since) {
             if e.client.is_some() && e.client.as_deref() == self.actor.client_id() {
-                return Err(ModelError::TextBaseStale {
-                    obj,
-                    attr,
-                    base: since,
-                    own: e.version,
-                });
+                return Err(ModelError::TextBaseStale { obj, attr, base: since, own: e.version });
             }
             out.push((e.edit.clone(), e.tie.clone()));
         }
@@ -574,47 +453,23 @@ impl<'d> Tx<'d> {
 
     fn names(&self, key: ObjKey, slot: u16) -> (CompactString, CompactString) {
         let o = &self.doc.objects[key];
-        (
-            o.id.clone(),
-            self.doc.types.get(o.type_idx).attrs[usize::from(slot)]
-                .name
-                .clone(),
-        )
+        (o.id.clone(), self.doc.types.get(o.type_idx).attrs[usize::from(slot)].name.clone())
     }
 
     /// Asks the permission hook, for a client's own changes (not reactions, not server code).
-    fn permit(
-        &self,
-        object: ObjKey,
-        destination: Option<ObjKey>,
-        change: &Change,
-    ) -> Result<(), ModelError> {
+    fn permit(&self, object: ObjKey, destination: Option<ObjKey>, change: &Change) -> Result<(), ModelError> {
         if self.depth > 0 || !matches!(self.actor, Actor::Client(_)) {
             return Ok(());
         }
         let Some(hook) = self.doc.types.permission_hook() else {
             return Ok(());
         };
-        let access = Access {
-            actor: &self.actor,
-            doc: self.doc,
-            object,
-            destination,
-            change,
-        };
-        hook(&access).map_err(|reason| ModelError::Denied {
-            obj: self.doc.objects[object].id.clone(),
-            reason,
-        })
+        let access = Access { actor: &self.actor, doc: self.doc, object, destination, change };
+        hook(&access).map_err(|reason| ModelError::Denied { obj: self.doc.objects[object].id.clone(), reason })
     }
 
     /// Runs the validators of one attribute on its current value (or on event arguments).
-    fn validate(
-        &self,
-        key: ObjKey,
-        slot: u16,
-        event_args: Option<&super::value::Value>,
-    ) -> Result<(), ModelError> {
+    fn validate(&self, key: ObjKey, slot: u16, event_args: Option<&super::value::Value>) -> Result<(), ModelError> {
         let def = self.doc.types.get(self.doc.objects[key].type_idx);
         let a = &def.attrs[usize::from(slot)];
         if a.validators.is_empty() {
@@ -689,14 +544,9 @@ impl<'d> Tx<'d> {
         Ok(())
     }
 
-    fn nested(
-        &mut self,
-        f: impl FnOnce(&mut Self) -> Result<(), ModelError>,
-    ) -> Result<(), ModelError> {
+    fn nested(&mut self, f: impl FnOnce(&mut Self) -> Result<(), ModelError>) -> Result<(), ModelError> {
         if self.depth >= self.doc.limits.reaction_depth_max {
-            return Err(ModelError::ReactionDepth {
-                limit: self.doc.limits.reaction_depth_max,
-            });
+            return Err(ModelError::ReactionDepth { limit: self.doc.limits.reaction_depth_max });
         }
         self.depth += 1;
         let r = f(self);
@@ -706,72 +556,41 @@ impl<'d> Tx<'d> {
 
     /// Replays one inverse step (undo/redo), checking that the state is still what the step
     /// expects. Reference clearing it causes runs reactions; the step itself does not.
-    fn replay(
-        &mut self,
-        step: AppliedChange,
-        since: u64,
-        plan: &mut TextUndoPlan,
-    ) -> Result<(), ModelError> {
+    fn replay(&mut self, step: AppliedChange, since: u64, plan: &mut TextUndoPlan) -> Result<(), ModelError> {
         if self.applied.len() >= self.doc.limits.action_changes_max {
-            return Err(ModelError::TooManyChanges {
-                limit: self.doc.limits.action_changes_max,
-            });
+            return Err(ModelError::TooManyChanges { limit: self.doc.limits.action_changes_max });
         }
-        let conflict = |reason: String| ModelError::UndoConflict {
-            verb: "undo",
-            version: since,
-            reason,
-        };
+        let conflict = |reason: String| ModelError::UndoConflict { verb: "undo", version: since, reason };
         // Text: apply the inverse of the edit as the plan moved it to the end of its history.
-        if let AppliedChange::TextInsert { obj, attr, .. }
-        | AppliedChange::TextDelete { obj, attr, .. } = &step
-        {
+        if let AppliedChange::TextInsert { obj, attr, .. } | AppliedChange::TextDelete { obj, attr, .. } = &step {
             let key = self.doc.resolve(obj).map_err(|e| conflict(e.to_string()))?;
             let (slot, _) = self.doc.resolve_attr(key, attr)?;
             self.permit(key, None, &step.to_change())?;
             // Without a plan (the object was restored by this same undo), the edit applies where
             // it was made: the restored object is in the state it had then.
-            let planned = plan
-                .iter_mut()
-                .find(|(o, a, _)| o == obj && a == attr)
-                .and_then(|(_, _, edits)| edits.pop());
+            let planned = plan.iter_mut().find(|(o, a, _)| o == obj && a == attr).and_then(|(_, _, edits)| edits.pop());
             let own = match (planned, &step) {
                 (Some(own), _) => own,
-                (None, AppliedChange::TextInsert { pos, text, .. }) => OwnEdit {
-                    insert: false,
-                    pos: *pos,
-                    text: text.clone(),
-                },
-                (None, AppliedChange::TextDelete { pos, text, .. }) => OwnEdit {
-                    insert: true,
-                    pos: *pos,
-                    text: text.clone(),
-                },
+                (None, AppliedChange::TextInsert { pos, text, .. }) => {
+                    OwnEdit { insert: false, pos: *pos, text: text.clone() }
+                }
+                (None, AppliedChange::TextDelete { pos, text, .. }) => {
+                    OwnEdit { insert: true, pos: *pos, text: text.clone() }
+                }
                 (None, _) => return Ok(()),
             };
             let edit = own.inverse();
-            let done = self
-                .doc
-                .attr_op(key, slot, edit.op())
-                .map_err(|e| conflict(e.to_string()))?;
+            let done = self.doc.attr_op(key, slot, edit.op()).map_err(|e| conflict(e.to_string()))?;
             let expected = matches!((&done, &own), (AppliedChange::TextDelete { text, .. }, OwnEdit { insert: true, text: t, .. }) if text == t)
                 || !own.insert;
             self.applied.push(done);
             if !expected {
-                return Err(conflict(format!(
-                    "{obj}.{attr}: the inserted text was changed since"
-                )));
+                return Err(conflict(format!("{obj}.{attr}: the inserted text was changed since")));
             }
-            self.text_log.push(TextLog {
-                topic: (key, slot),
-                client: None,
-                edit: Some(edit.edit()),
-            });
+            self.text_log.push(TextLog { topic: (key, slot), client: None, edit: Some(edit.edit()) });
             return self.validate(key, slot, None);
         }
-        let (object, destination) = self
-            .replay_targets(&step)
-            .map_err(|e| conflict(e.to_string()))?;
+        let (object, destination) = self.replay_targets(&step).map_err(|e| conflict(e.to_string()))?;
         if self.doc.types.permission_hook().is_some() {
             self.permit(object, destination, &step.to_change())?;
         }
@@ -799,9 +618,7 @@ impl<'d> Tx<'d> {
     fn replay_targets(&self, step: &AppliedChange) -> Result<(ObjKey, Option<ObjKey>), ModelError> {
         Ok(match step {
             AppliedChange::Create { parent, .. } => (self.doc.resolve(parent)?, None),
-            AppliedChange::Move { id, to_parent, .. } => {
-                (self.doc.resolve(id)?, Some(self.doc.resolve(to_parent)?))
-            }
+            AppliedChange::Move { id, to_parent, .. } => (self.doc.resolve(id)?, Some(self.doc.resolve(to_parent)?)),
             other => (self.doc.resolve(other.target())?, None),
         })
     }
@@ -832,12 +649,7 @@ impl<'d> Tx<'d> {
                     h.floor = version;
                 }
                 Some(edit) => {
-                    h.entries.push_back(TextEntry {
-                        version,
-                        client: t.client,
-                        tie: tie.clone(),
-                        edit,
-                    });
+                    h.entries.push_back(TextEntry { version, client: t.client, tie: tie.clone(), edit });
                     if h.entries.len() > history_max {
                         if let Some(old) = h.entries.pop_front() {
                             h.floor = h.floor.max(old.version);
@@ -849,11 +661,7 @@ impl<'d> Tx<'d> {
         if changes_state && version % TEXT_SWEEP_EVERY == 0 {
             sweep_texts(doc);
         }
-        Transition {
-            version,
-            actor: self.actor,
-            changes: self.applied,
-        }
+        Transition { version, actor: self.actor, changes: self.applied }
     }
 
     fn rollback(self) {
@@ -870,9 +678,7 @@ impl<'d> Tx<'d> {
 }
 
 fn stale(what: &str) -> ModelError {
-    ModelError::NoSuchObject {
-        id: format!("<stale {what} handle>").into(),
-    }
+    ModelError::NoSuchObject { id: format!("<stale {what} handle>").into() }
 }
 
 fn subtree_ids(node: &NodeSnapshot) -> Vec<ObjId> {
@@ -887,9 +693,7 @@ fn subtree_ids(node: &NodeSnapshot) -> Vec<ObjId> {
 
 /// Drops text histories of deleted objects and of topics idle for `text_history_versions_max`.
 fn sweep_texts(doc: &mut Document) {
-    let horizon = doc
-        .version
-        .saturating_sub(doc.limits.text_history_versions_max);
+    let horizon = doc.version.saturating_sub(doc.limits.text_history_versions_max);
     let mut floor = doc.texts_floor;
     let objects = &doc.objects;
     doc.texts.retain(|(key, _), h| {
@@ -910,35 +714,22 @@ fn replay_on(
     step: AppliedChange,
     out: &mut Vec<AppliedChange>,
 ) -> Result<Option<AppliedChange>, ModelError> {
-    let conflict = |reason: String| ModelError::UndoConflict {
-        verb: "undo",
-        version: 0,
-        reason,
-    };
+    let conflict = |reason: String| ModelError::UndoConflict { verb: "undo", version: 0, reason };
     let attr_of = |doc: &Document, obj: &str, attr: &str| -> Result<(ObjKey, u16), ModelError> {
         let key = doc.resolve(obj)?;
         Ok((key, doc.resolve_attr(key, attr)?.0))
     };
     use AppliedChange as A;
     let done = match step {
-        A::Create {
-            parent,
-            index,
-            node,
-        } => {
+        A::Create { parent, index, node } => {
             let pk = doc.resolve(&parent)?;
             let mut seen = HashSet::new();
-            let node =
-                doc.normalize_node(&node, doc.depth(pk) + 1, IdRule::Any, &mut seen, true)?;
+            let node = doc.normalize_node(&node, doc.depth(pk) + 1, IdRule::Any, &mut seen, true)?;
             doc.check_refs(&node, &seen)?;
             drop(seen);
             let index = (index as usize).min(doc.children(pk).len());
             doc.insert_subtree(pk, index, &node);
-            A::Create {
-                parent,
-                index: index as u32,
-                node,
-            }
+            A::Create { parent, index: index as u32, node }
         }
         A::Delete { node, .. } => {
             let key = doc.resolve(&node.id)?;
@@ -952,13 +743,7 @@ fn replay_on(
             }
             doc.remove_subtree(key)
         }
-        A::Move {
-            id,
-            from_parent,
-            to_parent,
-            to_index,
-            ..
-        } => {
+        A::Move { id, from_parent, to_parent, to_index, .. } => {
             let key = doc.resolve(&id)?;
             let current = doc.parent(key).and_then(|p| doc.id(p)).unwrap_or_default();
             if current != from_parent {
@@ -968,43 +753,22 @@ fn replay_on(
             let len = doc.children(pk).len() - usize::from(current == to_parent);
             doc.move_object(key, pk, Some(to_index.min(len as u32)))?
         }
-        A::Set {
-            obj,
-            attr,
-            old,
-            new,
-        } => {
+        A::Set { obj, attr, old, new } => {
             let (key, slot) = attr_of(doc, &obj, &attr)?;
             if doc.value_at(key, slot) != Some(&old) {
                 return Err(conflict(format!("{obj}.{attr} changed since")));
             }
             doc.attr_op(key, slot, AttrOp::Set(new))?
         }
-        A::Add {
-            obj,
-            attr,
-            delta,
-            old,
-            new,
-        } => {
+        A::Add { obj, attr, delta, old, new } => {
             let (key, slot) = attr_of(doc, &obj, &attr)?;
             doc.attr_op(key, slot, AttrOp::AddExact { delta, old, new })?
         }
-        A::TextInsert {
-            obj,
-            attr,
-            pos,
-            text,
-        } => {
+        A::TextInsert { obj, attr, pos, text } => {
             let (key, slot) = attr_of(doc, &obj, &attr)?;
             doc.attr_op(key, slot, AttrOp::TextInsert(pos, text))?
         }
-        A::TextDelete {
-            obj,
-            attr,
-            pos,
-            text,
-        } => {
+        A::TextDelete { obj, attr, pos, text } => {
             let (key, slot) = attr_of(doc, &obj, &attr)?;
             let len = u32::try_from(utf16_len(&text)).unwrap_or(u32::MAX);
             let done = doc.attr_op(key, slot, AttrOp::TextDelete(pos, len))?;
@@ -1017,18 +781,9 @@ fn replay_on(
             }
             done
         }
-        A::DictSet {
-            obj,
-            attr,
-            key: k,
-            old,
-            new,
-        } => {
+        A::DictSet { obj, attr, key: k, old, new } => {
             let (key, slot) = attr_of(doc, &obj, &attr)?;
-            let current = doc
-                .value_at(key, slot)
-                .and_then(|v| v.as_dict())
-                .and_then(|d| d.get(&k));
+            let current = doc.value_at(key, slot).and_then(|v| v.as_dict()).and_then(|d| d.get(&k));
             if current != old.as_ref() {
                 return Err(conflict(format!("{obj}.{attr}[{k:?}] changed since")));
             }
@@ -1037,52 +792,25 @@ fn replay_on(
                 None => doc.attr_op(key, slot, AttrOp::DictRemove(k))?,
             }
         }
-        A::ListInsert {
-            obj,
-            attr,
-            index,
-            value,
-        } => {
+        A::ListInsert { obj, attr, index, value } => {
             let (key, slot) = attr_of(doc, &obj, &attr)?;
             doc.attr_op(key, slot, AttrOp::ListInsert(Some(index), value))?
         }
-        A::ListRemove {
-            obj,
-            attr,
-            index,
-            value,
-        } => {
+        A::ListRemove { obj, attr, index, value } => {
             let (key, slot) = attr_of(doc, &obj, &attr)?;
-            let current = doc
-                .value_at(key, slot)
-                .and_then(|v| v.as_list())
-                .and_then(|l| l.get(index as usize));
+            let current = doc.value_at(key, slot).and_then(|v| v.as_list()).and_then(|l| l.get(index as usize));
             if current != Some(&value) {
                 return Err(conflict(format!("{obj}.{attr}[{index}] changed since")));
             }
             doc.attr_op(key, slot, AttrOp::ListRemove(index))?
         }
-        A::ListMove {
-            obj,
-            attr,
-            from,
-            to,
-        } => {
+        A::ListMove { obj, attr, from, to } => {
             let (key, slot) = attr_of(doc, &obj, &attr)?;
             doc.attr_op(key, slot, AttrOp::ListMove(from, to))?
         }
-        A::ListSet {
-            obj,
-            attr,
-            index,
-            old,
-            new,
-        } => {
+        A::ListSet { obj, attr, index, old, new } => {
             let (key, slot) = attr_of(doc, &obj, &attr)?;
-            let current = doc
-                .value_at(key, slot)
-                .and_then(|v| v.as_list())
-                .and_then(|l| l.get(index as usize));
+            let current = doc.value_at(key, slot).and_then(|v| v.as_list()).and_then(|l| l.get(index as usize));
             if current != Some(&old) {
                 return Err(conflict(format!("{obj}.{attr}[{index}] changed since")));
             }
@@ -1116,23 +844,13 @@ impl OwnEdit {
     }
     fn edit(&self) -> TextEdit {
         if self.insert {
-            TextEdit::Insert {
-                pos: self.pos,
-                text: self.text.clone(),
-            }
+            TextEdit::Insert { pos: self.pos, text: self.text.clone() }
         } else {
-            TextEdit::Delete {
-                pos: self.pos,
-                len: self.len(),
-            }
+            TextEdit::Delete { pos: self.pos, len: self.len() }
         }
     }
     fn inverse(&self) -> OwnEdit {
-        OwnEdit {
-            insert: !self.insert,
-            pos: self.pos,
-            text: self.text.clone(),
-        }
+        OwnEdit { insert: !self.insert, pos: self.pos, text: self.text.clone() }
     }
     fn op(&self) -> AttrOp {
         if self.insert {
@@ -1158,55 +876,24 @@ type TextUndoPlan = Vec<(ObjId, CompactString, Vec<OwnEdit>)>;
 /// transposition: an edit `o` that followed own edit `e` is rewritten as if `e` had not happened
 /// (`exclude`), and `e` as if made after it. When `o` depends on `e` (it edited inside text `e`
 /// inserted, or deleted across the place `e` deleted from) the undo is refused as a conflict.
-fn plan_text_undo(
-    doc: &Document,
-    changes: &[(u64, AppliedChange)],
-) -> Result<TextUndoPlan, ModelError> {
-    let conflict = |version: u64, reason: String| ModelError::UndoConflict {
-        verb: "undo",
-        version,
-        reason,
-    };
+fn plan_text_undo(doc: &Document, changes: &[(u64, AppliedChange)]) -> Result<TextUndoPlan, ModelError> {
+    let conflict = |version: u64, reason: String| ModelError::UndoConflict { verb: "undo", version, reason };
     // (topic, [(version, ordinal among the topic's edits in that version, edit)])
     let mut own: Vec<(Topic, Vec<OwnAt>)> = Vec::new();
     let mut counts: Vec<((ObjKey, u16), u64, u32)> = Vec::new();
     for (v, c) in changes {
         let (obj, attr, edit) = match c {
-            AppliedChange::TextInsert {
-                obj,
-                attr,
-                pos,
-                text,
-            } => (
-                obj,
-                attr,
-                OwnEdit {
-                    insert: true,
-                    pos: *pos,
-                    text: text.clone(),
-                },
-            ),
-            AppliedChange::TextDelete {
-                obj,
-                attr,
-                pos,
-                text,
-            } => (
-                obj,
-                attr,
-                OwnEdit {
-                    insert: false,
-                    pos: *pos,
-                    text: text.clone(),
-                },
-            ),
+            AppliedChange::TextInsert { obj, attr, pos, text } => {
+                (obj, attr, OwnEdit { insert: true, pos: *pos, text: text.clone() })
+            }
+            AppliedChange::TextDelete { obj, attr, pos, text } => {
+                (obj, attr, OwnEdit { insert: false, pos: *pos, text: text.clone() })
+            }
             _ => continue,
         };
         // An object that does not exist now is restored by the undo itself, as it was.
         let Some(key) = doc.key(obj) else { continue };
-        let (slot, _) = doc
-            .resolve_attr(key, attr)
-            .map_err(|e| conflict(*v, e.to_string()))?;
+        let (slot, _) = doc.resolve_attr(key, attr).map_err(|e| conflict(*v, e.to_string()))?;
         let topic = (key, slot);
         let n = match counts.iter_mut().find(|(t, cv, _)| *t == topic && cv == v) {
             Some(entry) => {
@@ -1231,10 +918,7 @@ fn plan_text_undo(
                 doc.id(topic.0).unwrap_or_default(),
                 &doc.types.get(doc.objects[topic.0].type_idx).attrs[usize::from(topic.1)].name,
             );
-            conflict(
-                first_v,
-                format!("{obj}.{attr}: the text history no longer reaches back to this edit"),
-            )
+            conflict(first_v, format!("{obj}.{attr}: the text history no longer reaches back to this edit"))
         };
         let history = doc.texts.get(&topic).ok_or_else(missing)?;
         let mut moved: Vec<OwnEdit> = Vec::with_capacity(mine.len());
@@ -1242,11 +926,7 @@ fn plan_text_undo(
         let mut started = false;
         let mut at: (u64, u32) = (0, 0);
         for entry in &history.entries {
-            at = if entry.version == at.0 {
-                (at.0, at.1 + 1)
-            } else {
-                (entry.version, 1)
-            };
+            at = if entry.version == at.0 { (at.0, at.1 + 1) } else { (entry.version, 1) };
             if !started {
                 if at == (first_v, first_n) {
                     started = true;
@@ -1264,21 +944,12 @@ fn plan_text_undo(
             // Another edit after some of ours: transpose it before them.
             let mut other = entry.edit.clone();
             for e in moved.iter_mut().rev() {
-                other = exclude(&other, &e.edit()).ok_or_else(|| {
-                    conflict(
-                        first_v,
-                        "the text was edited inside this change since".into(),
-                    )
-                })?;
+                other = exclude(&other, &e.edit())
+                    .ok_or_else(|| conflict(first_v, "the text was edited inside this change since".into()))?;
                 let shifted = transform_one(&e.edit(), &other, false);
                 match shifted.as_slice() {
                     [TextEdit::Insert { pos, .. }] | [TextEdit::Delete { pos, .. }] => e.pos = *pos,
-                    _ => {
-                        return Err(conflict(
-                            first_v,
-                            "the text was edited inside this change since".into(),
-                        ))
-                    }
+                    _ => return Err(conflict(first_v, "the text was edited inside this change since".into())),
                 }
             }
         }
@@ -1286,13 +957,7 @@ fn plan_text_undo(
             return Err(missing());
         }
         let o = &doc.objects[topic.0];
-        plan.push((
-            o.id.clone(),
-            doc.types.get(o.type_idx).attrs[usize::from(topic.1)]
-                .name
-                .clone(),
-            moved,
-        ));
+        plan.push((o.id.clone(), doc.types.get(o.type_idx).attrs[usize::from(topic.1)].name.clone(), moved));
     }
     Ok(plan)
 }

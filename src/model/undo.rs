@@ -44,9 +44,7 @@ pub struct UndoHistory {
 
 impl std::fmt::Debug for UndoHistory {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UndoHistory")
-            .field("clients", &self.clients.len())
-            .finish()
+        f.debug_struct("UndoHistory").field("clients", &self.clients.len()).finish()
     }
 }
 
@@ -94,9 +92,7 @@ impl UndoHistory {
             && h.undo.back().is_some_and(|last| {
                 now_ms.saturating_sub(last.last_ms) <= self.merge_window_ms
                     && !last.changes.iter().any(|(_, c)| is_structural(c))
-                    && targets
-                        .iter()
-                        .all(|id| last.targets.binary_search(id).is_ok())
+                    && targets.iter().all(|id| last.targets.binary_search(id).is_ok())
             });
         h.boundary = false;
         let changes = t.changes.iter().cloned().map(|c| (t.version, c));
@@ -107,12 +103,7 @@ impl UndoHistory {
                 merge_sorted(&mut last.scope, scope);
             }
             _ => {
-                h.undo.push_back(Step {
-                    changes: changes.collect(),
-                    targets,
-                    scope,
-                    last_ms: now_ms,
-                });
+                h.undo.push_back(Step { changes: changes.collect(), targets, scope, last_ms: now_ms });
                 if h.undo.len() > self.steps_max {
                     h.undo.pop_front();
                 }
@@ -135,17 +126,13 @@ impl UndoHistory {
     /// Whether the client has a step to undo in `scope`.
     pub fn can_undo(&self, doc: &Document, client: &str, scope: Option<ObjKey>) -> bool {
         let scope = scope.and_then(|k| doc.id(k));
-        self.clients
-            .get(client)
-            .is_some_and(|h| h.undo.iter().any(|s| matches(s, scope)))
+        self.clients.get(client).is_some_and(|h| h.undo.iter().any(|s| matches(s, scope)))
     }
 
     /// Whether the client has a step to redo in `scope`.
     pub fn can_redo(&self, doc: &Document, client: &str, scope: Option<ObjKey>) -> bool {
         let scope = scope.and_then(|k| doc.id(k));
-        self.clients
-            .get(client)
-            .is_some_and(|h| h.redo.iter().any(|s| matches(s, scope)))
+        self.clients.get(client).is_some_and(|h| h.redo.iter().any(|s| matches(s, scope)))
     }
 
     /// Undoes the client's latest step touching `scope` (or its latest step at all).
@@ -180,54 +167,30 @@ impl UndoHistory {
     ) -> Result<Transition, ModelError> {
         let scope_id: Option<ObjId> = match scope {
             Some(k) => {
-                Some(
-                    doc.id(k)
-                        .map(ObjId::from)
-                        .ok_or_else(|| ModelError::NoSuchObject {
-                            id: "<scope>".into(),
-                        })?,
-                )
+                Some(doc.id(k).map(ObjId::from).ok_or_else(|| ModelError::NoSuchObject { id: "<scope>".into() })?)
             }
             None => None,
         };
         let nothing = || ModelError::NothingToUndo {
             verb: dir.verb(),
-            scope: scope_id
-                .as_ref()
-                .map_or("the whole document".into(), |id| format!("object {id:?}")),
+            scope: scope_id.as_ref().map_or("the whole document".into(), |id| format!("object {id:?}")),
         };
         let client = actor.client_id().ok_or_else(nothing)?;
         let h = self.clients.get_mut(client).ok_or_else(nothing)?;
         let step = match dir {
             Direction::Undo => {
-                let i = h
-                    .undo
-                    .iter()
-                    .rposition(|s| matches(s, scope_id.as_deref()))
-                    .ok_or_else(nothing)?;
+                let i = h.undo.iter().rposition(|s| matches(s, scope_id.as_deref())).ok_or_else(nothing)?;
                 h.undo.remove(i).ok_or_else(nothing)?
             }
             Direction::Redo => {
-                let i = h
-                    .redo
-                    .iter()
-                    .rposition(|s| matches(s, scope_id.as_deref()))
-                    .ok_or_else(nothing)?;
+                let i = h.redo.iter().rposition(|s| matches(s, scope_id.as_deref())).ok_or_else(nothing)?;
                 h.redo.remove(i)
             }
         };
         let version = step.changes.last().map_or(0, |(v, _)| *v);
         let t = doc.replay(actor, &step.changes).map_err(|e| match e {
-            ModelError::UndoConflict { reason, .. } => ModelError::UndoConflict {
-                verb: dir.verb(),
-                version,
-                reason,
-            },
-            other => ModelError::UndoConflict {
-                verb: dir.verb(),
-                version,
-                reason: other.to_string(),
-            },
+            ModelError::UndoConflict { reason, .. } => ModelError::UndoConflict { verb: dir.verb(), version, reason },
+            other => ModelError::UndoConflict { verb: dir.verb(), version, reason: other.to_string() },
         })?;
         let (targets, scope) = footprint(doc, &t.changes);
         let done = Step {
@@ -251,10 +214,7 @@ impl UndoHistory {
 }
 
 fn is_structural(c: &AppliedChange) -> bool {
-    matches!(
-        c,
-        AppliedChange::Create { .. } | AppliedChange::Delete { .. } | AppliedChange::Move { .. }
-    )
+    matches!(c, AppliedChange::Create { .. } | AppliedChange::Delete { .. } | AppliedChange::Move { .. })
 }
 
 fn matches(step: &Step, scope: Option<&str>) -> bool {
@@ -270,9 +230,7 @@ fn footprint(doc: &Document, changes: &[AppliedChange]) -> (Vec<ObjId>, Vec<ObjI
         scope.push(c.target().into());
         // A deleted object has no ancestors left in the document: start from its old parent.
         let anchor = match c {
-            AppliedChange::Delete { parent, .. } => {
-                doc.key(parent).inspect(|_| scope.push(parent.clone()))
-            }
+            AppliedChange::Delete { parent, .. } => doc.key(parent).inspect(|_| scope.push(parent.clone())),
             other => doc.key(other.target()),
         };
         if let Some(k) = anchor {

@@ -191,11 +191,7 @@ impl Dict {
         self.find(key).is_ok()
     }
     /// Sets `key` to `value`; returns the value it replaced.
-    pub fn insert(
-        &mut self,
-        key: impl Into<CompactString>,
-        value: impl Into<Value>,
-    ) -> Option<Value> {
+    pub fn insert(&mut self, key: impl Into<CompactString>, value: impl Into<Value>) -> Option<Value> {
         let key = key.into();
         let value = value.into();
         match self.find(&key) {
@@ -356,8 +352,7 @@ impl<'de> Visitor<'de> for DictVisitor {
         f.write_str("a map with string keys")
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Dict, A::Error> {
-        let mut entries: Vec<(CompactString, Value)> =
-            Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
+        let mut entries: Vec<(CompactString, Value)> = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
         while let Some((k, v)) = map.next_entry::<CompactString, Value>()? {
             entries.push((k, v));
         }
@@ -429,8 +424,7 @@ mod tests {
 
     #[test]
     fn json_round_trip_keeps_int_and_float_apart() {
-        let v: Value = serde_json::from_str(r#"{"x":1,"y":1.5,"s":"é😀","l":[null,true],"z":1.0}"#)
-            .unwrap_or_default();
+        let v: Value = serde_json::from_str(r#"{"x":1,"y":1.5,"s":"é😀","l":[null,true],"z":1.0}"#).unwrap_or_default();
         let d = v.as_dict().cloned().unwrap_or_default();
         assert_eq!(d.get("x"), Some(&Value::Int(1)));
         assert_eq!(d.get("z"), Some(&Value::Float(1.0)));

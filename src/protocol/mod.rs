@@ -147,12 +147,8 @@ pub fn decode_client(text: &str) -> Result<ClientMessage, ProtocolError> {
             t: String,
         }
         match serde_json::from_str::<Tagged>(text) {
-            Ok(Tagged { t }) if !CLIENT_TYPES.contains(&t.as_str()) => {
-                ProtocolError::UnknownMessage { t }
-            }
-            _ => ProtocolError::BadMessage {
-                reason: e.to_string(),
-            },
+            Ok(Tagged { t }) if !CLIENT_TYPES.contains(&t.as_str()) => ProtocolError::UnknownMessage { t },
+            _ => ProtocolError::BadMessage { reason: e.to_string() },
         }
     })
 }
@@ -212,14 +208,7 @@ pub fn encode_update(
     events_only: bool,
 ) -> String {
     let t = if events_only { "events" } else { "update" };
-    serde_json::to_string(&UpdateOut {
-        t,
-        v,
-        origin,
-        action,
-        changes,
-    })
-    .unwrap_or_default()
+    serde_json::to_string(&UpdateOut { t, v, origin, action, changes }).unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -234,14 +223,7 @@ struct RejectOut<'a> {
 
 /// Encodes a `reject`.
 pub fn encode_reject(action: u64, code: &str, reason: &str, change: Option<usize>) -> String {
-    serde_json::to_string(&RejectOut {
-        t: "reject",
-        action,
-        code,
-        reason,
-        change,
-    })
-    .unwrap_or_default()
+    serde_json::to_string(&RejectOut { t: "reject", action, code, reason, change }).unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -253,12 +235,7 @@ struct PresenceOut<'a> {
 
 /// Encodes a `presence` (a `Null` state means gone).
 pub fn encode_presence(client: &str, state: &Value) -> String {
-    serde_json::to_string(&PresenceOut {
-        t: "presence",
-        client,
-        state,
-    })
-    .unwrap_or_default()
+    serde_json::to_string(&PresenceOut { t: "presence", client, state }).unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -283,13 +260,7 @@ pub fn encode_result(id: u64, outcome: Result<&Value, (&str, &str)>) -> String {
         Ok(v) => (Some(v), None),
         Err((code, reason)) => (None, Some(ErrorBody { code, reason })),
     };
-    serde_json::to_string(&ResultOut {
-        t: "result",
-        id,
-        ok,
-        error,
-    })
-    .unwrap_or_default()
+    serde_json::to_string(&ResultOut { t: "result", id, ok, error }).unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -301,12 +272,7 @@ struct ErrorOut<'a> {
 
 /// Encodes an `error`.
 pub fn encode_error(code: &str, reason: &str) -> String {
-    serde_json::to_string(&ErrorOut {
-        t: "error",
-        code,
-        reason,
-    })
-    .unwrap_or_default()
+    serde_json::to_string(&ErrorOut { t: "error", code, reason }).unwrap_or_default()
 }
 
 /// A message from the server, decoded (for the Rust client and tests).
@@ -410,9 +376,7 @@ pub struct ServiceError {
 
 /// Decodes a server message (for the Rust client and tests).
 pub fn decode_server(text: &str) -> Result<ServerMessage, ProtocolError> {
-    serde_json::from_str(text).map_err(|e| ProtocolError::BadMessage {
-        reason: e.to_string(),
-    })
+    serde_json::from_str(text).map_err(|e| ProtocolError::BadMessage { reason: e.to_string() })
 }
 
 #[cfg(test)]
@@ -421,18 +385,9 @@ mod tests {
 
     #[test]
     fn unknown_type_and_bad_message_are_told_apart() {
-        assert_eq!(
-            decode_client(r#"{"t":"frobnicate"}"#).map_err(|e| e.code()),
-            Err("unknown_message")
-        );
-        assert_eq!(
-            decode_client(r#"{"t":"action","id":1}"#).map_err(|e| e.code()),
-            Err("bad_message")
-        );
-        assert_eq!(
-            decode_client("not json").map_err(|e| e.code()),
-            Err("bad_message")
-        );
+        assert_eq!(decode_client(r#"{"t":"frobnicate"}"#).map_err(|e| e.code()), Err("unknown_message"));
+        assert_eq!(decode_client(r#"{"t":"action","id":1}"#).map_err(|e| e.code()), Err("bad_message"));
+        assert_eq!(decode_client("not json").map_err(|e| e.code()), Err("bad_message"));
         assert_eq!(
             decode_client(r#"{"t":"action","id":"x","base":0,"changes":[]}"#).map_err(|e| e.code()),
             Err("bad_message")
@@ -442,17 +397,8 @@ mod tests {
     #[test]
     fn unknown_fields_are_ignored() {
         let m = decode_client(r#"{"t":"hello","protocol":1,"future":true}"#);
-        assert_eq!(
-            m,
-            Ok(ClientMessage::Hello {
-                protocol: 1,
-                token: None,
-                resume: None
-            })
-        );
-        let m = decode_client(
-            r#"{"t":"action","id":1,"base":0,"changes":[{"op":"delete","id":"x","later":1}]}"#,
-        );
+        assert_eq!(m, Ok(ClientMessage::Hello { protocol: 1, token: None, resume: None }));
+        let m = decode_client(r#"{"t":"action","id":1,"base":0,"changes":[{"op":"delete","id":"x","later":1}]}"#);
         assert!(m.is_ok(), "{m:?}");
     }
 
@@ -477,30 +423,15 @@ mod tests {
             5,
             "c1",
             Some(2),
-            &[AppliedChange::Set {
-                obj: "n".into(),
-                attr: "title".into(),
-                old: Value::Null,
-                new: "x".into(),
-            }],
+            &[AppliedChange::Set { obj: "n".into(), attr: "title".into(), old: Value::Null, new: "x".into() }],
             false,
         );
         assert_eq!(
             update,
             r#"{"t":"update","v":5,"origin":"c1","action":2,"changes":[{"op":"set","obj":"n","attr":"title","value":"x"}]}"#
         );
-        assert!(matches!(
-            decode_server(&update),
-            Ok(ServerMessage::Update { v: 5, .. })
-        ));
+        assert!(matches!(decode_server(&update), Ok(ServerMessage::Update { v: 5, .. })));
         let result = encode_result(3, Err(("timeout", "too slow")));
-        assert!(matches!(
-            decode_server(&result),
-            Ok(ServerMessage::Result {
-                id: 3,
-                error: Some(_),
-                ..
-            })
-        ));
+        assert!(matches!(decode_server(&result), Ok(ServerMessage::Result { id: 3, error: Some(_), .. })));
     }
 }

@@ -10,16 +10,16 @@
 //! `protocol`'s encoders.
 
 use crate::limits::ServerLimits;
-use crate::model::{
-    Actor, Change, Document, ModelError, ObjId, Rejection, Transition, Tx, UndoHistory, Value,
-};
+use crate::model::{Actor, Change, Document, ModelError, ObjId, Rejection, Transition, Tx, UndoHistory, Value};
 use crate::protocol::{self, close, Resume};
 use crate::server::metrics::Metrics;
+use crate::server::Inner;
+use crate::store::{KnownClient, RoomSnapshot, Store};
 use axum::extract::ws::Utf8Bytes;
 use compact_str::CompactString;
 use std::collections::{HashMap, VecDeque};
-use std::sync::{Arc, OnceLock};
-use std::time::Instant;
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
@@ -70,35 +70,19 @@ pub(crate) enum JoinError {
     Full { room: String, limit: usize },
     #[error("could not send the welcome: the connection is not reading")]
     NotReading,
+    /// The room was being unloaded; asking the server again loads it afresh.
+    #[error("the room was unloaded; try again")]
+    Unloaded,
 }
 
 type Job = Box<dyn FnOnce(&mut RoomState) + Send>;
 
 pub(crate) enum Command {
-    Join {
-        request: JoinRequest,
-        link: SessionLink,
-        reply: oneshot::Sender<Result<ClientId, JoinError>>,
-    },
-    Leave {
-        client: ClientId,
-    },
-    Action {
-        client: ClientId,
-        id: u64,
-        base: u64,
-        changes: Vec<Change>,
-    },
-    Undo {
-        client: ClientId,
-        id: u64,
-        scope: Option<ObjId>,
-        redo: bool,
-    },
-    Presence {
-        client: ClientId,
-        state: Value,
-    },
+    Join { request: JoinRequest, link: SessionLink, reply: oneshot::Sender<Result<ClientId, JoinError>> },
+    Leave { client: ClientId },
+    Action { client: ClientId, id: u64, base: u64, changes: Vec<Change> },
+    Undo { client: ClientId, id: u64, scope: Option<ObjId>, redo: bool },
+    Presence { client: ClientId, state: Value },
     Run(Job),
 }
 
@@ -128,13 +112,13 @@ pub enum RoomError {
 pub struct RoomHandle {
     name: Arc<str>,
     tx: mpsc::Sender<Command>,
+    /// To find the room again after it was unloaded.
+    server: Weak<Inner>,
 }
 
 impl std::fmt::Debug for RoomHandle {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("RoomHandle")
-            .field("name", &self.name)
-            .finish()
+        f.debug_struct("RoomHandle").field("name", &self.name).finish()
     }
 }
 
@@ -178,14 +162,19 @@ impl RoomHandle {
         self.send(Command::Run(job)).await
     }
 
+    /// Sends a command; if this room was unloaded meanwhile, to the room loaded afresh.
     pub(crate) async fn send(&self, cmd: Command) -> Result<(), RoomError> {
-        self.tx.send(cmd).await.map_err(|_| self.closed())
+        let cmd = match self.tx.send(cmd).await {
+            Ok(()) => return Ok(()),
+            Err(mpsc::error::SendError(cmd)) => cmd,
+        };
+        let inner = self.server.upgrade().ok_or_else(|| self.closed())?;
+        let fresh = inner.room(&self.name).await.map_err(|_| self.closed())?;
+        fresh.tx.send(cmd).await.map_err(|_| self.closed())
     }
 
     fn closed(&self) -> RoomError {
-        RoomError::Closed {
-            room: self.name.to_string(),
-        }
+        RoomError::Closed { room: self.name.to_string() }
     }
 }
 
@@ -204,6 +193,10 @@ struct Known {
 /// The state one room's actor owns.
 pub(crate) struct RoomState {
     name: Arc<str>,
+    /// Tells this actor apart from a later one of the same room.
+    generation: u64,
+    store: Arc<dyn Store>,
+    server: Weak<Inner>,
     doc: Document,
     undo: UndoHistory,
     clients: HashMap<ClientId, Connected>,
@@ -216,22 +209,38 @@ pub(crate) struct RoomState {
     epoch: Instant,
 }
 
-/// Starts a room's actor for `doc`; returns its handle and the task's join handle.
+/// What a room's actor starts from.
+pub(crate) struct RoomSeed {
+    pub(crate) name: Arc<str>,
+    pub(crate) generation: u64,
+    pub(crate) doc: Document,
+    pub(crate) clients: Vec<KnownClient>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) server: Weak<Inner>,
+}
+
+/// Starts a room's actor; returns its handle and the task's join handle.
 pub(crate) fn spawn(
-    name: &str,
-    doc: Document,
+    seed: RoomSeed,
     limits: Arc<ServerLimits>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> (RoomHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(limits.room_inbox_len_max);
-    let name: Arc<str> = name.into();
+    let RoomSeed { name, generation, doc, clients, store, server } = seed;
+    let known = clients
+        .into_iter()
+        .map(|c| (c.id, Known { resume_token: c.resume_token, last_action: c.last_action }))
+        .collect();
     let state = RoomState {
         name: name.clone(),
+        generation,
+        store,
+        server: server.clone(),
         undo: UndoHistory::new(doc.limits()),
         doc,
         clients: HashMap::new(),
-        known: HashMap::new(),
+        known,
         log: VecDeque::new(),
         log_bytes: 0,
         limits,
@@ -239,58 +248,94 @@ pub(crate) fn spawn(
         epoch: Instant::now(),
     };
     let span = tracing::info_span!("room", room = %name);
-    let task = tokio::spawn(tracing::Instrument::instrument(
-        state.run(rx, shutdown),
-        span,
-    ));
-    (RoomHandle { name, tx }, task)
+    let task = tokio::spawn(tracing::Instrument::instrument(state.run(rx, shutdown), span));
+    (RoomHandle { name, tx, server }, task)
 }
 
 impl RoomState {
     async fn run(mut self, mut rx: mpsc::Receiver<Command>, shutdown: CancellationToken) {
         self.metrics.rooms.inc();
         tracing::debug!("room loaded");
+        let grace = Duration::from_millis(self.limits.room_unload_grace_ms);
+        let mut idle_since = tokio::time::Instant::now();
         loop {
+            let unload_at = idle_since + grace;
             let cmd = tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
                 cmd = rx.recv() => cmd,
+                _ = tokio::time::sleep_until(unload_at), if self.clients.is_empty() => {
+                    if self.unload(&mut rx).await {
+                        self.metrics.rooms.dec();
+                        return;
+                    }
+                    idle_since = tokio::time::Instant::now();
+                    continue;
+                }
             };
             let Some(cmd) = cmd else { break };
             self.handle(cmd);
+            idle_since = tokio::time::Instant::now();
         }
         for (_, c) in self.clients.drain() {
-            c.link
-                .closer
-                .close(close::GOING_AWAY, "the server is shutting down");
+            c.link.closer.close(close::GOING_AWAY, "the server is shutting down");
         }
+        self.save().await;
         self.metrics.rooms.dec();
         tracing::debug!("room stopped");
     }
 
+    /// Saves the room and leaves the registry, while no one can load it. Commands already queued
+    /// are handled first (server code runs; joins are told to retry). `false` if the server is
+    /// gone or another actor replaced this one.
+    async fn unload(&mut self, rx: &mut mpsc::Receiver<Command>) -> bool {
+        let Some(inner) = self.server.upgrade() else { return false };
+        let _loading = inner.loading.lock().await;
+        if !inner.unregister(&self.name, self.generation) {
+            return false;
+        }
+        rx.close();
+        while let Ok(cmd) = rx.try_recv() {
+            match cmd {
+                Command::Join { reply, .. } => {
+                    let _ = reply.send(Err(JoinError::Unloaded));
+                }
+                Command::Run(job) => job(self),
+                _ => {}
+            }
+        }
+        self.save().await;
+        tracing::debug!("room unloaded");
+        true
+    }
+
+    async fn save(&self) {
+        let snapshot = RoomSnapshot {
+            doc: self.doc.snapshot(),
+            clients: self
+                .known
+                .iter()
+                .map(|(id, k)| KnownClient {
+                    id: id.clone(),
+                    resume_token: k.resume_token.clone(),
+                    last_action: k.last_action,
+                })
+                .collect(),
+        };
+        if let Err(e) = self.store.save(&self.name, &snapshot).await {
+            tracing::error!(error = %e, "could not save the room");
+        }
+    }
+
     fn handle(&mut self, cmd: Command) {
         match cmd {
-            Command::Join {
-                request,
-                link,
-                reply,
-            } => {
+            Command::Join { request, link, reply } => {
                 let r = self.join(request, link);
                 let _ = reply.send(r);
             }
             Command::Leave { client } => self.drop_client(&client, None),
-            Command::Action {
-                client,
-                id,
-                base,
-                changes,
-            } => self.action(client, id, base, changes),
-            Command::Undo {
-                client,
-                id,
-                scope,
-                redo,
-            } => self.undo(client, id, scope, redo),
+            Command::Action { client, id, base, changes } => self.action(client, id, base, changes),
+            Command::Undo { client, id, scope, redo } => self.undo(client, id, scope, redo),
             Command::Presence { client, state } => self.presence(client, state),
             Command::Run(job) => job(self),
         }
@@ -302,34 +347,23 @@ impl RoomState {
 
     fn join(&mut self, request: JoinRequest, link: SessionLink) -> Result<ClientId, JoinError> {
         if self.clients.len() >= self.limits.clients_per_room_max {
-            return Err(JoinError::Full {
-                room: self.name.to_string(),
-                limit: self.limits.clients_per_room_max,
-            });
+            return Err(JoinError::Full { room: self.name.to_string(), limit: self.limits.clients_per_room_max });
         }
-        let resumed = request.resume.filter(|r| {
-            self.known
-                .get(&r.client)
-                .is_some_and(|k| k.resume_token == r.resume_token)
-        });
+        let resumed =
+            request.resume.filter(|r| self.known.get(&r.client).is_some_and(|k| k.resume_token == r.resume_token));
         let (client, from) = match resumed {
             Some(r) => {
                 // The old connection may not have been noticed dead yet: the new one replaces it.
                 if let Some(old) = self.clients.remove(&r.client) {
-                    old.link.closer.close(
-                        close::NORMAL,
-                        "replaced by a newer connection of the same client",
-                    );
+                    old.link.closer.close(close::NORMAL, "replaced by a newer connection of the same client");
                 }
                 (r.client, Some(r.version))
             }
             None => (self.new_client_id(), None),
         };
         let catchup = from.and_then(|v| self.log_since(v));
-        let known = self.known.entry(client.clone()).or_insert_with(|| Known {
-            resume_token: random_token(),
-            last_action: 0,
-        });
+        let known =
+            self.known.entry(client.clone()).or_insert_with(|| Known { resume_token: random_token(), last_action: 0 });
         let presence: HashMap<&str, &Value> = self
             .clients
             .iter()
@@ -343,31 +377,16 @@ impl RoomState {
             resume_token: &known.resume_token,
             version: self.doc.version(),
             acked: known.last_action,
-            snapshot: if catchup.is_some() {
-                None
-            } else {
-                Some(self.doc.snapshot_view())
-            },
+            snapshot: if catchup.is_some() { None } else { Some(self.doc.snapshot_view()) },
             presence,
             read_only: request.read_only,
         });
         self.metrics.bytes_out.inc_by(welcome.len() as u64);
-        link.out
-            .try_send(welcome.into())
-            .map_err(|_| JoinError::NotReading)?;
+        link.out.try_send(welcome.into()).map_err(|_| JoinError::NotReading)?;
         for frame in catchup.into_iter().flatten() {
-            link.out
-                .try_send(frame)
-                .map_err(|_| JoinError::NotReading)?;
+            link.out.try_send(frame).map_err(|_| JoinError::NotReading)?;
         }
-        self.clients.insert(
-            client.clone(),
-            Connected {
-                link,
-                read_only: request.read_only,
-                presence: Value::Null,
-            },
-        );
+        self.clients.insert(client.clone(), Connected { link, read_only: request.read_only, presence: Value::Null });
         self.metrics.joins.inc();
         tracing::debug!(%client, resumed = from.is_some(), "client joined");
         Ok(client)
@@ -387,13 +406,7 @@ impl RoomState {
         if first > v + 1 || (now - v) as usize > self.limits.outbound_queue_len_max / 2 {
             return None;
         }
-        Some(
-            self.log
-                .iter()
-                .filter(|(ver, _)| *ver > v)
-                .map(|(_, f)| f.clone())
-                .collect(),
-        )
+        Some(self.log.iter().filter(|(ver, _)| *ver > v).map(|(_, f)| f.clone()).collect())
     }
 
     fn new_client_id(&self) -> ClientId {
@@ -407,22 +420,14 @@ impl RoomState {
     }
 
     fn actor_of(&self, client: &ClientId) -> Option<(Actor, bool)> {
-        self.clients
-            .get(client)
-            .map(|c| (Actor::Client(client.clone()), c.read_only))
+        self.clients.get(client).map(|c| (Actor::Client(client.clone()), c.read_only))
     }
 
     /// Checks read-only and the action id; on success records it as processed.
     fn admit(&mut self, client: &ClientId, id: u64) -> Option<Actor> {
         let (actor, read_only) = self.actor_of(client)?;
         if read_only {
-            self.reject(
-                client,
-                id,
-                "read_only",
-                "this client may not change anything",
-                None,
-            );
+            self.reject(client, id, "read_only", "this client may not change anything", None);
             return None;
         }
         let last = self.known.get(client).map_or(0, |k| k.last_action);
@@ -488,10 +493,7 @@ impl RoomState {
         self.broadcast(&frame, Some(&client));
     }
 
-    fn server_transact<R>(
-        &mut self,
-        f: impl FnOnce(&mut Tx<'_>) -> Result<R, ModelError>,
-    ) -> Result<R, Rejection> {
+    fn server_transact<R>(&mut self, f: impl FnOnce(&mut Tx<'_>) -> Result<R, ModelError>) -> Result<R, Rejection> {
         let (t, r) = self.doc.transact(&Actor::Server, f)?;
         if !t.changes.is_empty() {
             self.publish(&t, None);
@@ -503,13 +505,11 @@ impl RoomState {
     fn publish(&mut self, t: &Transition, action: Option<u64>) {
         let origin = t.actor.client_id().unwrap_or("server");
         let events_only = !t.changes_state();
-        let frame: Frame =
-            protocol::encode_update(t.version, origin, action, &t.changes, events_only).into();
+        let frame: Frame = protocol::encode_update(t.version, origin, action, &t.changes, events_only).into();
         if !events_only {
             self.log_bytes += frame.len();
             self.log.push_back((t.version, frame.clone()));
-            while self.log.len() > self.limits.room_log_versions_max
-                || self.log_bytes > self.limits.room_log_bytes_max
+            while self.log.len() > self.limits.room_log_versions_max || self.log_bytes > self.limits.room_log_bytes_max
             {
                 match self.log.pop_front() {
                     Some((_, f)) => self.log_bytes -= f.len(),
@@ -537,10 +537,7 @@ impl RoomState {
         }
         for id in slow {
             self.metrics.slow_disconnects.inc();
-            let reason = format!(
-                "too slow: more than {} messages waiting",
-                self.limits.outbound_queue_len_max
-            );
+            let reason = format!("too slow: more than {} messages waiting", self.limits.outbound_queue_len_max);
             self.drop_client(&id, Some((close::TOO_SLOW, reason)));
         }
     }
@@ -552,27 +549,14 @@ impl RoomState {
         };
         if c.link.out.try_send(frame).is_err() {
             self.metrics.slow_disconnects.inc();
-            let reason = format!(
-                "too slow: more than {} messages waiting",
-                self.limits.outbound_queue_len_max
-            );
+            let reason = format!("too slow: more than {} messages waiting", self.limits.outbound_queue_len_max);
             self.drop_client(client, Some((close::TOO_SLOW, reason)));
         }
     }
 
-    fn reject(
-        &mut self,
-        client: &ClientId,
-        action: u64,
-        code: &str,
-        reason: &str,
-        change: Option<usize>,
-    ) {
+    fn reject(&mut self, client: &ClientId, action: u64, code: &str, reason: &str, change: Option<usize>) {
         self.metrics.rejects.inc();
-        self.send_to(
-            client,
-            protocol::encode_reject(action, code, reason, change).into(),
-        );
+        self.send_to(client, protocol::encode_reject(action, code, reason, change).into());
     }
 
     /// Removes a client (closing its session if `close` is given) and tells the others its

@@ -48,22 +48,10 @@ impl Default for Metrics {
         registry.register("joins", "Successful joins", m.joins.clone());
         registry.register("updates", "State updates applied", m.updates.clone());
         registry.register("rejects", "Actions refused", m.rejects.clone());
-        registry.register(
-            "bytes_in",
-            "Bytes received from clients",
-            m.bytes_in.clone(),
-        );
+        registry.register("bytes_in", "Bytes received from clients", m.bytes_in.clone());
         registry.register("bytes_out", "Bytes queued to clients", m.bytes_out.clone());
-        registry.register(
-            "slow_disconnects",
-            "Clients cut off for not reading",
-            m.slow_disconnects.clone(),
-        );
-        registry.register(
-            "bad_messages",
-            "Undecodable or rate-limited messages",
-            m.bad_messages.clone(),
-        );
+        registry.register("slow_disconnects", "Clients cut off for not reading", m.slow_disconnects.clone());
+        registry.register("bad_messages", "Undecodable or rate-limited messages", m.bad_messages.clone());
         Metrics { registry, ..m }
     }
 }

@@ -10,7 +10,8 @@ mod session;
 
 use crate::limits::{ModelLimits, ServerLimits};
 use crate::model::{Document, ModelError, Tx, TypeRegistry, Value};
-use crate::room::{self, ClientId, RoomHandle};
+use crate::room::{self, ClientId, RoomHandle, RoomSeed};
+use crate::store::{MemoryStore, Store};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::StatusCode;
@@ -22,7 +23,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -97,9 +98,15 @@ pub struct ServerBuilder {
     room_init: Option<RoomInitFn>,
     services: HashMap<String, ServiceFn>,
     static_dir: Option<PathBuf>,
+    store: Arc<dyn Store>,
 }
 
 impl ServerBuilder {
+    /// Where rooms are saved when unloaded or at shutdown (default: [`MemoryStore`]).
+    pub fn store(mut self, store: Arc<dyn Store>) -> Self {
+        self.store = store;
+        self
+    }
     /// Server limits (frame size, rates, queues, rooms...).
     pub fn limits(mut self, limits: ServerLimits) -> Self {
         self.limits = limits;
@@ -135,8 +142,7 @@ impl ServerBuilder {
         F: Fn(ServiceCall) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = Result<Value, String>> + Send + 'static,
     {
-        self.services
-            .insert(name.to_owned(), Arc::new(move |call| Box::pin(f(call))));
+        self.services.insert(name.to_owned(), Arc::new(move |call| Box::pin(f(call))));
         self
     }
     /// Serves files from `dir` at `/` (the demo page).
@@ -155,7 +161,10 @@ impl ServerBuilder {
                 room_init: self.room_init,
                 services: self.services,
                 static_dir: self.static_dir,
+                store: self.store,
                 rooms: Mutex::new(HashMap::new()),
+                loading: tokio::sync::Mutex::new(()),
+                generation: AtomicU64::new(0),
                 metrics: Arc::new(Metrics::default()),
                 clients: AtomicUsize::new(0),
                 shutdown: CancellationToken::new(),
@@ -173,8 +182,14 @@ pub(crate) struct Inner {
     room_init: Option<RoomInitFn>,
     pub(crate) services: HashMap<String, ServiceFn>,
     static_dir: Option<PathBuf>,
-    /// Loaded rooms. A std mutex: held only to look up or insert, never across an await.
-    rooms: Mutex<HashMap<String, RoomHandle>>,
+    store: Arc<dyn Store>,
+    /// Loaded rooms with their actor's generation. A std mutex: held only to look up, insert or
+    /// remove, never across an await.
+    rooms: Mutex<HashMap<String, (u64, RoomHandle)>>,
+    /// Held while a room is loaded from or saved to the store, so a room being unloaded is never
+    /// loaded again before its state is saved.
+    pub(crate) loading: tokio::sync::Mutex<()>,
+    generation: AtomicU64,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) clients: AtomicUsize,
     pub(crate) shutdown: CancellationToken,
@@ -189,18 +204,13 @@ pub struct Server {
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Server")
-            .field("types", &self.inner.types)
-            .finish()
+        f.debug_struct("Server").field("types", &self.inner.types).finish()
     }
 }
 
 /// Whether `name` is a valid room name.
 pub fn valid_room_name(name: &str) -> bool {
-    (1..=64).contains(&name.len())
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 impl Server {
@@ -214,6 +224,7 @@ impl Server {
             room_init: None,
             services: HashMap::new(),
             static_dir: None,
+            store: Arc::new(MemoryStore::default()),
         }
     }
 
@@ -233,7 +244,7 @@ impl Server {
 
     /// The room named `name`, created (and built by the room hook) if it is not loaded.
     pub async fn room(&self, name: &str) -> Result<RoomHandle, ServerError> {
-        self.inner.room(name)
+        self.inner.room(name).await
     }
 
     /// Serves on `listener` until [`shutdown`](Self::shutdown) (or the token's cancellation),
@@ -241,9 +252,7 @@ impl Server {
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         let token = self.inner.shutdown.clone();
         let app = self.router();
-        let r = axum::serve(listener, app)
-            .with_graceful_shutdown(async move { token.cancelled().await })
-            .await;
+        let r = axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await }).await;
         self.inner.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.tasks.wait()).await;
         self.inner.rooms.lock().map(|mut r| r.clear()).ok();
@@ -262,43 +271,73 @@ impl Server {
 }
 
 impl Inner {
-    pub(crate) fn room(&self, name: &str) -> Result<RoomHandle, ServerError> {
+    /// The loaded room `name`, or the room loaded from the store (or created) now.
+    pub(crate) async fn room(self: &Arc<Self>, name: &str) -> Result<RoomHandle, ServerError> {
         if !valid_room_name(name) {
             return Err(ServerError::BadRoomName(name.to_owned()));
         }
-        if self.shutdown.is_cancelled() {
-            return Err(ServerError::ShuttingDown);
+        if let Some(h) = self.loaded(name)? {
+            return Ok(h);
         }
-        let mut rooms = self.rooms.lock().map_err(|_| ServerError::ShuttingDown)?;
-        if let Some(h) = rooms.get(name) {
-            return Ok(h.clone());
+        let _loading = self.loading.lock().await;
+        if let Some(h) = self.loaded(name)? {
+            return Ok(h);
         }
-        if rooms.len() >= self.limits.rooms_max {
-            return Err(ServerError::TooManyRooms {
-                limit: self.limits.rooms_max,
-            });
+        if self.rooms.lock().map_or(0, |r| r.len()) >= self.limits.rooms_max {
+            return Err(ServerError::TooManyRooms { limit: self.limits.rooms_max });
         }
-        let mut doc = Document::with_limits(self.types.clone(), self.model_limits.clone());
-        if let Some(init) = &self.room_init {
-            doc.transact(&crate::model::Actor::Server, |tx| init(name, tx))
-                .map_err(|r| ServerError::RoomRefused {
-                    room: name.to_owned(),
-                    reason: r.to_string(),
-                })?;
-        }
-        let (handle, task) = room::spawn(
-            name,
+        let refused = |reason: String| ServerError::RoomRefused { room: name.to_owned(), reason };
+        let stored = self.store.load(name).await.map_err(|e| refused(e.to_string()))?;
+        let (doc, clients) = match stored {
+            Some(s) => {
+                let doc = Document::from_snapshot(self.types.clone(), self.model_limits.clone(), s.doc)
+                    .map_err(|e| refused(format!("stored room is invalid: {e}")))?;
+                (doc, s.clients)
+            }
+            None => {
+                let mut doc = Document::with_limits(self.types.clone(), self.model_limits.clone());
+                if let Some(init) = &self.room_init {
+                    doc.transact(&crate::model::Actor::Server, |tx| init(name, tx))
+                        .map_err(|r| refused(r.to_string()))?;
+                }
+                (doc, Vec::new())
+            }
+        };
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        let seed = RoomSeed {
+            name: name.into(),
+            generation,
             doc,
-            self.limits.clone(),
-            self.metrics.clone(),
-            self.shutdown.clone(),
-        );
-        // Room actors end on shutdown (or when every handle is gone).
+            clients,
+            store: self.store.clone(),
+            server: Arc::downgrade(self),
+        };
+        let (handle, task) = room::spawn(seed, self.limits.clone(), self.metrics.clone(), self.shutdown.clone());
         self.tasks.spawn(async move {
             let _ = task.await;
         });
-        rooms.insert(name.to_owned(), handle.clone());
+        self.rooms.lock().map_err(|_| ServerError::ShuttingDown)?.insert(name.to_owned(), (generation, handle.clone()));
         Ok(handle)
+    }
+
+    fn loaded(&self, name: &str) -> Result<Option<RoomHandle>, ServerError> {
+        if self.shutdown.is_cancelled() {
+            return Err(ServerError::ShuttingDown);
+        }
+        let rooms = self.rooms.lock().map_err(|_| ServerError::ShuttingDown)?;
+        Ok(rooms.get(name).map(|(_, h)| h.clone()))
+    }
+
+    /// Removes room `name` from the registry if generation `generation` is the loaded one.
+    pub(crate) fn unregister(&self, name: &str, generation: u64) -> bool {
+        let Ok(mut rooms) = self.rooms.lock() else { return false };
+        match rooms.get(name) {
+            Some((g, _)) if *g == generation => {
+                rooms.remove(name);
+                true
+            }
+            _ => false,
+        }
     }
 
     pub(crate) async fn authorize(&self, req: AuthRequest) -> Result<Grant, String> {
@@ -322,23 +361,16 @@ async fn ws_handler(
         Err(rejection) => return rejection.into_response(),
     };
     let frame_max = inner.limits.frame_bytes_max;
-    ws.max_message_size(frame_max)
-        .max_frame_size(frame_max)
-        .on_upgrade(move |socket| {
-            let tracker = inner.tasks.clone();
-            async move {
-                tracker
-                    .track_future(session::run(socket, room, inner))
-                    .await;
-            }
-        })
+    ws.max_message_size(frame_max).max_frame_size(frame_max).on_upgrade(move |socket| {
+        let tracker = inner.tasks.clone();
+        async move {
+            tracker.track_future(session::run(socket, room, inner)).await;
+        }
+    })
 }
 
 async fn metrics_handler(State(inner): State<Arc<Inner>>) -> impl IntoResponse {
-    (
-        [("content-type", "text/plain; version=0.0.4")],
-        inner.metrics.render(),
-    )
+    ([("content-type", "text/plain; version=0.0.4")], inner.metrics.render())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use super::{AuthRequest, Inner, ServiceCall};
 use crate::model::Value;
 use crate::protocol::{self, close, ClientMessage};
-use crate::room::{ClientId, Closer, Command, Frame, JoinRequest, RoomHandle, SessionLink};
+use crate::room::{ClientId, Closer, Command, Frame, JoinError, JoinRequest, RoomHandle, SessionLink};
 use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
@@ -39,49 +39,29 @@ struct Hello {
     resume: Option<protocol::Resume>,
 }
 
-async fn handshake(
-    stream: &mut SplitStream<WebSocket>,
-    inner: &Inner,
-) -> Result<Hello, (u16, String)> {
+async fn handshake(stream: &mut SplitStream<WebSocket>, inner: &Inner) -> Result<Hello, (u16, String)> {
     let timeout = Duration::from_millis(inner.limits.hello_timeout_ms);
     let first = tokio::time::timeout(timeout, stream.next())
         .await
         .map_err(|_| (close::BAD_HANDSHAKE, "no hello in time".to_owned()))?;
     let text = match first {
         Some(Ok(Message::Text(t))) => t,
-        Some(Ok(_)) => {
-            return Err((
-                close::BAD_HANDSHAKE,
-                "the first message must be a text hello".into(),
-            ))
-        }
+        Some(Ok(_)) => return Err((close::BAD_HANDSHAKE, "the first message must be a text hello".into())),
         Some(Err(e)) => return Err((close::BAD_HANDSHAKE, format!("read error: {e}"))),
         None => return Err((close::NORMAL, "closed before hello".into())),
     };
     inner.metrics.bytes_in.inc_by(text.len() as u64);
     let hello = match protocol::decode_client(&text) {
-        Ok(ClientMessage::Hello {
-            protocol,
-            token,
-            resume,
-        }) => {
+        Ok(ClientMessage::Hello { protocol, token, resume }) => {
             if protocol != protocol::PROTOCOL_VERSION {
                 return Err((
                     close::BAD_HANDSHAKE,
-                    format!(
-                        "unsupported protocol {protocol}; this server speaks {}",
-                        protocol::PROTOCOL_VERSION
-                    ),
+                    format!("unsupported protocol {protocol}; this server speaks {}", protocol::PROTOCOL_VERSION),
                 ));
             }
             Hello { token, resume }
         }
-        Ok(_) => {
-            return Err((
-                close::BAD_HANDSHAKE,
-                "the first message must be hello".into(),
-            ))
-        }
+        Ok(_) => return Err((close::BAD_HANDSHAKE, "the first message must be hello".into())),
         Err(e) => return Err((close::BAD_HANDSHAKE, format!("bad hello: {e}"))),
     };
     Ok(hello)
@@ -94,13 +74,7 @@ async fn connected(
     hello: Hello,
     inner: Arc<Inner>,
 ) {
-    let grant = match inner
-        .authorize(AuthRequest {
-            room: room_name.clone(),
-            token: hello.token,
-        })
-        .await
-    {
+    let grant = match inner.authorize(AuthRequest { room: room_name.clone(), token: hello.token }).await {
         Ok(g) => g,
         Err(reason) => {
             let _ = sink.send(close_message(close::UNAUTHORIZED, &reason)).await;
@@ -109,28 +83,19 @@ async fn connected(
     };
     if inner.clients.fetch_add(1, Ordering::SeqCst) >= inner.limits.clients_max {
         inner.clients.fetch_sub(1, Ordering::SeqCst);
-        let reason = format!(
-            "the server has its limit of {} clients",
-            inner.limits.clients_max
-        );
-        let _ = sink
-            .send(close_message(close::ROOM_UNAVAILABLE, &reason))
-            .await;
+        let reason = format!("the server has its limit of {} clients", inner.limits.clients_max);
+        let _ = sink.send(close_message(close::ROOM_UNAVAILABLE, &reason)).await;
         return;
     }
     inner.metrics.clients.inc();
     let joined = join(&inner, &room_name, hello.resume, grant.read_only).await;
     match joined {
         Err(reason) => {
-            let _ = sink
-                .send(close_message(close::ROOM_UNAVAILABLE, &reason))
-                .await;
+            let _ = sink.send(close_message(close::ROOM_UNAVAILABLE, &reason)).await;
         }
         Ok((room, client, link, rx)) => {
             tracing::Span::current().record("client", client.as_str());
-            let writer = tokio::spawn(
-                write_loop(sink, rx, link.closer.clone(), inner.clone()).in_current_span(),
-            );
+            let writer = tokio::spawn(write_loop(sink, rx, link.closer.clone(), inner.clone()).in_current_span());
             read_loop(stream, &room, &client, &link, &inner).await;
             let _ = room.send(Command::Leave { client }).await;
             if link.closer.reason().is_none() {
@@ -146,31 +111,27 @@ async fn connected(
 type Joined = (RoomHandle, ClientId, SessionLink, mpsc::Receiver<Frame>);
 
 async fn join(
-    inner: &Inner,
+    inner: &Arc<Inner>,
     room_name: &str,
     resume: Option<protocol::Resume>,
     read_only: bool,
 ) -> Result<Joined, String> {
-    let room = inner.room(room_name).map_err(|e| e.to_string())?;
-    let (out, rx) = mpsc::channel(inner.limits.outbound_queue_len_max);
-    let link = SessionLink {
-        out,
-        closer: Arc::new(Closer::default()),
-    };
-    let (reply, answer) = oneshot::channel();
-    let request = JoinRequest { resume, read_only };
-    room.send(Command::Join {
-        request,
-        link: link.clone(),
-        reply,
-    })
-    .await
-    .map_err(|e| e.to_string())?;
-    let client = answer
-        .await
-        .map_err(|_| "the room closed".to_owned())?
-        .map_err(|e| e.to_string())?;
-    Ok((room, client, link, rx))
+    // A room being unloaded answers "try again"; the next attempt loads it afresh.
+    let mut last_error = String::new();
+    for _ in 0..3 {
+        let room = inner.room(room_name).await.map_err(|e| e.to_string())?;
+        let (out, rx) = mpsc::channel(inner.limits.outbound_queue_len_max);
+        let link = SessionLink { out, closer: Arc::new(Closer::default()) };
+        let (reply, answer) = oneshot::channel();
+        let request = JoinRequest { resume: resume.clone(), read_only };
+        room.send(Command::Join { request, link: link.clone(), reply }).await.map_err(|e| e.to_string())?;
+        match answer.await {
+            Ok(Ok(client)) => return Ok((room, client, link, rx)),
+            Ok(Err(JoinError::Unloaded)) | Err(_) => last_error = "the room was unloading".into(),
+            Ok(Err(e)) => return Err(e.to_string()),
+        }
+    }
+    Err(last_error)
 }
 
 /// A token bucket: `rate` per second, up to `burst`.
@@ -184,8 +145,7 @@ struct RateLimit {
 impl RateLimit {
     fn allow(&mut self) -> bool {
         let now = Instant::now();
-        self.tokens =
-            (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
+        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
         self.last = now;
         if self.tokens >= 1.0 {
             self.tokens -= 1.0;
@@ -237,27 +197,15 @@ async fn read_loop(
             Some(Ok(Message::Text(t))) => t,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Binary(_))) => {
-                if !complain(
-                    link,
-                    inner,
-                    &mut errors,
-                    "bad_message",
-                    "binary frames are not part of the protocol",
-                ) {
+                if !complain(link, inner, &mut errors, "bad_message", "binary frames are not part of the protocol") {
                     return;
                 }
                 continue;
             }
             Some(Err(e)) => {
                 let text = e.to_string();
-                if text.contains("too long")
-                    || text.contains("Space limit")
-                    || text.contains("size")
-                {
-                    link.closer.close(
-                        close::TOO_BIG,
-                        format!("message larger than {} bytes", limits.frame_bytes_max),
-                    );
+                if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
+                    link.closer.close(close::TOO_BIG, format!("message larger than {} bytes", limits.frame_bytes_max));
                 } else {
                     tracing::debug!(error = %e, "read error");
                 }
@@ -266,10 +214,7 @@ async fn read_loop(
         };
         inner.metrics.bytes_in.inc_by(text.len() as u64);
         if !rate.allow() {
-            let reason = format!(
-                "more than {} messages per second",
-                limits.messages_per_second_max
-            );
+            let reason = format!("more than {} messages per second", limits.messages_per_second_max);
             if !complain(link, inner, &mut errors, "rate_limited", &reason) {
                 return;
             }
@@ -302,61 +247,26 @@ async fn dispatch(
     let client = client.clone();
     let cmd = match msg {
         ClientMessage::Hello { .. } => {
-            return queue(
-                link,
-                protocol::encode_error("bad_message", "hello was already received"),
-            );
+            return queue(link, protocol::encode_error("bad_message", "hello was already received"));
         }
         ClientMessage::Action { id, changes, .. } if changes.len() > limits.action_changes_max => {
-            let reason = format!(
-                "the action has {} changes; the limit is {}",
-                changes.len(),
-                limits.action_changes_max
-            );
-            return queue(
-                link,
-                protocol::encode_reject(id, "too_many_changes", &reason, None),
-            );
+            let reason =
+                format!("the action has {} changes; the limit is {}", changes.len(), limits.action_changes_max);
+            return queue(link, protocol::encode_reject(id, "too_many_changes", &reason, None));
         }
-        ClientMessage::Action { id, base, changes } => Command::Action {
-            client,
-            id,
-            base,
-            changes,
-        },
-        ClientMessage::Undo { id, scope } => Command::Undo {
-            client,
-            id,
-            scope,
-            redo: false,
-        },
-        ClientMessage::Redo { id, scope } => Command::Undo {
-            client,
-            id,
-            scope,
-            redo: true,
-        },
+        ClientMessage::Action { id, base, changes } => Command::Action { client, id, base, changes },
+        ClientMessage::Undo { id, scope } => Command::Undo { client, id, scope, redo: false },
+        ClientMessage::Redo { id, scope } => Command::Undo { client, id, scope, redo: true },
         ClientMessage::Presence { state } => {
             let size = serde_json::to_string(&state).map_or(usize::MAX, |s| s.len());
             if size > limits.presence_bytes_max {
-                let reason = format!(
-                    "presence state of {size} bytes; the limit is {}",
-                    limits.presence_bytes_max
-                );
+                let reason = format!("presence state of {size} bytes; the limit is {}", limits.presence_bytes_max);
                 return queue(link, protocol::encode_error("too_large", &reason));
             }
             Command::Presence { client, state }
         }
         ClientMessage::Call { id, service, args } => {
-            call(
-                id,
-                service,
-                args,
-                room.clone(),
-                client,
-                link.clone(),
-                inner.clone(),
-            );
+            call(id, service, args, room.clone(), client, link.clone(), inner.clone());
             return true;
         }
     };
@@ -375,25 +285,17 @@ fn call(
 ) {
     let Some(f) = inner.services.get(&service).cloned() else {
         let reason = format!("no service named {service:?}");
-        queue(
-            &link,
-            protocol::encode_result(id, Err(("no_such_service", &reason))),
-        );
+        queue(&link, protocol::encode_result(id, Err(("no_such_service", &reason))));
         return;
     };
     let timeout = Duration::from_millis(inner.limits.service_timeout_ms);
     inner.tasks.spawn(
         async move {
-            let frame = match tokio::time::timeout(timeout, f(ServiceCall { room, client, args }))
-                .await
-            {
+            let frame = match tokio::time::timeout(timeout, f(ServiceCall { room, client, args })).await {
                 Ok(Ok(v)) => protocol::encode_result(id, Ok(&v)),
                 Ok(Err(reason)) => protocol::encode_result(id, Err(("service_failed", &reason))),
                 Err(_) => {
-                    let reason = format!(
-                        "service {service} did not answer within {} ms",
-                        timeout.as_millis()
-                    );
+                    let reason = format!("service {service} did not answer within {} ms", timeout.as_millis());
                     protocol::encode_result(id, Err(("timeout", &reason)))
                 }
             };
@@ -406,8 +308,7 @@ fn call(
 /// Queues a message for this session; a full queue cuts it off. `false` if cut off.
 fn queue(link: &SessionLink, text: String) -> bool {
     if link.out.try_send(text.into()).is_err() {
-        link.closer
-            .close(close::TOO_SLOW, "too slow: the outbound queue is full");
+        link.closer.close(close::TOO_SLOW, "too slow: the outbound queue is full");
         return false;
     }
     true
@@ -418,10 +319,7 @@ fn complain(link: &SessionLink, inner: &Inner, errors: &mut u32, code: &str, rea
     inner.metrics.bad_messages.inc();
     *errors += 1;
     if *errors > inner.limits.errors_max {
-        link.closer.close(
-            close::TOO_MANY_ERRORS,
-            format!("more than {} bad messages", inner.limits.errors_max),
-        );
+        link.closer.close(close::TOO_MANY_ERRORS, format!("more than {} bad messages", inner.limits.errors_max));
         return false;
     }
     queue(link, protocol::encode_error(code, reason))
@@ -471,10 +369,7 @@ async fn write_loop(
             }
         }
     }
-    let (code, reason) = closer
-        .reason()
-        .cloned()
-        .unwrap_or((close::NORMAL, String::new()));
+    let (code, reason) = closer.reason().cloned().unwrap_or((close::NORMAL, String::new()));
     let flush_and_close = async {
         // Say why before closing (an `error` already queued explains a 4004); a client cut off
         // for being slow gets no more of what it could not read.
@@ -498,8 +393,5 @@ fn close_message(code: u16, reason: &str) -> Message {
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    Message::Close(Some(CloseFrame {
-        code,
-        reason: reason[..end].into(),
-    }))
+    Message::Close(Some(CloseFrame { code, reason: reason[..end].into() }))
 }

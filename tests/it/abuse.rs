@@ -29,68 +29,28 @@ async fn malformed_messages_get_errors_and_the_room_carries_on() {
     let mut good = ts.client("r").await;
     expect_error(&mut bad, "{not json", "bad_message").await;
     expect_error(&mut bad, r#"{"t":"frobnicate"}"#, "unknown_message").await;
-    expect_error(
-        &mut bad,
-        r#"{"t":"action","id":"one","base":0,"changes":[]}"#,
-        "bad_message",
-    )
-    .await;
-    expect_error(
-        &mut bad,
-        r#"{"t":"action","id":1,"base":0,"changes":[{"op":"explode","obj":"x"}]}"#,
-        "bad_message",
-    )
-    .await;
+    expect_error(&mut bad, r#"{"t":"action","id":"one","base":0,"changes":[]}"#, "bad_message").await;
+    expect_error(&mut bad, r#"{"t":"action","id":1,"base":0,"changes":[{"op":"explode","obj":"x"}]}"#, "bad_message")
+        .await;
     expect_error(&mut bad, r#"{"t":"hello","protocol":1}"#, "bad_message").await;
     let n = bad.new_object_id();
-    within(bad.act(vec![create_node(&n, 1)]))
-        .await
-        .expect("a valid action after the errors");
-    expect_reject(
-        &mut bad,
-        vec![Change::Set {
-            obj: n.clone(),
-            attr: "title".into(),
-            value: 5.into(),
-        }],
-        "wrong_kind",
-    )
-    .await;
+    within(bad.act(vec![create_node(&n, 1)])).await.expect("a valid action after the errors");
+    expect_reject(&mut bad, vec![Change::Set { obj: n.clone(), attr: "title".into(), value: 5.into() }], "wrong_kind")
+        .await;
     expect_reject(&mut bad, vec![set_x("ghost", 1)], "no_such_object").await;
-    expect_reject(
-        &mut bad,
-        vec![Change::Move {
-            id: "graph".into(),
-            parent: n.clone(),
-            index: None,
-        }],
-        "cycle",
-    )
-    .await;
-    expect_reject(
-        &mut bad,
-        vec![Change::Delete { id: "root".into() }],
-        "root_immutable",
-    )
-    .await;
+    expect_reject(&mut bad, vec![Change::Move { id: "graph".into(), parent: n.clone(), index: None }], "cycle").await;
+    expect_reject(&mut bad, vec![Change::Delete { id: "root".into() }], "root_immutable").await;
     expect_reject(&mut bad, vec![set_x(&n, 99_999)], "invalid").await;
     expect_reject(&mut bad, vec![], "empty_action").await;
     let g = good.new_object_id();
-    let v = within(good.act(vec![create_node(&g, 2)]))
-        .await
-        .expect("others keep working");
-    within(bad.wait_for_version(v))
-        .await
-        .expect("and the bad client still receives");
+    let v = within(good.act(vec![create_node(&g, 2)])).await.expect("others keep working");
+    within(bad.wait_for_version(v)).await.expect("and the bad client still receives");
     ts.stop().await;
 }
 
 #[tokio::test]
 async fn too_many_bad_messages_close_the_connection() {
-    let limits = ServerLimits {
-        errors_max: 3,
-        ..ServerLimits::default()
-    };
+    let limits = ServerLimits { errors_max: 3, ..ServerLimits::default() };
     let ts = TestServer::start_with(TestServer::builder().limits(limits)).await;
     let mut bad = ts.client("r").await;
     for _ in 0..5 {
@@ -101,18 +61,13 @@ async fn too_many_bad_messages_close_the_connection() {
     assert_eq!(until_closed(&mut bad).await.0, 4004);
     let mut good = ts.client("r").await;
     let n = good.new_object_id();
-    within(good.act(vec![create_node(&n, 1)]))
-        .await
-        .expect("server fine");
+    within(good.act(vec![create_node(&n, 1)])).await.expect("server fine");
     ts.stop().await;
 }
 
 #[tokio::test]
 async fn an_oversized_frame_closes_with_1009() {
-    let limits = ServerLimits {
-        frame_bytes_max: 4096,
-        ..ServerLimits::default()
-    };
+    let limits = ServerLimits { frame_bytes_max: 4096, ..ServerLimits::default() };
     let ts = TestServer::start_with(TestServer::builder().limits(limits)).await;
     let mut big = ts.client("r").await;
     let huge = format!(r#"{{"t":"presence","state":"{}"}}"#, "x".repeat(10_000));
@@ -121,9 +76,7 @@ async fn an_oversized_frame_closes_with_1009() {
     assert!(code == 1009 || code == 1006, "closed with {code}");
     let mut good = ts.client("r").await;
     let n = good.new_object_id();
-    within(good.act(vec![create_node(&n, 1)]))
-        .await
-        .expect("server fine");
+    within(good.act(vec![create_node(&n, 1)])).await.expect("server fine");
     ts.stop().await;
 }
 
@@ -132,14 +85,8 @@ async fn a_bad_handshake_is_refused_with_4000() {
     use futures_util::{SinkExt, StreamExt};
     use tokio_tungstenite::tungstenite::Message;
     let ts = TestServer::start().await;
-    for first in [
-        r#"{"t":"action","id":1,"base":0,"changes":[]}"#,
-        r#"{"t":"hello","protocol":99}"#,
-        "garbage",
-    ] {
-        let (mut ws, _) = tokio_tungstenite::connect_async(ts.url("r"))
-            .await
-            .expect("connect");
+    for first in [r#"{"t":"action","id":1,"base":0,"changes":[]}"#, r#"{"t":"hello","protocol":99}"#, "garbage"] {
+        let (mut ws, _) = tokio_tungstenite::connect_async(ts.url("r")).await.expect("connect");
         ws.send(Message::Text(first.into())).await.expect("send");
         let msg = within(ws.next()).await;
         match msg {
@@ -152,12 +99,8 @@ async fn a_bad_handshake_is_refused_with_4000() {
 
 #[tokio::test]
 async fn flooding_is_rate_limited_then_cut_off() {
-    let limits = ServerLimits {
-        messages_per_second_max: 5,
-        message_burst_max: 5,
-        errors_max: 3,
-        ..ServerLimits::default()
-    };
+    let limits =
+        ServerLimits { messages_per_second_max: 5, message_burst_max: 5, errors_max: 3, ..ServerLimits::default() };
     let ts = TestServer::start_with(TestServer::builder().limits(limits)).await;
     let mut flood = ts.client("r").await;
     for _ in 0..50 {

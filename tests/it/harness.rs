@@ -19,13 +19,11 @@ pub struct TestServer {
 impl TestServer {
     /// The demo types and room, with limits generous enough for bursts from one client.
     pub fn builder() -> ServerBuilder {
-        Server::builder(demo::types())
-            .on_room_create(|_, tx| demo::build_room(tx))
-            .limits(ServerLimits {
-                messages_per_second_max: 100_000,
-                message_burst_max: 100_000,
-                ..ServerLimits::default()
-            })
+        Server::builder(demo::types()).on_room_create(|_, tx| demo::build_room(tx)).limits(ServerLimits {
+            messages_per_second_max: 100_000,
+            message_burst_max: 100_000,
+            ..ServerLimits::default()
+        })
     }
 
     pub async fn start() -> TestServer {
@@ -34,9 +32,7 @@ impl TestServer {
 
     pub async fn start_with(builder: ServerBuilder) -> TestServer {
         let server = builder.build();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let s = server.clone();
         let task = tokio::spawn(async move { s.serve(listener).await });
@@ -48,16 +44,12 @@ impl TestServer {
     }
 
     pub async fn client(&self, room: &str) -> Client {
-        within(Client::connect(&self.url(room), ConnectOptions::default()))
-            .await
-            .expect("connect")
+        within(Client::connect(&self.url(room), ConnectOptions::default())).await.expect("connect")
     }
 
     pub async fn snapshot(&self, room: &str) -> objectsync::model::NodeSnapshot {
         let handle = self.server.room(room).await.expect("room");
-        within(handle.read(|doc| doc.snapshot().root))
-            .await
-            .expect("read")
+        within(handle.read(|doc| doc.snapshot().root)).await.expect("read")
     }
 
     pub async fn stop(self) {
@@ -104,18 +96,9 @@ pub fn create_node(id: &str, x: i64) -> Change {
 }
 
 pub fn set_x(id: &str, x: i64) -> Change {
-    Change::DictSet {
-        obj: id.into(),
-        attr: "pos".into(),
-        key: "x".into(),
-        value: Value::Int(x),
-    }
+    Change::DictSet { obj: id.into(), attr: "pos".into(), key: "x".into(), value: Value::Int(x) }
 }
 
 pub fn set_title(id: &str, title: &str) -> Change {
-    Change::Set {
-        obj: id.into(),
-        attr: "title".into(),
-        value: title.into(),
-    }
+    Change::Set { obj: id.into(), attr: "title".into(), value: title.into() }
 }

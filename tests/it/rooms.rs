@@ -8,11 +8,7 @@ use objectsync::ServerLimits;
 use tokio_tungstenite::tungstenite::Message;
 
 async fn http_get(addr: std::net::SocketAddr, path: &str) -> String {
-    raw_request(
-        addr,
-        &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"),
-    )
-    .await
+    raw_request(addr, &format!("GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")).await
 }
 
 async fn raw_request(addr: std::net::SocketAddr, req: &str) -> String {
@@ -22,9 +18,7 @@ async fn raw_request(addr: std::net::SocketAddr, req: &str) -> String {
     let mut out = vec![0u8; 4096];
     let mut len = 0;
     // Read until the server closes or the headers are complete.
-    while let Ok(Ok(n)) =
-        tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut out[len..])).await
-    {
+    while let Ok(Ok(n)) = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut out[len..])).await {
         if n == 0 {
             break;
         }
@@ -69,44 +63,25 @@ async fn a_client_that_never_reads_is_cut_off_while_others_keep_receiving() {
     };
     let ts = TestServer::start_with(TestServer::builder().limits(limits)).await;
     // The slow one: says hello, then never reads again.
-    let (mut slow, _) = tokio_tungstenite::connect_async(ts.url("r"))
-        .await
-        .expect("connect");
-    let hello = objectsync::protocol::encode_client(&ClientMessage::Hello {
-        protocol: 1,
-        token: None,
-        resume: None,
-    });
+    let (mut slow, _) = tokio_tungstenite::connect_async(ts.url("r")).await.expect("connect");
+    let hello = objectsync::protocol::encode_client(&ClientMessage::Hello { protocol: 1, token: None, resume: None });
     slow.send(Message::Text(hello.into())).await.expect("hello");
     let mut writer = ts.client("r").await;
     let mut fast = ts.client("r").await;
     let big = "x".repeat(64 * 1024);
-    let metrics_cut = || async {
-        http_get(ts.addr, "/metrics")
-            .await
-            .contains("objectsync_slow_disconnects_total 1")
-    };
+    let metrics_cut = || async { http_get(ts.addr, "/metrics").await.contains("objectsync_slow_disconnects_total 1") };
     let mut sent = 0u64;
     // Bounded: at most 2,000 updates of 64 KiB (the socket buffers fill long before).
     while sent < 2000 {
-        let change = Change::Set {
-            obj: "hello".into(),
-            attr: "text".into(),
-            value: Value::from(big.as_str()),
-        };
+        let change = Change::Set { obj: "hello".into(), attr: "text".into(), value: Value::from(big.as_str()) };
         let v = within(writer.act(vec![change])).await.expect("write");
-        within(fast.wait_for_version(v))
-            .await
-            .expect("fast reader keeps up");
+        within(fast.wait_for_version(v)).await.expect("fast reader keeps up");
         sent += 1;
         if sent % 50 == 0 && metrics_cut().await {
             break;
         }
     }
-    assert!(
-        metrics_cut().await,
-        "the slow client was not cut off after {sent} updates"
-    );
+    assert!(metrics_cut().await, "the slow client was not cut off after {sent} updates");
     // The slow client finds its close frame (4003) after what was buffered.
     let mut code = None;
     while let Ok(Some(msg)) = tokio::time::timeout(DEADLINE, slow.next()).await {
@@ -121,12 +96,42 @@ async fn a_client_that_never_reads_is_cut_off_while_others_keep_receiving() {
     assert_eq!(code, Some(4003));
     // The others carry on.
     let n = writer.new_object_id();
-    let v = within(writer.act(vec![create_node(&n, 1)]))
-        .await
-        .expect("still serving");
-    within(fast.wait_for_version(v))
-        .await
-        .expect("fast still receives");
+    let v = within(writer.act(vec![create_node(&n, 1)])).await.expect("still serving");
+    within(fast.wait_for_version(v)).await.expect("fast still receives");
     assert!(fast.mirror().get(&n).is_some());
+    ts.stop().await;
+}
+
+#[tokio::test]
+async fn idle_rooms_unload_and_come_back_intact() {
+    let limits = ServerLimits { room_unload_grace_ms: 100, ..ServerLimits::default() };
+    let ts = TestServer::start_with(TestServer::builder().limits(limits)).await;
+    let handle = ts.server.room("r").await.expect("room");
+    let mut a = ts.client("r").await;
+    let n = a.new_object_id();
+    within(a.act(vec![create_node(&n, 7)])).await.expect("create");
+    let (resume, mirror) = a.into_resume();
+    // Bounded wait for the unload (the room reports it in /metrics).
+    let mut unloaded = false;
+    for _ in 0..100 {
+        if http_get(ts.addr, "/metrics").await.contains("objectsync_rooms 0") {
+            unloaded = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(unloaded, "the idle room was not unloaded");
+    // Its old client resumes (from a snapshot: the log went with the unload) as the same client.
+    let a = within(objectsync::client::Client::connect(
+        &ts.url("r"),
+        objectsync::client::ConnectOptions { resume: Some((resume.clone(), mirror)), ..Default::default() },
+    ))
+    .await
+    .expect("resume");
+    assert_eq!(a.id(), resume.client.as_str());
+    assert!(a.mirror().get(&n).is_some(), "the node survived the unload");
+    // A handle taken before the unload still reaches the room.
+    let title = within(handle.read(move |doc| doc.key("hello").is_some())).await.expect("old handle");
+    assert!(title);
     ts.stop().await;
 }

@@ -14,23 +14,15 @@ async fn clients_see_the_same_updates_in_the_same_order() {
     let mut a = ts.client("r").await;
     let mut b = ts.client("r").await;
     let na = a.new_object_id();
-    let v = within(a.act(vec![create_node(&na, 1)]))
-        .await
-        .expect("create");
+    let v = within(a.act(vec![create_node(&na, 1)])).await.expect("create");
     let mut seen_b = Vec::new();
     // Both write concurrently; both must see one sequence.
     for i in 0..20 {
         a.send_action(vec![set_x(&na, i)]).await.expect("send a");
-        b.send_action(vec![set_title(&na, &format!("b{i}"))])
-            .await
-            .expect("send b");
+        b.send_action(vec![set_title(&na, &format!("b{i}"))]).await.expect("send b");
     }
-    within(a.wait_for_version(v + 40))
-        .await
-        .expect("a caught up");
-    within(b.wait_for_version(v + 40))
-        .await
-        .expect("b caught up");
+    within(a.wait_for_version(v + 40)).await.expect("a caught up");
+    within(b.wait_for_version(v + 40)).await.expect("b caught up");
     let mut seen_a = Vec::new();
     while let Ok(Ok(e)) = tokio::time::timeout(Duration::from_millis(50), a.next_event()).await {
         if let Event::Update { v, origin, .. } = e {
@@ -59,15 +51,9 @@ async fn a_reject_changes_nothing_and_reaches_only_the_sender() {
     let before = ts.snapshot("r").await;
     let bad = vec![create_node("stranger:1", 5)];
     let r = within(a.act(bad)).await;
-    assert!(
-        matches!(r, Err(ClientError::Rejected { ref code, .. }) if code == "bad_id"),
-        "{r:?}"
-    );
+    assert!(matches!(r, Err(ClientError::Rejected { ref code, .. }) if code == "bad_id"), "{r:?}");
     let r = within(a.act(vec![set_x("graph", 1)])).await;
-    assert!(
-        matches!(r, Err(ClientError::Rejected { ref code, .. }) if code == "no_such_attribute"),
-        "{r:?}"
-    );
+    assert!(matches!(r, Err(ClientError::Rejected { ref code, .. }) if code == "no_such_attribute"), "{r:?}");
     assert_eq!(ts.snapshot("r").await, before);
     // b sees no reject, only the next real update.
     let n = a.new_object_id();
@@ -102,16 +88,11 @@ async fn resume_gets_exactly_the_missed_versions_and_no_action_twice() {
     let (resume, mirror) = a.into_resume();
     let left_at = resume.version;
     for i in 0..5 {
-        within(other.act(vec![set_x(&n, 100 + i)]))
-            .await
-            .expect("ok");
+        within(other.act(vec![set_x(&n, 100 + i)])).await.expect("ok");
     }
     let mut a = within(objectsync::client::Client::connect(
         &ts.url("r"),
-        ConnectOptions {
-            resume: Some((resume.clone(), mirror)),
-            ..ConnectOptions::default()
-        },
+        ConnectOptions { resume: Some((resume.clone(), mirror)), ..ConnectOptions::default() },
     ))
     .await
     .expect("resume");
@@ -127,24 +108,12 @@ async fn resume_gets_exactly_the_missed_versions_and_no_action_twice() {
     assert_eq!(a.mirror().to_snapshot(), ts.snapshot("r").await);
     // Re-sending an already processed action id is refused, not applied again.
     let acked = a.acked();
-    a.send(&ClientMessage::Action {
-        id: acked,
-        base: a.version(),
-        changes: vec![set_x(&n, 999)],
-    })
-    .await
-    .expect("send");
+    a.send(&ClientMessage::Action { id: acked, base: a.version(), changes: vec![set_x(&n, 999)] }).await.expect("send");
     match next_non_presence(&mut a).await {
         Event::Reject { code, .. } => assert_eq!(code, "duplicate_action"),
         other => panic!("{other:?}"),
     }
-    assert_ne!(
-        a.mirror()
-            .value(&n, "pos")
-            .and_then(|p| p.as_dict())
-            .and_then(|d| d.get("x")),
-        Some(&Value::Int(999))
-    );
+    assert_ne!(a.mirror().value(&n, "pos").and_then(|p| p.as_dict()).and_then(|d| d.get("x")), Some(&Value::Int(999)));
     ts.stop().await;
 }
 
@@ -160,22 +129,15 @@ async fn a_resume_too_old_for_the_log_gets_a_snapshot() {
     let mut a = ts.client("r").await;
     let mut other = ts.client("r").await;
     let n = other.new_object_id();
-    within(other.act(vec![create_node(&n, 1)]))
-        .await
-        .expect("ok");
-    within(a.wait_for_version(other.version()))
-        .await
-        .expect("sync");
+    within(other.act(vec![create_node(&n, 1)])).await.expect("ok");
+    within(a.wait_for_version(other.version())).await.expect("sync");
     let (resume, mirror) = a.into_resume();
     for i in 0..6 {
         within(other.act(vec![set_x(&n, i)])).await.expect("ok");
     }
     let a = within(objectsync::client::Client::connect(
         &ts.url("r"),
-        ConnectOptions {
-            resume: Some((resume, mirror)),
-            ..ConnectOptions::default()
-        },
+        ConnectOptions { resume: Some((resume, mirror)), ..ConnectOptions::default() },
     ))
     .await
     .expect("resume");
@@ -189,17 +151,12 @@ async fn presence_appears_and_disappears() {
     let mut a = ts.client("r").await;
     let b = ts.client("r").await;
     let mut b = b;
-    b.set_presence(objectsync::dict! { "name" => "Bob" }.into())
-        .await
-        .expect("presence");
+    b.set_presence(objectsync::dict! { "name" => "Bob" }.into()).await.expect("presence");
     let b_id = b.id().to_owned();
     loop {
         if let Event::Presence { client, state } = within(a.next_event()).await.expect("event") {
             assert_eq!(client, b_id);
-            assert_eq!(
-                state.as_dict().and_then(|d| d.get("name")),
-                Some(&Value::from("Bob"))
-            );
+            assert_eq!(state.as_dict().and_then(|d| d.get("name")), Some(&Value::from("Bob")));
             break;
         }
     }
@@ -218,10 +175,7 @@ async fn presence_appears_and_disappears() {
 
 #[tokio::test]
 async fn services_answer_fail_and_time_out() {
-    let limits = objectsync::ServerLimits {
-        service_timeout_ms: 200,
-        ..Default::default()
-    };
+    let limits = objectsync::ServerLimits { service_timeout_ms: 200, ..Default::default() };
     let builder = TestServer::builder()
         .limits(limits)
         .service("echo", |call| async move {
@@ -236,9 +190,7 @@ async fn services_answer_fail_and_time_out() {
             let title = call.args.as_str().unwrap_or_default().to_owned();
             call.room
                 .transact(move |tx| {
-                    let page = tx
-                        .key("hello")
-                        .ok_or(objectsync::model::ModelError::Custom("no hello".into()))?;
+                    let page = tx.key("hello").ok_or(objectsync::model::ModelError::Custom("no hello".into()))?;
                     let text: demo::Text = tx.handle(page)?;
                     text.text().set(tx, title)
                 })
@@ -249,33 +201,16 @@ async fn services_answer_fail_and_time_out() {
     let ts = TestServer::start_with(builder).await;
     let mut a = ts.client("r").await;
     let v = within(a.call("echo", Value::Int(7))).await.expect("echo");
-    assert_eq!(
-        v.as_dict().and_then(|d| d.get("client")),
-        Some(&Value::from(a.id()))
-    );
+    assert_eq!(v.as_dict().and_then(|d| d.get("client")), Some(&Value::from(a.id())));
     let e = within(a.call("fail", Value::Null)).await;
-    assert!(
-        matches!(e, Err(ClientError::Service { ref code, .. }) if code == "service_failed"),
-        "{e:?}"
-    );
+    assert!(matches!(e, Err(ClientError::Service { ref code, .. }) if code == "service_failed"), "{e:?}");
     let e = within(a.call("slow", Value::Null)).await;
-    assert!(
-        matches!(e, Err(ClientError::Service { ref code, .. }) if code == "timeout"),
-        "{e:?}"
-    );
+    assert!(matches!(e, Err(ClientError::Service { ref code, .. }) if code == "timeout"), "{e:?}");
     let e = within(a.call("missing", Value::Null)).await;
-    assert!(
-        matches!(e, Err(ClientError::Service { ref code, .. }) if code == "no_such_service"),
-        "{e:?}"
-    );
-    within(a.call("rename", "from a service".into()))
-        .await
-        .expect("rename");
+    assert!(matches!(e, Err(ClientError::Service { ref code, .. }) if code == "no_such_service"), "{e:?}");
+    within(a.call("rename", "from a service".into())).await.expect("rename");
     within(a.wait_for_version(1)).await.expect("update");
-    assert_eq!(
-        a.mirror().value("hello", "text"),
-        Some(&Value::from("from a service"))
-    );
+    assert_eq!(a.mirror().value("hello", "text"), Some(&Value::from("from a service")));
     ts.stop().await;
 }
 
@@ -292,35 +227,18 @@ async fn read_only_clients_get_their_actions_rejected() {
     let connect = |token: Option<&str>| {
         let url = ts.url("r");
         let token = token.map(str::to_owned);
-        async move {
-            objectsync::client::Client::connect(
-                &url,
-                ConnectOptions {
-                    token,
-                    resume: None,
-                },
-            )
-            .await
-        }
+        async move { objectsync::client::Client::connect(&url, ConnectOptions { token, resume: None }).await }
     };
     let mut reader = within(connect(Some("reader"))).await.expect("reader");
     assert!(reader.read_only());
     let n = reader.new_object_id();
     let r = within(reader.act(vec![create_node(&n, 1)])).await;
-    assert!(
-        matches!(r, Err(ClientError::Rejected { ref code, .. }) if code == "read_only"),
-        "{r:?}"
-    );
+    assert!(matches!(r, Err(ClientError::Rejected { ref code, .. }) if code == "read_only"), "{r:?}");
     let r = within(connect(None)).await;
-    assert!(
-        matches!(r, Err(ClientError::Closed { code: 4001, .. })),
-        "{r:?}"
-    );
+    assert!(matches!(r, Err(ClientError::Closed { code: 4001, .. })), "{r:?}");
     let mut writer = within(connect(Some("writer"))).await.expect("writer");
     let n = writer.new_object_id();
-    within(writer.act(vec![create_node(&n, 1)]))
-        .await
-        .expect("writer writes");
+    within(writer.act(vec![create_node(&n, 1)])).await.expect("writer writes");
     ts.stop().await;
 }
 
@@ -342,9 +260,7 @@ async fn permissions_per_subtree_are_enforced() {
             _ => Ok(()),
         }
     });
-    let ts =
-        TestServer::start_with(Server::builder(types).on_room_create(|_, tx| demo::build_room(tx)))
-            .await;
+    let ts = TestServer::start_with(Server::builder(types).on_room_create(|_, tx| demo::build_room(tx))).await;
     let mut a = ts.client("r").await;
     let mut b = ts.client("r").await;
     let layer = a.new_object_id();
@@ -357,12 +273,8 @@ async fn permissions_per_subtree_are_enforced() {
         attrs: objectsync::dict! { "style" => style },
         children: Vec::new(),
     };
-    within(a.act(vec![create_layer]))
-        .await
-        .expect("a makes its layer");
-    within(b.wait_for_version(a.version()))
-        .await
-        .expect("b syncs");
+    within(a.act(vec![create_layer])).await.expect("a makes its layer");
+    within(b.wait_for_version(a.version())).await.expect("b syncs");
     let text_b = b.new_object_id();
     let into_a = Change::Create {
         id: text_b,
@@ -373,10 +285,7 @@ async fn permissions_per_subtree_are_enforced() {
         children: Vec::new(),
     };
     let r = within(b.act(vec![into_a.clone()])).await;
-    assert!(
-        matches!(r, Err(ClientError::Rejected { ref code, .. }) if code == "denied"),
-        "{r:?}"
-    );
+    assert!(matches!(r, Err(ClientError::Rejected { ref code, .. }) if code == "denied"), "{r:?}");
     let text_a = a.new_object_id();
     let mine = Change::Create {
         id: text_a,
@@ -386,9 +295,7 @@ async fn permissions_per_subtree_are_enforced() {
         attrs: Default::default(),
         children: Vec::new(),
     };
-    within(a.act(vec![mine]))
-        .await
-        .expect("a writes in its layer");
+    within(a.act(vec![mine])).await.expect("a writes in its layer");
     ts.stop().await;
 }
 
@@ -399,9 +306,7 @@ async fn server_code_changes_reach_every_client() {
     let mut b = ts.client("r").await;
     let room = ts.server.room("r").await.expect("room");
     within(room.transact(|tx| {
-        let key = tx
-            .key("hello")
-            .ok_or(objectsync::model::ModelError::Custom("no hello".into()))?;
+        let key = tx.key("hello").ok_or(objectsync::model::ModelError::Custom("no hello".into()))?;
         let text: demo::Text = tx.handle(key)?;
         text.text().set(tx, "Hello from Rust")?;
         text.style().set_key(tx, "color", "red")
@@ -415,22 +320,12 @@ async fn server_code_changes_reach_every_client() {
             }
             other => panic!("{other:?}"),
         }
-        assert_eq!(
-            c.mirror().value("hello", "text"),
-            Some(&Value::from("Hello from Rust"))
-        );
-        let style = c
-            .mirror()
-            .value("hello", "style")
-            .and_then(|s| s.as_dict().cloned())
-            .unwrap_or_default();
+        assert_eq!(c.mirror().value("hello", "text"), Some(&Value::from("Hello from Rust")));
+        let style = c.mirror().value("hello", "style").and_then(|s| s.as_dict().cloned()).unwrap_or_default();
         assert_eq!(style.get("color"), Some(&Value::from("red")));
     }
     let refused = within(room.transact(|tx| tx.delete(tx.root()))).await;
-    assert!(
-        matches!(refused, Err(objectsync::RoomError::Rejected { .. })),
-        "{refused:?}"
-    );
+    assert!(matches!(refused, Err(objectsync::RoomError::Rejected { .. })), "{refused:?}");
     ts.stop().await;
 }
 
@@ -439,21 +334,14 @@ async fn undo_and_redo_over_the_wire() {
     let ts = TestServer::start().await;
     let mut a = ts.client("r").await;
     let n = a.new_object_id();
-    within(a.act(vec![create_node(&n, 1)]))
-        .await
-        .expect("create");
-    within(a.act(vec![set_title(&n, "renamed")]))
-        .await
-        .expect("rename");
+    within(a.act(vec![create_node(&n, 1)])).await.expect("create");
+    within(a.act(vec![set_title(&n, "renamed")])).await.expect("rename");
     within(a.undo(Some(&n))).await.expect("undo");
     assert_eq!(a.mirror().value(&n, "title"), Some(&Value::from("node")));
     within(a.redo(Some(&n))).await.expect("redo");
     assert_eq!(a.mirror().value(&n, "title"), Some(&Value::from("renamed")));
     let r = within(a.undo(Some("nope"))).await;
-    assert!(
-        matches!(r, Err(ClientError::Rejected { ref code, .. }) if code == "no_such_object"),
-        "{r:?}"
-    );
+    assert!(matches!(r, Err(ClientError::Rejected { ref code, .. }) if code == "no_such_object"), "{r:?}");
     ts.stop().await;
 }
 
@@ -475,27 +363,13 @@ async fn events_reach_everyone_without_a_version() {
         children: Vec::new(),
     };
     let v = within(a.act(vec![create])).await.expect("create");
-    let emit = Change::Emit {
-        obj: bell,
-        attr: "ring".into(),
-        args: Value::Int(3),
-    };
-    assert_eq!(
-        within(a.act(vec![emit])).await.expect("emit"),
-        v,
-        "no new version"
-    );
+    let emit = Change::Emit { obj: bell, attr: "ring".into(), args: Value::Int(3) };
+    assert_eq!(within(a.act(vec![emit])).await.expect("emit"), v, "no new version");
     within(b.wait_for_version(v)).await.expect("sync");
     loop {
         match next_non_presence(&mut b).await {
             Event::Events { changes, .. } => {
-                assert!(matches!(
-                    &changes[0],
-                    Change::Emit {
-                        args: Value::Int(3),
-                        ..
-                    }
-                ));
+                assert!(matches!(&changes[0], Change::Emit { args: Value::Int(3), .. }));
                 break;
             }
             Event::Update { .. } => continue,
@@ -514,9 +388,7 @@ async fn concurrent_writers_converge_with_the_server() {
     for w in 0..writers {
         let url = ts.url("busy");
         tasks.push(tokio::spawn(async move {
-            let mut c = objectsync::client::Client::connect(&url, ConnectOptions::default())
-                .await
-                .expect("connect");
+            let mut c = objectsync::client::Client::connect(&url, ConnectOptions::default()).await.expect("connect");
             let n = c.new_object_id();
             c.act(vec![create_node(&n, w)]).await.expect("create");
             let mut last = 0;
@@ -528,10 +400,7 @@ async fn concurrent_writers_converge_with_the_server() {
                     key: "last".into(),
                     value: Value::Int(w),
                 };
-                last = c
-                    .send_action(vec![set_x(&n, i), shared])
-                    .await
-                    .expect("send");
+                last = c.send_action(vec![set_x(&n, i), shared]).await.expect("send");
             }
             c.wait_ack(last).await.expect("last ack");
             c
@@ -557,12 +426,7 @@ async fn concurrent_writers_converge_with_the_server() {
     }
     let server = ts.snapshot("busy").await;
     for c in &clients {
-        assert_eq!(
-            c.mirror().to_snapshot(),
-            server,
-            "client {} diverged",
-            c.id()
-        );
+        assert_eq!(c.mirror().to_snapshot(), server, "client {} diverged", c.id());
     }
     ts.stop().await;
 }
