@@ -27,10 +27,7 @@ unsafe impl GlobalAlloc for Counting {
         System.dealloc(ptr, layout)
     }
     unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        LIVE_BYTES.fetch_add(
-            new_size as isize - layout.size() as isize,
-            Ordering::Relaxed,
-        );
+        LIVE_BYTES.fetch_add(new_size as isize - layout.size() as isize, Ordering::Relaxed);
         System.realloc(ptr, layout, new_size)
     }
 }
@@ -94,11 +91,7 @@ fn build() -> Document {
 /// Resident memory of this process, from /proc (Linux).
 fn rss_bytes() -> isize {
     let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: isize = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|p| p.parse().ok())
-        .unwrap_or(0);
+    let pages: isize = statm.split_whitespace().nth(1).and_then(|p| p.parse().ok()).unwrap_or(0);
     pages * 4096
 }
 
@@ -139,22 +132,17 @@ fn benches(c: &mut Criterion) {
             })
         });
     }
-    c.bench_function("snapshot (owned) of a 10k-node doc", |b| {
-        b.iter(|| black_box(doc.snapshot()))
+    c.bench_function("snapshot (owned) of a 10k-node doc", |b| b.iter(|| black_box(doc.snapshot())));
+    c.bench_function("snapshot serialized to JSON from the tree (10k nodes)", |b| {
+        b.iter_batched(
+            || Vec::with_capacity(1 << 20),
+            |mut out| {
+                let r = serde_json::to_writer(&mut out, &doc.snapshot_view());
+                black_box((r.is_ok(), out.len()))
+            },
+            BatchSize::SmallInput,
+        )
     });
-    c.bench_function(
-        "snapshot serialized to JSON from the tree (10k nodes)",
-        |b| {
-            b.iter_batched(
-                || Vec::with_capacity(1 << 20),
-                |mut out| {
-                    let r = serde_json::to_writer(&mut out, &doc.snapshot_view());
-                    black_box((r.is_ok(), out.len()))
-                },
-                BatchSize::SmallInput,
-            )
-        },
-    );
 }
 
 criterion_group!(model, benches);

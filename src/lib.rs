@@ -48,6 +48,7 @@
 
 #![warn(missing_docs)]
 
+pub mod bench_preset;
 pub mod client;
 pub mod demo;
 pub mod limits;

@@ -22,7 +22,17 @@ enum Command {
         /// Directory of static files served at / (the demo page).
         #[arg(long = "static", default_value = "client-ts/demo/dist")]
         static_dir: PathBuf,
+        /// Which types and rooms to serve: `demo` (the demo app) or `bench` (the benchmark's
+        /// workload: rooms named `nodes-<N>` start with a graph of N nodes; no rate limits).
+        #[arg(long, default_value = "demo")]
+        preset: Preset,
     },
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum Preset {
+    Demo,
+    Bench,
 }
 
 #[tokio::main]
@@ -33,13 +43,17 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve { bind, static_dir } => serve(bind, static_dir).await,
+        Command::Serve { bind, static_dir, preset } => serve(bind, static_dir, preset).await,
     }
 }
 
-async fn serve(bind: SocketAddr, static_dir: PathBuf) -> anyhow::Result<()> {
-    let server =
-        Server::builder(demo::types()).on_room_create(|_, tx| demo::build_room(tx)).static_dir(static_dir).build();
+async fn serve(bind: SocketAddr, static_dir: PathBuf, preset: Preset) -> anyhow::Result<()> {
+    let server = match preset {
+        Preset::Demo => Server::builder(demo::types()).on_room_create(|_, tx| demo::build_room(tx)),
+        Preset::Bench => objectsync::bench_preset::builder(),
+    }
+    .static_dir(static_dir)
+    .build();
     let listener = tokio::net::TcpListener::bind(bind).await?;
     // Tests and scripts wait for this line to know the port (useful with --bind 127.0.0.1:0).
     println!("listening on http://{}", listener.local_addr()?);
