@@ -88,7 +88,8 @@ impl Proc {
         let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
         let after = stat.rsplit(')').next().unwrap_or("");
         let f: Vec<&str> = after.split_whitespace().collect();
-        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0) + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
+        f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0)
     }
 }
 
@@ -102,6 +103,7 @@ fn run_relay() {
         let peers: Arc<Mutex<Vec<tokio::sync::mpsc::Sender<Message>>>> = Arc::default();
         loop {
             let Ok((tcp, _)) = listener.accept().await else { continue };
+            let _ = tcp.set_nodelay(true);
             let peers = peers.clone();
             tokio::spawn(async move {
                 let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else { return };
@@ -162,7 +164,7 @@ enum Target {
 
 async fn connect(addr: SocketAddr, room: &str) -> Ws {
     let url = format!("ws://{addr}/ws/{room}");
-    tokio_tungstenite::connect_async(url).await.expect("connect").0
+    tokio_tungstenite::connect_async_with_config(url, None, true).await.expect("connect").0
 }
 
 /// Connects and, for ObjectSync, says hello and reads the welcome.
@@ -216,7 +218,15 @@ struct FanOut {
 
 /// W1: `readers` readers and one writer in a room of `nodes` nodes; the writer sends `updates`
 /// dict sets, pipelined (`pace: None`) or at `pace` per second.
-async fn fan_out(target: Target, addr: SocketAddr, room: &str, nodes: usize, readers: usize, updates: usize, pace: Option<u32>) -> FanOut {
+async fn fan_out(
+    target: Target,
+    addr: SocketAddr,
+    room: &str,
+    nodes: usize,
+    readers: usize,
+    updates: usize,
+    pace: Option<u32>,
+) -> FanOut {
     let mut reader_tasks = Vec::new();
     for _ in 0..readers {
         let ws = join(target, addr, room).await;
@@ -300,7 +310,8 @@ async fn cold_join(addr: SocketAddr, room: &str) -> (f64, usize, usize) {
 async fn quick() {
     let server = Proc::server();
     let relay = Proc::relay();
-    for (target, addr, name) in [(Target::ObjectSync, server.addr, "objectsync"), (Target::Relay, relay.addr, "relay")] {
+    for (target, addr, name) in [(Target::ObjectSync, server.addr, "objectsync"), (Target::Relay, relay.addr, "relay")]
+    {
         let r = fan_out(target, addr, "nodes-20", 20, 5, 200, None).await;
         assert!(r.complete, "{name}: a reader missed updates");
         println!("quick W1 {name}: {:.0} delivered/s, p99 {:.1} ms", r.delivered_per_s, r.p99_ms);
@@ -313,7 +324,15 @@ async fn quick() {
 
 fn median_range(v: &mut [f64]) -> String {
     v.sort_by(f64::total_cmp);
-    let fmt = |x: f64| if x >= 1000.0 { format!("{x:.0}") } else if x >= 10.0 { format!("{x:.1}") } else { format!("{x:.2}") };
+    let fmt = |x: f64| {
+        if x >= 1000.0 {
+            format!("{x:.0}")
+        } else if x >= 10.0 {
+            format!("{x:.1}")
+        } else {
+            format!("{x:.2}")
+        }
+    };
     format!("{} [{}..{}]", fmt(v[v.len() / 2]), fmt(v[0]), fmt(v[v.len() - 1]))
 }
 
@@ -351,11 +370,23 @@ async fn full(mode: &str) {
             };
             if pace.is_none() {
                 let r = ratio(&os_rate, &re_rate) * 100.0;
-                lines.push(format!("| {label} | delivered updates/s | {} | {} | {r:.0} % of relay |", median_range(&mut os_rate), median_range(&mut re_rate)));
+                lines.push(format!(
+                    "| {label} | delivered updates/s | {} | {} | {r:.0} % of relay |",
+                    median_range(&mut os_rate),
+                    median_range(&mut re_rate)
+                ));
             }
-            lines.push(format!("| {label} | p50 latency ms | {} | {} | |", median_range(&mut os_p50), median_range(&mut re_p50)));
+            lines.push(format!(
+                "| {label} | p50 latency ms | {} | {} | |",
+                median_range(&mut os_p50),
+                median_range(&mut re_p50)
+            ));
             let r = ratio(&os_p99, &re_p99);
-            lines.push(format!("| {label} | p99 latency ms | {} | {} | {r:.2}x relay |", median_range(&mut os_p99), median_range(&mut re_p99)));
+            lines.push(format!(
+                "| {label} | p99 latency ms | {} | {} | {r:.2}x relay |",
+                median_range(&mut os_p99),
+                median_range(&mut re_p99)
+            ));
         }
     }
     if mode == "all" || mode == "w3" || mode == "w4" {
@@ -375,7 +406,10 @@ async fn full(mode: &str) {
             bytes = b;
             let _ = server.cpu_ticks();
         }
-        lines.push(format!("| W3 cold join, 10,000 nodes | ms to hold the whole tree | {} | — | |", median_range(&mut join_ms)));
+        lines.push(format!(
+            "| W3 cold join, 10,000 nodes | ms to hold the whole tree | {} | — | |",
+            median_range(&mut join_ms)
+        ));
         lines.push(format!("| W3 cold join, 10,000 nodes | bytes received | {bytes} | — | |"));
         lines.push(format!("| W4 memory | server RSS per node, bytes | {} | — | |", median_range(&mut rss)));
     }

@@ -147,8 +147,9 @@ impl Client {
     /// Connects to `url` (`ws://host:port/ws/<room>`), says hello and waits for the welcome.
     /// When resuming, the catch-up updates are applied to the given mirror before this returns.
     pub async fn connect(url: &str, options: ConnectOptions) -> Result<Client, ClientError> {
-        let (ws, _) =
-            tokio_tungstenite::connect_async(url).await.map_err(|e| ClientError::Connection(e.to_string()))?;
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+            .await
+            .map_err(|e| ClientError::Connection(e.to_string()))?;
         let (resume, old_mirror) = match options.resume {
             Some((r, m)) => (Some(r), Some(m)),
             None => (None, None),

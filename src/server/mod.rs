@@ -17,6 +17,7 @@ use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use axum::serve::ListenerExt;
 use axum::Router;
 use metrics::Metrics;
 use std::collections::HashMap;
@@ -252,6 +253,10 @@ impl Server {
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
         let token = self.inner.shutdown.clone();
         let app = self.router();
+        // Updates are small and latency matters: no Nagle delay.
+        let listener = listener.tap_io(|tcp| {
+            let _ = tcp.set_nodelay(true);
+        });
         let r = axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await }).await;
         self.inner.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.tasks.wait()).await;
