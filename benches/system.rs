@@ -67,7 +67,7 @@ impl Proc {
     }
     fn server() -> Proc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_objectsync"));
-        cmd.args(["serve", "--bind", "127.0.0.1:0", "--preset", "bench", "--static", "/nonexistent"]);
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--preset", "bench", "--static", "/nonexistent", "--memory"]);
         Proc::start(cmd)
     }
     fn relay() -> Proc {

@@ -1,9 +1,11 @@
 //! The `objectsync` command: runs the server with the demo types and page.
 
 use clap::{Parser, Subcommand};
+use objectsync::store::{MemoryStore, RoomSnapshot, SqliteStore, Store};
 use objectsync::{demo, Server};
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Parser)]
 #[command(name = "objectsync", version, about = "Real-time synchronized object trees")]
@@ -26,7 +28,43 @@ enum Command {
         /// workload: rooms named `nodes-<N>` start with a graph of N nodes; no rate limits).
         #[arg(long, default_value = "demo")]
         preset: Preset,
+        #[command(flatten)]
+        storage: Storage,
     },
+    /// Print a room (its document and known clients) as JSON, from the data directory.
+    Export {
+        /// The room.
+        room: String,
+        /// Data directory.
+        #[arg(long, default_value = "objectsync-data")]
+        data: PathBuf,
+        /// The types of the rooms stored there.
+        #[arg(long, default_value = "demo")]
+        preset: Preset,
+    },
+    /// Replace a room with a JSON file written by `export` (stop the server first).
+    Import {
+        /// The room.
+        room: String,
+        /// The JSON file.
+        file: PathBuf,
+        /// Data directory.
+        #[arg(long, default_value = "objectsync-data")]
+        data: PathBuf,
+        /// The types of the rooms stored there.
+        #[arg(long, default_value = "demo")]
+        preset: Preset,
+    },
+}
+
+#[derive(clap::Args)]
+struct Storage {
+    /// Directory of the SQLite database (created if missing).
+    #[arg(long, default_value = "objectsync-data")]
+    data: PathBuf,
+    /// Keep rooms in memory only: nothing survives a restart.
+    #[arg(long, conflicts_with = "data")]
+    memory: bool,
 }
 
 #[derive(Clone, Copy, clap::ValueEnum)]
@@ -38,20 +76,63 @@ enum Preset {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "objectsync=info".into()),
         )
         .init();
     match Cli::parse().command {
-        Command::Serve { bind, static_dir, preset } => serve(bind, static_dir, preset).await,
+        Command::Serve { bind, static_dir, preset, storage } => serve(bind, static_dir, preset, storage).await,
+        Command::Export { room, data, preset } => export(&room, &data, preset).await,
+        Command::Import { room, file, data, preset } => import(&room, &file, &data, preset).await,
     }
 }
 
-async fn serve(bind: SocketAddr, static_dir: PathBuf, preset: Preset) -> anyhow::Result<()> {
+fn types(preset: Preset) -> objectsync::model::TypeRegistry {
+    match preset {
+        Preset::Demo => demo::types(),
+        Preset::Bench => objectsync::bench_preset::types(),
+    }
+}
+
+async fn export(room: &str, data: &Path, preset: Preset) -> anyhow::Result<()> {
+    let store = SqliteStore::open(data)?;
+    let stored = store.load(room).await?.ok_or_else(|| anyhow::anyhow!("no room {room:?} in {}", data.display()))?;
+    let types = Arc::new(types(preset));
+    let (doc, clients, _) = objectsync::server::load_room(&types, &Default::default(), room, stored)?;
+    let snapshot = RoomSnapshot { doc: doc.snapshot(), clients };
+    println!("{}", serde_json::to_string_pretty(&snapshot)?);
+    Ok(())
+}
+
+async fn import(room: &str, file: &Path, data: &Path, preset: Preset) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let snapshot: RoomSnapshot = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    // Check it as thoroughly as a load would before replacing anything.
+    objectsync::model::Document::from_snapshot(Arc::new(types(preset)), Default::default(), snapshot.doc.clone())
+        .map_err(|e| anyhow::anyhow!("{}: not a valid room: {e}", file.display()))?;
+    if !objectsync::server::valid_room_name(room) {
+        anyhow::bail!("bad room name {room:?}");
+    }
+    let store = SqliteStore::open(data)?;
+    store.replace_room(room, &snapshot).await?;
+    println!("imported room {room} at version {}", snapshot.doc.version);
+    Ok(())
+}
+
+async fn serve(bind: SocketAddr, static_dir: PathBuf, preset: Preset, storage: Storage) -> anyhow::Result<()> {
+    let store: Arc<dyn Store> = if storage.memory {
+        Arc::new(MemoryStore::default())
+    } else {
+        let store = SqliteStore::open(&storage.data)?;
+        tracing::info!(path = %store.path().display(), "rooms are stored in SQLite");
+        Arc::new(store)
+    };
     let server = match preset {
         Preset::Demo => Server::builder(demo::types()).on_room_create(|_, tx| demo::build_room(tx)),
         Preset::Bench => objectsync::bench_preset::builder(),
     }
+    .store(store)
     .static_dir(static_dir)
     .build();
     let listener = tokio::net::TcpListener::bind(bind).await?;

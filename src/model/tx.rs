@@ -46,6 +46,9 @@ enum Mode {
     Request,
     /// Inverse steps replayed by undo or redo.
     Replay,
+    /// Changes of a stored update re-applied on load: hooks, validators and reactions already
+    /// ran when it was made.
+    Restore,
 }
 
 /// A pending text-history entry, written to the document on commit.
@@ -98,6 +101,20 @@ impl Document {
             return Err(ModelError::BadBase { base, version: self.version }.into());
         }
         let mut tx = Tx::new(self, actor.clone(), base, Mode::Request);
+        for (i, change) in changes.into_iter().enumerate() {
+            if let Err(error) = tx.apply(change) {
+                tx.rollback();
+                return Err(Rejection { change_index: Some(i), error });
+            }
+        }
+        Ok(tx.commit())
+    }
+
+    /// Re-applies the changes of a stored update (their forward form, as broadcast) as the next
+    /// version, without running validators, reactions or build hooks again: their effects are
+    /// among the changes. Used to load a room from its snapshot and log.
+    pub fn restore(&mut self, changes: Vec<Change>) -> Result<Transition, Rejection> {
+        let mut tx = Tx::new(self, Actor::Server, None, Mode::Restore);
         for (i, change) in changes.into_iter().enumerate() {
             if let Err(error) = tx.apply(change) {
                 tx.rollback();
@@ -334,7 +351,9 @@ impl<'d> Tx<'d> {
         let step = self.doc.attr_op(key, slot, op)?;
         if is_set && kind == TopicKind::String {
             self.text_log.push(TextLog { topic: (key, slot), client: None, edit: None });
+            // Later edits in this action are relative to the new text: nothing to transform.
             self.views.retain(|v| v.topic != (key, slot));
+            self.views.push(TopicView { topic: (key, slot), concurrent: Vec::new() });
         }
         match step {
             AppliedChange::Emit { ref args, .. } if self.has_validators(key, slot) => {
@@ -356,6 +375,9 @@ impl<'d> Tx<'d> {
 
     /// Runs the reactions to a change of one attribute.
     fn react_attr(&mut self, key: ObjKey, slot: u16) -> Result<(), ModelError> {
+        if self.mode == Mode::Restore {
+            return Ok(());
+        }
         let def = self.doc.types.get(self.doc.objects[key].type_idx);
         if def.attrs[usize::from(slot)].reactions.is_empty() {
             return Ok(());
@@ -470,6 +492,9 @@ impl<'d> Tx<'d> {
 
     /// Runs the validators of one attribute on its current value (or on event arguments).
     fn validate(&self, key: ObjKey, slot: u16, event_args: Option<&super::value::Value>) -> Result<(), ModelError> {
+        if self.mode == Mode::Restore {
+            return Ok(());
+        }
         let def = self.doc.types.get(self.doc.objects[key].type_idx);
         let a = &def.attrs[usize::from(slot)];
         if a.validators.is_empty() {
@@ -496,6 +521,9 @@ impl<'d> Tx<'d> {
     }
 
     fn react_range(&mut self, start: usize, end: usize) -> Result<(), ModelError> {
+        if self.mode == Mode::Restore {
+            return Ok(());
+        }
         let types = self.doc.types.clone();
         for i in start..end {
             match &self.applied[i] {

@@ -36,6 +36,8 @@ pub mod close {
     pub const TOO_MANY_ERRORS: u16 = 4004;
     /// No traffic for `idle_timeout`.
     pub const IDLE: u16 = 4005;
+    /// The room's storage failed; what was not acknowledged is lost; reconnect later.
+    pub const STORE_FAILED: u16 = 1011;
 }
 
 /// A resume point sent in `hello`.

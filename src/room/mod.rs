@@ -14,10 +14,12 @@ use crate::model::{Actor, Change, Document, ModelError, ObjId, Rejection, Transi
 use crate::protocol::{self, close, Resume};
 use crate::server::metrics::Metrics;
 use crate::server::Inner;
-use crate::store::{KnownClient, RoomSnapshot, Store};
+use crate::store::{KnownClient, LogEntry, RoomSnapshot, Store, StoreError, WriteBatch};
 use axum::extract::ws::Utf8Bytes;
 use compact_str::CompactString;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
@@ -185,10 +187,29 @@ struct Connected {
 }
 
 struct Known {
-    resume_token: String,
     /// Highest action id processed (applied or refused).
     last_action: u64,
 }
+
+/// A message waiting for the store: released, in order, once its version is durable.
+struct Held {
+    /// The version that must be durable first.
+    version: u64,
+    frame: Frame,
+    /// `None`: to everyone; `Some`: to one client (a reject).
+    to: Option<ClientId>,
+}
+
+/// Where a join's outcome goes.
+type JoinReply = oneshot::Sender<Result<ClientId, JoinError>>;
+
+/// Store work in flight: resolves to the version now durable (`None` for a snapshot).
+type StoreOp = Pin<Box<dyn Future<Output = Result<Option<u64>, StoreError>> + Send>>;
+
+/// Updates between snapshots; the log is compacted behind each snapshot.
+const SNAPSHOT_EVERY_UPDATES: u64 = 1000;
+/// Time between snapshots of a room that changed.
+const SNAPSHOT_EVERY: Duration = Duration::from_secs(60);
 
 /// The state one room's actor owns.
 pub(crate) struct RoomState {
@@ -197,6 +218,20 @@ pub(crate) struct RoomState {
     generation: u64,
     store: Arc<dyn Store>,
     server: Weak<Inner>,
+    /// Resume tokens are derived from it and the client id: nothing to store per client.
+    secret: [u8; 32],
+    /// Updates are broadcast only once durable (a durable store); else at once.
+    durable: bool,
+    /// Written to the store next.
+    unsynced: WriteBatch,
+    /// Messages waiting for their version to be durable.
+    held: VecDeque<Held>,
+    /// One store operation at a time, so the store sees a room's writes in order.
+    inflight: Option<StoreOp>,
+    /// Joins wait while updates are held: a welcome shows only durable state.
+    deferred_joins: Vec<(JoinRequest, SessionLink, JoinReply)>,
+    updates_since_snapshot: u64,
+    last_snapshot: Instant,
     doc: Document,
     undo: UndoHistory,
     clients: HashMap<ClientId, Connected>,
@@ -215,6 +250,8 @@ pub(crate) struct RoomSeed {
     pub(crate) generation: u64,
     pub(crate) doc: Document,
     pub(crate) clients: Vec<KnownClient>,
+    /// Stored updates (for resuming clients), oldest first.
+    pub(crate) log: Vec<LogEntry>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) server: Weak<Inner>,
 }
@@ -227,26 +264,38 @@ pub(crate) fn spawn(
     shutdown: CancellationToken,
 ) -> (RoomHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(limits.room_inbox_len_max);
-    let RoomSeed { name, generation, doc, clients, store, server } = seed;
-    let known = clients
-        .into_iter()
-        .map(|c| (c.id, Known { resume_token: c.resume_token, last_action: c.last_action }))
-        .collect();
-    let state = RoomState {
+    let RoomSeed { name, generation, doc, clients, log, store, server } = seed;
+    let known = clients.into_iter().map(|c| (c.id, Known { last_action: c.last_action })).collect();
+    let mut resume_log = VecDeque::new();
+    let mut log_bytes = 0;
+    for e in log.into_iter().filter(|e| e.version <= doc.version()) {
+        log_bytes += e.frame.len();
+        resume_log.push_back((e.version, Frame::from(e.frame)));
+    }
+    let mut state = RoomState {
         name: name.clone(),
         generation,
+        secret: store.secret(),
+        durable: store.durable(),
+        unsynced: WriteBatch::default(),
+        held: VecDeque::new(),
+        inflight: None,
+        deferred_joins: Vec::new(),
+        updates_since_snapshot: 0,
+        last_snapshot: Instant::now(),
         store,
         server: server.clone(),
         undo: UndoHistory::new(doc.limits()),
         doc,
         clients: HashMap::new(),
         known,
-        log: VecDeque::new(),
-        log_bytes: 0,
+        log: resume_log,
+        log_bytes,
         limits,
         metrics,
         epoch: Instant::now(),
     };
+    state.trim_log();
     let span = tracing::info_span!("room", room = %name);
     let task = tokio::spawn(tracing::Instrument::instrument(state.run(rx, shutdown), span));
     (RoomHandle { name, tx, server }, task)
@@ -260,22 +309,33 @@ impl RoomState {
         let mut idle_since = tokio::time::Instant::now();
         loop {
             let unload_at = idle_since + grace;
-            let cmd = tokio::select! {
+            let idle = self.clients.is_empty() && self.inflight.is_none() && self.held.is_empty();
+            tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
-                cmd = rx.recv() => cmd,
-                _ = tokio::time::sleep_until(unload_at), if self.clients.is_empty() => {
+                done = poll_op(&mut self.inflight) => {
+                    self.inflight = None;
+                    if let Err(e) = self.store_done(done) {
+                        tracing::error!(error = %e, "the store failed; closing the room");
+                        self.fail(&e);
+                        self.metrics.rooms.dec();
+                        return;
+                    }
+                }
+                cmd = rx.recv() => {
+                    let Some(cmd) = cmd else { break };
+                    self.handle(cmd);
+                    idle_since = tokio::time::Instant::now();
+                }
+                _ = tokio::time::sleep_until(unload_at), if idle => {
                     if self.unload(&mut rx).await {
                         self.metrics.rooms.dec();
                         return;
                     }
                     idle_since = tokio::time::Instant::now();
-                    continue;
                 }
-            };
-            let Some(cmd) = cmd else { break };
-            self.handle(cmd);
-            idle_since = tokio::time::Instant::now();
+            }
+            self.start_store_op();
         }
         for (_, c) in self.clients.drain() {
             c.link.closer.close(close::GOING_AWAY, "the server is shutting down");
@@ -283,6 +343,78 @@ impl RoomState {
         self.save().await;
         self.metrics.rooms.dec();
         tracing::debug!("room stopped");
+    }
+
+    /// Handles a finished store operation: releases what is now durable.
+    fn store_done(&mut self, done: Result<Option<u64>, StoreError>) -> Result<(), StoreError> {
+        let Some(version) = done? else { return Ok(()) };
+        while self.held.front().is_some_and(|h| h.version <= version) {
+            let Some(h) = self.held.pop_front() else { break };
+            match h.to {
+                None => self.broadcast(&h.frame, None),
+                Some(client) => self.send_to(&client, h.frame),
+            }
+        }
+        if self.held.is_empty() {
+            for (request, link, reply) in std::mem::take(&mut self.deferred_joins) {
+                let r = self.join(request, link);
+                let _ = reply.send(r);
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts the next store operation if none is running: the pending updates, else a
+    /// snapshot when one is due.
+    fn start_store_op(&mut self) {
+        if self.inflight.is_some() {
+            return;
+        }
+        let store = self.store.clone();
+        let name = self.name.to_string();
+        if let Some(last) = self.unsynced.entries.last().map(|e| e.version) {
+            let batch = std::mem::take(&mut self.unsynced);
+            self.inflight = Some(Box::pin(async move { store.append(&name, batch).await.map(|()| Some(last)) }));
+            return;
+        }
+        let due = self.updates_since_snapshot >= SNAPSHOT_EVERY_UPDATES
+            || (self.updates_since_snapshot > 0 && self.last_snapshot.elapsed() >= SNAPSHOT_EVERY);
+        if self.durable && due && self.held.is_empty() {
+            let snapshot = self.room_snapshot();
+            let compact_to = self.doc.version().saturating_sub(self.limits.room_log_versions_max as u64);
+            self.updates_since_snapshot = 0;
+            self.last_snapshot = Instant::now();
+            self.inflight =
+                Some(Box::pin(async move { store.save_snapshot(&name, &snapshot, compact_to).await.map(|()| None) }));
+        }
+    }
+
+    /// The store failed: what is held was never acknowledged. Close everyone, leave the
+    /// registry; the next join loads the room from what the store has.
+    fn fail(&mut self, e: &StoreError) {
+        if let Some(inner) = self.server.upgrade() {
+            inner.unregister(&self.name, self.generation);
+        }
+        for (_, c) in self.clients.drain() {
+            c.link.closer.close(close::STORE_FAILED, format!("storage failed: {e}"));
+        }
+        for (_, _, reply) in self.deferred_joins.drain(..) {
+            let _ = reply.send(Err(JoinError::Unloaded));
+        }
+    }
+
+    /// Waits for the store to hold everything applied so far.
+    async fn flush(&mut self) -> Result<(), StoreError> {
+        loop {
+            if let Some(op) = self.inflight.take() {
+                let done = op.await;
+                self.store_done(done)?;
+            }
+            self.start_store_op();
+            if self.inflight.is_none() {
+                return Ok(());
+            }
+        }
     }
 
     /// Saves the room and leaves the registry, while no one can load it. Commands already queued
@@ -309,20 +441,26 @@ impl RoomState {
         true
     }
 
-    async fn save(&self) {
-        let snapshot = RoomSnapshot {
+    fn room_snapshot(&self) -> RoomSnapshot {
+        RoomSnapshot {
             doc: self.doc.snapshot(),
             clients: self
                 .known
                 .iter()
-                .map(|(id, k)| KnownClient {
-                    id: id.clone(),
-                    resume_token: k.resume_token.clone(),
-                    last_action: k.last_action,
-                })
+                .map(|(id, k)| KnownClient { id: id.clone(), last_action: k.last_action })
                 .collect(),
-        };
-        if let Err(e) = self.store.save(&self.name, &snapshot).await {
+        }
+    }
+
+    /// Writes what is pending and a snapshot (compacting the log behind it).
+    async fn save(&mut self) {
+        if let Err(e) = self.flush().await {
+            tracing::error!(error = %e, "could not write the room's last updates");
+            return;
+        }
+        let snapshot = self.room_snapshot();
+        let compact_to = self.doc.version().saturating_sub(self.limits.room_log_versions_max as u64);
+        if let Err(e) = self.store.save_snapshot(&self.name, &snapshot, compact_to).await {
             tracing::error!(error = %e, "could not save the room");
         }
     }
@@ -330,8 +468,12 @@ impl RoomState {
     fn handle(&mut self, cmd: Command) {
         match cmd {
             Command::Join { request, link, reply } => {
-                let r = self.join(request, link);
-                let _ = reply.send(r);
+                if self.held.is_empty() {
+                    let r = self.join(request, link);
+                    let _ = reply.send(r);
+                } else {
+                    self.deferred_joins.push((request, link, reply));
+                }
             }
             Command::Leave { client } => self.drop_client(&client, None),
             Command::Action { client, id, base, changes } => self.action(client, id, base, changes),
@@ -349,8 +491,7 @@ impl RoomState {
         if self.clients.len() >= self.limits.clients_per_room_max {
             return Err(JoinError::Full { room: self.name.to_string(), limit: self.limits.clients_per_room_max });
         }
-        let resumed =
-            request.resume.filter(|r| self.known.get(&r.client).is_some_and(|k| k.resume_token == r.resume_token));
+        let resumed = request.resume.filter(|r| r.resume_token == self.resume_token(&r.client));
         let (client, from) = match resumed {
             Some(r) => {
                 // The old connection may not have been noticed dead yet: the new one replaces it.
@@ -362,8 +503,8 @@ impl RoomState {
             None => (self.new_client_id(), None),
         };
         let catchup = from.and_then(|v| self.log_since(v));
-        let known =
-            self.known.entry(client.clone()).or_insert_with(|| Known { resume_token: random_token(), last_action: 0 });
+        let resume_token = self.resume_token(&client);
+        let known = self.known.entry(client.clone()).or_insert(Known { last_action: 0 });
         let presence: HashMap<&str, &Value> = self
             .clients
             .iter()
@@ -374,7 +515,7 @@ impl RoomState {
             t: "welcome",
             protocol: protocol::PROTOCOL_VERSION,
             client: &client,
-            resume_token: &known.resume_token,
+            resume_token: &resume_token,
             version: self.doc.version(),
             acked: known.last_action,
             snapshot: if catchup.is_some() { None } else { Some(self.doc.snapshot_view()) },
@@ -509,16 +650,46 @@ impl RoomState {
         if !events_only {
             self.log_bytes += frame.len();
             self.log.push_back((t.version, frame.clone()));
-            while self.log.len() > self.limits.room_log_versions_max || self.log_bytes > self.limits.room_log_bytes_max
-            {
-                match self.log.pop_front() {
-                    Some((_, f)) => self.log_bytes -= f.len(),
-                    None => break,
+            self.trim_log();
+            self.metrics.updates.inc();
+            self.updates_since_snapshot += 1;
+            if self.durable {
+                self.unsynced.entries.push(LogEntry { version: t.version, frame: frame.to_string() });
+                if let (Some(client), Some(id)) = (t.actor.client_id(), action) {
+                    self.unsynced.clients.push(KnownClient { id: client.into(), last_action: id });
                 }
             }
-            self.metrics.updates.inc();
         }
-        self.broadcast(&frame, None);
+        self.release_or_hold(frame, None);
+    }
+
+    /// Sends now, or after the updates before it are durable (keeping everyone's order).
+    fn release_or_hold(&mut self, frame: Frame, to: Option<ClientId>) {
+        let pending = self.unsynced.entries.last().map(|e| e.version).or(self.held.back().map(|h| h.version));
+        match pending {
+            Some(version) if self.durable => self.held.push_back(Held { version, frame, to }),
+            _ => match to {
+                None => self.broadcast(&frame, None),
+                Some(client) => self.send_to(&client, frame),
+            },
+        }
+    }
+
+    fn trim_log(&mut self) {
+        while self.log.len() > self.limits.room_log_versions_max || self.log_bytes > self.limits.room_log_bytes_max {
+            match self.log.pop_front() {
+                Some((_, f)) => self.log_bytes -= f.len(),
+                None => break,
+            }
+        }
+    }
+
+    fn resume_token(&self, client: &str) -> String {
+        let mut h = blake3::Hasher::new_keyed(&self.secret);
+        h.update(self.name.as_bytes());
+        h.update(&[0]);
+        h.update(client.as_bytes());
+        h.finalize().to_hex()[..32].to_owned()
     }
 
     /// Queues `frame` to every client (but `except`); cuts off clients whose queue is full.
@@ -556,7 +727,7 @@ impl RoomState {
 
     fn reject(&mut self, client: &ClientId, action: u64, code: &str, reason: &str, change: Option<usize>) {
         self.metrics.rejects.inc();
-        self.send_to(client, protocol::encode_reject(action, code, reason, change).into());
+        self.release_or_hold(protocol::encode_reject(action, code, reason, change).into(), Some(client.clone()));
     }
 
     /// Removes a client (closing its session if `close` is given) and tells the others its
@@ -586,8 +757,10 @@ fn base36(mut n: u64, digits: usize) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-fn random_token() -> String {
-    let a: u64 = rand::random();
-    let b: u64 = rand::random();
-    format!("{a:016x}{b:016x}")
+/// Awaits the store operation in flight; never resolves when there is none.
+async fn poll_op(op: &mut Option<StoreOp>) -> Result<Option<u64>, StoreError> {
+    match op.as_mut() {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
 }

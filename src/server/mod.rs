@@ -11,7 +11,7 @@ mod session;
 use crate::limits::{ModelLimits, ServerLimits};
 use crate::model::{Document, ModelError, Tx, TypeRegistry, Value};
 use crate::room::{self, ClientId, RoomHandle, RoomSeed};
-use crate::store::{MemoryStore, Store};
+use crate::store::{KnownClient, LogEntry, MemoryStore, RoomSnapshot, Store, StoreError, StoredRoom};
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::{Path, State, WebSocketUpgrade};
 use axum::http::StatusCode;
@@ -293,11 +293,9 @@ impl Inner {
         }
         let refused = |reason: String| ServerError::RoomRefused { room: name.to_owned(), reason };
         let stored = self.store.load(name).await.map_err(|e| refused(e.to_string()))?;
-        let (doc, clients) = match stored {
-            Some(s) => {
-                let doc = Document::from_snapshot(self.types.clone(), self.model_limits.clone(), s.doc)
-                    .map_err(|e| refused(format!("stored room is invalid: {e}")))?;
-                (doc, s.clients)
+        let (doc, clients, log) = match stored {
+            Some(stored) => {
+                load_room(&self.types, &self.model_limits, name, stored).map_err(|e| refused(e.to_string()))?
             }
             None => {
                 let mut doc = Document::with_limits(self.types.clone(), self.model_limits.clone());
@@ -305,7 +303,12 @@ impl Inner {
                     doc.transact(&crate::model::Actor::Server, |tx| init(name, tx))
                         .map_err(|r| refused(r.to_string()))?;
                 }
-                (doc, Vec::new())
+                if self.store.durable() {
+                    // A stored room always starts from a snapshot: the log holds only what follows.
+                    let snapshot = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new() };
+                    self.store.save_snapshot(name, &snapshot, 0).await.map_err(|e| refused(e.to_string()))?;
+                }
+                (doc, Vec::new(), Vec::new())
             }
         };
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
@@ -314,6 +317,7 @@ impl Inner {
             generation,
             doc,
             clients,
+            log,
             store: self.store.clone(),
             server: Arc::downgrade(self),
         };
@@ -351,6 +355,40 @@ impl Inner {
             None => Ok(Grant::default()),
         }
     }
+}
+
+/// Rebuilds a stored room: its snapshot, then every logged update after it, in order. A gap or
+/// an update that does not apply is corruption, reported with the room and version.
+pub fn load_room(
+    types: &Arc<TypeRegistry>,
+    limits: &ModelLimits,
+    room: &str,
+    stored: StoredRoom,
+) -> Result<(Document, Vec<KnownClient>, Vec<LogEntry>), StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { room: room.into(), reason };
+    let snapshot = stored.snapshot.ok_or_else(|| corrupt("the log has no snapshot to start from".into()))?;
+    let mut doc = Document::from_snapshot(types.clone(), limits.clone(), snapshot.doc)
+        .map_err(|e| corrupt(format!("the snapshot is invalid: {e}")))?;
+    let start = doc.version();
+    for entry in stored.log.iter().filter(|e| e.version > start) {
+        if entry.version != doc.version() + 1 {
+            return Err(corrupt(format!("version {} is missing from the log", doc.version() + 1)));
+        }
+        let changes = match crate::protocol::decode_server(&entry.frame) {
+            Ok(crate::protocol::ServerMessage::Update { v, changes, .. }) if v == entry.version => changes,
+            _ => return Err(corrupt(format!("the update of version {} does not parse", entry.version))),
+        };
+        doc.restore(changes)
+            .map_err(|r| corrupt(format!("the update of version {} does not apply: {r}", entry.version)))?;
+    }
+    let mut clients = snapshot.clients;
+    for c in stored.clients {
+        match clients.iter_mut().find(|k| k.id == c.id) {
+            Some(k) => k.last_action = k.last_action.max(c.last_action),
+            None => clients.push(c),
+        }
+    }
+    Ok((doc, clients, stored.log))
 }
 
 async fn ws_handler(

@@ -1,8 +1,14 @@
-//! Persistence behind the [`Store`] trait: rooms saved as snapshots (and, with a durable store,
-//! an update log). [`MemoryStore`] keeps them in the process (tests, ephemeral rooms).
+//! Persistence behind the [`Store`] trait: per room, an append-only log of encoded updates and
+//! periodic snapshots (with the log compacted behind them). [`SqliteStore`] is the durable
+//! default of the server binary; [`MemoryStore`] keeps rooms in the process (tests, ephemeral
+//! rooms).
 //!
-//! Knows no clients or sockets: it stores rooms by name, idempotently by version. Nothing
-//! above this trait is specific to one database.
+//! Knows no clients or sockets: rooms by name, entries by version, idempotent by version.
+//! Nothing above this trait is specific to SQLite, so a server database can implement it later.
+
+mod sqlite;
+
+pub use sqlite::SqliteStore;
 
 use crate::model::DocSnapshot;
 use async_trait::async_trait;
@@ -11,24 +17,52 @@ use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-/// A client the room remembers across unloads and restarts: so it can resume, and so an action
-/// id it already sent is never applied twice.
+/// What a room remembers of a client across unloads and restarts, so an action id it already
+/// sent is never applied twice.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct KnownClient {
     /// Client id.
     pub id: CompactString,
-    /// The token it resumes with.
-    pub resume_token: String,
-    /// Highest action id processed.
+    /// Highest action id applied.
     pub last_action: u64,
 }
 
-/// Everything needed to bring a room back.
+/// A room's state at one version.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct RoomSnapshot {
     /// The document.
     pub doc: DocSnapshot,
     /// The clients it knows.
+    pub clients: Vec<KnownClient>,
+}
+
+/// One accepted update as stored: the exact bytes clients got.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct LogEntry {
+    /// The version it created.
+    pub version: u64,
+    /// The encoded `update` message.
+    pub frame: String,
+}
+
+/// Updates to append, with the clients whose last action id they advance.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct WriteBatch {
+    /// Entries in version order, following the last stored one.
+    pub entries: Vec<LogEntry>,
+    /// Clients with their new highest applied action id.
+    pub clients: Vec<KnownClient>,
+}
+
+/// What [`Store::load`] returns: the latest snapshot (if any) and the stored log after it, plus
+/// the entries just before it that are kept for resuming clients.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct StoredRoom {
+    /// Latest snapshot.
+    pub snapshot: Option<RoomSnapshot>,
+    /// Every stored log entry, in version order (older than the snapshot ones are for resume).
+    pub log: Vec<LogEntry>,
+    /// Clients and their highest applied action ids.
     pub clients: Vec<KnownClient>,
 }
 
@@ -47,45 +81,102 @@ pub enum StoreError {
     /// The storage failed (I/O, database).
     #[error("room {room}: storage failed: {reason}")]
     Io {
-        /// Room name.
+        /// Room name (empty for the store as a whole).
         room: String,
         /// What failed.
         reason: String,
     },
+    /// The data was written by a newer version of this program.
+    #[error("{path}: schema version {found} is newer than this build reads ({supported}); upgrade objectsync")]
+    NewerSchema {
+        /// The database file.
+        path: String,
+        /// Version found.
+        found: i64,
+        /// Highest version this build reads.
+        supported: i64,
+    },
 }
 
-/// Where rooms live when they are not loaded.
+/// Where rooms live. Implementations are shared by every room of a server.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// The room's latest saved state, if any.
-    async fn load(&self, room: &str) -> Result<Option<RoomSnapshot>, StoreError>;
-    /// Saves the room's state (replacing an older one).
-    async fn save(&self, room: &str, snapshot: &RoomSnapshot) -> Result<(), StoreError>;
+    /// Whether an acknowledged update must first be written here (`append` returned). A store
+    /// that is not durable lets the room broadcast at once.
+    fn durable(&self) -> bool;
+    /// A secret that lives as long as the stored rooms (resume tokens are derived from it).
+    fn secret(&self) -> [u8; 32];
+    /// The room's stored state, if any.
+    async fn load(&self, room: &str) -> Result<Option<StoredRoom>, StoreError>;
+    /// Appends updates; when this returns they are durable.
+    async fn append(&self, room: &str, batch: WriteBatch) -> Result<(), StoreError>;
+    /// Saves a snapshot; log entries at or below `compact_to` may then be dropped.
+    async fn save_snapshot(&self, room: &str, snapshot: &RoomSnapshot, compact_to: u64) -> Result<(), StoreError>;
+    /// Names of the stored rooms.
+    async fn rooms(&self) -> Result<Vec<String>, StoreError>;
 }
 
 /// Rooms kept in this process's memory: they survive unloading, not a restart.
-#[derive(Default)]
 pub struct MemoryStore {
-    rooms: Mutex<HashMap<String, RoomSnapshot>>,
+    rooms: Mutex<HashMap<String, StoredRoom>>,
+    secret: [u8; 32],
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore { rooms: Mutex::default(), secret: rand::random() }
+    }
+}
+
+impl MemoryStore {
+    fn with<R>(&self, room: &str, f: impl FnOnce(&mut HashMap<String, StoredRoom>) -> R) -> Result<R, StoreError> {
+        let mut rooms =
+            self.rooms.lock().map_err(|_| StoreError::Io { room: room.into(), reason: "lock poisoned".into() })?;
+        Ok(f(&mut rooms))
+    }
 }
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn load(&self, room: &str) -> Result<Option<RoomSnapshot>, StoreError> {
-        let rooms =
-            self.rooms.lock().map_err(|_| StoreError::Io { room: room.into(), reason: "lock poisoned".into() })?;
-        Ok(rooms.get(room).cloned())
+    fn durable(&self) -> bool {
+        false
     }
-    async fn save(&self, room: &str, snapshot: &RoomSnapshot) -> Result<(), StoreError> {
-        let mut rooms =
-            self.rooms.lock().map_err(|_| StoreError::Io { room: room.into(), reason: "lock poisoned".into() })?;
-        match rooms.get(room) {
-            // Idempotent by version: never go back.
-            Some(old) if old.doc.version > snapshot.doc.version => {}
-            _ => {
-                rooms.insert(room.to_owned(), snapshot.clone());
+    fn secret(&self) -> [u8; 32] {
+        self.secret
+    }
+    async fn load(&self, room: &str) -> Result<Option<StoredRoom>, StoreError> {
+        self.with(room, |rooms| rooms.get(room).cloned())
+    }
+    async fn append(&self, room: &str, batch: WriteBatch) -> Result<(), StoreError> {
+        self.with(room, |rooms| {
+            let r = rooms.entry(room.to_owned()).or_default();
+            let last = r.log.last().map(|e| e.version).or(r.snapshot.as_ref().map(|s| s.doc.version)).unwrap_or(0);
+            r.log.extend(batch.entries.into_iter().filter(|e| e.version > last));
+            merge_clients(&mut r.clients, batch.clients);
+        })
+    }
+    async fn save_snapshot(&self, room: &str, snapshot: &RoomSnapshot, compact_to: u64) -> Result<(), StoreError> {
+        self.with(room, |rooms| {
+            let r = rooms.entry(room.to_owned()).or_default();
+            if r.snapshot.as_ref().is_some_and(|s| s.doc.version > snapshot.doc.version) {
+                return;
             }
+            r.snapshot = Some(snapshot.clone());
+            r.log.retain(|e| e.version > compact_to);
+            merge_clients(&mut r.clients, snapshot.clients.clone());
+        })
+    }
+    async fn rooms(&self) -> Result<Vec<String>, StoreError> {
+        self.with("", |rooms| rooms.keys().cloned().collect())
+    }
+}
+
+/// Keeps, per client, the highest last action.
+fn merge_clients(into: &mut Vec<KnownClient>, more: Vec<KnownClient>) {
+    for c in more {
+        match into.iter_mut().find(|k| k.id == c.id) {
+            Some(k) => k.last_action = k.last_action.max(c.last_action),
+            None => into.push(c),
         }
-        Ok(())
     }
 }

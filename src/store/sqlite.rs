@@ -1,0 +1,425 @@
+//! [`SqliteStore`]: one SQLite file (WAL mode) under a data directory, written by one dedicated
+//! thread. Everything that is waiting when the thread wakes up goes into one transaction and one
+//! commit (group commit): a burst of updates from many rooms costs one fsync. Room actors never
+//! wait on the disk: they await a reply.
+
+use super::{KnownClient, LogEntry, RoomSnapshot, Store, StoreError, StoredRoom, WriteBatch};
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+use std::path::{Path, PathBuf};
+use tokio::sync::{mpsc, oneshot};
+
+/// The schema this build writes and reads.
+const SCHEMA_VERSION: i64 = 1;
+
+/// Requests waiting for the writer thread; senders wait when it is full.
+const QUEUE_LEN_MAX: usize = 4096;
+
+/// Requests handled per transaction at most.
+const BATCH_MAX: usize = 1024;
+
+/// Where a write's outcome goes, once committed.
+type WriteReply = oneshot::Sender<Result<(), StoreError>>;
+
+enum Request {
+    Load {
+        room: String,
+        reply: oneshot::Sender<Result<Option<StoredRoom>, StoreError>>,
+    },
+    Append {
+        room: String,
+        batch: WriteBatch,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Snapshot {
+        room: String,
+        snapshot: String,
+        version: u64,
+        clients: Vec<KnownClient>,
+        compact_to: u64,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+    Rooms {
+        reply: oneshot::Sender<Result<Vec<String>, StoreError>>,
+    },
+    Replace {
+        room: String,
+        snapshot: String,
+        version: u64,
+        reply: oneshot::Sender<Result<(), StoreError>>,
+    },
+}
+
+/// A durable store in `<dir>/objectsync.db`.
+pub struct SqliteStore {
+    requests: mpsc::Sender<Request>,
+    secret: [u8; 32],
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore").field("path", &self.path).finish()
+    }
+}
+
+fn io(room: &str, e: impl std::fmt::Display) -> StoreError {
+    StoreError::Io { room: room.into(), reason: e.to_string() }
+}
+
+impl SqliteStore {
+    /// Opens (or creates) the store in directory `dir`; checks the schema version.
+    pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
+        std::fs::create_dir_all(dir).map_err(|e| io("", format!("{}: {e}", dir.display())))?;
+        let path = dir.join("objectsync.db");
+        let conn = Connection::open(&path).map_err(|e| io("", format!("{}: {e}", path.display())))?;
+        let secret = init(&conn, &path)?;
+        let (requests, rx) = mpsc::channel(QUEUE_LEN_MAX);
+        std::thread::Builder::new()
+            .name("objectsync-store".into())
+            .spawn(move || writer(conn, rx))
+            .map_err(|e| io("", e))?;
+        Ok(SqliteStore { requests, secret, path })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Replaces everything stored for `room` with `snapshot` (restoring a backup). Run it while
+    /// no server has the room loaded.
+    pub async fn replace_room(&self, room: &str, snapshot: &RoomSnapshot) -> Result<(), StoreError> {
+        let text = serde_json::to_string(snapshot).map_err(|e| io(room, e))?;
+        let (room_name, version) = (room.to_owned(), snapshot.doc.version);
+        self.ask(room, |reply| Request::Replace { room: room_name, snapshot: text, version, reply }).await
+    }
+
+    async fn ask<T>(
+        &self,
+        room: &str,
+        make: impl FnOnce(oneshot::Sender<Result<T, StoreError>>) -> Request,
+    ) -> Result<T, StoreError> {
+        let (reply, rx) = oneshot::channel();
+        self.requests.send(make(reply)).await.map_err(|_| io(room, "the store's writer thread stopped"))?;
+        rx.await.map_err(|_| io(room, "the store's writer thread stopped"))?
+    }
+}
+
+/// Sets up a new file, or checks an existing one; returns the store's secret.
+fn init(conn: &Connection, path: &Path) -> Result<[u8; 32], StoreError> {
+    let e = |e: rusqlite::Error| io("", format!("{}: {e}", path.display()));
+    conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
+    // FULL: a commit is on disk when it returns (WAL is synced at every commit).
+    conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
+    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(e)?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::NewerSchema {
+            path: path.display().to_string(),
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+         CREATE TABLE IF NOT EXISTS rooms (name TEXT PRIMARY KEY, version INTEGER NOT NULL, snapshot TEXT NOT NULL);
+         CREATE TABLE IF NOT EXISTS log (room TEXT NOT NULL, version INTEGER NOT NULL, frame TEXT NOT NULL,
+                                         PRIMARY KEY (room, version)) WITHOUT ROWID;
+         CREATE TABLE IF NOT EXISTS clients (room TEXT NOT NULL, id TEXT NOT NULL, last_action INTEGER NOT NULL,
+                                             PRIMARY KEY (room, id)) WITHOUT ROWID;",
+    )
+    .map_err(e)?;
+    conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(e)?;
+    let secret: Option<Vec<u8>> =
+        conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0)).optional().map_err(e)?;
+    match secret {
+        Some(s) if s.len() == 32 => {
+            let mut out = [0u8; 32];
+            out.copy_from_slice(&s);
+            Ok(out)
+        }
+        Some(_) => {
+            Err(StoreError::Corrupt { room: String::new(), reason: "the store's secret has the wrong length".into() })
+        }
+        None => {
+            let s: [u8; 32] = rand::random();
+            conn.execute("INSERT INTO meta (key, value) VALUES ('secret', ?1)", params![s.to_vec()]).map_err(e)?;
+            Ok(s)
+        }
+    }
+}
+
+/// The writer thread: takes everything waiting, writes it in one transaction, commits once,
+/// then answers.
+fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Request>) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut batch = vec![first];
+        while batch.len() < BATCH_MAX {
+            match rx.try_recv() {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let mut replies: Vec<(WriteReply, Result<(), StoreError>)> = Vec::new();
+        let tx = match conn.transaction() {
+            Ok(tx) => tx,
+            Err(e) => {
+                fail_all(batch, &e.to_string());
+                continue;
+            }
+        };
+        for request in batch {
+            match request {
+                Request::Load { room, reply } => {
+                    let _ = reply.send(load(&tx, &room));
+                }
+                Request::Rooms { reply } => {
+                    let r = tx
+                        .prepare("SELECT name FROM rooms UNION SELECT DISTINCT room FROM log ORDER BY 1")
+                        .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>())
+                        .map_err(|e| io("", e));
+                    let _ = reply.send(r);
+                }
+                Request::Append { room, batch, reply } => {
+                    let r = in_savepoint(&tx, |sp| append(sp, &room, &batch)).map_err(|e| io(&room, e));
+                    replies.push((reply, r));
+                }
+                Request::Replace { room, snapshot, version, reply } => {
+                    let r = in_savepoint(&tx, |sp| {
+                        sp.execute("DELETE FROM log WHERE room = ?1", params![room])?;
+                        sp.execute("DELETE FROM clients WHERE room = ?1", params![room])?;
+                        sp.execute("DELETE FROM rooms WHERE name = ?1", params![room])?;
+                        save_snapshot(sp, &room, &snapshot, version, &[], 0)
+                    })
+                    .map_err(|e| io(&room, e));
+                    replies.push((reply, r));
+                }
+                Request::Snapshot { room, snapshot, version, clients, compact_to, reply } => {
+                    let r = in_savepoint(&tx, |sp| save_snapshot(sp, &room, &snapshot, version, &clients, compact_to))
+                        .map_err(|e| io(&room, e));
+                    replies.push((reply, r));
+                }
+            }
+        }
+        // One commit (one fsync) for everything above; only then is anything acknowledged.
+        match tx.commit() {
+            Ok(()) => {
+                for (reply, r) in replies {
+                    let _ = reply.send(r);
+                }
+            }
+            Err(e) => {
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(io("", format!("commit failed: {e}"))));
+                }
+            }
+        }
+    }
+}
+
+fn fail_all(batch: Vec<Request>, reason: &str) {
+    for request in batch {
+        let e = io("", reason);
+        match request {
+            Request::Load { reply, .. } => drop(reply.send(Err(e))),
+            Request::Append { reply, .. } | Request::Snapshot { reply, .. } | Request::Replace { reply, .. } => {
+                drop(reply.send(Err(e)))
+            }
+            Request::Rooms { reply } => drop(reply.send(Err(e))),
+        }
+    }
+}
+
+/// Runs `f` in a savepoint, so one request's failure does not undo the others of its batch.
+fn in_savepoint(
+    tx: &rusqlite::Transaction<'_>,
+    f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<()>,
+) -> rusqlite::Result<()> {
+    tx.execute_batch("SAVEPOINT request")?;
+    match f(tx) {
+        Ok(()) => tx.execute_batch("RELEASE request"),
+        Err(e) => {
+            tx.execute_batch("ROLLBACK TO request; RELEASE request")?;
+            Err(e)
+        }
+    }
+}
+
+fn append(conn: &rusqlite::Connection, room: &str, batch: &WriteBatch) -> rusqlite::Result<()> {
+    // Idempotent by version: an entry already stored is not written again.
+    let mut insert = conn.prepare_cached("INSERT OR IGNORE INTO log (room, version, frame) VALUES (?1, ?2, ?3)")?;
+    for e in &batch.entries {
+        insert.execute(params![room, e.version as i64, e.frame])?;
+    }
+    upsert_clients(conn, room, &batch.clients)
+}
+
+fn upsert_clients(conn: &rusqlite::Connection, room: &str, clients: &[KnownClient]) -> rusqlite::Result<()> {
+    let mut upsert = conn.prepare_cached(
+        "INSERT INTO clients (room, id, last_action) VALUES (?1, ?2, ?3)
+         ON CONFLICT (room, id) DO UPDATE SET last_action = max(last_action, excluded.last_action)",
+    )?;
+    for c in clients {
+        upsert.execute(params![room, c.id.as_str(), c.last_action as i64])?;
+    }
+    Ok(())
+}
+
+fn save_snapshot(
+    conn: &rusqlite::Connection,
+    room: &str,
+    snapshot: &str,
+    version: u64,
+    clients: &[KnownClient],
+    compact_to: u64,
+) -> rusqlite::Result<()> {
+    conn.execute(
+        "INSERT INTO rooms (name, version, snapshot) VALUES (?1, ?2, ?3)
+         ON CONFLICT (name) DO UPDATE SET version = excluded.version, snapshot = excluded.snapshot
+         WHERE excluded.version >= rooms.version",
+        params![room, version as i64, snapshot],
+    )?;
+    conn.execute("DELETE FROM log WHERE room = ?1 AND version <= ?2", params![room, compact_to as i64])?;
+    upsert_clients(conn, room, clients)
+}
+
+fn load(conn: &rusqlite::Connection, room: &str) -> Result<Option<StoredRoom>, StoreError> {
+    let corrupt = |reason: String| StoreError::Corrupt { room: room.into(), reason };
+    let snapshot: Option<(i64, String)> = conn
+        .query_row("SELECT version, snapshot FROM rooms WHERE name = ?1", params![room], |r| Ok((r.get(0)?, r.get(1)?)))
+        .optional()
+        .map_err(|e| io(room, e))?;
+    let snapshot = match snapshot {
+        None => None,
+        Some((version, text)) => {
+            let s: RoomSnapshot = serde_json::from_str(&text)
+                .map_err(|e| corrupt(format!("the snapshot of version {version} does not parse: {e}")))?;
+            if s.doc.version != version as u64 {
+                return Err(corrupt(format!("the snapshot says version {} but is stored as {version}", s.doc.version)));
+            }
+            Some(s)
+        }
+    };
+    let mut stmt = conn
+        .prepare_cached("SELECT version, frame FROM log WHERE room = ?1 ORDER BY version")
+        .map_err(|e| io(room, e))?;
+    let log = stmt
+        .query_map(params![room], |r| Ok(LogEntry { version: r.get::<_, i64>(0)? as u64, frame: r.get(1)? }))
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| io(room, e))?;
+    let mut stmt =
+        conn.prepare_cached("SELECT id, last_action FROM clients WHERE room = ?1").map_err(|e| io(room, e))?;
+    let clients = stmt
+        .query_map(params![room], |r| {
+            Ok(KnownClient { id: r.get::<_, String>(0)?.into(), last_action: r.get::<_, i64>(1)? as u64 })
+        })
+        .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| io(room, e))?;
+    if snapshot.is_none() && log.is_empty() && clients.is_empty() {
+        return Ok(None);
+    }
+    Ok(Some(StoredRoom { snapshot, log, clients }))
+}
+
+#[async_trait]
+impl Store for SqliteStore {
+    fn durable(&self) -> bool {
+        true
+    }
+    fn secret(&self) -> [u8; 32] {
+        self.secret
+    }
+    async fn load(&self, room: &str) -> Result<Option<StoredRoom>, StoreError> {
+        let room_name = room.to_owned();
+        self.ask(room, |reply| Request::Load { room: room_name, reply }).await
+    }
+    async fn append(&self, room: &str, batch: WriteBatch) -> Result<(), StoreError> {
+        let room_name = room.to_owned();
+        self.ask(room, |reply| Request::Append { room: room_name, batch, reply }).await
+    }
+    async fn save_snapshot(&self, room: &str, snapshot: &RoomSnapshot, compact_to: u64) -> Result<(), StoreError> {
+        let text = serde_json::to_string(snapshot).map_err(|e| io(room, e))?;
+        let (room_name, version, clients) = (room.to_owned(), snapshot.doc.version, snapshot.clients.clone());
+        self.ask(room, |reply| Request::Snapshot {
+            room: room_name,
+            snapshot: text,
+            version,
+            clients,
+            compact_to,
+            reply,
+        })
+        .await
+    }
+    async fn rooms(&self) -> Result<Vec<String>, StoreError> {
+        self.ask("", |reply| Request::Rooms { reply }).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DocSnapshot, NodeSnapshot};
+
+    fn snapshot(version: u64) -> RoomSnapshot {
+        let root = NodeSnapshot {
+            id: "root".into(),
+            type_name: "Root".into(),
+            attrs: Default::default(),
+            children: Vec::new(),
+        };
+        RoomSnapshot { doc: DocSnapshot { version, next_server_id: 1, root }, clients: Vec::new() }
+    }
+
+    fn entry(version: u64) -> LogEntry {
+        LogEntry { version, frame: format!(r#"{{"t":"update","v":{version},"origin":"server","changes":[]}}"#) }
+    }
+
+    #[tokio::test]
+    async fn appends_survive_reopening_and_compact_behind_snapshots() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = SqliteStore::open(dir.path()).expect("open");
+            store.save_snapshot("r", &snapshot(0), 0).await.expect("snapshot");
+            for v in 1..=10 {
+                let clients = vec![KnownClient { id: "c1".into(), last_action: v }];
+                store.append("r", WriteBatch { entries: vec![entry(v)], clients }).await.expect("append");
+            }
+            // Appending a version again changes nothing (idempotent by version).
+            store.append("r", WriteBatch { entries: vec![entry(3)], clients: Vec::new() }).await.expect("again");
+        }
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        let r = store.load("r").await.expect("load").expect("room");
+        assert_eq!(r.log.iter().map(|e| e.version).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+        assert_eq!(r.clients, vec![KnownClient { id: "c1".into(), last_action: 10 }]);
+        store.save_snapshot("r", &snapshot(10), 7).await.expect("snapshot");
+        let r = store.load("r").await.expect("load").expect("room");
+        assert_eq!(r.snapshot.map(|s| s.doc.version), Some(10));
+        assert_eq!(r.log.iter().map(|e| e.version).collect::<Vec<_>>(), vec![8, 9, 10]);
+        assert_eq!(store.rooms().await.expect("rooms"), vec!["r".to_owned()]);
+        assert!(store.load("other").await.expect("load").is_none());
+    }
+
+    #[tokio::test]
+    async fn a_file_from_a_newer_version_is_refused_clearly() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        drop(SqliteStore::open(dir.path()).expect("open"));
+        let conn = Connection::open(dir.path().join("objectsync.db")).expect("conn");
+        conn.pragma_update(None, "user_version", 99).expect("pragma");
+        drop(conn);
+        let e = SqliteStore::open(dir.path()).map(|_| ()).map_err(|e| e.to_string());
+        assert!(matches!(&e, Err(m) if m.contains("schema version 99") && m.contains("upgrade")), "{e:?}");
+    }
+
+    #[tokio::test]
+    async fn a_garbled_snapshot_names_the_room_and_leaves_others_readable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = SqliteStore::open(dir.path()).expect("open");
+        store.save_snapshot("bad", &snapshot(0), 0).await.expect("snapshot");
+        store.save_snapshot("good", &snapshot(0), 0).await.expect("snapshot");
+        let conn = Connection::open(dir.path().join("objectsync.db")).expect("conn");
+        conn.execute("UPDATE rooms SET snapshot = '{\"doc\": garbage' WHERE name = 'bad'", []).expect("garble");
+        let e = store.load("bad").await.map(|_| ()).map_err(|e| e.to_string());
+        assert!(matches!(&e, Err(m) if m.contains("room bad") && m.contains("corrupt")), "{e:?}");
+        assert!(store.load("good").await.expect("good loads").is_some());
+    }
+}

@@ -1,0 +1,219 @@
+//! Durable rooms: a real SQLite file, restarts, `kill -9` of the real binary mid-stream, and
+//! corrupt data.
+
+use crate::harness::*;
+use objectsync::client::{Client, ClientError, ConnectOptions, Mirror};
+use objectsync::model::{Change, Value};
+use objectsync::protocol::Resume;
+use objectsync::store::SqliteStore;
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+
+/// The real `objectsync` binary serving the demo rooms from `dir`.
+struct Binary {
+    child: Child,
+    addr: std::net::SocketAddr,
+}
+
+impl Binary {
+    fn start(dir: &std::path::Path) -> Binary {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_objectsync"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--static", "/nonexistent", "--data"])
+            .arg(dir)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+        let addr = line.trim().rsplit("//").next().and_then(|a| a.parse().ok()).expect("address");
+        Binary { child, addr }
+    }
+    fn url(&self, room: &str) -> String {
+        format!("ws://{}/ws/{room}", self.addr)
+    }
+    fn kill(mut self) {
+        // SIGKILL: no shutdown, no flush.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Binary {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn step(node: &str, i: i64) -> Vec<Change> {
+    // Two changes that must land together: a title that always matches pos.x.
+    vec![set_x(node, i), set_title(node, &format!("t{i}"))]
+}
+
+/// Every node's title matches its pos.x: no action was half applied.
+fn assert_atomic(mirror: &Mirror) {
+    let Some(graph) = mirror.get("graph") else { panic!("no graph") };
+    for id in &graph.children {
+        let x = mirror.value(id, "pos").and_then(|p| p.as_dict()).and_then(|d| d.get("x")).and_then(Value::as_int);
+        let title = mirror.value(id, "title").and_then(Value::as_str).map(str::to_owned);
+        assert_eq!(title, x.map(|x| format!("t{x}")), "node {id} is half applied");
+    }
+}
+
+/// A writer: creates its node, then sends `steps` actions in groups of 10, waiting for each
+/// group's last ack. Stops at the first error (the server was killed).
+async fn write(mut c: Client, steps: i64) -> Client {
+    let node = c.new_object_id();
+    let create = Change::Create {
+        id: node.clone(),
+        type_name: "Node".into(),
+        parent: "graph".into(),
+        index: None,
+        attrs: objectsync::dict! { "pos" => objectsync::dict! { "x" => 0, "y" => 10 }, "title" => "t0" },
+        children: Vec::new(),
+    };
+    if c.act(vec![create]).await.is_err() {
+        return c;
+    }
+    for group in 0..steps / 10 {
+        let mut last = 0;
+        for i in 1..=10 {
+            match c.send_action(step(&node, group * 10 + i)).await {
+                Ok(id) => last = id,
+                Err(_) => return c,
+            }
+        }
+        if c.wait_ack(last).await.is_err() {
+            return c;
+        }
+    }
+    c
+}
+
+#[tokio::test]
+async fn kill_9_mid_stream_loses_nothing_acknowledged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // Three rounds, each killing the server at a random moment of a bounded stream.
+    for round in 0..3u32 {
+        let server = Binary::start(dir.path());
+        let mut writers = Vec::new();
+        for _ in 0..3 {
+            let c = within(Client::connect(&server.url("crash"), ConnectOptions::default())).await.expect("connect");
+            writers.push(tokio::spawn(write(c, 300)));
+        }
+        let delay = 30 + rand::random::<u64>() % 250;
+        tokio::time::sleep(std::time::Duration::from_millis(delay)).await;
+        server.kill();
+        let mut seen: Vec<(Resume, Mirror)> = Vec::new();
+        for w in writers {
+            let c = within(w).await.expect("writer");
+            seen.push(c.into_resume());
+        }
+        let furthest = seen.iter().max_by_key(|(r, _)| r.version).cloned().expect("a writer");
+        let seen_version = furthest.0.version;
+        let server = Binary::start(dir.path());
+        // The client that saw the most resumes: the restarted server's log must continue exactly
+        // from what it saw (catch-up applies cleanly) and end where the server is.
+        let resumed = within(Client::connect(
+            &server.url("crash"),
+            ConnectOptions { resume: Some(furthest), ..ConnectOptions::default() },
+        ))
+        .await
+        .expect("resume after restart");
+        let fresh = within(Client::connect(&server.url("crash"), ConnectOptions::default())).await.expect("fresh");
+        assert!(
+            fresh.version() >= seen_version,
+            "round {round}: version {} < acknowledged {seen_version}",
+            fresh.version()
+        );
+        assert_eq!(resumed.mirror().to_snapshot(), fresh.mirror().to_snapshot(), "round {round}");
+        assert_atomic(fresh.mirror());
+        eprintln!(
+            "round {round}: killed after {delay} ms; clients saw up to version {seen_version}; restarted at {}",
+            fresh.version()
+        );
+        // Every client's acknowledged updates are in the restarted room.
+        for (resume, mirror) in &seen {
+            assert!(
+                mirror.version() <= fresh.version(),
+                "round {round}: client {} saw more than survived",
+                resume.client
+            );
+        }
+        drop(resumed);
+        drop(fresh);
+        server.kill();
+    }
+}
+
+#[tokio::test]
+async fn a_restarted_server_has_every_room_exactly() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = || Arc::new(SqliteStore::open(dir.path()).expect("open store"));
+    let ts = TestServer::start_with(TestServer::builder().store(store())).await;
+    let mut a = ts.client("r").await;
+    let n = a.new_object_id();
+    within(a.act(vec![create_node(&n, 1)])).await.expect("create");
+    for i in 0..50 {
+        a.send_action(vec![set_x(&n, i)]).await.expect("send");
+    }
+    let last = a.send_action(vec![set_title(&n, "done")]).await.expect("send");
+    within(a.wait_ack(last)).await.expect("acked");
+    let (resume, mirror) = a.into_resume();
+    let before = ts.snapshot("r").await;
+    ts.stop().await;
+    let ts = TestServer::start_with(TestServer::builder().store(store())).await;
+    assert_eq!(ts.snapshot("r").await, before);
+    // The same client resumes, and an action id it already used is still refused.
+    let mut a = within(Client::connect(
+        &ts.url("r"),
+        ConnectOptions { resume: Some((resume.clone(), mirror)), ..Default::default() },
+    ))
+    .await
+    .expect("resume");
+    assert_eq!(a.id(), resume.client.as_str());
+    assert_eq!(a.version(), resume.version);
+    a.send(&objectsync::protocol::ClientMessage::Action { id: last, base: a.version(), changes: vec![set_x(&n, 7)] })
+        .await
+        .expect("send");
+    match next_non_presence(&mut a).await {
+        objectsync::client::Event::Reject { code, .. } => assert_eq!(code, "duplicate_action"),
+        other => panic!("{other:?}"),
+    }
+    ts.stop().await;
+}
+
+#[tokio::test]
+async fn a_corrupt_room_is_refused_clearly_and_the_others_are_served() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let ts =
+            TestServer::start_with(TestServer::builder().store(Arc::new(SqliteStore::open(dir.path()).expect("open"))))
+                .await;
+        let mut a = ts.client("broken").await;
+        let n = a.new_object_id();
+        within(a.act(vec![create_node(&n, 1)])).await.expect("create");
+        let _b = ts.client("fine").await;
+        ts.stop().await;
+    }
+    let conn = rusqlite::Connection::open(dir.path().join("objectsync.db")).expect("conn");
+    conn.execute("UPDATE rooms SET snapshot = substr(snapshot, 1, 40) WHERE name = 'broken'", []).expect("truncate");
+    drop(conn);
+    let ts =
+        TestServer::start_with(TestServer::builder().store(Arc::new(SqliteStore::open(dir.path()).expect("open"))))
+            .await;
+    let r = within(Client::connect(&ts.url("broken"), ConnectOptions::default())).await;
+    match r {
+        Err(ClientError::Closed { code, reason }) => {
+            assert_eq!(code, 4002);
+            assert!(reason.contains("broken") && reason.contains("corrupt"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let mut fine = ts.client("fine").await;
+    let n = fine.new_object_id();
+    within(fine.act(vec![create_node(&n, 2)])).await.expect("the other room works");
+    ts.stop().await;
+}
