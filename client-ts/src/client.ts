@@ -1,0 +1,583 @@
+/**
+ * `ObjectSyncClient`: the public entry point. Wires a {@link Connection} to a {@link Rebase},
+ * turns local-view diffs into `SObject` instances and events, and offers edits (optimistic,
+ * rolled back exactly on reject), transactions, object creation, undo/redo, presence, events
+ * and service calls.
+ *
+ * One batch of events per local action or server message: structural events, then attribute
+ * events, then destroyed objects, then created objects (`onStart` last, parents first), then
+ * the emitted events the server delivered.
+ */
+
+import type { ConnectionState, WebSocketConstructor } from "./connection.js";
+import { Connection } from "./connection.js";
+import type { TreeDiff } from "./diff.js";
+import { isEmptyDiff } from "./diff.js";
+import { Emitter } from "./emitter.js";
+import { CallError, ObjectSyncError, RejectedError } from "./errors.js";
+import type { ActionHandle } from "./handle.js";
+import { ActionRecord } from "./handle.js";
+import type {
+  Change,
+  EmitChange,
+  HelloMessage,
+  JsonObject,
+  JsonValue,
+  NodeSnapshot,
+  ResultMessage,
+  WelcomeMessage,
+} from "./protocol.js";
+import { PROTOCOL_VERSION } from "./protocol.js";
+import type { Outcome } from "./rebase.js";
+import { Rebase } from "./rebase.js";
+import type { ObjectHost, SObjectClass } from "./sobject.js";
+import { SObject } from "./sobject.js";
+import { EventTopic, Topic } from "./topics.js";
+import { ROOT_ID } from "./tree.js";
+
+/** Options of {@link ObjectSyncClient.connect}. */
+export interface ConnectOptions {
+  /** Passed to the server's auth hook (`hello.token`). */
+  readonly token?: string;
+  /** The WebSocket constructor (default `globalThis.WebSocket`). */
+  readonly WebSocket?: WebSocketConstructor;
+  /** First reconnect delay (default 100 ms, doubling). */
+  readonly backoffInitialMs?: number;
+  /** Reconnect delay cap (default 10 s). */
+  readonly backoffMaxMs?: number;
+  /** Reconnect after this long without any message; 0 (default) disables. */
+  readonly silenceTimeoutMs?: number;
+  /** Random numbers for the backoff jitter (default `Math.random`). */
+  readonly random?: () => number;
+}
+
+/** Options of the client. */
+export interface ClientOptions {
+  /** Classes to instantiate per type name (see {@link ObjectSyncClient.register}). */
+  readonly classes?: Readonly<Record<string, SObjectClass>>;
+  /** Attribute values per type for objects created locally, until the server's arrive. */
+  readonly defaults?: Readonly<Record<string, JsonObject>>;
+}
+
+/** Options of {@link ObjectSyncClient.create}. */
+export interface CreateOptions {
+  /** Initial attributes (the server fills the rest with the type's defaults). */
+  readonly attrs?: JsonObject;
+  /** Position among the parent's children (the end if absent). */
+  readonly index?: number;
+  /** Children to create inside it. */
+  readonly children?: NodeSnapshot[];
+}
+
+/** Options of {@link ObjectSyncClient.call}. */
+export interface CallOptions {
+  /** Give up after this long (default 15 s; the server's own limit is 10 s). */
+  readonly timeoutMs?: number;
+}
+
+/** Events of the client. */
+export interface ClientEvents {
+  /** The connection state changed. */
+  state: { readonly state: ConnectionState; readonly previous: ConnectionState };
+  /** A `welcome` was handled: the document is loaded (or resumed). */
+  ready: { readonly clientId: string; readonly resumed: boolean };
+  /** An object appeared in the local view. */
+  created: { readonly object: SObject; readonly local: boolean };
+  /** An object left the local view. */
+  destroyed: { readonly object: SObject; readonly local: boolean };
+  /** The server refused an action of this client; its effects were rolled back. */
+  reject: { readonly error: RejectedError };
+  /** Another client's presence changed (`null`: cleared or left). */
+  presence: { readonly client: string; readonly state: JsonValue };
+  /** The server reported an error, or sent something this client could not read. */
+  error: { readonly error: ObjectSyncError };
+  /** A batch of local-view changes was reported (after all its other events). */
+  change: { readonly local: boolean };
+}
+
+interface PendingCall {
+  readonly service: string;
+  readonly args: JsonValue;
+  readonly resolve: (v: JsonValue) => void;
+  readonly reject: (e: CallError) => void;
+  readonly timer: ReturnType<typeof setTimeout>;
+  sent: boolean;
+}
+
+/** Bounds the search for a free object id (ids of this client are unique anyway). */
+const ID_PROBE_MAX = 1_000_000;
+
+/** The client of one room; see the module docs. */
+export class ObjectSyncClient extends Emitter<ClientEvents> {
+  private readonly rebase: Rebase;
+  private connection: Connection | null = null;
+  private readonly host: ObjectHost;
+  private readonly objects = new Map<string, SObject>();
+  /** Instances made on demand inside a transaction, not yet announced by a batch. */
+  private readonly unannounced = new Set<string>();
+  private readonly classes = new Map<string, SObjectClass>();
+  private readonly defaults = new Map<string, JsonObject>();
+  private readonly records = new Map<number, ActionRecord>();
+  private tx: ActionRecord | null = null;
+  private token: string | undefined;
+  private resumeToken: string | null = null;
+  private forceReload = false;
+  private objectCounter = 0;
+  private isReadOnly = false;
+  private callCounter = 0;
+  private readonly calls = new Map<number, PendingCall>();
+  private myPresence: JsonValue = null;
+  private readonly others = new Map<string, JsonValue>();
+  private firstWelcome: { resolve: () => void; reject: (e: ObjectSyncError) => void } | null = null;
+
+  constructor(options: ClientOptions = {}) {
+    super();
+    for (const [type, cls] of Object.entries(options.classes ?? {})) this.classes.set(type, cls);
+    for (const [type, d] of Object.entries(options.defaults ?? {})) this.defaults.set(type, d);
+    this.rebase = new Rebase({ defaults: (type) => this.defaults.get(type) });
+    this.host = {
+      readValue: (obj, attr) => this.rebase.local?.get(obj)?.attrs.get(attr),
+      treeObject: (id) => this.rebase.local?.get(id),
+      resolve: (id) => this.get(id),
+      submit: (change) => this.submit(change),
+      transaction: (fn) => this.transaction(fn),
+    };
+  }
+
+  /**
+   * Registers the class instantiated for objects of `type` (and optionally attribute defaults
+   * for objects of that type created locally). Objects already there keep their instances.
+   */
+  register(type: string, cls: SObjectClass, options: { defaults?: JsonObject } = {}): this {
+    this.classes.set(type, cls);
+    if (options.defaults !== undefined) this.defaults.set(type, options.defaults);
+    return this;
+  }
+
+  /**
+   * Connects to `url` (`ws://HOST:PORT/ws/<room>`) and keeps the connection up (reconnecting
+   * and resuming) until {@link close}. Resolves when the document is first loaded.
+   */
+  connect(url: string, options: ConnectOptions = {}): Promise<void> {
+    if (this.connection !== null) return Promise.reject(new ObjectSyncError("already_connected", "connect() was already called"));
+    this.token = options.token;
+    const conn = new Connection({
+      url,
+      hello: () => this.hello(),
+      ...(options.WebSocket !== undefined ? { WebSocket: options.WebSocket } : {}),
+      ...(options.backoffInitialMs !== undefined ? { backoffInitialMs: options.backoffInitialMs } : {}),
+      ...(options.backoffMaxMs !== undefined ? { backoffMaxMs: options.backoffMaxMs } : {}),
+      ...(options.silenceTimeoutMs !== undefined ? { silenceTimeoutMs: options.silenceTimeoutMs } : {}),
+      ...(options.random !== undefined ? { random: options.random } : {}),
+    });
+    this.connection = conn;
+    conn.handle("welcome", (w) => this.onWelcome(w));
+    conn.handle("update", (u) => this.process(this.rebase.onUpdate(u), false));
+    conn.handle("events", (e) => this.process(this.rebase.onEvents(e), false));
+    conn.handle("reject", (r) => this.process(this.rebase.onReject(r), false));
+    conn.handle("presence", (p) => this.setOther(p.client, p.state));
+    conn.handle("result", (r) => this.onResult(r));
+    conn.handle("error", (e) => this.dispatch("error", { error: new ObjectSyncError(e.code, e.reason) }));
+    conn.on("decodeError", (e) => this.dispatch("error", { error: new ObjectSyncError("bad_message", e.error.reason) }));
+    let lastClose = "";
+    conn.on("close", (e) => {
+      lastClose = `closed with ${e.code}${e.reason === "" ? "" : `: ${e.reason}`}`;
+    });
+    conn.on("state", (e) => {
+      if (e.previous === "open") this.onDisconnected();
+      this.dispatch("state", e);
+      if (e.state === "closed") {
+        this.firstWelcome?.reject(new ObjectSyncError("closed", lastClose || "the connection was closed"));
+        this.firstWelcome = null;
+      }
+    });
+    const ready = new Promise<void>((resolve, reject) => {
+      this.firstWelcome = { resolve, reject };
+    });
+    try {
+      conn.connect();
+    } catch (e) {
+      this.connection = null;
+      this.firstWelcome = null;
+      return Promise.reject(e);
+    }
+    return ready;
+  }
+
+  /** Closes the connection for good. Pending calls fail with `closed`. */
+  close(): void {
+    for (const [id, c] of this.calls) {
+      clearTimeout(c.timer);
+      c.reject(new CallError("closed", "the client was closed", c.service));
+      this.calls.delete(id);
+    }
+    this.connection?.close();
+  }
+
+  /** The connection state (`closed` before `connect`). */
+  get state(): ConnectionState {
+    return this.connection?.state ?? "closed";
+  }
+
+  /** Whether the document is loaded (edits are possible, online or not). */
+  get ready(): boolean {
+    return this.rebase.local !== null;
+  }
+
+  /** This client's id in the room (`null` before the first welcome). */
+  get clientId(): string | null {
+    return this.rebase.clientId;
+  }
+
+  /** Whether the server said this client may not change anything. */
+  get readOnly(): boolean {
+    return this.isReadOnly;
+  }
+
+  /** The version of the confirmed state (`null` before the first welcome). */
+  get version(): number | null {
+    return this.rebase.mirror?.version ?? null;
+  }
+
+  /** How many actions wait for the server's answer. */
+  get pendingCount(): number {
+    return this.rebase.pending.length;
+  }
+
+  /** The root object. Throws `not_ready` before the document is loaded. */
+  get root(): SObject {
+    const root = this.get(ROOT_ID);
+    if (root === undefined) throw new ObjectSyncError("not_ready", "the document is not loaded yet");
+    return root;
+  }
+
+  /** The object with `id` in the local view, if any. */
+  get(id: string): SObject | undefined {
+    const known = this.objects.get(id);
+    if (known !== undefined) return known;
+    // Made inside the open transaction: instantiate now so that it can be edited right away.
+    const t = this.rebase.local?.get(id);
+    if (t === undefined || this.tx === null) return undefined;
+    const obj = this.instantiate(id, t.type);
+    this.unannounced.add(id);
+    return obj;
+  }
+
+  /** Other clients' presence states by client id. */
+  get presence(): ReadonlyMap<string, JsonValue> {
+    return new Map(this.others);
+  }
+
+  /**
+   * Runs `fn` (synchronously) and makes every edit in it one action, applied locally at once
+   * and sent when the sending rule allows. If `fn` throws, its edits are undone and nothing is
+   * sent. Nested transactions join the outer one.
+   */
+  transaction(fn: () => void): ActionHandle {
+    if (this.tx !== null) {
+      fn();
+      return this.tx;
+    }
+    this.checkWritable();
+    const record = new ActionRecord();
+    this.rebase.begin();
+    this.tx = record;
+    try {
+      const result: unknown = fn();
+      if (typeof (result as { then?: unknown } | null)?.then === "function") {
+        throw new ObjectSyncError("async_transaction", "a transaction must be synchronous: edits after an await are not part of it");
+      }
+    } catch (e) {
+      this.tx = null;
+      this.rebase.abort();
+      this.forgetUnannounced();
+      throw e;
+    }
+    this.tx = null;
+    const { action, outcome } = this.rebase.commit();
+    let handle = record;
+    if (action === null) record.bind(null);
+    else {
+      const merged = this.records.get(action.id);
+      if (merged !== undefined) handle = merged;
+      else {
+        record.bind(action.id);
+        this.records.set(action.id, record);
+      }
+    }
+    this.process(outcome, true);
+    return handle;
+  }
+
+  /**
+   * Creates an object of `type` under `parent` with a new id (`<clientId>:<n>`) and returns it
+   * at once (it exists locally from now on; a reject removes it).
+   */
+  create(type: string, parent: SObject | string, options: CreateOptions = {}): SObject {
+    this.checkWritable();
+    const local = this.rebase.local;
+    let id = "";
+    for (let i = 0; i < ID_PROBE_MAX; i++) {
+      id = `${this.clientId ?? "local"}:${++this.objectCounter}`;
+      if (local?.has(id) !== true) break;
+    }
+    const change: Change = { op: "create", id, type, parent: typeof parent === "string" ? parent : parent.id };
+    if (options.index !== undefined) change.index = options.index;
+    if (options.attrs !== undefined) change.attrs = options.attrs;
+    if (options.children !== undefined) change.children = options.children;
+    let obj: SObject | undefined;
+    this.transaction(() => {
+      this.submit(change);
+      obj = this.get(id);
+    });
+    if (obj === undefined) throw new ObjectSyncError("no_such_object", `${id} was not created`);
+    return obj;
+  }
+
+  /** Deletes `obj` and its subtree. */
+  delete(obj: SObject | string): ActionHandle {
+    return this.submit({ op: "delete", id: typeof obj === "string" ? obj : obj.id });
+  }
+
+  /** Undoes this client's latest step under `scope` (anywhere if absent). */
+  undo(scope?: SObject | string): ActionHandle {
+    return this.undoRedo("undo", scope);
+  }
+
+  /** Redoes this client's latest undone step under `scope` (anywhere if absent). */
+  redo(scope?: SObject | string): ActionHandle {
+    return this.undoRedo("redo", scope);
+  }
+
+  /** Sets this client's presence state for the others (`null` clears it); kept across reconnects. */
+  setPresence(state: JsonValue): void {
+    this.myPresence = state;
+    this.connection?.send({ t: "presence", state });
+  }
+
+  /** Calls a server service; rejects with a {@link CallError}. Waits for the connection if needed. */
+  call(service: string, args: JsonValue = null, options: CallOptions = {}): Promise<JsonValue> {
+    const timeoutMs = options.timeoutMs ?? 15_000;
+    return new Promise<JsonValue>((resolve, reject) => {
+      if (this.connection === null) {
+        reject(new CallError("not_ready", "connect() first", service));
+        return;
+      }
+      const id = ++this.callCounter;
+      const timer = setTimeout(() => {
+        this.calls.delete(id);
+        reject(new CallError("timeout", `${service} did not answer within ${timeoutMs} ms`, service));
+      }, timeoutMs);
+      const call: PendingCall = { service, args, resolve, reject, timer, sent: false };
+      this.calls.set(id, call);
+      call.sent = this.connection.send({ t: "call", id, service, args });
+    });
+  }
+
+  // ----------------------------------------------------------------------------- internals
+
+  private submit(change: Change): ActionHandle {
+    if (this.tx === null) return this.transaction(() => this.submit(change));
+    const error = this.rebase.stage(change);
+    if (error !== null) throw new ObjectSyncError(error.code, error.reason);
+    return this.tx;
+  }
+
+  private undoRedo(kind: "undo" | "redo", scope: SObject | string | undefined): ActionHandle {
+    this.checkWritable();
+    if (this.tx !== null) throw new ObjectSyncError("invalid", `${kind} cannot be part of a transaction`);
+    const { action, outcome } = this.rebase.requestUndo(kind, typeof scope === "object" ? scope.id : scope);
+    const record = new ActionRecord();
+    record.bind(action.id);
+    this.records.set(action.id, record);
+    this.process(outcome, true);
+    return record;
+  }
+
+  private checkWritable(): void {
+    if (this.rebase.local === null) throw new ObjectSyncError("not_ready", "the document is not loaded yet");
+    if (this.isReadOnly) throw new ObjectSyncError("read_only", "this client may not change anything");
+  }
+
+  private hello(): HelloMessage {
+    const msg: HelloMessage = { t: "hello", protocol: PROTOCOL_VERSION };
+    if (this.token !== undefined) msg.token = this.token;
+    const client = this.rebase.clientId;
+    const version = this.rebase.resumeVersion();
+    if (!this.forceReload && client !== null && this.resumeToken !== null && version !== null) {
+      msg.resume = { client, resume_token: this.resumeToken, version };
+    }
+    this.forceReload = false;
+    return msg;
+  }
+
+  private onWelcome(w: WelcomeMessage): void {
+    this.resumeToken = w.resume_token;
+    this.isReadOnly = w.read_only;
+    const outcome = this.rebase.onWelcome(w);
+    if (outcome.resync !== null) {
+      this.resync(outcome.resync);
+      return;
+    }
+    this.process(outcome, false);
+    // Presence: the welcome lists everyone else now.
+    for (const id of [...this.others.keys()]) {
+      if (!Object.prototype.hasOwnProperty.call(w.presence, id)) this.setOther(id, null);
+    }
+    for (const [id, state] of Object.entries(w.presence)) this.setOther(id, state);
+    if (this.myPresence !== null) this.connection?.send({ t: "presence", state: this.myPresence });
+    for (const [id, c] of this.calls) {
+      if (!c.sent) c.sent = this.connection?.send({ t: "call", id, service: c.service, args: c.args }) ?? false;
+    }
+    this.dispatch("ready", { clientId: w.client, resumed: w.snapshot === undefined });
+    this.firstWelcome?.resolve();
+    this.firstWelcome = null;
+  }
+
+  private onDisconnected(): void {
+    this.rebase.onDisconnect();
+    for (const [id, c] of this.calls) {
+      if (!c.sent) continue;
+      clearTimeout(c.timer);
+      c.reject(new CallError("disconnected", "the connection dropped before the result arrived", c.service));
+      this.calls.delete(id);
+    }
+  }
+
+  private onResult(r: ResultMessage): void {
+    const c = this.calls.get(r.id);
+    if (c === undefined) return;
+    this.calls.delete(r.id);
+    clearTimeout(c.timer);
+    if (r.error !== undefined) c.reject(new CallError(r.error.code, r.error.reason, c.service));
+    else c.resolve(r.ok);
+  }
+
+  private setOther(client: string, state: JsonValue): void {
+    if (client === this.clientId) return;
+    const had = this.others.has(client);
+    if (state === null) {
+      if (!had) return;
+      this.others.delete(client);
+    } else {
+      if (had && JSON.stringify(this.others.get(client)) === JSON.stringify(state)) return;
+      this.others.set(client, state);
+    }
+    this.dispatch("presence", { client, state });
+  }
+
+  private resync(kind: "resume" | "reload"): void {
+    if (kind === "reload") this.forceReload = true;
+    this.connection?.reconnect();
+  }
+
+  /** Reports an outcome: events, settled actions, messages to send. */
+  private process(outcome: Outcome, local: boolean): void {
+    for (const diff of outcome.diffs) this.report(diff, local);
+    for (const a of outcome.acked) {
+      this.records.get(a.id)?.confirm();
+      this.records.delete(a.id);
+    }
+    for (const r of outcome.rejected) {
+      const error = new RejectedError(r.code, r.reason, r.action.id, r.change, r.action.changes);
+      this.records.get(r.action.id)?.reject(error);
+      this.records.delete(r.action.id);
+      this.dispatch("reject", { error });
+    }
+    if (this.records.size > 0) {
+      // Actions that vanished (their edits were all absorbed by others') had no effect to wait for.
+      const pending = new Set(this.rebase.pending.map((p) => p.id));
+      for (const [id, rec] of this.records) {
+        if (!pending.has(id)) {
+          rec.confirm();
+          this.records.delete(id);
+        }
+      }
+    }
+    for (const e of outcome.emits) this.deliverEmit(e.origin, e.change);
+    for (const m of outcome.send) this.connection?.send(m);
+    if (outcome.resync !== null) this.resync(outcome.resync);
+  }
+
+  /** Turns one local-view diff into instances and events (see the module docs for the order). */
+  private report(diff: TreeDiff, local: boolean): void {
+    const tree = this.rebase.local;
+    if (tree === null) return;
+    if (isEmptyDiff(diff)) {
+      this.forgetUnannounced();
+      return;
+    }
+    const gone = new Map<string, SObject>();
+    for (const d of diff.destroyed) {
+      const obj = this.objects.get(d.id);
+      if (obj === undefined) continue;
+      gone.set(d.id, obj);
+      this.objects.delete(d.id);
+    }
+    const created: SObject[] = [];
+    for (const id of diff.created) {
+      const t = tree.get(id);
+      if (t === undefined) continue;
+      const existing = this.objects.get(id);
+      created.push(existing ?? this.instantiate(id, t.type));
+      this.unannounced.delete(id);
+    }
+    const instance = (id: string | null) => (id === null ? null : (gone.get(id) ?? this.objects.get(id) ?? null));
+    for (const cd of diff.children) {
+      const parent = this.objects.get(cd.parent);
+      if (parent === undefined) continue;
+      for (const r of cd.removed) {
+        const child = instance(r.id);
+        if (child !== null) parent.dispatch("childRemoved", { child, index: r.index });
+      }
+      for (const a of cd.added) {
+        const child = instance(a.id);
+        if (child !== null) parent.dispatch("childAdded", { child, index: a.index });
+      }
+      for (const m of cd.moved) {
+        const child = instance(m.id);
+        if (child !== null) parent.dispatch("childMoved", { child, from: m.from, to: m.to });
+      }
+    }
+    for (const r of diff.reparented) this.objects.get(r.id)?.dispatch("moved", { from: instance(r.from), to: instance(r.to) });
+    for (const a of diff.attrs) {
+      for (const t of this.objects.get(a.obj)?.topicsOf(a.attr) ?? []) {
+        if (t instanceof Topic) t.deliver(a.events, local);
+      }
+    }
+    for (const obj of gone.values()) {
+      obj.destroy();
+      this.dispatch("destroyed", { object: obj, local });
+    }
+    for (const obj of created) this.dispatch("created", { object: obj, local });
+    for (const obj of created) obj.start();
+    this.forgetUnannounced();
+    this.dispatch("change", { local });
+  }
+
+  private deliverEmit(origin: string, change: EmitChange): void {
+    for (const t of this.objects.get(change.obj)?.topicsOf(change.attr) ?? []) {
+      if (t instanceof EventTopic) t.dispatch("emit", { args: change.args ?? null, origin, local: origin === this.clientId });
+    }
+  }
+
+  private instantiate(id: string, type: string): SObject {
+    const Cls = this.classes.get(type) ?? SObject;
+    const obj = new Cls({ client: this, id, type, host: this.host });
+    this.objects.set(id, obj);
+    return obj;
+  }
+
+  /** Drops on-demand instances whose objects do not exist (an aborted transaction). */
+  private forgetUnannounced(): void {
+    for (const id of this.unannounced) {
+      if (this.rebase.local?.has(id) === true && this.tx !== null) continue;
+      const obj = this.objects.get(id);
+      this.unannounced.delete(id);
+      if (obj !== undefined && this.rebase.local?.has(id) !== true) {
+        this.objects.delete(id);
+        obj.destroy();
+      }
+    }
+  }
+}

@@ -1,0 +1,177 @@
+import { describe, expect, it } from "vitest";
+import type { ServerMessage } from "./protocol.js";
+import { DecodeError, decodeChange, decodeServerMessage, encodeClientMessage } from "./protocol.js";
+import { Rng } from "./testing/random.js";
+
+function ok(text: string): ServerMessage {
+  const m = decodeServerMessage(text);
+  if (m instanceof DecodeError) throw new Error(`unexpected decode error: ${m.reason}`);
+  return m;
+}
+
+function bad(text: string): DecodeError {
+  const m = decodeServerMessage(text);
+  if (!(m instanceof DecodeError)) throw new Error(`expected a decode error for ${text}`);
+  return m;
+}
+
+describe("decodeServerMessage", () => {
+  it("decodes the welcome of docs/protocol.md, snapshot and presence included", () => {
+    const m = ok(
+      JSON.stringify({
+        t: "welcome",
+        protocol: 1,
+        client: "c1a2b3c4d5",
+        resume_token: "Xy",
+        version: 41,
+        acked: 6,
+        snapshot: {
+          version: 41,
+          next_server_id: 12,
+          root: {
+            id: "root",
+            type: "Root",
+            children: [
+              {
+                id: "g",
+                type: "Graph",
+                attrs: { name: "main" },
+                children: [{ id: "s:1", type: "Node", attrs: { pos: { x: 1, y: 2 }, ports: ["in", "out"] } }],
+              },
+            ],
+          },
+        },
+        presence: { c9z8y7x6w5: { name: "Bob" } },
+      }),
+    );
+    expect(m.t).toBe("welcome");
+    if (m.t !== "welcome") return;
+    expect(m.client).toBe("c1a2b3c4d5");
+    expect(m.acked).toBe(6);
+    expect(m.read_only).toBe(false);
+    expect(m.presence).toEqual({ c9z8y7x6w5: { name: "Bob" } });
+    expect(m.snapshot?.root.children?.[0]?.children?.[0]?.attrs).toEqual({ pos: { x: 1, y: 2 }, ports: ["in", "out"] });
+  });
+
+  it("decodes every change op of an update", () => {
+    const changes = [
+      { op: "create", id: "c5:1", type: "Node", parent: "g", index: 0, attrs: { title: "" }, children: [{ id: "c5:2", type: "Port" }] },
+      { op: "delete", id: "n1" },
+      { op: "move", id: "n1", parent: "g", index: 2 },
+      { op: "set", obj: "n1", attr: "title", value: "x" },
+      { op: "add", obj: "n1", attr: "count", value: -2.5 },
+      { op: "text_insert", obj: "n1", attr: "title", pos: 3, text: "😀" },
+      { op: "text_delete", obj: "n1", attr: "title", pos: 1, len: 2 },
+      { op: "dict_set", obj: "n1", attr: "pos", key: "x", value: 120 },
+      { op: "dict_remove", obj: "n1", attr: "pos", key: "x" },
+      { op: "list_insert", obj: "n1", attr: "ports", index: 0, value: "in" },
+      { op: "list_remove", obj: "n1", attr: "ports", index: 0 },
+      { op: "list_move", obj: "n1", attr: "ports", from: 0, to: 1 },
+      { op: "list_set", obj: "n1", attr: "ports", index: 1, value: null },
+      { op: "set_add", obj: "n1", attr: "tags", value: 3 },
+      { op: "set_remove", obj: "n1", attr: "tags", value: true },
+      { op: "emit", obj: "n1", attr: "ping", args: { n: 1 } },
+    ];
+    const m = ok(JSON.stringify({ t: "update", v: 42, origin: "c1", action: 7, changes }));
+    expect(m).toEqual({ t: "update", v: 42, origin: "c1", action: 7, changes });
+  });
+
+  it("ignores unknown fields everywhere (forward compatible)", () => {
+    const m = ok(
+      '{"t":"update","v":1,"origin":"server","future":true,"changes":[{"op":"set","obj":"a","attr":"b","value":1,"extra":[1]}]}',
+    );
+    expect(m).toEqual({ t: "update", v: 1, origin: "server", changes: [{ op: "set", obj: "a", attr: "b", value: 1 }] });
+  });
+
+  it("decodes reject, events, presence, result and error", () => {
+    expect(ok('{"t":"reject","action":7,"code":"invalid","reason":"no","change":0}')).toEqual({
+      t: "reject",
+      action: 7,
+      code: "invalid",
+      reason: "no",
+      change: 0,
+    });
+    expect(ok('{"t":"events","v":4,"origin":"c1","action":9,"changes":[{"op":"emit","obj":"n","attr":"e"}]}')).toEqual({
+      t: "events",
+      v: 4,
+      origin: "c1",
+      action: 9,
+      changes: [{ op: "emit", obj: "n", attr: "e" }],
+    });
+    expect(ok('{"t":"presence","client":"c9","state":null}')).toEqual({ t: "presence", client: "c9", state: null });
+    expect(ok('{"t":"result","id":3,"ok":{"moved":12}}')).toEqual({ t: "result", id: 3, ok: { moved: 12 } });
+    expect(ok('{"t":"result","id":3,"ok":null}')).toEqual({ t: "result", id: 3, ok: null });
+    expect(ok('{"t":"result","id":-3,"error":{"code":"timeout","reason":"slow"}}')).toEqual({
+      t: "result",
+      id: -3,
+      error: { code: "timeout", reason: "slow" },
+    });
+    expect(ok('{"t":"error","code":"bad_message","reason":"x"}')).toEqual({ t: "error", code: "bad_message", reason: "x" });
+  });
+
+  it("answers malformed input with a DecodeError saying where", () => {
+    expect(bad("{").reason).toMatch(/malformed JSON/);
+    expect(bad("[]").reason).toMatch(/expected an object/);
+    expect(bad('{"v":1}').reason).toMatch(/message\.t/);
+    const unknown = bad('{"t":"teleport"}');
+    expect(unknown.reason).toMatch(/unknown message type/);
+    expect(unknown.messageType).toBe("teleport");
+    expect(bad('{"t":"update","v":1,"origin":"c","changes":[{"op":"text_insert","obj":"a","attr":"b","pos":-1,"text":"x"}]}').reason).toBe(
+      "update.changes[0].pos: expected a non-negative integer",
+    );
+    expect(bad('{"t":"update","v":1.5,"origin":"c","changes":[]}').reason).toMatch(/update\.v/);
+    expect(bad('{"t":"update","v":1,"origin":"c","changes":[{"op":"warp","obj":"a"}]}').reason).toMatch(/unknown change "warp"/);
+    expect(bad('{"t":"update","v":1,"origin":"c","changes":[{"op":"set_add","obj":"a","attr":"s","value":1.5}]}').reason).toMatch(
+      /integer or a boolean/,
+    );
+    expect(bad('{"t":"result","id":1}').reason).toMatch(/"ok" or "error"/);
+    expect(bad('{"t":"welcome","protocol":1,"client":"c","resume_token":"r","version":1}').reason).toMatch(/acked/);
+  });
+
+  it("keeps a __proto__ presence key as data", () => {
+    const m = ok('{"t":"welcome","protocol":1,"client":"c","resume_token":"r","version":0,"acked":0,"presence":{"__proto__":{"x":1}}}');
+    if (m.t !== "welcome") throw new Error("welcome expected");
+    expect(Object.keys(m.presence)).toEqual(["__proto__"]);
+    expect(Object.getPrototypeOf(m.presence)).toBe(Object.prototype);
+  });
+
+  it("bounds snapshot nesting", () => {
+    let node = '{"id":"x","type":"T"}';
+    for (let i = 0; i < 300; i++) node = `{"id":"n${i}","type":"T","children":[${node}]}`;
+    const text = `{"t":"welcome","protocol":1,"client":"c","resume_token":"r","version":0,"acked":0,"snapshot":{"version":0,"next_server_id":0,"root":${node}}}`;
+    expect(bad(text).reason).toMatch(/nested deeper/);
+  });
+
+  it("never throws on random or mutated input (seeded)", () => {
+    const rng = new Rng(99);
+    const samples = [
+      '{"t":"update","v":42,"origin":"c1","action":7,"changes":[{"op":"dict_set","obj":"n1","attr":"pos","key":"x","value":120}]}',
+      '{"t":"welcome","protocol":1,"client":"c5","resume_token":"r","version":3,"acked":0,"snapshot":{"version":3,"next_server_id":1,"root":{"id":"root","type":"Root"}},"presence":{}}',
+      '{"t":"result","id":3,"error":{"code":"timeout","reason":"x"}}',
+    ];
+    const alphabet = '{}[]":,0123456789-.abcdeftnul\\ ';
+    for (let k = 0; k < 3000; k++) {
+      const chars = [...rng.pick(samples)];
+      for (let n = rng.int(4) + 1; n > 0; n--) {
+        const at = rng.int(chars.length);
+        if (rng.chance(0.5)) chars.splice(at, 1);
+        else chars.splice(at, 0, rng.pick([...alphabet]));
+      }
+      const text = chars.join("");
+      expect(() => decodeServerMessage(text)).not.toThrow();
+    }
+  });
+});
+
+describe("decodeChange and encodeClientMessage", () => {
+  it("decodes a change alone", () => {
+    expect(decodeChange({ op: "delete", id: "x" })).toEqual({ op: "delete", id: "x" });
+    expect(decodeChange({ op: "delete" })).toBeInstanceOf(DecodeError);
+    expect(decodeChange(null)).toBeInstanceOf(DecodeError);
+  });
+
+  it("encodes client messages as JSON text", () => {
+    const text = encodeClientMessage({ t: "hello", protocol: 1, resume: { client: "c5", resume_token: "r", version: 4 } });
+    expect(JSON.parse(text)).toEqual({ t: "hello", protocol: 1, resume: { client: "c5", resume_token: "r", version: 4 } });
+  });
+});

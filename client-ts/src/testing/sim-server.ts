@@ -1,0 +1,394 @@
+/**
+ * A simulated ObjectSync room for tests: speaks wire protocol v1 (hello/welcome with resume,
+ * action -> update/events/reject, presence, call, undo/redo) and transforms text edits exactly
+ * as the Rust server does (`src/model/tx.rs` `transform_request`: each edit of an action is
+ * transformed against the edits other actors made to that topic since the action's base, ties
+ * by actor id, the server's `""` first). State lives in an `ObjectTree`. Test-only; transport
+ * agnostic (a session sends text through a callback).
+ */
+
+import type {
+  ActionMessage,
+  Change,
+  JsonValue,
+  NodeSnapshot,
+  ServerMessage,
+  UpdateMessage,
+} from "../protocol.js";
+import type { TextEdit } from "../text.js";
+import { transformSeqs } from "../text.js";
+import type { Step } from "../tree.js";
+import { ObjectTree, ROOT_ID } from "../tree.js";
+
+interface TextEntry {
+  version: number;
+  client: string | null;
+  tie: string;
+  edit: TextEdit;
+}
+
+interface TextHistory {
+  floor: number;
+  entries: TextEntry[];
+}
+
+interface ClientRecord {
+  id: string;
+  token: string;
+  lastAction: number;
+  session: ServerSession | null;
+  undo: Step[][];
+}
+
+/** A service: returns a value, or throws `{ code, reason }`. */
+export type Service = (args: JsonValue, client: string) => JsonValue;
+
+/** Options of the simulated room. */
+export interface SimServerOptions {
+  /** The starting document (a root with nothing by default). */
+  root?: NodeSnapshot;
+  /** Updates kept for resume; older resumes get a snapshot. */
+  logMax?: number;
+  /** Services callable with `call`. */
+  services?: Record<string, Service>;
+  /** Client ids that get `read_only`. */
+  readOnly?: (clientId: string) => boolean;
+  /** A validator: refuse a change with `{ code, reason }` (as a type's validator would). */
+  refuse?: (change: Change, clientId: string) => { code: string; reason: string } | null;
+}
+
+/** One connection's server end. */
+export class ServerSession {
+  client: ClientRecord | null = null;
+  closed = false;
+  constructor(
+    private readonly server: SimServer,
+    readonly send: (text: string) => void,
+  ) {}
+  /** A text frame from the client. */
+  receive(text: string): void {
+    if (!this.closed) this.server.handle(this, text);
+  }
+  /** The connection is gone. */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.server.disconnected(this);
+  }
+}
+
+/** The simulated room; see the module docs. */
+export class SimServer {
+  readonly tree: ObjectTree;
+  version = 0;
+  readonly log: UpdateMessage[] = [];
+  /** Every message received, for assertions: [client id, message]. */
+  readonly received: [string | null, { t: string } & Record<string, unknown>][] = [];
+  private readonly texts = new Map<string, TextHistory>();
+  private readonly clients = new Map<string, ClientRecord>();
+  private readonly presence = new Map<string, JsonValue>();
+  private nextClient = 1;
+  private readonly logMax: number;
+  private readonly services: Record<string, Service>;
+  private readonly readOnly: (clientId: string) => boolean;
+  private readonly refuse: (change: Change, clientId: string) => { code: string; reason: string } | null;
+
+  constructor(options: SimServerOptions = {}) {
+    this.tree = new ObjectTree(options.root ?? { id: ROOT_ID, type: "Root" });
+    this.logMax = options.logMax ?? 10_000;
+    this.services = options.services ?? {};
+    this.readOnly = options.readOnly ?? (() => false);
+    this.refuse = options.refuse ?? (() => null);
+  }
+
+  /** A new connection; `send` delivers server frames to the client. */
+  connect(send: (text: string) => void): ServerSession {
+    return new ServerSession(this, send);
+  }
+
+  /** The document as a snapshot node. */
+  snapshot(): NodeSnapshot {
+    return this.tree.snapshotOf(ROOT_ID) as NodeSnapshot;
+  }
+
+  /** The value of one attribute. */
+  value(obj: string, attr: string): JsonValue | undefined {
+    return this.tree.get(obj)?.attrs.get(attr);
+  }
+
+  /** Changes made by server code (origin "server", tie ""). */
+  serverChange(changes: Change[]): UpdateMessage {
+    const steps: Step[] = [];
+    const failed = this.tree.applyAll(changes, steps);
+    if (failed !== null) throw new Error(`server change failed: ${failed.error.reason}`);
+    this.version++;
+    for (const c of changes) this.logText(c, null, "");
+    const msg: UpdateMessage = { t: "update", v: this.version, origin: "server", changes: steps.flatMap(wireChange) };
+    this.publish(msg);
+    return msg;
+  }
+
+  /** @internal */
+  handle(session: ServerSession, text: string): void {
+    const msg = JSON.parse(text) as { t: string } & Record<string, unknown>;
+    this.received.push([session.client?.id ?? null, msg]);
+    if (session.client === null) {
+      if (msg.t !== "hello") throw new Error(`first message must be hello, got ${msg.t}`);
+      this.hello(session, msg as { t: "hello"; resume?: { client: string; resume_token: string; version: number } });
+      return;
+    }
+    const client = session.client;
+    switch (msg.t) {
+      case "action":
+        this.action(client, msg as unknown as ActionMessage);
+        break;
+      case "undo":
+      case "redo":
+        this.undo(client, msg as unknown as { t: "undo" | "redo"; id: number });
+        break;
+      case "presence": {
+        const state = (msg as unknown as { state: JsonValue }).state;
+        if (state === null) this.presence.delete(client.id);
+        else this.presence.set(client.id, state);
+        this.broadcast({ t: "presence", client: client.id, state }, client.id);
+        break;
+      }
+      case "call": {
+        const m = msg as unknown as { id: number; service: string; args: JsonValue };
+        const service = this.services[m.service];
+        if (service === undefined) {
+          this.sendTo(client, { t: "result", id: m.id, error: { code: "no_such_service", reason: `no service ${m.service}` } });
+          break;
+        }
+        try {
+          this.sendTo(client, { t: "result", id: m.id, ok: service(m.args, client.id) });
+        } catch (e) {
+          const err = e as { code?: string; reason?: string };
+          this.sendTo(client, { t: "result", id: m.id, error: { code: err.code ?? "service_failed", reason: err.reason ?? String(e) } });
+        }
+        break;
+      }
+      default:
+        this.sendTo(client, { t: "error", code: "unknown_message", reason: `unknown message ${msg.t}` });
+    }
+  }
+
+  /** @internal */
+  disconnected(session: ServerSession): void {
+    const client = session.client;
+    if (client === null || client.session !== session) return;
+    client.session = null;
+    if (this.presence.delete(client.id)) this.broadcast({ t: "presence", client: client.id, state: null }, client.id);
+  }
+
+  private hello(session: ServerSession, msg: { resume?: { client: string; resume_token: string; version: number } }): void {
+    const r = msg.resume;
+    const known = r === undefined ? undefined : this.clients.get(r.client);
+    const floor = this.version - this.log.length;
+    let client: ClientRecord;
+    let resumed = false;
+    if (r !== undefined && known !== undefined && known.token === r.resume_token) {
+      client = known;
+      resumed = r.version >= floor && r.version <= this.version;
+    } else {
+      const id = `c${this.nextClient++}`;
+      client = { id, token: `tok-${id}`, lastAction: 0, session: null, undo: [] };
+      this.clients.set(id, client);
+    }
+    client.session?.close();
+    client.session = session;
+    session.client = client;
+    const presence: Record<string, JsonValue> = {};
+    for (const [id, state] of this.presence) if (id !== client.id) presence[id] = state;
+    const welcome: ServerMessage = {
+      t: "welcome",
+      protocol: 1,
+      client: client.id,
+      resume_token: client.token,
+      version: this.version,
+      acked: client.lastAction,
+      presence,
+      read_only: this.readOnly(client.id),
+    };
+    if (!resumed) welcome.snapshot = { version: this.version, next_server_id: 1, root: this.snapshot() };
+    session.send(JSON.stringify(welcome));
+    if (resumed && r !== undefined) {
+      for (const u of this.log) if (u.v > r.version) session.send(JSON.stringify(u));
+    }
+  }
+
+  private action(client: ClientRecord, msg: ActionMessage): void {
+    const reject = (code: string, reason: string, change?: number) => {
+      const m: ServerMessage = { t: "reject", action: msg.id, code, reason };
+      if (change !== undefined) m.change = change;
+      this.sendTo(client, m);
+    };
+    if (msg.id <= client.lastAction) return reject("duplicate_action", `action ${msg.id} <= ${client.lastAction}`);
+    client.lastAction = msg.id;
+    if (this.readOnly(client.id)) return reject("read_only", "read only");
+    if (msg.changes.length === 0) return reject("empty_action", "no changes");
+    if (msg.base > this.version) return reject("bad_base", `base ${msg.base} > ${this.version}`);
+    const steps: Step[] = [];
+    const applied: Change[] = [];
+    const views = new Map<string, [TextEdit, string][]>();
+    const textLog: [Change, TextEdit | null][] = [];
+    const fail = (code: string, reason: string, index: number) => {
+      this.tree.revert(steps);
+      reject(code, reason, index);
+    };
+    for (let i = 0; i < msg.changes.length; i++) {
+      const c = msg.changes[i] as Change;
+      if (c.op === "create" && !c.id.startsWith(`${client.id}:`)) return fail("bad_id", `${c.id} lacks ${client.id}:`, i);
+      const refused = this.refuse(c, client.id);
+      if (refused !== null) return fail(refused.code, refused.reason, i);
+      if (c.op === "text_insert" || c.op === "text_delete") {
+        const key = `${c.obj}\u0000${c.attr}`;
+        let view = views.get(key);
+        if (view === undefined) {
+          const h = this.texts.get(key) ?? { floor: 0, entries: [] };
+          if (msg.base < h.floor && msg.base < this.version) return fail("text_base_too_old", "history too short", i);
+          view = [];
+          for (const e of h.entries) {
+            if (e.version <= msg.base) continue;
+            if (e.client === client.id) return fail("text_base_stale", "own edit since base", i);
+            view.push([e.edit, e.tie]);
+          }
+          views.set(key, view);
+        }
+        let edits: TextEdit[] = [c.op === "text_insert" ? { kind: "insert", pos: c.pos, text: c.text } : { kind: "delete", pos: c.pos, len: c.len }];
+        const rewritten: [TextEdit, string][] = [];
+        for (const [other, tie] of view) {
+          const [mine, theirs] = transformSeqs(edits, [other], client.id < tie);
+          edits = mine;
+          for (const t of theirs) rewritten.push([t, tie]);
+        }
+        views.set(key, rewritten);
+        for (const e of edits) {
+          const tc: Change =
+            e.kind === "insert"
+              ? { op: "text_insert", obj: c.obj, attr: c.attr, pos: e.pos, text: e.text }
+              : { op: "text_delete", obj: c.obj, attr: c.attr, pos: e.pos, len: e.len };
+          const err = this.tree.apply(tc, steps);
+          if (err !== null) return fail(err.code, err.reason, i);
+          applied.push(tc);
+          textLog.push([tc, e]);
+        }
+        continue;
+      }
+      const err = this.tree.apply(c, steps);
+      if (err !== null) return fail(err.code, err.reason, i);
+      applied.push(c);
+      if (c.op === "set") textLog.push([c, null]);
+    }
+    if (steps.every((s) => s.op === "emit")) {
+      this.publish({ t: "events", v: this.version, origin: client.id, action: msg.id, changes: applied });
+      return;
+    }
+    this.version++;
+    for (const [c, e] of textLog) this.logText(c, client.id, client.id, e);
+    client.undo.push(steps.filter((s) => s.op !== "emit"));
+    this.publish({ t: "update", v: this.version, origin: client.id, action: msg.id, changes: steps.flatMap(wireChange) });
+  }
+
+  /** A simple undo: the inverse of the client's latest transition (no text transposition). */
+  private undo(client: ClientRecord, msg: { t: "undo" | "redo"; id: number }): void {
+    client.lastAction = Math.max(client.lastAction, msg.id);
+    const last = msg.t === "undo" ? client.undo.pop() : undefined;
+    if (last === undefined) {
+      this.sendTo(client, { t: "reject", action: msg.id, code: "nothing_to_undo", reason: "nothing to undo" });
+      return;
+    }
+    const inverse = inverseChanges(last);
+    const steps: Step[] = [];
+    const failed = this.tree.applyAll(inverse, steps);
+    if (failed !== null) {
+      this.sendTo(client, { t: "reject", action: msg.id, code: "undo_conflict", reason: failed.error.reason });
+      return;
+    }
+    this.version++;
+    for (const c of inverse) this.logText(c, client.id, client.id);
+    this.publish({ t: "update", v: this.version, origin: client.id, action: msg.id, changes: steps.flatMap(wireChange) });
+  }
+
+  private logText(c: Change, client: string | null, tie: string, edit?: TextEdit | null): void {
+    if (c.op !== "set" && c.op !== "text_insert" && c.op !== "text_delete") return;
+    const key = `${c.obj}\u0000${c.attr}`;
+    let h = this.texts.get(key);
+    if (h === undefined) this.texts.set(key, (h = { floor: 0, entries: [] }));
+    if (c.op === "set") {
+      h.entries = [];
+      h.floor = this.version;
+      return;
+    }
+    const e: TextEdit = edit ?? (c.op === "text_insert" ? { kind: "insert", pos: c.pos, text: c.text } : { kind: "delete", pos: c.pos, len: c.len });
+    h.entries.push({ version: this.version, client, tie, edit: e });
+  }
+
+  private publish(msg: ServerMessage): void {
+    if (msg.t === "update") {
+      this.log.push(msg);
+      if (this.log.length > this.logMax) this.log.shift();
+    }
+    this.broadcast(msg, null);
+  }
+
+  private broadcast(msg: ServerMessage, except: string | null): void {
+    const text = JSON.stringify(msg);
+    for (const c of this.clients.values()) if (c.id !== except && c.session !== null) c.session.send(text);
+  }
+
+  private sendTo(client: ClientRecord, msg: ServerMessage): void {
+    client.session?.send(JSON.stringify(msg));
+  }
+}
+
+/** The wire form of an applied step (what `update.changes` carries). */
+function wireChange(s: Step): Change[] {
+  switch (s.op) {
+    case "create": {
+      const c: Change = { op: "create", id: s.node.id, type: s.node.type, parent: s.parent, index: s.index };
+      if (s.node.attrs !== undefined) c.attrs = s.node.attrs;
+      if (s.node.children !== undefined) c.children = s.node.children;
+      return [c];
+    }
+    case "delete":
+      return [{ op: "delete", id: s.node.id }];
+    case "move":
+      return [{ op: "move", id: s.id, parent: s.toParent, index: s.toIndex }];
+    case "attr":
+      if (s.change.op === "list_insert" && s.change.index === undefined && Array.isArray(s.old)) {
+        return [{ ...s.change, index: s.old.length }];
+      }
+      return [s.change];
+    case "emit":
+      return [s.change];
+  }
+}
+
+function inverseChanges(steps: readonly Step[]): Change[] {
+  const out: Change[] = [];
+  for (let i = steps.length - 1; i >= 0; i--) {
+    const s = steps[i] as Step;
+    switch (s.op) {
+      case "create":
+        out.push({ op: "delete", id: s.node.id });
+        break;
+      case "delete": {
+        const c: Change = { op: "create", id: s.node.id, type: s.node.type, parent: s.parent, index: s.index };
+        if (s.node.attrs !== undefined) c.attrs = s.node.attrs;
+        if (s.node.children !== undefined) c.children = s.node.children;
+        out.push(c);
+        break;
+      }
+      case "move":
+        out.push({ op: "move", id: s.id, parent: s.fromParent, index: s.fromIndex });
+        break;
+      case "attr":
+        out.push({ op: "set", obj: s.obj, attr: s.attr, value: s.old ?? null });
+        break;
+      case "emit":
+        break;
+    }
+  }
+  return out;
+}
