@@ -36,8 +36,8 @@ fn main() {
     rt.block_on(async move {
         match mode.as_str() {
             "quick" => quick().await,
-            "all" | "w1" | "w3" | "w4" => full(&mode).await,
-            other => panic!("unknown mode {other}: use quick, all, w1, w3 or w4"),
+            "all" | "w1" | "w3" | "w4" | "dur" => full(&mode).await,
+            other => panic!("unknown mode {other}: use quick, all, w1, w3, w4 or dur"),
         }
     });
 }
@@ -68,6 +68,13 @@ impl Proc {
     fn server() -> Proc {
         let mut cmd = Command::new(env!("CARGO_BIN_EXE_objectsync"));
         cmd.args(["serve", "--bind", "127.0.0.1:0", "--preset", "bench", "--static", "/nonexistent", "--memory"]);
+        Proc::start(cmd)
+    }
+    /// The server with its SQLite store in `dir`.
+    fn durable_server(dir: &std::path::Path) -> Proc {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_objectsync"));
+        cmd.args(["serve", "--bind", "127.0.0.1:0", "--preset", "bench", "--static", "/nonexistent", "--data"])
+            .arg(dir);
         Proc::start(cmd)
     }
     fn relay() -> Proc {
@@ -305,6 +312,51 @@ async fn cold_join(addr: SocketAddr, room: &str) -> (f64, usize, usize) {
     (ms, text.len(), mirror.len())
 }
 
+/// Durable acks: `writers` writers, each in its own room, each sending `updates` actions
+/// pipelined; acked updates per second over all of them.
+async fn durable_acks(addr: SocketAddr, tag: &str, writers: usize, updates: usize) -> f64 {
+    let mut tasks = Vec::new();
+    let start = Instant::now();
+    for w in 0..writers {
+        let room = format!("nodes-10-{tag}-{w}");
+        tasks.push(tokio::spawn(async move {
+            let ws = join(Target::ObjectSync, addr, &room).await;
+            let (mut sink, mut stream) = ws.split();
+            let reader = tokio::spawn(async move {
+                let mut acked = 0;
+                let deadline = tokio::time::Instant::now() + PHASE_DEADLINE;
+                while acked < updates {
+                    match tokio::time::timeout_at(deadline, stream.next()).await {
+                        Ok(Some(Ok(Message::Text(t)))) if t.starts_with(r#"{"t":"update""#) => acked += 1,
+                        Ok(Some(Ok(_))) => {}
+                        _ => break,
+                    }
+                }
+                acked
+            });
+            for k in 0..updates {
+                let text = format!(
+                    r#"{{"t":"action","id":{},"base":0,"changes":[{{"op":"dict_set","obj":"n{}","attr":"pos","key":"x","value":{k}}}]}}"#,
+                    k + 1,
+                    k % 10
+                );
+                sink.feed(Message::Text(text.into())).await.expect("send");
+                if k % 64 == 63 {
+                    sink.flush().await.expect("flush");
+                }
+            }
+            sink.flush().await.expect("flush");
+            reader.await.expect("reader")
+        }));
+    }
+    let mut acked = 0;
+    for t in tasks {
+        acked += t.await.expect("writer");
+    }
+    assert_eq!(acked, writers * updates, "every update acknowledged");
+    acked as f64 / start.elapsed().as_secs_f64()
+}
+
 // ----- runs -----
 
 async fn quick() {
@@ -412,6 +464,32 @@ async fn full(mode: &str) {
         ));
         lines.push(format!("| W3 cold join, 10,000 nodes | bytes received | {bytes} | — | |"));
         lines.push(format!("| W4 memory | server RSS per node, bytes | {} | — | |", median_range(&mut rss)));
+    }
+    if mode == "all" || mode == "dur" {
+        let (mut one, mut ten, mut load_ms) = (Vec::new(), Vec::new(), Vec::new());
+        for rep in 0..REPS {
+            let dir = std::env::temp_dir().join(format!("objectsync-bench-{}-{rep}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&dir);
+            {
+                let server = Proc::durable_server(&dir);
+                one.push(durable_acks(server.addr, "one", 1, 5000).await);
+                ten.push(durable_acks(server.addr, "ten", 10, 1000).await);
+                // Store a 10,000-node room for the load below.
+                let _ = cold_join(server.addr, "nodes-10000").await;
+            }
+            let server = Proc::durable_server(&dir);
+            let (ms, _, objects) = cold_join(server.addr, "nodes-10000").await;
+            assert_eq!(objects, 10_002);
+            load_ms.push(ms);
+            drop(server);
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        lines.push(format!("| durable acks, 1 writer (SQLite) | acked updates/s | {} | — | |", median_range(&mut one)));
+        lines.push(format!(
+            "| durable acks, 10 writers in 10 rooms | acked updates/s | {} | — | |",
+            median_range(&mut ten)
+        ));
+        lines.push(format!("| load a 10,000-node room from disk + join | ms | {} | — | |", median_range(&mut load_ms)));
     }
     let table = lines.join("\n");
     println!("{table}");

@@ -33,7 +33,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         bot.send_action(vec![Change::Set { obj: node.clone(), attr: "pos".into(), value: Value::Dict(pos) }]).await?;
         tokio::time::sleep(Duration::from_millis(33)).await;
     }
-    let v = bot.act(vec![Change::Set { obj: node.clone(), attr: "title".into(), value: "bot was here".into() }]).await?;
+    let v =
+        bot.act(vec![Change::Set { obj: node.clone(), attr: "title".into(), value: "bot was here".into() }]).await?;
     println!("done at version {v}");
     bot.close().await?;
     Ok(())

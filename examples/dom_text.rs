@@ -1,17 +1,27 @@
-//! The README's DOM example, server side: a room holds a `Div` with a styled `Text`, and Rust
-//! code changes the text and its style every second while pages show it.
+//! The README's DOM example, server side: a room holds a `Div` (id `page`) with a styled `Text`
+//! (id `hello`), and Rust code changes the text and its color every second while pages show it.
 //!
-//! Run: `cargo run --example dom_text`, then open the page of client-ts's DOM example against
-//! `ws://127.0.0.1:8766/ws/dom`.
+//! Run: `cargo run --example dom_text -- --bind 127.0.0.1:8766 --static client-ts/examples/dom/dist`,
+//! then open http://127.0.0.1:8766/ (the page joins room `dom`).
 
+use objectsync::demo;
 use objectsync::model::ModelError;
-use objectsync::{demo, Server};
 use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let server = Server::builder(demo::types()).on_room_create(|_, tx| demo::build_room(tx)).build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:8766").await?;
+    let mut bind = "127.0.0.1:8766".to_owned();
+    let mut static_dir = "client-ts/examples/dom/dist".to_owned();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        match a.as_str() {
+            "--bind" => bind = args.next().unwrap_or(bind),
+            "--static" => static_dir = args.next().unwrap_or(static_dir),
+            other => eprintln!("unknown argument {other}"),
+        }
+    }
+    let server = demo::server().static_dir(static_dir).build();
+    let listener = tokio::net::TcpListener::bind(&bind).await?;
     println!("listening on http://{}", listener.local_addr()?);
     let room = server.room("dom").await.map_err(std::io::Error::other)?;
     tokio::spawn(async move {

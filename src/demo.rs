@@ -82,6 +82,24 @@ pub fn register(types: &mut TypeRegistry) {
     types.register::<Text>();
 }
 
+/// A server builder with the demo's types, rooms and services: `echo` (answers its caller's id
+/// and arguments) and `slow` (answers after `args.ms` milliseconds, at most 5,000: for trying
+/// timeouts).
+pub fn server() -> crate::ServerBuilder {
+    crate::Server::builder(types())
+        .on_room_create(|_, tx| build_room(tx))
+        .service(
+            "echo",
+            |call| async move { Ok(dict! { "client" => call.client.as_str(), "args" => call.args }.into()) },
+        )
+        .service("slow", |call| async move {
+            let ms =
+                call.args.as_dict().and_then(|d| d.get("ms")).and_then(Value::as_int).unwrap_or(1000).clamp(0, 5000);
+            tokio::time::sleep(std::time::Duration::from_millis(ms as u64)).await;
+            Ok(Value::Int(ms))
+        })
+}
+
 /// The demo's types in a fresh registry.
 pub fn types() -> TypeRegistry {
     let mut t = TypeRegistry::new();

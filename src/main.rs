@@ -1,8 +1,8 @@
 //! The `objectsync` command: runs the server with the demo types and page.
 
 use clap::{Parser, Subcommand};
+use objectsync::demo;
 use objectsync::store::{MemoryStore, RoomSnapshot, SqliteStore, Store};
-use objectsync::{demo, Server};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -129,7 +129,7 @@ async fn serve(bind: SocketAddr, static_dir: PathBuf, preset: Preset, storage: S
         Arc::new(store)
     };
     let server = match preset {
-        Preset::Demo => Server::builder(demo::types()).on_room_create(|_, tx| demo::build_room(tx)),
+        Preset::Demo => demo::server(),
         Preset::Bench => objectsync::bench_preset::builder(),
     }
     .store(store)
