@@ -447,6 +447,7 @@ impl RoomState {
             clients: self
                 .known
                 .iter()
+                .filter(|(_, k)| k.last_action > 0)
                 .map(|(id, k)| KnownClient { id: id.clone(), last_action: k.last_action })
                 .collect(),
         }
@@ -554,7 +555,7 @@ impl RoomState {
         loop {
             let n: u64 = rand::random();
             let id = compact_str::format_compact!("c{}", base36(n, 10));
-            if !self.known.contains_key(&id) {
+            if !self.known.contains_key(&id) && !self.clients.contains_key(&id) {
                 return id;
             }
         }
@@ -736,6 +737,11 @@ impl RoomState {
         let Some(c) = self.clients.remove(client) else {
             return;
         };
+        // A client that never had an action applied needs no record: its resume token is
+        // derived, and there is nothing to deduplicate.
+        if self.known.get(client).is_some_and(|k| k.last_action == 0) {
+            self.known.remove(client);
+        }
         if let Some((code, reason)) = close {
             tracing::info!(%client, code, %reason, "client cut off");
             c.link.closer.close(code, reason);
