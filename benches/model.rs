@@ -5,8 +5,8 @@
 //! on time.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use objectsync::model::{Actor, Change, Document, ObjId, TypeRegistry, Value};
-use objectsync::{dict, sobject};
+use objectsync::bench_preset;
+use objectsync::model::{Actor, Change, Document, ObjId, Value};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -35,56 +35,14 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOC: Counting = Counting;
 
-sobject! {
-    /// The benchmark graph.
-    pub struct Graph: "Graph" {}
-}
-
-sobject! {
-    /// A node with three attributes, as in the standard workloads.
-    pub struct Node: "Node" {
-        title: Str,
-        pos: Dict,
-        ports: List,
-    }
-}
-
 const NODES: usize = 10_000;
 
+/// The standard workload's room: a graph `g` of 10,000 nodes (`n0`..), each with `title`,
+/// `pos` {x, y} and `ports` (the same room the system benchmark serves).
 fn build() -> Document {
-    let mut types = TypeRegistry::new();
-    types.register::<Graph>();
-    types.register::<Node>();
-    let mut doc = Document::new(Arc::new(types));
-    let graph = Change::Create {
-        id: "g".into(),
-        type_name: "Graph".into(),
-        parent: "root".into(),
-        index: None,
-        attrs: Default::default(),
-        children: Vec::new(),
-    };
-    let r = doc.apply(&Actor::Server, None, vec![graph]);
+    let mut doc = Document::new(Arc::new(bench_preset::types()));
+    let r = doc.transact(&Actor::Server, |tx| bench_preset::build_room("nodes-10000", tx));
     assert!(r.is_ok(), "{r:?}");
-    for chunk in (0..NODES).collect::<Vec<_>>().chunks(1000) {
-        let changes = chunk
-            .iter()
-            .map(|i| Change::Create {
-                id: format!("n{i}").into(),
-                type_name: "Node".into(),
-                parent: "g".into(),
-                index: None,
-                attrs: dict! {
-                    "title" => format!("node-{i}"),
-                    "pos" => dict! { "x" => *i as i64, "y" => *i as i64 },
-                    "ports" => vec!["in", "out"],
-                },
-                children: Vec::new(),
-            })
-            .collect();
-        let r = doc.apply(&Actor::Server, None, changes);
-        assert!(r.is_ok(), "{r:?}");
-    }
     doc
 }
 

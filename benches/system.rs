@@ -36,8 +36,8 @@ fn main() {
     rt.block_on(async move {
         match mode.as_str() {
             "quick" => quick().await,
-            "all" | "w1" | "w3" | "w4" | "dur" => full(&mode).await,
-            other => panic!("unknown mode {other}: use quick, all, w1, w3, w4 or dur"),
+            "all" | "w1" | "w3" | "w4" | "w5" | "dur" => full(&mode).await,
+            other => panic!("unknown mode {other}: use quick, all, w1, w3, w4, w5 or dur"),
         }
     });
 }
@@ -357,6 +357,126 @@ async fn durable_acks(addr: SocketAddr, tag: &str, writers: usize, updates: usiz
     acked as f64 / start.elapsed().as_secs_f64()
 }
 
+#[derive(Deserialize)]
+struct Ack {
+    #[serde(default)]
+    origin: String,
+    #[serde(default)]
+    action: Option<u64>,
+}
+
+/// Raises this process's open-file limit to its hard limit (W5 holds thousands of sockets).
+fn raise_fd_limit() -> u64 {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit read and write the struct we own; no other preconditions.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+    lim.rlim_cur
+}
+
+/// W5: `rooms` rooms x `per_room` clients, each client sending `rate` actions per second for
+/// `secs` seconds; returns (p50 ms, p99 ms, server CPU % of one core, actions acked).
+async fn many_rooms(server: &Proc, rooms: usize, per_room: usize, rate: f64, secs: u64) -> (f64, f64, f64, usize) {
+    let addr = server.addr;
+    // Connect everyone first (bounded: 64 connections in flight at once).
+    let mut sockets = Vec::with_capacity(rooms * per_room);
+    let sem = Arc::new(tokio::sync::Semaphore::new(64));
+    let mut joins = Vec::new();
+    for r in 0..rooms {
+        for _ in 0..per_room {
+            let sem = sem.clone();
+            joins.push(tokio::spawn(async move {
+                let _permit = sem.acquire().await.expect("semaphore");
+                let mut ws = connect(addr, &format!("nodes-5-w5-{r}")).await;
+                ws.send(Message::Text(r#"{"t":"hello","protocol":1}"#.into())).await.expect("hello");
+                let client = loop {
+                    match ws.next().await {
+                        Some(Ok(Message::Text(t))) => {
+                            let v: serde_json::Value = serde_json::from_str(&t).expect("welcome json");
+                            break v["client"].as_str().unwrap_or_default().to_owned();
+                        }
+                        Some(Ok(_)) => continue,
+                        other => panic!("no welcome: {other:?}"),
+                    }
+                };
+                (ws, client)
+            }));
+        }
+    }
+    for j in joins {
+        sockets.push(j.await.expect("join"));
+    }
+    let cpu_before = server.cpu_ticks();
+    let started = Instant::now();
+    let mut tasks = Vec::new();
+    for (i, (ws, client)) in sockets.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            let (mut sink, mut stream) = ws.split();
+            let period = Duration::from_secs_f64(1.0 / rate);
+            // Spread the clients over the period so they do not all send at once.
+            let first = tokio::time::Instant::now() + period.mul_f64((i % 997) as f64 / 997.0);
+            let mut tick = tokio::time::interval_at(first, period);
+            let end = tokio::time::Instant::now() + Duration::from_secs(secs);
+            let mut sent: Vec<Instant> = Vec::new();
+            let mut latencies = Vec::new();
+            loop {
+                tokio::select! {
+                    _ = tick.tick(), if tokio::time::Instant::now() < end => {
+                        let k = sent.len();
+                        let text = format!(
+                            r#"{{"t":"action","id":{},"base":0,"changes":[{{"op":"dict_set","obj":"n{}","attr":"pos","key":"x","value":{k}}}]}}"#,
+                            k + 1,
+                            k % 5
+                        );
+                        sent.push(Instant::now());
+                        if sink.send(Message::Text(text.into())).await.is_err() {
+                            break;
+                        }
+                    }
+                    msg = stream.next() => {
+                        let Some(Ok(Message::Text(t))) = msg else { break };
+                        if let Ok(ack) = serde_json::from_str::<Ack>(&t) {
+                            if ack.origin == client {
+                                if let Some(s) = ack.action.and_then(|a| sent.get(a as usize - 1)) {
+                                    latencies.push(s.elapsed().as_secs_f64() * 1000.0);
+                                }
+                            }
+                        }
+                        if tokio::time::Instant::now() >= end && latencies.len() == sent.len() {
+                            break;
+                        }
+                    }
+                    _ = tokio::time::sleep_until(end + Duration::from_secs(10)) => break,
+                }
+            }
+            latencies
+        }));
+    }
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.expect("client"));
+    }
+    let elapsed = started.elapsed().as_secs_f64();
+    let cpu = (server.cpu_ticks() - cpu_before) as f64 / ticks_per_second() / elapsed * 100.0;
+    all.sort_by(f64::total_cmp);
+    let pct = |p: f64| all.get(((all.len() as f64 - 1.0) * p) as usize).copied().unwrap_or(f64::NAN);
+    (pct(0.5), pct(0.99), cpu, all.len())
+}
+
+fn ticks_per_second() -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let t = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
+    if t > 0 {
+        t as f64
+    } else {
+        100.0
+    }
+}
+
 // ----- runs -----
 
 async fn quick() {
@@ -464,6 +584,24 @@ async fn full(mode: &str) {
         ));
         lines.push(format!("| W3 cold join, 10,000 nodes | bytes received | {bytes} | — | |"));
         lines.push(format!("| W4 memory | server RSS per node, bytes | {} | — | |", median_range(&mut rss)));
+    }
+    if mode == "all" || mode == "w5" {
+        let limit = raise_fd_limit();
+        // One socket per client on each side, plus slack.
+        let rooms = if limit >= 12_000 { 1000 } else { ((limit as usize).saturating_sub(200) / 10).max(10) };
+        let (mut p50, mut p99, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..REPS {
+            let server = Proc::server();
+            let (a, b, c, n) = many_rooms(&server, rooms, 5, 2.0, 30).await;
+            assert!(n > 0, "no action was acknowledged");
+            p50.push(a);
+            p99.push(b);
+            cpu.push(c);
+        }
+        let label = format!("W5 {rooms} rooms x 5 clients, 2 actions/s each, 30 s");
+        lines.push(format!("| {label} | p50 ack latency ms | {} | — | |", median_range(&mut p50)));
+        lines.push(format!("| {label} | p99 ack latency ms | {} | — | |", median_range(&mut p99)));
+        lines.push(format!("| {label} | server CPU % of one core | {} | — | |", median_range(&mut cpu)));
     }
     if mode == "all" || mode == "dur" {
         let (mut one, mut ten, mut load_ms) = (Vec::new(), Vec::new(), Vec::new());

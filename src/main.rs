@@ -120,7 +120,20 @@ async fn import(room: &str, file: &Path, data: &Path, preset: Preset) -> anyhow:
     Ok(())
 }
 
+/// Raises the soft limit on open files to the hard limit: every client holds a socket.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit only read and write the struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
 async fn serve(bind: SocketAddr, static_dir: PathBuf, preset: Preset, storage: Storage) -> anyhow::Result<()> {
+    raise_fd_limit();
     let store: Arc<dyn Store> = if storage.memory {
         Arc::new(MemoryStore::default())
     } else {
