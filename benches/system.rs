@@ -155,6 +155,9 @@ fn run_relay() {
 struct Lean {
     #[serde(default)]
     changes: Vec<LeanChange>,
+    /// The messages of a `batch`.
+    #[serde(default)]
+    m: Vec<Lean>,
 }
 
 #[derive(Deserialize)]
@@ -178,7 +181,7 @@ async fn connect(addr: SocketAddr, room: &str) -> Ws {
 async fn join(target: Target, addr: SocketAddr, room: &str) -> Ws {
     let mut ws = connect(addr, room).await;
     if target == Target::ObjectSync {
-        ws.send(Message::Text(r#"{"t":"hello","protocol":1}"#.into())).await.expect("hello");
+        ws.send(Message::Text(r#"{"t":"hello","protocol":1,"batch":true}"#.into())).await.expect("hello");
         loop {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) if t.starts_with(r#"{"t":"welcome""#) => break,
@@ -204,11 +207,15 @@ async fn read_updates(mut ws: Ws, expect: usize) -> Vec<Option<Instant>> {
         let Message::Text(t) = msg else { continue };
         let now = Instant::now();
         let Ok(lean) = serde_json::from_str::<Lean>(&t) else { continue };
-        if let Some(k) = lean.changes.first().and_then(|c| c.value.as_u64()) {
-            if let Some(slot) = got.get_mut(k as usize) {
-                if slot.is_none() {
-                    *slot = Some(now);
-                    count += 1;
+        let one = [lean];
+        let messages = if one[0].m.is_empty() { &one[..] } else { &one[0].m[..] };
+        for msg in messages {
+            if let Some(k) = msg.changes.first().and_then(|c| c.value.as_u64()) {
+                if let Some(slot) = got.get_mut(k as usize) {
+                    if slot.is_none() {
+                        *slot = Some(now);
+                        count += 1;
+                    }
                 }
             }
         }
@@ -328,6 +335,9 @@ async fn durable_acks(addr: SocketAddr, tag: &str, writers: usize, updates: usiz
                 while acked < updates {
                     match tokio::time::timeout_at(deadline, stream.next()).await {
                         Ok(Some(Ok(Message::Text(t)))) if t.starts_with(r#"{"t":"update""#) => acked += 1,
+                        Ok(Some(Ok(Message::Text(t)))) if t.starts_with(r#"{"t":"batch""#) => {
+                            acked += t.matches(r#"{"t":"update""#).count();
+                        }
                         Ok(Some(Ok(_))) => {}
                         _ => break,
                     }

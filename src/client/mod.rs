@@ -135,6 +135,8 @@ pub struct Client {
     next_call: u64,
     next_object: u64,
     inbox: VecDeque<Event>,
+    /// Messages of a `batch` not yet handled.
+    unbatched: VecDeque<ServerMessage>,
 }
 
 impl std::fmt::Debug for Client {
@@ -167,8 +169,15 @@ impl Client {
             next_call: 1,
             next_object: 1,
             inbox: VecDeque::new(),
+            unbatched: VecDeque::new(),
         };
-        c.send(&ClientMessage::Hello { protocol: protocol::PROTOCOL_VERSION, token: options.token, resume }).await?;
+        c.send(&ClientMessage::Hello {
+            protocol: protocol::PROTOCOL_VERSION,
+            token: options.token,
+            resume,
+            batch: true,
+        })
+        .await?;
         match c.recv().await? {
             ServerMessage::Welcome { client, resume_token, version, acked, snapshot, presence, read_only } => {
                 c.id = client;
@@ -343,12 +352,24 @@ impl Client {
     }
 
     async fn recv(&mut self) -> Result<ServerMessage, ClientError> {
+        if let Some(m) = self.unbatched.pop_front() {
+            return Ok(m);
+        }
         loop {
             match self.ws.next().await {
                 None => return Err(ClientError::Closed { code: 1006, reason: "connection lost".into() }),
                 Some(Err(e)) => return Err(ClientError::Connection(e.to_string())),
                 Some(Ok(Message::Text(t))) => {
-                    return protocol::decode_server(&t).map_err(|e| ClientError::Protocol(e.to_string()));
+                    match protocol::decode_server(&t).map_err(|e| ClientError::Protocol(e.to_string()))? {
+                        ServerMessage::Batch { m } => {
+                            self.unbatched.extend(m);
+                            match self.unbatched.pop_front() {
+                                Some(first) => return Ok(first),
+                                None => continue,
+                            }
+                        }
+                        other => return Ok(other),
+                    }
                 }
                 Some(Ok(Message::Close(frame))) => {
                     let (code, reason) =
@@ -396,6 +417,7 @@ impl Client {
             },
             ServerMessage::Error { code, reason } => Event::Error { code, reason },
             ServerMessage::Welcome { .. } => return Err(ClientError::Protocol("a second welcome".into())),
+            ServerMessage::Batch { .. } => return Err(ClientError::Protocol("a batch inside a batch".into())),
         })
     }
 }

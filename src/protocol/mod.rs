@@ -66,6 +66,9 @@ pub enum ClientMessage {
         /// Reconnecting as an earlier client.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         resume: Option<Resume>,
+        /// The client accepts `batch` messages.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        batch: bool,
     },
     /// Changes to apply atomically.
     Action {
@@ -272,6 +275,22 @@ struct ErrorOut<'a> {
     reason: &'a str,
 }
 
+/// Encodes a `batch` of already encoded messages, in order (their text is copied once, and the
+/// result is shared by every client that takes batches).
+pub fn encode_batch<'a>(messages: impl Iterator<Item = &'a str> + Clone) -> String {
+    let len: usize = messages.clone().map(|m| m.len() + 1).sum();
+    let mut out = String::with_capacity(len + 20);
+    out.push_str(r#"{"t":"batch","m":["#);
+    for (i, m) in messages.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(m);
+    }
+    out.push_str("]}");
+    out
+}
+
 /// Encodes an `error`.
 pub fn encode_error(code: &str, reason: &str) -> String {
     serde_json::to_string(&ErrorOut { t: "error", code, reason }).unwrap_or_default()
@@ -365,6 +384,11 @@ pub enum ServerMessage {
         /// Reason.
         reason: String,
     },
+    /// Several messages, in order (only to clients that said `batch` in their hello).
+    Batch {
+        /// The messages.
+        m: Vec<ServerMessage>,
+    },
 }
 
 /// A service failure in a `result`.
@@ -399,7 +423,7 @@ mod tests {
     #[test]
     fn unknown_fields_are_ignored() {
         let m = decode_client(r#"{"t":"hello","protocol":1,"future":true}"#);
-        assert_eq!(m, Ok(ClientMessage::Hello { protocol: 1, token: None, resume: None }));
+        assert_eq!(m, Ok(ClientMessage::Hello { protocol: 1, token: None, resume: None, batch: false }));
         let m = decode_client(r#"{"t":"action","id":1,"base":0,"changes":[{"op":"delete","id":"x","later":1}]}"#);
         assert!(m.is_ok(), "{m:?}");
     }
@@ -416,6 +440,19 @@ mod tests {
         for text in msgs {
             let m = decode_client(text).unwrap_or_else(|e| panic!("{text}: {e}"));
             assert_eq!(decode_client(&encode_client(&m)), Ok(m));
+        }
+    }
+
+    #[test]
+    fn a_batch_holds_messages_in_order() {
+        let a = encode_presence("c1", &Value::Null);
+        let b = encode_error("bad_message", "x");
+        let batch = encode_batch([a.as_str(), b.as_str()].into_iter());
+        match decode_server(&batch) {
+            Ok(ServerMessage::Batch { m }) => {
+                assert!(matches!(m.as_slice(), [ServerMessage::Presence { .. }, ServerMessage::Error { .. }]), "{m:?}");
+            }
+            other => panic!("{other:?}"),
         }
     }
 

@@ -63,6 +63,8 @@ pub(crate) struct SessionLink {
 pub(crate) struct JoinRequest {
     pub(crate) resume: Option<Resume>,
     pub(crate) read_only: bool,
+    /// The client accepts `batch` messages.
+    pub(crate) batch: bool,
 }
 
 /// Why a room refused a join.
@@ -181,6 +183,8 @@ impl RoomHandle {
 }
 
 struct Connected {
+    /// Accepts several messages in one `batch` frame.
+    batch: bool,
     link: SessionLink,
     read_only: bool,
     presence: Value,
@@ -205,6 +209,11 @@ type JoinReply = oneshot::Sender<Result<ClientId, JoinError>>;
 
 /// Store work in flight: resolves to the version now durable (`None` for a snapshot).
 type StoreOp = Pin<Box<dyn Future<Output = Result<Option<u64>, StoreError>> + Send>>;
+
+/// Commands handled per wakeup before what they produced is sent (bounds the delay a batch adds).
+const COMMANDS_PER_WAKEUP_MAX: usize = 64;
+/// Messages in one `batch` frame at most.
+const BATCH_MESSAGES_MAX: usize = 256;
 
 /// Updates between snapshots; the log is compacted behind each snapshot.
 const SNAPSHOT_EVERY_UPDATES: u64 = 1000;
@@ -232,6 +241,9 @@ pub(crate) struct RoomState {
     deferred_joins: Vec<(JoinRequest, SessionLink, JoinReply)>,
     updates_since_snapshot: u64,
     last_snapshot: Instant,
+    /// Messages for everyone, gathered while the actor works through what is waiting, then
+    /// sent together: one `batch` frame for clients that take them.
+    outbox: Vec<Frame>,
     doc: Document,
     undo: UndoHistory,
     clients: HashMap<ClientId, Connected>,
@@ -283,6 +295,7 @@ pub(crate) fn spawn(
         deferred_joins: Vec::new(),
         updates_since_snapshot: 0,
         last_snapshot: Instant::now(),
+        outbox: Vec::new(),
         store,
         server: server.clone(),
         undo: UndoHistory::new(doc.limits()),
@@ -325,6 +338,14 @@ impl RoomState {
                 cmd = rx.recv() => {
                     let Some(cmd) = cmd else { break };
                     self.handle(cmd);
+                    // Work through what else is already waiting, then send it all together.
+                    for _ in 1..COMMANDS_PER_WAKEUP_MAX {
+                        match rx.try_recv() {
+                            Ok(cmd) => self.handle(cmd),
+                            Err(_) => break,
+                        }
+                    }
+                    self.flush_outbox();
                     idle_since = tokio::time::Instant::now();
                 }
                 _ = tokio::time::sleep_until(unload_at), if idle => {
@@ -351,10 +372,11 @@ impl RoomState {
         while self.held.front().is_some_and(|h| h.version <= version) {
             let Some(h) = self.held.pop_front() else { break };
             match h.to {
-                None => self.broadcast(&h.frame, None),
+                None => self.outbox.push(h.frame),
                 Some(client) => self.send_to(&client, h.frame),
             }
         }
+        self.flush_outbox();
         if self.held.is_empty() {
             for (request, link, reply) in std::mem::take(&mut self.deferred_joins) {
                 let r = self.join(request, link);
@@ -489,6 +511,8 @@ impl RoomState {
     }
 
     fn join(&mut self, request: JoinRequest, link: SessionLink) -> Result<ClientId, JoinError> {
+        // The welcome's version must come after every update already sent.
+        self.flush_outbox();
         if self.clients.len() >= self.limits.clients_per_room_max {
             return Err(JoinError::Full { room: self.name.to_string(), limit: self.limits.clients_per_room_max });
         }
@@ -528,7 +552,10 @@ impl RoomState {
         for frame in catchup.into_iter().flatten() {
             link.out.try_send(frame).map_err(|_| JoinError::NotReading)?;
         }
-        self.clients.insert(client.clone(), Connected { link, read_only: request.read_only, presence: Value::Null });
+        self.clients.insert(
+            client.clone(),
+            Connected { link, read_only: request.read_only, presence: Value::Null, batch: request.batch },
+        );
         self.metrics.joins.inc();
         tracing::debug!(%client, resumed = from.is_some(), "client joined");
         Ok(client)
@@ -632,6 +659,7 @@ impl RoomState {
         };
         c.presence = state;
         let frame: Frame = protocol::encode_presence(&client, &c.presence).into();
+        self.flush_outbox();
         self.broadcast(&frame, Some(&client));
     }
 
@@ -670,7 +698,7 @@ impl RoomState {
         match pending {
             Some(version) if self.durable => self.held.push_back(Held { version, frame, to }),
             _ => match to {
-                None => self.broadcast(&frame, None),
+                None => self.outbox.push(frame),
                 Some(client) => self.send_to(&client, frame),
             },
         }
@@ -691,6 +719,41 @@ impl RoomState {
         h.update(&[0]);
         h.update(client.as_bytes());
         h.finalize().to_hex()[..32].to_owned()
+    }
+
+    /// Sends what the outbox gathered: one frame each to clients that take no batches, one
+    /// `batch` frame (encoded once, shared) to those that do.
+    fn flush_outbox(&mut self) {
+        if self.outbox.is_empty() {
+            return;
+        }
+        let frames = std::mem::take(&mut self.outbox);
+        if frames.len() == 1 || !self.clients.values().any(|c| c.batch) {
+            for f in &frames {
+                self.broadcast(f, None);
+            }
+            return;
+        }
+        let batches: Vec<Frame> = frames
+            .chunks(BATCH_MESSAGES_MAX)
+            .map(|chunk| protocol::encode_batch(chunk.iter().map(|f| f.as_str())).into())
+            .collect();
+        let mut slow: Vec<ClientId> = Vec::new();
+        for (id, c) in &self.clients {
+            let out: &[Frame] = if c.batch { &batches } else { &frames };
+            for f in out {
+                if c.link.out.try_send(f.clone()).is_err() {
+                    slow.push(id.clone());
+                    break;
+                }
+                self.metrics.bytes_out.inc_by(f.len() as u64);
+            }
+        }
+        for id in slow {
+            self.metrics.slow_disconnects.inc();
+            let reason = format!("too slow: more than {} messages waiting", self.limits.outbound_queue_len_max);
+            self.drop_client(&id, Some((close::TOO_SLOW, reason)));
+        }
     }
 
     /// Queues `frame` to every client (but `except`); cuts off clients whose queue is full.
@@ -716,6 +779,8 @@ impl RoomState {
 
     /// Sends `frame` to one client; cuts it off if its queue is full.
     fn send_to(&mut self, client: &ClientId, frame: Frame) {
+        // What was gathered for everyone comes first.
+        self.flush_outbox();
         let Some(c) = self.clients.get(client) else {
             return;
         };

@@ -37,6 +37,7 @@ pub(crate) async fn run(socket: WebSocket, room: String, inner: Arc<Inner>) {
 struct Hello {
     token: Option<String>,
     resume: Option<protocol::Resume>,
+    batch: bool,
 }
 
 async fn handshake(stream: &mut SplitStream<WebSocket>, inner: &Inner) -> Result<Hello, (u16, String)> {
@@ -52,14 +53,14 @@ async fn handshake(stream: &mut SplitStream<WebSocket>, inner: &Inner) -> Result
     };
     inner.metrics.bytes_in.inc_by(text.len() as u64);
     let hello = match protocol::decode_client(&text) {
-        Ok(ClientMessage::Hello { protocol, token, resume }) => {
+        Ok(ClientMessage::Hello { protocol, token, resume, batch }) => {
             if protocol != protocol::PROTOCOL_VERSION {
                 return Err((
                     close::BAD_HANDSHAKE,
                     format!("unsupported protocol {protocol}; this server speaks {}", protocol::PROTOCOL_VERSION),
                 ));
             }
-            Hello { token, resume }
+            Hello { token, resume, batch }
         }
         Ok(_) => return Err((close::BAD_HANDSHAKE, "the first message must be hello".into())),
         Err(e) => return Err((close::BAD_HANDSHAKE, format!("bad hello: {e}"))),
@@ -88,7 +89,7 @@ async fn connected(
         return;
     }
     inner.metrics.clients.inc();
-    let joined = join(&inner, &room_name, hello.resume, grant.read_only).await;
+    let joined = join(&inner, &room_name, hello.resume, grant.read_only, hello.batch).await;
     match joined {
         Err(reason) => {
             let _ = sink.send(close_message(close::ROOM_UNAVAILABLE, &reason)).await;
@@ -115,6 +116,7 @@ async fn join(
     room_name: &str,
     resume: Option<protocol::Resume>,
     read_only: bool,
+    batch: bool,
 ) -> Result<Joined, String> {
     // A room being unloaded answers "try again"; the next attempt loads it afresh.
     let mut last_error = String::new();
@@ -123,7 +125,7 @@ async fn join(
         let (out, rx) = mpsc::channel(inner.limits.outbound_queue_len_max);
         let link = SessionLink { out, closer: Arc::new(Closer::default()) };
         let (reply, answer) = oneshot::channel();
-        let request = JoinRequest { resume: resume.clone(), read_only };
+        let request = JoinRequest { resume: resume.clone(), read_only, batch };
         room.send(Command::Join { request, link: link.clone(), reply }).await.map_err(|e| e.to_string())?;
         match answer.await {
             Ok(Ok(client)) => return Ok((room, client, link, rx)),

@@ -64,7 +64,12 @@ async fn a_client_that_never_reads_is_cut_off_while_others_keep_receiving() {
     let ts = TestServer::start_with(TestServer::builder().limits(limits)).await;
     // The slow one: says hello, then never reads again.
     let (mut slow, _) = tokio_tungstenite::connect_async(ts.url("r")).await.expect("connect");
-    let hello = objectsync::protocol::encode_client(&ClientMessage::Hello { protocol: 1, token: None, resume: None });
+    let hello = objectsync::protocol::encode_client(&ClientMessage::Hello {
+        protocol: 1,
+        token: None,
+        resume: None,
+        batch: false,
+    });
     slow.send(Message::Text(hello.into())).await.expect("hello");
     let mut writer = ts.client("r").await;
     let mut fast = ts.client("r").await;

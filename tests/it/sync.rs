@@ -430,3 +430,37 @@ async fn concurrent_writers_converge_with_the_server() {
     }
     ts.stop().await;
 }
+
+#[tokio::test]
+async fn batching_and_plain_clients_get_the_same_sequence() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let ts = TestServer::start().await;
+    // A plain client (no `batch` in its hello) reading raw frames.
+    let (mut plain, _) = tokio_tungstenite::connect_async(ts.url("r")).await.expect("connect");
+    plain.send(Message::Text(r#"{"t":"hello","protocol":1}"#.into())).await.expect("hello");
+    let mut batching = ts.client("r").await;
+    let mut writer = ts.client("r").await;
+    let n = writer.new_object_id();
+    let v0 = within(writer.act(vec![create_node(&n, 1)])).await.expect("create");
+    let mut last = 0;
+    for i in 0..200 {
+        last = writer.send_action(vec![set_x(&n, i)]).await.expect("send");
+    }
+    let end = within(writer.wait_ack(last)).await.expect("ack");
+    within(batching.wait_for_version(end)).await.expect("batching client caught up");
+    let mut versions = Vec::new();
+    let mut saw_batch = false;
+    while versions.last().copied().unwrap_or(0) < end {
+        let Some(Ok(Message::Text(t))) = within(plain.next()).await else { panic!("plain client lost the stream") };
+        saw_batch |= t.starts_with(r#"{"t":"batch""#);
+        if let Ok(objectsync::protocol::ServerMessage::Update { v, .. }) = objectsync::protocol::decode_server(&t) {
+            versions.push(v);
+        }
+    }
+    assert!(!saw_batch, "a client that did not ask for batches got one");
+    let tail: Vec<u64> = versions.into_iter().filter(|v| *v > v0).collect();
+    assert_eq!(tail, (v0 + 1..=end).collect::<Vec<_>>());
+    assert_eq!(batching.mirror().to_snapshot(), ts.snapshot("r").await);
+    ts.stop().await;
+}
