@@ -252,6 +252,137 @@ describe("server answers", () => {
     expect(a.rebase.pending).toHaveLength(0);
   });
 
+  it("text edits after an own whole-string set in the same action are not transformed", () => {
+    const server = room();
+    const a = new Peer(server);
+    const b = new Peer(server);
+    a.sync();
+    b.sync();
+    a.insert(0, "hello");
+    a.sync();
+    b.sync();
+    a.insert(5, "!"); // action 2: sent, in flight
+    a.insert(6, "?"); // action 3: waits for 2
+    const setThenType = [
+      { op: "set", obj: "n", attr: "text", value: "abc" },
+      { op: "text_insert", obj: "n", attr: "text", pos: 3, text: "d" },
+    ] satisfies Change[];
+    a.edit(...setThenType); // action 4: waits behind 3 (FIFO)
+    expect(a.value("text")).toBe("abcd");
+    b.insert(0, "XY");
+    b.up(); // b's insert lands first
+    a.up();
+    a.down(); // b's insert, then the ack of 2: actions 3 and 4 go out
+    // The insert after the set is relative to "abc": b's concurrent insert does not move it.
+    expect(a.outbox).toEqual([
+      { t: "action", id: 3, base: 3, changes: [{ op: "text_insert", obj: "n", attr: "text", pos: 8, text: "?" }] },
+      { t: "action", id: 4, base: 3, changes: setThenType },
+    ]);
+    a.sync();
+    b.sync();
+    expect(server.value("n", "text")).toBe("abcd");
+    expect(b.value("text")).toBe("abcd");
+    expect(a.value("text")).toBe("abcd");
+    expect([...a.rejected, ...b.rejected]).toEqual([]);
+    expect(a.rebase.mispredicted).toBe(0);
+  });
+
+  it("the simulated server does not transform edits after a set in the same action either", () => {
+    const server = room();
+    const a = new Peer(server);
+    const b = new Peer(server);
+    a.sync();
+    b.sync();
+    b.insert(0, "XY");
+    b.up(); // v1: "XY", which a has not seen
+    // Sent directly with base 0, as a client that had not heard of b's insert would.
+    a.session.receive(JSON.stringify({
+      t: "action",
+      id: 1,
+      base: 0,
+      changes: [
+        { op: "set", obj: "n", attr: "text", value: "abc" },
+        { op: "text_insert", obj: "n", attr: "text", pos: 3, text: "d" },
+      ],
+    }));
+    expect(server.value("n", "text")).toBe("abcd");
+    a.sync();
+    expect(a.rejected).toEqual([]);
+    expect(a.value("text")).toBe("abcd");
+  });
+
+  it("a remote whole-string set keeps pending edits that follow an own set in their action", () => {
+    const server = room();
+    const a = new Peer(server);
+    a.sync();
+    a.insert(0, "hello");
+    a.sync();
+    a.insert(5, "!"); // action 2: sent
+    a.edit({ op: "set", obj: "n", attr: "text", value: "abc" }, { op: "text_insert", obj: "n", attr: "text", pos: 3, text: "d" });
+    a.insert(4, "e"); // action 4: relative to "abcd", waits
+    server.serverChange([{ op: "set", obj: "n", attr: "text", value: "server" }]);
+    a.down(); // the server's set arrives first: action 2 is doomed; 3 and 4 stay
+    expect(a.rebase.pending.map((p) => [p.id, p.doomed])).toEqual([
+      [2, true],
+      [3, false],
+      [4, false],
+    ]);
+    expect(a.value("text")).toBe("abcde");
+    a.sync();
+    expect(a.rejected.map((r) => [r.action.id, r.code])).toEqual([[2, "text_base_too_old"]]);
+    expect(server.value("n", "text")).toBe("abcde");
+    expect(a.value("text")).toBe("abcde");
+  });
+
+  it("a text edit after a whole-string set in an earlier action waits for its ack", () => {
+    const p = new Peer(room());
+    p.sync();
+    p.edit({ op: "set", obj: "n", attr: "text", value: "abc" }); // sent
+    p.insert(3, "d"); // based on the set: the server would refuse it before the set's version
+    expect(p.outbox.map((m) => m.t === "action" && m.id)).toEqual([1]);
+    p.sync();
+    expect(p.sentActions().map((m) => [m.id, m.base])).toEqual([
+      [1, 0],
+      [2, 1],
+    ]);
+    expect(p.server.value("n", "text")).toBe("abcd");
+    expect(p.rejected).toEqual([]);
+  });
+
+  it("whole-string sets are not held back by earlier sets or text edits of the same attribute", () => {
+    const p = new Peer(room());
+    p.sync();
+    p.insert(0, "a"); // 1: sent
+    p.edit({ op: "set", obj: "n", attr: "text", value: "x" }); // 2: needs no earlier version
+    p.edit({ op: "set", obj: "n", attr: "text", value: "y" }, { op: "text_insert", obj: "n", attr: "text", pos: 1, text: "!" }); // 3
+    p.insert(2, "?"); // 4: based on 3's text: waits
+    expect(p.outbox.map((m) => m.t === "action" && m.id)).toEqual([1, 2, 3]);
+    p.sync();
+    expect(p.server.value("n", "text")).toBe("y!?");
+    expect(p.rejected).toEqual([]);
+  });
+
+  it("a refused own whole-string set drops the edits made on its text", () => {
+    const server = new SimServer({
+      root: ROOT,
+      refuse: (c) => (c.op === "set" && c.value === "bad" ? { code: "invalid", reason: "no bad text" } : null),
+    });
+    const p = new Peer(server);
+    p.sync();
+    p.insert(0, "ok");
+    p.sync();
+    p.edit({ op: "set", obj: "n", attr: "text", value: "bad" });
+    p.insert(3, "!"); // made on "bad"
+    p.edit({ op: "set", obj: "n", attr: "title", value: "kept" });
+    expect(p.value("text")).toBe("bad!");
+    p.sync();
+    expect(p.rejected.map((r) => [r.action.id, r.code])).toEqual([[2, "invalid"]]);
+    expect(p.value("text")).toBe("ok");
+    expect(server.value("n", "text")).toBe("ok");
+    expect(server.value("n", "title")).toBe("kept");
+    expect(p.sentActions().map((m) => m.id)).toEqual([1, 2, 4]);
+  });
+
   it("detects a version gap and asks to resume", () => {
     const p = new Peer(room());
     p.sync();
@@ -360,6 +491,44 @@ describe("welcome", () => {
 });
 
 describe("randomized convergence with a simulated server", () => {
+  it("with whole-string sets (also followed by typing in one action), clients converge (seeded)", () => {
+    for (let seed = 1; seed <= 40; seed++) {
+      const rng = new Rng(seed * 7919);
+      const server = room();
+      const peers = [new Peer(server), new Peer(server), new Peer(server)];
+      for (const p of peers) p.sync();
+      for (let step = 0; step < 80; step++) {
+        const p = rng.pick(peers);
+        const r = rng.next();
+        const text = String(p.value("text"));
+        if (r < 0.4) {
+          p.insert(rng.int(text.length + 1), rng.pick(["x", "yz", "é"]));
+        } else if (r < 0.5 && text.length > 0) {
+          const from = rng.int(text.length);
+          p.remove(from, Math.min(1 + rng.int(2), text.length - from));
+        } else if (r < 0.56) {
+          p.edit({ op: "set", obj: "n", attr: "text", value: `s${step}` });
+        } else if (r < 0.62) {
+          const v = `t${step}`;
+          p.edit({ op: "set", obj: "n", attr: "text", value: v }, { op: "text_insert", obj: "n", attr: "text", pos: rng.int(v.length + 1), text: "!" });
+        } else if (r < 0.8) {
+          p.up(rng.int(2) + 1);
+        } else {
+          p.down(rng.int(3) + 1);
+        }
+      }
+      for (let k = 0; k < 5; k++) for (const p of peers) p.sync();
+      const text = server.value("n", "text");
+      for (const p of peers) {
+        expect(p.value("text"), `seed ${seed}`).toBe(text);
+        expect(p.rebase.pending, `seed ${seed}`).toHaveLength(0);
+        // Only edits overtaken by someone else's set may be refused, and nothing mispredicted.
+        expect(new Set(p.rejected.map((x) => x.code)), `seed ${seed}`).toEqual(new Set(p.rejected.length > 0 ? ["text_base_too_old"] : []));
+        expect(p.rebase.mispredicted, `seed ${seed}`).toBe(0);
+      }
+    }
+  });
+
   it("three clients editing text and a dict with random delivery all converge (seeded)", () => {
     const rounds = 60;
     for (let seed = 1; seed <= rounds; seed++) {

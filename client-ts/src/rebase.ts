@@ -10,8 +10,11 @@
  * server would have transformed it to.
  *
  * Sending rule (docs/protocol.md, Text): at most one unacknowledged action with text edits per
- * attribute. Later actions wait in FIFO order; consecutive text-only edits to that attribute
- * merge into the waiting action, so typing costs one action per round trip. An unanswered undo
+ * attribute (a whole-string `set` counts too: text edits based before it are refused). Later
+ * actions with text edits there wait, and everything behind them, in FIFO order; consecutive
+ * text-only edits to that attribute merge into the waiting action, so typing costs one action
+ * per round trip. Text edits that follow a `set` of the same attribute in their own action are
+ * relative to the new text: they wait for nothing and are never transformed (as on the server). An unanswered undo
  * or redo holds everything behind it (its effect is unknown until the server answers). Actions
  * are sent with `base` = the confirmed version at send time.
  */
@@ -123,8 +126,68 @@ function textEditsByTopic(changes: readonly Change[]): Map<TopicKey, TextEdit[]>
   return out;
 }
 
+/**
+ * Topics an action holds while unacknowledged: those it edits as text, and those it sets to a
+ * whole string (the server starts a new text history there: an edit based before that version
+ * is refused with `text_base_too_old`, so later text edits must wait for the ack).
+ */
 function textTopics(changes: readonly Change[]): Set<TopicKey> {
-  return new Set(textEditsByTopic(changes).keys());
+  const out = new Set(textEditsByTopic(changes).keys());
+  for (const c of changes) if (c.op === "set" && isStringSet(c)) out.add(topicKey(c.obj, c.attr));
+  return out;
+}
+
+/**
+ * Topics whose held state an action must wait for: those it edits as text before setting them
+ * in the same action. A whole-string `set`, and edits after it, depend on no earlier version.
+ */
+function waitingTopics(changes: readonly Change[]): Set<TopicKey> {
+  const out = new Set<TopicKey>();
+  const reset = new Set<TopicKey>();
+  for (const c of changes) {
+    if (c.op !== "set" && c.op !== "text_insert" && c.op !== "text_delete") continue;
+    const k = topicKey(c.obj, c.attr);
+    if (c.op === "set") {
+      if (isStringSet(c)) reset.add(k);
+    } else if (!reset.has(k)) out.add(k);
+  }
+  return out;
+}
+
+/** Whether `c` is a text edit of topic `obj.attr`. */
+function isTextEditOf(c: Change, obj: string, attr: string): boolean {
+  return (c.op === "text_insert" || c.op === "text_delete") && c.obj === obj && c.attr === attr;
+}
+
+/** Whether `c` sets a whole string (a `set` with a string value). */
+function isStringSet(c: Change): boolean {
+  return c.op === "set" && typeof c.value === "string";
+}
+
+/** The index of the first whole-string `set` of topic `obj.attr` in `changes`, or -1. Text edits
+ * after it in the same action are relative to the new text: the server transforms them against
+ * nothing (it resets its view of the topic on a set), and so does this client. */
+function firstSetIndex(changes: readonly Change[], obj: string, attr: string): number {
+  return changes.findIndex((c) => c.op === "set" && isStringSet(c) && c.obj === obj && c.attr === attr);
+}
+
+/** Per topic of `changes`: the value of its last whole-string `set` (`null` if none) and the
+ * text edits after that set, in order (all of them if there is no set). */
+function textAfterLastSet(changes: readonly Change[]): Map<TopicKey, { set: string | null; edits: TextEdit[] }> {
+  const out = new Map<TopicKey, { set: string | null; edits: TextEdit[] }>();
+  for (const c of changes) {
+    if (c.op !== "set" && c.op !== "text_insert" && c.op !== "text_delete") continue;
+    const k = topicKey(c.obj, c.attr);
+    if (c.op === "set") {
+      if (typeof c.value === "string") out.set(k, { set: c.value, edits: [] });
+      continue;
+    }
+    const e = textEditOf(c) as TextEdit;
+    const entry = out.get(k);
+    if (entry === undefined) out.set(k, { set: null, edits: [e] });
+    else entry.edits.push(e);
+  }
+  return out;
 }
 
 function sameEdit(a: TextEdit, b: TextEdit): boolean {
@@ -390,7 +453,7 @@ export class Rebase {
     const acked = ackIndex >= 0 ? (this.pendingActions[ackIndex] as PendingAction) : null;
     const diff = this.rebuild((local) => {
       const hints: Hint[] = [];
-      const applied = textEditsByTopic(u.changes);
+      const applied = textAfterLastSet(u.changes);
       // How the text looked before the update, for undoing a misprediction.
       const before = new Map<TopicKey, string>();
       for (const k of applied.keys()) {
@@ -402,37 +465,39 @@ export class Rebase {
         // The local view drifted from the mirror (it must equal it here): start it over.
         local.replaceAll(rootSnapshot(mirror));
       }
+      // A whole-string `set` by someone else starts a new text history: the server refuses
+      // text edits based before it, so they are dropped here too (below). Pending edits after
+      // an own `set` in the same action are relative to the new text and stay.
+      const ownSets = acked === null ? new Map<TopicKey, { set: string | null; edits: TextEdit[] }>() : textAfterLastSet(acked.changes);
+      const replacedByOthers = new Set<TopicKey>();
+      for (const [k, a] of applied) if (a.set !== null && (ownSets.get(k)?.set ?? null) === null) replacedByOthers.add(k);
       if (acked !== null) {
         this.pendingActions.splice(ackIndex, 1);
-        const predicted = textEditsByTopic(acked.changes);
-        for (const [k, edits] of applied) {
-          const mine = predicted.get(k) ?? [];
+        for (const [k, a] of applied) {
+          if (replacedByOthers.has(k)) continue;
+          const mine = ownSets.get(k);
+          const predicted = mine?.edits ?? [];
           let extra: TextEdit[];
-          if (mine.length <= edits.length && mine.every((e, i) => sameEdit(e, edits[i] as TextEdit))) {
-            extra = edits.slice(mine.length);
+          if (predicted.length <= a.edits.length && predicted.every((e, i) => sameEdit(e, a.edits[i] as TextEdit))) {
+            extra = a.edits.slice(predicted.length);
           } else {
             // The server did something else than predicted: undo the prediction, then redo it.
             this.mispredictions++;
-            const inverse = invertEdits(before.get(k) ?? "", mine);
-            extra = inverse === null ? edits : [...inverse, ...edits];
+            const inverse = invertEdits(mine?.set ?? before.get(k) ?? "", predicted);
+            extra = inverse === null ? a.edits : [...inverse, ...a.edits];
           }
           if (extra.length > 0) this.transformPending(k, extra, false, ackIndex);
         }
       } else {
         const mineFirst = goesFirst(this.me ?? "", tieKey(u.origin));
-        for (const [k, edits] of applied) {
-          const net = this.transformPending(k, edits, mineFirst, 0);
+        for (const [k, a] of applied) {
+          if (replacedByOthers.has(k)) continue;
+          const net = this.transformPending(k, a.edits, mineFirst, 0);
           const [obj, attr] = splitTopic(k);
           if (net !== null) hints.push({ obj, attr, changes: net.map((e) => changeOfEdit(obj, attr, e)) });
         }
       }
-      // A whole-string `set` by someone else starts a new text history: the server refuses
-      // text edits based before it, so they are dropped here too.
-      const ownSet = (c: { obj: string; attr: string }) =>
-        acked?.changes.some((m) => m.op === "set" && m.obj === c.obj && m.attr === c.attr) ?? false;
-      for (const c of u.changes) {
-        if (c.op === "set" && !ownSet(c)) this.dropTextEdits(topicKey(c.obj, c.attr));
-      }
+      for (const k of replacedByOthers) this.dropTextEdits(k);
       return hints;
     });
     outcome.diffs.push(diff);
@@ -511,8 +576,14 @@ export class Rebase {
     const [action] = this.pendingActions.splice(i, 1);
     if (action === undefined || action.kind !== "action") return;
     const local = this.mustLocal();
-    for (const [k, edits] of textEditsByTopic(action.changes)) {
+    for (const k of textTopics(action.changes)) {
       const [obj, attr] = splitTopic(k);
+      if (firstSetIndex(action.changes, obj, attr) >= 0) {
+        // Later edits to this text were made on a value that never existed: drop them.
+        this.dropTextEdits(k, i);
+        continue;
+      }
+      const edits = textEditsByTopic(action.changes).get(k) ?? [];
       const text = local.get(obj)?.attrs.get(attr);
       const inverse = typeof text === "string" ? invertEdits(this.textBefore(k, text, i), edits) : null;
       if (inverse !== null) this.transformPending(k, inverse, true, i);
@@ -524,7 +595,8 @@ export class Rebase {
     let s = confirmed;
     for (const p of this.pendingActions.slice(0, i)) {
       if (p.kind !== "action" || p.doomed || p.localError !== null) continue;
-      s = applyEdits(s, textEditsByTopic(p.changes).get(k) ?? []) ?? s;
+      const t = textAfterLastSet(p.changes).get(k);
+      if (t !== undefined) s = applyEdits(t.set ?? s, t.edits) ?? s;
     }
     return s;
   }
@@ -533,6 +605,10 @@ export class Rebase {
    * Transforms the text edits on topic `k` of pending actions from index `from` on against
    * `incoming` (made on the same text as the first of them). Returns `incoming` rewritten to
    * apply after them (the net change of the local view), or `null` if no pending edit was there.
+   *
+   * A pending whole-string `set` of the topic ends the transform: the edits before it in its
+   * action are transformed, those after it (and in later actions) are relative to the new text
+   * and stay as they are, as the server treats them; `incoming` is then overwritten (`[]`).
    */
   private transformPending(k: TopicKey, incoming: readonly TextEdit[], mineFirst: boolean, from: number): TextEdit[] | null {
     const [obj, attr] = splitTopic(k);
@@ -541,34 +617,52 @@ export class Rebase {
     for (let i = from; i < this.pendingActions.length; i++) {
       const p = this.pendingActions[i] as PendingAction;
       if (p.kind !== "action" || p.doomed) continue;
+      const reset = firstSetIndex(p.changes, obj, attr);
+      const end = reset < 0 ? p.changes.length : reset;
       const at: number[] = [];
       p.changes.forEach((c, j) => {
-        if ((c.op === "text_insert" || c.op === "text_delete") && c.obj === obj && c.attr === attr) at.push(j);
+        if (j < end && isTextEditOf(c, obj, attr)) at.push(j);
       });
-      if (at.length === 0) continue;
-      touched = true;
-      const mine = at.map((j) => textEditOf(p.changes[j] as Change) as TextEdit);
-      const [mine2, theirs2] = transformSeqs(mine, theirs, mineFirst);
-      theirs = theirs2;
-      const rewritten = mine2.map((e) => changeOfEdit(obj, attr, e));
-      const first = at[0] as number;
-      const skip = new Set(at);
-      p.changes = p.changes.flatMap((c, j) => (j === first ? rewritten : skip.has(j) ? [] : [c]));
+      if (at.length > 0) {
+        touched = true;
+        const mine = at.map((j) => textEditOf(p.changes[j] as Change) as TextEdit);
+        const [mine2, theirs2] = transformSeqs(mine, theirs, mineFirst);
+        theirs = theirs2;
+        const rewritten = mine2.map((e) => changeOfEdit(obj, attr, e));
+        const first = at[0] as number;
+        const skip = new Set(at);
+        p.changes = p.changes.flatMap((c, j) => (j === first ? rewritten : skip.has(j) ? [] : [c]));
+      }
+      if (reset >= 0) {
+        touched = true;
+        theirs = [];
+        break;
+      }
     }
     if (!touched) return null;
     this.dropEmptyUnsent();
     return theirs;
   }
 
-  /** Drops the text edits on topic `k` from pending actions (see `onUpdate`). */
-  private dropTextEdits(k: TopicKey): void {
+  /**
+   * Drops the text edits on topic `k` that depend on a text that was replaced (a remote `set`,
+   * see `onUpdate`, or a refused own `set`) from pending actions from index `from` on: unsent
+   * ones lose those edits, sent ones are doomed (the server refuses them). Edits after a pending
+   * `set` of the topic (in its action or later ones) are relative to that set and stay.
+   */
+  private dropTextEdits(k: TopicKey, from = 0): void {
     const [obj, attr] = splitTopic(k);
-    for (const p of this.pendingActions) {
+    for (const p of this.pendingActions.slice(from)) {
       if (p.kind !== "action") continue;
-      const hit = (c: Change) => (c.op === "text_insert" || c.op === "text_delete") && c.obj === obj && c.attr === attr;
-      if (!p.changes.some(hit)) continue;
-      if (p.sentBase !== null) p.doomed = true;
-      else p.changes = p.changes.filter((c) => !hit(c));
+      const reset = firstSetIndex(p.changes, obj, attr);
+      const end = reset < 0 ? p.changes.length : reset;
+      const hit = (c: Change, j: number) => j < end && isTextEditOf(c, obj, attr);
+      if (p.changes.some(hit)) {
+        if (p.sentBase !== null) p.doomed = true;
+        else p.changes = p.changes.filter((c, j) => !hit(c, j));
+      }
+      // Edits after a set that will happen are relative to it; a doomed set never happens.
+      if (reset >= 0 && !p.doomed) break;
     }
     this.dropEmptyUnsent();
   }
@@ -655,12 +749,11 @@ export class Rebase {
         out.push(msg);
         return out;
       }
-      const topics = textTopics(p.changes);
-      if ([...topics].some((k) => busy.has(k))) return out; // FIFO: everything behind waits too
+      if ([...waitingTopics(p.changes)].some((k) => busy.has(k))) return out; // FIFO: everything behind waits too
       p.sentBase = mirror.version;
       p.everSent = true;
       out.push({ t: "action", id: p.id, base: mirror.version, changes: p.changes.slice() });
-      for (const k of topics) busy.add(k);
+      for (const k of textTopics(p.changes)) busy.add(k);
     }
     return out;
   }

@@ -3,7 +3,8 @@
  * action -> update/events/reject, presence, call, undo/redo) and transforms text edits exactly
  * as the Rust server does (`src/model/tx.rs` `transform_request`: each edit of an action is
  * transformed against the edits other actors made to that topic since the action's base, ties
- * by actor id, the server's `""` first). State lives in an `ObjectTree`. Test-only; transport
+ * by actor id, the server's `""` first; after a whole-string `set` of the topic in the same
+ * action, later edits are relative to the new text and are not transformed). State lives in an `ObjectTree`. Test-only; transport
  * agnostic (a session sends text through a callback).
  */
 
@@ -278,7 +279,12 @@ export class SimServer {
       const err = this.tree.apply(c, steps);
       if (err !== null) return fail(err.code, err.reason, i);
       applied.push(c);
-      if (c.op === "set") textLog.push([c, null]);
+      if (c.op === "set") {
+        textLog.push([c, null]);
+        // Later edits in this action are relative to the new text: nothing to transform
+        // (the server resets its view of the topic on a whole-string set).
+        if (typeof c.value === "string") views.set(`${c.obj}\u0000${c.attr}`, []);
+      }
     }
     if (steps.every((s) => s.op === "emit")) {
       this.publish({ t: "events", v: this.version, origin: client.id, action: msg.id, changes: applied });
