@@ -83,14 +83,18 @@ pub fn register(types: &mut TypeRegistry) {
 }
 
 /// A server builder with the demo's types, rooms and services: `echo` (answers its caller's id
-/// and arguments) and `slow` (answers after `args.ms` milliseconds, at most 5,000: for trying
-/// timeouts).
+/// and arguments), `slow` (answers after `args.ms` milliseconds, at most 5,000: for trying
+/// timeouts) and `fail` (always fails with `args` as its reason: for trying errors).
 pub fn server() -> crate::ServerBuilder {
     crate::Server::builder(types())
         .on_room_create(|_, tx| build_room(tx))
         .service(
             "echo",
             |call| async move { Ok(dict! { "client" => call.client.as_str(), "args" => call.args }.into()) },
+        )
+        .service(
+            "fail",
+            |call| async move { Err(call.args.as_str().unwrap_or("this service always fails").to_owned()) },
         )
         .service("slow", |call| async move {
             let ms =

@@ -30,6 +30,9 @@ enum Command {
         preset: Preset,
         #[command(flatten)]
         storage: Storage,
+        /// Milliseconds a service has to answer before the caller gets `timeout`.
+        #[arg(long, default_value_t = objectsync::ServerLimits::default().service_timeout_ms)]
+        service_timeout_ms: u64,
     },
     /// Print a room (its document and known clients) as JSON, from the data directory.
     Export {
@@ -82,7 +85,9 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     match Cli::parse().command {
-        Command::Serve { bind, static_dir, preset, storage } => serve(bind, static_dir, preset, storage).await,
+        Command::Serve { bind, static_dir, preset, storage, service_timeout_ms } => {
+            serve(bind, static_dir, preset, storage, service_timeout_ms).await
+        }
         Command::Export { room, data, preset } => export(&room, &data, preset).await,
         Command::Import { room, file, data, preset } => import(&room, &file, &data, preset).await,
     }
@@ -132,7 +137,13 @@ fn raise_fd_limit() {
     }
 }
 
-async fn serve(bind: SocketAddr, static_dir: PathBuf, preset: Preset, storage: Storage) -> anyhow::Result<()> {
+async fn serve(
+    bind: SocketAddr,
+    static_dir: PathBuf,
+    preset: Preset,
+    storage: Storage,
+    service_timeout_ms: u64,
+) -> anyhow::Result<()> {
     raise_fd_limit();
     let store: Arc<dyn Store> = if storage.memory {
         Arc::new(MemoryStore::default())
@@ -145,6 +156,7 @@ async fn serve(bind: SocketAddr, static_dir: PathBuf, preset: Preset, storage: S
         Preset::Demo => demo::server(),
         Preset::Bench => objectsync::bench_preset::builder(),
     }
+    .service_timeout_ms(service_timeout_ms)
     .store(store)
     .static_dir(static_dir)
     .build();

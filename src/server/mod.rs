@@ -113,6 +113,11 @@ impl ServerBuilder {
         self.limits = limits;
         self
     }
+    /// Time a service has to answer (keeps the other limits).
+    pub fn service_timeout_ms(mut self, ms: u64) -> Self {
+        self.limits.service_timeout_ms = ms;
+        self
+    }
     /// Model limits for every room's document.
     pub fn model_limits(mut self, limits: ModelLimits) -> Self {
         self.model_limits = limits;
