@@ -65,3 +65,7 @@ pub use server::{Server, ServerBuilder};
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]
 struct ReadmeDoctests;
+
+#[doc = include_str!("../docs/getting-started.md")]
+#[cfg(doctest)]
+struct GettingStartedDoctests;
