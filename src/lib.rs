@@ -50,6 +50,7 @@
 
 pub mod bench_preset;
 pub mod client;
+pub mod codegen;
 pub mod demo;
 pub mod limits;
 pub mod model;

@@ -34,6 +34,21 @@ enum Command {
         #[arg(long, default_value_t = objectsync::ServerLimits::default().service_timeout_ms)]
         service_timeout_ms: u64,
     },
+    /// Write TypeScript declarations of the SObject types (a class per type with typed getters).
+    Codegen {
+        /// The language (only `ts`).
+        #[arg(value_parser = ["ts"])]
+        language: String,
+        /// Which types.
+        #[arg(long, default_value = "demo")]
+        preset: Preset,
+        /// The module the generated code imports the client from.
+        #[arg(long, default_value = "objectsync-client")]
+        import: String,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
     /// Print a room (its document and known clients) as JSON, from the data directory.
     Export {
         /// The room.
@@ -87,6 +102,14 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve { bind, static_dir, preset, storage, service_timeout_ms } => {
             serve(bind, static_dir, preset, storage, service_timeout_ms).await
+        }
+        Command::Codegen { preset, import, out, .. } => {
+            let ts = objectsync::codegen::typescript(&types(preset), &import);
+            match out {
+                Some(path) => std::fs::write(&path, ts).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
+                None => print!("{ts}"),
+            }
+            Ok(())
         }
         Command::Export { room, data, preset } => export(&room, &data, preset).await,
         Command::Import { room, file, data, preset } => import(&room, &file, &data, preset).await,

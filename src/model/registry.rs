@@ -187,6 +187,14 @@ impl TypeRegistry {
             .collect()
     }
 
+    /// Like [`describe`](Self::describe), with each attribute's default value.
+    pub fn describe_with_defaults(&self) -> Vec<(&str, Vec<(&str, TopicKind, &Value)>)> {
+        self.types
+            .iter()
+            .map(|t| (t.name.as_str(), t.attrs.iter().map(|a| (a.name.as_str(), a.kind, &a.default)).collect()))
+            .collect()
+    }
+
     pub(crate) fn index_of(&self, name: &str) -> Option<TypeIdx> {
         self.by_name.get(name).copied()
     }
