@@ -74,7 +74,7 @@ fn class_name(type_name: &str) -> String {
 pub fn typescript(types: &TypeRegistry, import_from: &str) -> String {
     let described = types.describe_with_defaults();
     let mut kinds: Vec<&str> =
-        described.iter().flat_map(|(_, attrs)| attrs.iter().map(|(_, k, _)| topic_class(*k).0)).collect();
+        described.iter().flat_map(|(_, attrs)| attrs.iter().map(|a| topic_class(a.kind).0)).collect();
     kinds.sort();
     kinds.dedup();
     let mut out = String::new();
@@ -86,7 +86,7 @@ pub fn typescript(types: &TypeRegistry, import_from: &str) -> String {
     }
     for (type_name, attrs) in described.iter().filter(|(n, _)| *n != ROOT_TYPE) {
         let _ = writeln!(out);
-        let list: Vec<String> = attrs.iter().map(|(n, k, _)| format!("{n} ({k})")).collect();
+        let list: Vec<String> = attrs.iter().map(|a| format!("{} ({})", a.name, a.kind)).collect();
         let _ = writeln!(
             out,
             "/** `{type_name}`: {}. */",
@@ -95,8 +95,9 @@ pub fn typescript(types: &TypeRegistry, import_from: &str) -> String {
         let _ = writeln!(out, "export class {} extends SObject {{", class_name(type_name));
         let _ = writeln!(out, "  /** The type name on the wire. */");
         let _ = writeln!(out, "  static readonly typeName = {type_name:?};");
-        for (name, kind, _) in attrs {
-            let (class, accessor) = topic_class(*kind);
+        for a in attrs {
+            let (name, kind) = (a.name, a.kind);
+            let (class, accessor) = topic_class(kind);
             let _ = writeln!(out, "  /** `{name}` ({kind}). */");
             let _ = writeln!(out, "  get {}(): {class} {{", getter(name));
             let _ = writeln!(out, "    return this.{accessor}({name:?});");
@@ -118,8 +119,8 @@ pub fn typescript(types: &TypeRegistry, import_from: &str) -> String {
     for (type_name, attrs) in described.iter().filter(|(n, _)| *n != ROOT_TYPE) {
         let fields: Vec<String> = attrs
             .iter()
-            .filter(|(_, k, _)| *k != TopicKind::Event)
-            .map(|(n, _, v)| format!("{n:?}: {}", serde_json::to_string(v).unwrap_or_else(|_| "null".into())))
+            .filter(|a| a.kind != TopicKind::Event)
+            .map(|a| format!("{:?}: {}", a.name, serde_json::to_string(a.default).unwrap_or_else(|_| "null".into())))
             .collect();
         let _ = writeln!(out, "  {type_name:?}: {{ {} }},", fields.join(", "));
     }

@@ -26,7 +26,7 @@ pub(crate) use kind::set_order;
 pub use kind::{kinds, Kind, TopicKind};
 #[doc(hidden)]
 pub use registry::slot_of;
-pub use registry::{Access, AttrSpec, DynTypeBuilder, SObjectType, TypeBuilder, TypeRegistry, ROOT_TYPE};
+pub use registry::{Access, AttrInfo, AttrSpec, DynTypeBuilder, SObjectType, TypeBuilder, TypeRegistry, ROOT_TYPE};
 pub use tx::{Transition, Tx};
 pub use undo::UndoHistory;
 pub use value::{Dict, Value};

@@ -188,10 +188,13 @@ impl TypeRegistry {
     }
 
     /// Like [`describe`](Self::describe), with each attribute's default value.
-    pub fn describe_with_defaults(&self) -> Vec<(&str, Vec<(&str, TopicKind, &Value)>)> {
+    pub fn describe_with_defaults(&self) -> Vec<(&str, Vec<AttrInfo<'_>>)> {
         self.types
             .iter()
-            .map(|t| (t.name.as_str(), t.attrs.iter().map(|a| (a.name.as_str(), a.kind, &a.default)).collect()))
+            .map(|t| {
+                let attrs = t.attrs.iter().map(|a| AttrInfo { name: &a.name, kind: a.kind, default: &a.default });
+                (t.name.as_str(), attrs.collect())
+            })
             .collect()
     }
 
@@ -204,6 +207,17 @@ impl TypeRegistry {
     pub(crate) fn permission_hook(&self) -> Option<&PermissionFn> {
         self.permission.as_ref()
     }
+}
+
+/// An attribute as [`TypeRegistry::describe_with_defaults`] reports it.
+#[derive(Clone, Copy, Debug)]
+pub struct AttrInfo<'a> {
+    /// Its name.
+    pub name: &'a str,
+    /// Its kind.
+    pub kind: TopicKind,
+    /// The value it starts with.
+    pub default: &'a Value,
 }
 
 /// Adds hooks to a registered type, by attribute name.
