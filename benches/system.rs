@@ -113,7 +113,9 @@ fn run_relay() {
             let _ = tcp.set_nodelay(true);
             let peers = peers.clone();
             tokio::spawn(async move {
-                let Ok(ws) = tokio_tungstenite::accept_async(tcp).await else { return };
+                let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(small_reads())).await else {
+                    return;
+                };
                 let (mut sink, mut stream) = ws.split();
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(65_536);
                 peers.lock().expect("peers").push(tx);
@@ -149,6 +151,12 @@ fn run_relay() {
     });
 }
 
+/// The same socket settings for the relay, the server and the load clients: tungstenite zeroes
+/// its whole read buffer (128 KiB by default) for every read.
+fn small_reads() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
+}
+
 // ----- clients -----
 
 #[derive(Deserialize)]
@@ -174,7 +182,7 @@ enum Target {
 
 async fn connect(addr: SocketAddr, room: &str) -> Ws {
     let url = format!("ws://{addr}/ws/{room}");
-    tokio_tungstenite::connect_async_with_config(url, None, true).await.expect("connect").0
+    tokio_tungstenite::connect_async_with_config(url, Some(small_reads()), true).await.expect("connect").0
 }
 
 /// Connects and, for ObjectSync, says hello and reads the welcome.

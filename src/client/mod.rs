@@ -21,6 +21,11 @@ use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
+/// Small read buffer: tungstenite zeroes the whole buffer for every read, and updates are small.
+fn socket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig {
+    tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default().read_buffer_size(8 * 1024)
+}
+
 /// Why a client call failed.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
@@ -149,7 +154,7 @@ impl Client {
     /// Connects to `url` (`ws://host:port/ws/<room>`), says hello and waits for the welcome.
     /// When resuming, the catch-up updates are applied to the given mirror before this returns.
     pub async fn connect(url: &str, options: ConnectOptions) -> Result<Client, ClientError> {
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, None, true)
+        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(socket_config()), true)
             .await
             .map_err(|e| ClientError::Connection(e.to_string()))?;
         let (resume, old_mirror) = match options.resume {
