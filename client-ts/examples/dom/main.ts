@@ -10,6 +10,9 @@
  */
 
 import { bindInput, bindStyle, bindText, ObjectSyncClient, SObject } from "../../src/index.js";
+// Generated from the server's types by `objectsync codegen ts`: a misspelt attribute is a
+// compile error here.
+import { DivObject, TextObject } from "../generated/demo-types.js";
 
 /** Where root-level views go. */
 const app = byId("app", HTMLElement);
@@ -25,45 +28,45 @@ function byId<T extends HTMLElement>(id: string, type: new () => T): T {
   return el;
 }
 
-/** An object rendered as one element. */
-abstract class View extends SObject {
-  /** Its element (made once, kept while the object lives). */
-  abstract readonly el: HTMLElement;
+/** The element each rendered object shows as. */
+const elements = new WeakMap<SObject, HTMLElement>();
 
-  /** Puts the element under its parent's element (or `#app` under the root), in child order. */
-  protected mount(): void {
-    const parent = this.parent;
-    const container = parent instanceof View ? parent.el : parent?.id === "root" ? app : null;
-    if (container === null) return;
-    const siblings = parent?.children ?? [];
-    const after = siblings.slice(siblings.indexOf(this) + 1);
-    const next = after.find((s): s is View => s instanceof View && s.el.parentNode === container);
-    container.insertBefore(this.el, next?.el ?? null);
+/** Puts `el` under its object's parent's element (or `#app` under the root), in child order. */
+function mount(obj: SObject, el: HTMLElement): void {
+  elements.set(obj, el);
+  const parent = obj.parent;
+  const container = parent === null ? null : (elements.get(parent) ?? (parent.id === "root" ? app : null));
+  if (container === null) return;
+  const siblings = parent?.children ?? [];
+  const after = siblings.slice(siblings.indexOf(obj) + 1);
+  const next = after.map((s) => elements.get(s)).find((e) => e !== undefined && e.parentNode === container);
+  container.insertBefore(el, next ?? null);
+}
+
+/** A `Div`: a `<div>` styled by its `style` dict, holding its children's elements. */
+class DivView extends DivObject {
+  readonly el = document.createElement("div");
+  override onStart(): void {
+    this.el.dataset.id = this.id;
+    this.own(bindStyle(this.style, this.el));
+    mount(this, this.el);
   }
-
   override onDestroy(): void {
     this.el.remove();
   }
 }
 
-/** A `Div`: a `<div>` styled by its `style` dict, holding its children's elements. */
-class DivView extends View {
-  readonly el = document.createElement("div");
-  override onStart(): void {
-    this.el.dataset.id = this.id;
-    this.own(bindStyle(this.dict("style"), this.el));
-    this.mount();
-  }
-}
-
 /** A `Text`: a `<span>` showing `text`, styled by `style`. */
-class TextView extends View {
+class TextView extends TextObject {
   readonly el = document.createElement("span");
   override onStart(): void {
     this.el.id = this.id;
-    this.own(bindText(this.string("text"), this.el));
-    this.own(bindStyle(this.dict("style"), this.el));
-    this.mount();
+    this.own(bindText(this.text, this.el));
+    this.own(bindStyle(this.style, this.el));
+    mount(this, this.el);
+  }
+  override onDestroy(): void {
+    this.el.remove();
   }
 }
 
@@ -84,10 +87,10 @@ client.on("error", ({ error }) => {
 let bound = false;
 client.on("ready", () => {
   const hello = client.get("hello");
-  if (bound || hello === undefined) return;
+  if (bound || !(hello instanceof TextView)) return;
   bound = true;
-  hello.own(bindInput(hello.string("text"), input));
-  const style = hello.dict("style");
+  hello.own(bindInput(hello.text, input));
+  const style = hello.style;
   bold.addEventListener("click", () => {
     if (style.get("font-weight") === "bold") style.removeKey("font-weight");
     else style.setKey("font-weight", "bold");
