@@ -195,7 +195,13 @@ async fn read_loop(
         };
         last_seen = Instant::now();
         let text = match msg {
-            None | Some(Ok(Message::Close(_))) => return,
+            None => return,
+            Some(Ok(Message::Close(frame))) => {
+                // Answer with the client's own code: a clean close on both sides.
+                let code = frame.map_or(close::NORMAL, |f| f.code);
+                link.closer.close(code, "bye");
+                return;
+            }
             Some(Ok(Message::Text(t))) => t,
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
             Some(Ok(Message::Binary(_))) => {
@@ -385,6 +391,8 @@ async fn write_loop(
             }
         }
         let _ = sink.send(close_message(code, &reason)).await;
+        // Flushes anything tungstenite queued (such as its own answer to the client's close).
+        let _ = sink.close().await;
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), flush_and_close).await;
 }

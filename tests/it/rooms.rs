@@ -140,3 +140,36 @@ async fn idle_rooms_unload_and_come_back_intact() {
     assert!(title);
     ts.stop().await;
 }
+
+#[tokio::test]
+async fn a_client_close_is_answered_with_a_close_frame() {
+    use objectsync::protocol::ClientMessage;
+    let ts = TestServer::start().await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(ts.url("r")).await.expect("connect");
+    let hello = objectsync::protocol::encode_client(&ClientMessage::Hello {
+        protocol: 1,
+        token: None,
+        resume: None,
+        batch: false,
+    });
+    ws.send(Message::Text(hello.into())).await.expect("hello");
+    let _welcome = within(ws.next()).await;
+    let close = tokio_tungstenite::tungstenite::protocol::CloseFrame {
+        code: tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode::Normal,
+        reason: "done".into(),
+    };
+    ws.send(Message::Close(Some(close))).await.expect("close");
+    let mut answered = None;
+    while let Some(msg) = within(ws.next()).await {
+        match msg {
+            Ok(Message::Close(frame)) => {
+                answered = frame.map(|f| u16::from(f.code));
+                break;
+            }
+            Ok(_) => continue,
+            Err(_) => break,
+        }
+    }
+    assert_eq!(answered, Some(1000));
+    ts.stop().await;
+}

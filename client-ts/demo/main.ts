@@ -1,0 +1,215 @@
+/**
+ * The node-graph demo, browser side. Joins room `?room=NAME` (default `demo`) on the server
+ * that serves this page and shows its `graph`: nodes to add, drag, rename and delete, edges to
+ * draw between them, undo/redo of one's own changes, and everyone else's cursor. The server is
+ * the authority: what it refuses (a node dragged off its canvas, an edge from a node to itself)
+ * is rolled back here and the status line says why.
+ *
+ * Built by `npm run build:demo` into `dist/` (served by `objectsync serve --static
+ * client-ts/demo/dist`, which `bash scripts/run` does).
+ */
+
+import type { WebSocketConstructor } from "../src/index.js";
+import { ObjectSyncClient } from "../src/index.js";
+import { Editor } from "./editor.js";
+import { FrameTask, Throttle } from "./frame.js";
+import type { Point } from "./geometry.js";
+import { BOUNDS, CANVAS, MARGIN, PAGE } from "./geometry.js";
+import { friendlyName, NAME_LEN_MAX, PeopleView, presenceOf } from "./presence.js";
+import { DEFAULTS, EdgeView, NodeView } from "./views.js";
+
+/** The element with `id`, which must exist and be a `T`. */
+function byId<T extends Element>(id: string, type: abstract new () => T): T {
+  const el = document.getElementById(id);
+  if (!(el instanceof type)) throw new Error(`the page has no #${id}`);
+  return el;
+}
+
+const viewport = byId("viewport", HTMLElement);
+const canvas = byId("canvas", HTMLElement);
+const world = byId("world", HTMLElement);
+const bounds = byId("bounds", HTMLElement);
+const edgeSvg = byId("edges", SVGSVGElement);
+const edgeLayer = byId("edge-list", SVGGElement);
+const preview = byId("preview", SVGPathElement);
+const nodeLayer = byId("nodes", HTMLElement);
+const cursorLayer = byId("cursors", HTMLElement);
+const hint = byId("hint", HTMLElement);
+const people = byId("people", HTMLElement);
+const addButton = byId("add", HTMLButtonElement);
+const deleteButton = byId("delete", HTMLButtonElement);
+const undoButton = byId("undo", HTMLButtonElement);
+const redoButton = byId("redo", HTMLButtonElement);
+const statusState = byId("status-state", HTMLElement);
+const statusRoom = byId("status-room", HTMLElement);
+const statusVersion = byId("status-version", HTMLElement);
+const statusPending = byId("status-pending", HTMLElement);
+const statusReject = byId("status-reject", HTMLElement);
+const statusNote = byId("status-note", HTMLElement);
+
+// ----------------------------------------------------------------------------- room and name
+
+const ROOM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const params = new URLSearchParams(location.search);
+const asked = params.get("room");
+const room = asked !== null && ROOM_NAME.test(asked) ? asked : "demo";
+const NAME_KEY = "objectsync-demo-name";
+const name = pickName();
+
+/** `?name=` if given, else the name this tab had before, else a new friendly one. */
+function pickName(): string {
+  const fromUrl = params.get("name")?.trim().slice(0, NAME_LEN_MAX);
+  if (fromUrl !== undefined && fromUrl !== "") return fromUrl;
+  try {
+    const kept = sessionStorage.getItem(NAME_KEY);
+    if (kept !== null && kept !== "") return kept;
+    const fresh = friendlyName();
+    sessionStorage.setItem(NAME_KEY, fresh);
+    return fresh;
+  } catch {
+    return friendlyName(); // storage disabled
+  }
+}
+
+// ---------------------------------------------------------------------------------- layout
+
+canvas.style.width = `${PAGE.width}px`;
+canvas.style.height = `${PAGE.height}px`;
+world.style.left = `${MARGIN.left}px`;
+world.style.top = `${MARGIN.top}px`;
+bounds.style.width = `${BOUNDS.width}px`;
+bounds.style.height = `${BOUNDS.height}px`;
+bounds.dataset.size = `${CANVAS.width} × ${CANVAS.height}`;
+edgeSvg.setAttribute("width", String(BOUNDS.width + MARGIN.right));
+edgeSvg.setAttribute("height", String(BOUNDS.height + MARGIN.bottom));
+statusRoom.textContent = room;
+document.title = `ObjectSync demo: ${room}`;
+
+// ---------------------------------------------------------------------------------- client
+
+const client = new ObjectSyncClient({ classes: { Node: NodeView, Edge: EdgeView }, defaults: DEFAULTS });
+const status = new FrameTask(() => renderStatus());
+const editor = new Editor(client, { viewport, world, nodeLayer, edgeLayer, preview }, (message) => note(message));
+const peopleView = new PeopleView(cursorLayer, people, name);
+let lastReject = "";
+let lastNote = "";
+
+/** The browser's WebSocket, also refreshing the status line after each message (the version
+ * moves on with every update, including acks of this tab's own actions, which change nothing
+ * in the local view and so raise no client event). */
+function observedSocket(onMessage: () => void): WebSocketConstructor {
+  return class StatusSocket extends WebSocket {
+    constructor(url: string) {
+      super(url);
+      this.addEventListener("message", onMessage);
+    }
+  };
+}
+
+function renderStatus(): void {
+  const state = client.state;
+  document.body.dataset.state = state;
+  statusState.textContent = state;
+  statusVersion.textContent = client.version === null ? "–" : String(client.version);
+  const pending = client.ready ? client.pendingCount : 0;
+  statusPending.textContent = pending === 0 ? "all saved" : `${pending} pending`;
+  statusReject.textContent = lastReject === "" ? "" : `last reject: ${lastReject}`;
+  statusNote.textContent = lastNote;
+  const writable = client.ready && !client.readOnly;
+  addButton.disabled = !writable;
+  undoButton.disabled = !writable;
+  redoButton.disabled = !writable;
+  deleteButton.disabled = !writable || editor.selection === null;
+  hint.hidden = !client.ready || editor.nodes.length > 0;
+}
+
+function note(message: string): void {
+  lastNote = message;
+  status.request();
+}
+
+client.on("state", () => status.request());
+client.on("ready", () => status.request());
+client.on("change", () => status.request());
+client.on("reject", ({ error }) => {
+  lastReject = `${error.code}: ${error.reason}`;
+  status.request();
+});
+client.on("error", ({ error }) => note(`error: ${error.code}: ${error.reason}`));
+client.on("presence", ({ client: who, state }) => peopleView.update(who, state));
+editor.onChange(() => status.request());
+
+// -------------------------------------------------------------------------------- presence
+
+const presence = new Throttle<Point | null>(50, (cursor) => client.setPresence(presenceOf(name, cursor)));
+let pointer: Point | null = null;
+client.setPresence(presenceOf(name, null));
+viewport.addEventListener("pointermove", (e) => {
+  pointer = { x: e.clientX, y: e.clientY };
+  presence.push(editor.worldPoint(e.clientX, e.clientY));
+});
+viewport.addEventListener("pointerleave", () => {
+  pointer = null;
+  presence.push(null);
+});
+viewport.addEventListener(
+  "scroll",
+  () => {
+    if (pointer !== null) presence.push(editor.worldPoint(pointer.x, pointer.y));
+  },
+  { passive: true },
+);
+
+// ------------------------------------------------------------------------- buttons and keys
+
+/** Asks the server to undo or redo this tab's latest change (a refusal shows as a reject). */
+function undoRedo(kind: "undo" | "redo"): void {
+  try {
+    if (kind === "undo") client.undo();
+    else client.redo();
+  } catch (e) {
+    note(e instanceof Error ? e.message : String(e));
+  }
+}
+
+addButton.addEventListener("click", () => editor.addNode());
+deleteButton.addEventListener("click", () => editor.deleteSelected());
+undoButton.addEventListener("click", () => undoRedo("undo"));
+redoButton.addEventListener("click", () => undoRedo("redo"));
+viewport.addEventListener("pointerdown", (e) => {
+  // A click on the empty canvas deselects.
+  if (e.target === viewport || e.target === canvas || e.target === bounds || e.target === edgeSvg) editor.select(null);
+});
+
+document.addEventListener("keydown", (e) => {
+  const typing = e.target instanceof HTMLInputElement || e.target instanceof HTMLTextAreaElement;
+  const mod = e.ctrlKey || e.metaKey;
+  const key = e.key.toLowerCase();
+  if (mod && !e.altKey && (key === "z" || key === "y")) {
+    // The server's undo, also in a title: it knows what this tab typed and what others did.
+    e.preventDefault();
+    undoRedo(key === "y" || e.shiftKey ? "redo" : "undo");
+    return;
+  }
+  if (typing) {
+    if (e.key === "Escape" || e.key === "Enter") (e.target as HTMLElement).blur();
+    return;
+  }
+  if (e.key === "Delete" || e.key === "Backspace") {
+    if (editor.selection !== null) {
+      e.preventDefault();
+      editor.deleteSelected();
+    }
+  } else if (e.key === "Escape") {
+    if (editor.escape()) e.preventDefault();
+  }
+});
+
+// --------------------------------------------------------------------------------- connect
+
+if (asked !== null && asked !== room) note(`"${asked}" is not a room name (1-64 of A-Z a-z 0-9 _ - .): joined "${room}"`);
+const scheme = location.protocol === "https:" ? "wss" : "ws";
+client
+  .connect(`${scheme}://${location.host}/ws/${room}`, { WebSocket: observedSocket(() => status.request()) })
+  .catch((e: unknown) => note(`could not connect: ${e instanceof Error ? e.message : String(e)}`));
+renderStatus();
