@@ -1,40 +1,13 @@
 import { describe, expect, it } from "vitest";
 import { diffBatch, eventsFromValues, isEmptyDiff } from "./diff.js";
-import type { Change, NodeSnapshot } from "./protocol.js";
-import type { Step } from "./tree.js";
+import { applyAllOk, graphDoc } from "./testing/fixtures.js";
 import { ObjectTree } from "./tree.js";
-
-function doc(): NodeSnapshot {
-  return {
-    id: "root",
-    type: "Root",
-    children: [
-      {
-        id: "g",
-        type: "Graph",
-        attrs: { name: "main" },
-        children: [
-          { id: "n1", type: "Node", attrs: { title: "one", pos: { x: 1, y: 2 }, ports: ["in", "out"], tags: [false, 3, "a"], count: 1, link: "n2" } },
-          { id: "n2", type: "Node", attrs: { title: "two" } },
-        ],
-      },
-    ],
-  };
-}
-
-/** Applies `changes` (all must apply) and returns the steps. */
-function check(tree: ObjectTree, changes: Change[]): Step[] {
-  const steps: Step[] = [];
-  const failed = tree.applyAll(changes, steps);
-  expect(failed).toBeNull();
-  return steps;
-}
 
 describe("diffBatch reports net changes", () => {
   it("gives fine-grained events from the applied changes", () => {
-    const t = new ObjectTree(doc());
+    const t = new ObjectTree(graphDoc());
     t.beginBatch();
-    check(t, [
+    applyAllOk(t, [
       { op: "text_insert", obj: "n1", attr: "title", pos: 3, text: "!" },
       { op: "dict_set", obj: "n1", attr: "pos", key: "x", value: 5 },
       { op: "list_move", obj: "n1", attr: "ports", from: 0, to: 1 },
@@ -61,11 +34,11 @@ describe("diffBatch reports net changes", () => {
   });
 
   it("derives events from values when the steps do not tell the story", () => {
-    const t = new ObjectTree(doc());
-    const first = check(t, [{ op: "text_insert", obj: "n1", attr: "title", pos: 0, text: "my " }]);
+    const t = new ObjectTree(graphDoc());
+    const first = applyAllOk(t, [{ op: "text_insert", obj: "n1", attr: "title", pos: 0, text: "my " }]);
     t.beginBatch();
     t.revert(first); // as rebase does before replaying
-    check(t, [
+    applyAllOk(t, [
       { op: "text_insert", obj: "n1", attr: "title", pos: 3, text: "!" },
       { op: "text_insert", obj: "n1", attr: "title", pos: 0, text: "my " },
       { op: "dict_set", obj: "n1", attr: "pos", key: "x", value: 5 },
@@ -78,11 +51,11 @@ describe("diffBatch reports net changes", () => {
   });
 
   it("reports nothing when a batch ends where it started", () => {
-    const t = new ObjectTree(doc());
-    const steps = check(t, [{ op: "create", id: "c:1", type: "Node", parent: "g", attrs: { t: "a" } }]);
+    const t = new ObjectTree(graphDoc());
+    const steps = applyAllOk(t, [{ op: "create", id: "c:1", type: "Node", parent: "g", attrs: { t: "a" } }]);
     t.beginBatch();
     t.revert(steps);
-    check(t, [{ op: "create", id: "c:1", type: "Node", parent: "g", attrs: { t: "a" } }]);
+    applyAllOk(t, [{ op: "create", id: "c:1", type: "Node", parent: "g", attrs: { t: "a" } }]);
     expect(isEmptyDiff(diffBatch(t, t.endBatch()))).toBe(true);
   });
 
@@ -93,7 +66,7 @@ describe("diffBatch reports net changes", () => {
       children: ["a", "b", "c", "d"].map((id) => ({ id, type: "T" })),
     });
     t.beginBatch();
-    check(t, [
+    applyAllOk(t, [
       { op: "move", id: "a", parent: "root", index: 3 },
       { op: "move", id: "c", parent: "root", index: 0 },
     ]);
@@ -107,13 +80,13 @@ describe("diffBatch reports net changes", () => {
   });
 
   it("tells a list from a set from a dict by the changes made", () => {
-    const t = new ObjectTree(doc());
-    const s1 = check(t, [{ op: "set_add", obj: "n1", attr: "tags", value: 1 }]);
-    const s2 = check(t, [{ op: "list_insert", obj: "n1", attr: "ports", index: 1, value: "mid" }]);
+    const t = new ObjectTree(graphDoc());
+    const s1 = applyAllOk(t, [{ op: "set_add", obj: "n1", attr: "tags", value: 1 }]);
+    const s2 = applyAllOk(t, [{ op: "list_insert", obj: "n1", attr: "ports", index: 1, value: "mid" }]);
     t.beginBatch();
     t.revert([...s1, ...s2]);
-    check(t, [{ op: "set_remove", obj: "n1", attr: "tags", value: "a" }]);
-    check(t, [{ op: "list_remove", obj: "n1", attr: "ports", index: 0 }]);
+    applyAllOk(t, [{ op: "set_remove", obj: "n1", attr: "tags", value: "a" }]);
+    applyAllOk(t, [{ op: "list_remove", obj: "n1", attr: "ports", index: 0 }]);
     const d = diffBatch(t, t.endBatch());
     // Net of the batch: the reverted add and the new remove.
     expect(d.attrs.find((a) => a.attr === "tags")?.events).toEqual([

@@ -1,37 +1,11 @@
 import { describe, expect, it } from "vitest";
-import type { Change, NodeSnapshot } from "./protocol.js";
-import type { Step } from "./tree.js";
+import type { Change } from "./protocol.js";
+import { applyAllOk, graphDoc } from "./testing/fixtures.js";
 import { ObjectTree } from "./tree.js";
-
-function doc(): NodeSnapshot {
-  return {
-    id: "root",
-    type: "Root",
-    children: [
-      {
-        id: "g",
-        type: "Graph",
-        attrs: { name: "main" },
-        children: [
-          { id: "n1", type: "Node", attrs: { title: "one", pos: { x: 1, y: 2 }, ports: ["in", "out"], tags: [false, 3, "a"], count: 1, link: "n2" } },
-          { id: "n2", type: "Node", attrs: { title: "two" } },
-        ],
-      },
-    ],
-  };
-}
-
-/** Applies `changes` (all must apply) and returns the steps. */
-function check(tree: ObjectTree, changes: Change[]): Step[] {
-  const steps: Step[] = [];
-  const failed = tree.applyAll(changes, steps);
-  expect(failed).toBeNull();
-  return steps;
-}
 
 describe("ObjectTree applies every change", () => {
   it("builds from a snapshot", () => {
-    const t = new ObjectTree(doc());
+    const t = new ObjectTree(graphDoc());
     expect(t.size).toBe(4);
     expect(t.get("g")?.children).toEqual(["n1", "n2"]);
     expect(t.get("n1")?.parent).toBe("g");
@@ -40,24 +14,24 @@ describe("ObjectTree applies every change", () => {
   });
 
   it("creates, moves and deletes subtrees", () => {
-    const t = new ObjectTree(doc());
-    check(t, [
+    const t = new ObjectTree(graphDoc());
+    applyAllOk(t, [
       { op: "create", id: "c:1", type: "Node", parent: "g", index: 1, attrs: { title: "new" }, children: [{ id: "c:2", type: "Port" }] },
     ]);
     expect(t.get("g")?.children).toEqual(["n1", "c:1", "n2"]);
     expect(t.get("c:2")?.parent).toBe("c:1");
-    check(t, [{ op: "move", id: "n2", parent: "g", index: 0 }]);
+    applyAllOk(t, [{ op: "move", id: "n2", parent: "g", index: 0 }]);
     expect(t.get("g")?.children).toEqual(["n2", "n1", "c:1"]);
-    check(t, [{ op: "move", id: "n1", parent: "c:1" }]);
+    applyAllOk(t, [{ op: "move", id: "n1", parent: "c:1" }]);
     expect(t.get("c:1")?.children).toEqual(["c:2", "n1"]);
-    check(t, [{ op: "delete", id: "c:1" }]);
+    applyAllOk(t, [{ op: "delete", id: "c:1" }]);
     expect(t.has("c:1") || t.has("c:2") || t.has("n1")).toBe(false);
     expect(t.get("g")?.children).toEqual(["n2"]);
   });
 
   it("edits every kind of value", () => {
-    const t = new ObjectTree(doc());
-    check(t, [
+    const t = new ObjectTree(graphDoc());
+    applyAllOk(t, [
       { op: "set", obj: "n1", attr: "title", value: "uno" },
       { op: "text_insert", obj: "n1", attr: "title", pos: 3, text: "!" },
       { op: "text_delete", obj: "n1", attr: "title", pos: 0, len: 1 },
@@ -84,7 +58,7 @@ describe("ObjectTree applies every change", () => {
   });
 
   it("refuses what does not fit, with the server's codes, changing nothing", () => {
-    const t = new ObjectTree(doc());
+    const t = new ObjectTree(graphDoc());
     const code = (c: Change) => t.apply(c, [])?.code;
     expect(code({ op: "delete", id: "root" })).toBe("root_immutable");
     expect(code({ op: "delete", id: "nope" })).toBe("no_such_object");
@@ -101,11 +75,11 @@ describe("ObjectTree applies every change", () => {
     expect(code({ op: "emit", obj: "zz", attr: "e" })).toBe("no_such_object");
     const emoji = new ObjectTree({ id: "root", type: "Root", attrs: { s: "a\u{1F600}" } });
     expect(emoji.apply({ op: "text_insert", obj: "root", attr: "s", pos: 2, text: "x" }, [])?.code).toBe("splits_character");
-    expect(t.snapshotOf("root")).toEqual(doc());
+    expect(t.snapshotOf("root")).toEqual(graphDoc());
   });
 
   it("applies a batch atomically and reverts steps exactly", () => {
-    const t = new ObjectTree(doc());
+    const t = new ObjectTree(graphDoc());
     const failed = t.applyAll(
       [
         { op: "set", obj: "n1", attr: "title", value: "x" },
@@ -115,8 +89,8 @@ describe("ObjectTree applies every change", () => {
       [],
     );
     expect(failed?.index).toBe(2);
-    expect(t.snapshotOf("root")).toEqual(doc());
-    const steps = check(t, [
+    expect(t.snapshotOf("root")).toEqual(graphDoc());
+    const steps = applyAllOk(t, [
       { op: "create", id: "c:1", type: "Node", parent: "n2" },
       { op: "move", id: "n1", parent: "c:1" },
       { op: "dict_set", obj: "n1", attr: "pos", key: "x", value: 9 },
@@ -124,12 +98,12 @@ describe("ObjectTree applies every change", () => {
       { op: "set", obj: "g", attr: "fresh", value: 1 },
     ]);
     t.revert(steps);
-    expect(t.snapshotOf("root")).toEqual(doc());
+    expect(t.snapshotOf("root")).toEqual(graphDoc());
   });
 
   it("fills defaults for created objects without overriding given attributes", () => {
-    const t = new ObjectTree(doc(), (type) => (type === "Node" ? { title: "", pos: { x: 0, y: 0 } } : undefined));
-    check(t, [{ op: "create", id: "c:1", type: "Node", parent: "g", attrs: { title: "hi" } }]);
+    const t = new ObjectTree(graphDoc(), (type) => (type === "Node" ? { title: "", pos: { x: 0, y: 0 } } : undefined));
+    applyAllOk(t, [{ op: "create", id: "c:1", type: "Node", parent: "g", attrs: { title: "hi" } }]);
     expect(Object.fromEntries(t.get("c:1")?.attrs ?? [])).toEqual({ title: "hi", pos: { x: 0, y: 0 } });
   });
 });
