@@ -6,8 +6,11 @@
  * the user does with the pointer is the editor's business ({@link GraphHost}).
  */
 
-import type { DictTopic, JsonObject, ObjectSyncClient, StringTopic } from "../src/index.js";
-import { bindInput, SObject } from "../src/index.js";
+import type { JsonObject, ObjectSyncClient } from "../src/index.js";
+import { bindInput } from "../src/index.js";
+// Generated from the server's types by `objectsync codegen ts`: attribute getters are typed and
+// checked by the compiler.
+import { EdgeObject, NodeObject } from "../examples/generated/demo-types.js";
 import type { Point } from "./geometry.js";
 import { edgePath, inPort, insideCanvas, NODE, outPort, readPoint } from "./geometry.js";
 
@@ -45,21 +48,11 @@ export interface Selectable {
 }
 
 /** A `Node`: a box at `pos`, colored by `color`, titled by `title`, with its `ports`. */
-export class NodeView extends SObject implements Selectable {
+export class NodeView extends NodeObject implements Selectable {
   /** The node's element (`data-testid="node"`, `data-id`, `data-x`, `data-y`). */
   readonly el = document.createElement("div");
   private readonly titleInput = document.createElement("input");
   private readonly portRow = document.createElement("div");
-
-  /** The `pos` dict (`{x, y}`). */
-  get pos(): DictTopic {
-    return this.dict("pos");
-  }
-
-  /** The `title` string. */
-  get title(): StringTopic {
-    return this.string("title");
-  }
 
   /** The position in the local view. */
   get position(): Point {
@@ -89,8 +82,8 @@ export class NodeView extends SObject implements Selectable {
 
     this.own(bindInput(this.title, input));
     this.listen(this.pos, "changed", () => this.place());
-    this.listen(this.string("color"), "changed", () => this.paint());
-    this.listen(this.list("ports"), "changed", () => this.renderPorts());
+    this.listen(this.color, "changed", () => this.paint());
+    this.listen(this.ports, "changed", () => this.renderPorts());
     this.listenDom(el, "pointerdown", (e) => {
       if (e instanceof PointerEvent) host.nodePointerDown(this, e);
     });
@@ -132,7 +125,7 @@ export class NodeView extends SObject implements Selectable {
   }
 
   private paint(): void {
-    const color = this.string("color").value;
+    const color = this.color.value;
     // Only plain color notations reach the style; anything else falls back to the default.
     const safe = /^(#[0-9a-fA-F]{3,8}|[a-zA-Z]{3,20}|(rgb|hsl)a?\([0-9.,%\s/]+\))$/.test(color) ? color : "#4f7cff";
     this.el.style.setProperty("--node-color", safe);
@@ -140,7 +133,7 @@ export class NodeView extends SObject implements Selectable {
 
   private renderPorts(): void {
     const host = hostOf(this.client);
-    const ports = this.list("ports").value.filter((p): p is string => typeof p === "string");
+    const ports = this.ports.value.filter((p): p is string => typeof p === "string");
     this.portRow.replaceChildren();
     for (const name of ports) {
       const port = document.createElement("span");
@@ -161,7 +154,7 @@ export class NodeView extends SObject implements Selectable {
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 /** An `Edge`: a curve from its `from` node's output to its `to` node's input. */
-export class EdgeView extends SObject implements Selectable {
+export class EdgeView extends EdgeObject implements Selectable {
   /** The edge's element (`data-testid="edge"`, `data-id`, `data-from`, `data-to`). */
   readonly g = document.createElementNS(SVG_NS, "g");
   private readonly hit = document.createElementNS(SVG_NS, "path");
@@ -169,12 +162,12 @@ export class EdgeView extends SObject implements Selectable {
 
   /** The id of the node it starts at (`null` once that node is gone). */
   get fromId(): string | null {
-    return this.ref("from").value;
+    return this.from.value;
   }
 
   /** The id of the node it ends at. */
   get toId(): string | null {
-    return this.ref("to").value;
+    return this.to.value;
   }
 
   override onStart(): void {
@@ -185,8 +178,8 @@ export class EdgeView extends SObject implements Selectable {
     this.hit.setAttribute("class", "edge-hit");
     this.line.setAttribute("class", "edge-line");
     this.g.append(this.hit, this.line);
-    this.listen(this.ref("from"), "changed", () => this.draw());
-    this.listen(this.ref("to"), "changed", () => this.draw());
+    this.listen(this.from, "changed", () => this.draw());
+    this.listen(this.to, "changed", () => this.draw());
     this.listenDom(this.g, "pointerdown", (e) => {
       if (e instanceof PointerEvent) host.edgePointerDown(this, e);
     });
@@ -225,7 +218,7 @@ export class EdgeView extends SObject implements Selectable {
   }
 
   private end(attr: "from" | "to"): NodeView | null {
-    const t = this.ref(attr).target;
+    const t = (attr === "from" ? this.from : this.to).target;
     return t instanceof NodeView && !t.destroyed ? t : null;
   }
 }
