@@ -9,7 +9,6 @@
  * client-ts/demo/dist`, which `bash scripts/run` does).
  */
 
-import type { WebSocketConstructor } from "../src/index.js";
 import { ObjectSyncClient } from "../src/index.js";
 import { Editor } from "./editor.js";
 import { FrameTask, Throttle } from "./frame.js";
@@ -94,17 +93,8 @@ const peopleView = new PeopleView(cursorLayer, people, name);
 let lastReject = "";
 let lastNote = "";
 
-/** The browser's WebSocket, also refreshing the status line after each message (the version
- * moves on with every update, including acks of this tab's own actions, which change nothing
- * in the local view and so raise no client event). */
-function observedSocket(onMessage: () => void): WebSocketConstructor {
-  return class StatusSocket extends WebSocket {
-    constructor(url: string) {
-      super(url);
-      this.addEventListener("message", onMessage);
-    }
-  };
-}
+// Version and pending count change with every update, acks of this tab's own actions included.
+client.on("sync", () => status.request());
 
 function renderStatus(): void {
   const state = client.state;
@@ -210,6 +200,6 @@ document.addEventListener("keydown", (e) => {
 if (asked !== null && asked !== room) note(`"${asked}" is not a room name (1-64 of A-Z a-z 0-9 _ - .): joined "${room}"`);
 const scheme = location.protocol === "https:" ? "wss" : "ws";
 client
-  .connect(`${scheme}://${location.host}/ws/${room}`, { WebSocket: observedSocket(() => status.request()) })
+  .connect(`${scheme}://${location.host}/ws/${room}`)
   .catch((e: unknown) => note(`could not connect: ${e instanceof Error ? e.message : String(e)}`));
 renderStatus();

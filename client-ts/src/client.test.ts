@@ -15,6 +15,21 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
+describe("sync events", () => {
+  it("report pending actions and the version, acks that change nothing visible included", async () => {
+    const { join, settle } = world();
+    const client = await join();
+    const seen: { version: number | null; pending: number }[] = [];
+    client.on("sync", (e) => seen.push({ version: e.version, pending: e.pending }));
+    const before = client.version ?? 0;
+    must(client, "n1").string("title").set("renamed");
+    expect(seen.at(-1)).toEqual({ version: before, pending: 1 });
+    settle();
+    expect(seen.at(-1)).toEqual({ version: before + 1, pending: 0 });
+    expect(client.version).toBe(before + 1);
+  });
+});
+
 describe("connecting", () => {
   it("loads the document as SObjects and reports the state", async () => {
     const { join } = world();

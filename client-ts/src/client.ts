@@ -93,6 +93,11 @@ export interface ClientEvents {
   error: { readonly error: ObjectSyncError };
   /** A batch of local-view changes was reported (after all its other events). */
   change: { readonly local: boolean };
+  /**
+   * The confirmed version or the number of pending actions changed — also when an own action
+   * was acknowledged exactly as predicted (which changes nothing visible), e.g. for a status line.
+   */
+  sync: { readonly version: number | null; readonly pending: number };
 }
 
 interface PendingCall {
@@ -497,6 +502,19 @@ export class ObjectSyncClient extends Emitter<ClientEvents> {
     for (const e of outcome.emits) this.deliverEmit(e.origin, e.change);
     for (const m of outcome.send) this.connection?.send(m);
     if (outcome.resync !== null) this.resync(outcome.resync);
+    this.reportSync();
+  }
+
+  /** The last `sync` reported. */
+  private lastSync: { version: number | null; pending: number } = { version: null, pending: 0 };
+
+  /** Dispatches `sync` if the confirmed version or the pending count moved. */
+  private reportSync(): void {
+    const version = this.version;
+    const pending = this.pendingCount;
+    if (version === this.lastSync.version && pending === this.lastSync.pending) return;
+    this.lastSync = { version, pending };
+    this.dispatch("sync", { version, pending });
   }
 
   /** Turns one local-view diff into instances and events (see the module docs for the order). */
