@@ -237,28 +237,14 @@ export class Editor implements GraphHost {
     node.el.setPointerCapture(e.pointerId);
     node.setDragging(true);
     const el = node.el;
-    const on = { signal: stop.signal };
-    const mine = (ev: PointerEvent) => ev.pointerId === drag.pointerId;
-    el.addEventListener(
-      "pointermove",
-      (ev) => {
-        if (!mine(ev)) return;
-        drag.pointer = { x: ev.clientX, y: ev.clientY };
-        this.frame.request();
-      },
-      on,
-    );
-    el.addEventListener(
-      "pointerup",
-      (ev) => {
-        if (!mine(ev)) return;
+    this.track(el, drag, stop.signal, {
+      up: (ev) => {
         drag.pointer = { x: ev.clientX, y: ev.clientY };
         this.endDrag(true);
       },
-      on,
-    );
-    el.addEventListener("pointercancel", (ev) => mine(ev) && this.endDrag(true), on);
-    el.addEventListener("lostpointercapture", (ev) => mine(ev) && this.endDrag(true), on);
+      cancel: () => this.endDrag(true),
+      lostCapture: true,
+    });
   }
 
   /** Starts drawing an edge from an `out` port (or to an `in` port). */
@@ -274,30 +260,17 @@ export class Editor implements GraphHost {
     const link: Link = { node, port, pointerId: e.pointerId, pointer: { x: e.clientX, y: e.clientY }, target: null, stop };
     this.link = link;
     el.setPointerCapture(e.pointerId);
-    const on = { signal: stop.signal };
-    const mine = (ev: PointerEvent) => ev.pointerId === link.pointerId;
-    el.addEventListener(
-      "pointermove",
-      (ev) => {
-        if (!mine(ev)) return;
-        link.pointer = { x: ev.clientX, y: ev.clientY };
-        this.frame.request();
-      },
-      on,
-    );
-    el.addEventListener(
-      "pointerup",
-      (ev) => {
-        if (!mine(ev)) return;
+    this.track(el, link, stop.signal, {
+      up: (ev) => {
         const target = this.portAt(ev.clientX, ev.clientY);
         this.endLink();
         if (target === null || target.port === link.port) return;
         if (link.port === "out") this.connect(link.node, target.node);
         else this.connect(target.node, link.node);
       },
-      on,
-    );
-    el.addEventListener("pointercancel", (ev) => mine(ev) && this.endLink(), on);
+      cancel: () => this.endLink(),
+      lostCapture: false,
+    });
     this.frame.request();
   }
 
@@ -310,6 +283,30 @@ export class Editor implements GraphHost {
   }
 
   // ------------------------------------------------------------------------------ internals
+
+  /** Follows one captured pointer on `el` until `signal` aborts: moves update `gesture.pointer`
+   * and ask for a frame; `up` and `cancel` (and, if asked, losing the capture) end it. */
+  private track(
+    el: HTMLElement,
+    gesture: { readonly pointerId: number; pointer: Point },
+    signal: AbortSignal,
+    end: { up: (ev: PointerEvent) => void; cancel: () => void; lostCapture: boolean },
+  ): void {
+    const on = { signal };
+    const mine = (ev: PointerEvent) => ev.pointerId === gesture.pointerId;
+    el.addEventListener(
+      "pointermove",
+      (ev) => {
+        if (!mine(ev)) return;
+        gesture.pointer = { x: ev.clientX, y: ev.clientY };
+        this.frame.request();
+      },
+      on,
+    );
+    el.addEventListener("pointerup", (ev) => mine(ev) && end.up(ev), on);
+    el.addEventListener("pointercancel", (ev) => mine(ev) && end.cancel(), on);
+    if (end.lostCapture) el.addEventListener("lostpointercapture", (ev) => mine(ev) && end.cancel(), on);
+  }
 
   /** Creates an edge, unless the same one exists. An edge to itself goes to the server, which
    * refuses it (that is the point of showing it). */

@@ -22,9 +22,8 @@ import type { Browser, BrowserContext, Page } from "playwright-core";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "./harness.js";
-import { Lab, REPO_ROOT, SERVER_BIN, startBinary } from "./harness.js";
+import { CHROMIUM_LAUNCH, Lab, REPO_ROOT, requireChromium, SERVER_BIN, startBinary } from "./harness.js";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const DIST = fileURLToPath(new URL("../../demo/dist/", import.meta.url));
 const ARTIFACTS = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
 const DOCS_PICTURE = join(REPO_ROOT, "docs", "demo.png");
@@ -43,26 +42,14 @@ const lab = new Lab();
 const errors: string[] = [];
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`no Chromium at ${CHROMIUM}: install Debian's package (apt-get install -y chromium) or set CHROMIUM_PATH`);
-  }
+  requireChromium();
   if (!existsSync(join(DIST, "main.js")) || !existsSync(join(DIST, "index.html")) || !existsSync(join(DIST, "dom", "main.js"))) {
     throw new Error(`the demo is not built in ${DIST}: run \`npm run build:demo\``);
   }
   server = await startBinary(SERVER_BIN, ["serve", "--bind", "127.0.0.1:0", "--memory", "--static", DIST]);
   browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    timeout: 30_000,
+    ...CHROMIUM_LAUNCH,
+    args: [...CHROMIUM_LAUNCH.args],
   });
 });
 

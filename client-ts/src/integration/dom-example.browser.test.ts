@@ -16,9 +16,8 @@ import type { BrowserContext, Page } from "playwright-core";
 import { chromium } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { RunningServer } from "./harness.js";
-import { DOM_EXAMPLE_BIN, startBinary } from "./harness.js";
+import { CHROMIUM_LAUNCH, DOM_EXAMPLE_BIN, requireChromium, startBinary } from "./harness.js";
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const DIST = fileURLToPath(new URL("../../examples/dom/dist/", import.meta.url));
 const ARTIFACTS = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
 const COLORS = ["crimson", "teal", "darkorange", "slateblue"];
@@ -28,27 +27,15 @@ let context: BrowserContext | undefined;
 let profile: string | undefined;
 
 beforeAll(async () => {
-  if (!existsSync(CHROMIUM)) {
-    throw new Error(`no Chromium at ${CHROMIUM}: install Debian's package (apt-get install -y chromium) or set CHROMIUM_PATH`);
-  }
+  requireChromium();
   if (!existsSync(join(DIST, "main.js")) || !existsSync(join(DIST, "index.html"))) {
     throw new Error(`the DOM example is not built in ${DIST}: run \`npm run build:examples\``);
   }
   server = await startBinary(DOM_EXAMPLE_BIN, ["--bind", "127.0.0.1:0", "--static", DIST]);
   profile = await mkdtemp(join(tmpdir(), "objectsync-chromium-"));
   context = await chromium.launchPersistentContext(profile, {
-    executablePath: CHROMIUM,
-    headless: true,
-    args: [
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-    timeout: 30_000,
+    ...CHROMIUM_LAUNCH,
+    args: [...CHROMIUM_LAUNCH.args],
     viewport: { width: 900, height: 360 },
   });
 });

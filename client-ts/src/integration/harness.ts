@@ -25,6 +25,33 @@ export const SERVER_BIN = process.env.OBJECTSYNC_BIN ?? `${REPO_ROOT}target/debu
 /** The DOM example's server binary (`OBJECTSYNC_DOM_BIN` overrides). */
 export const DOM_EXAMPLE_BIN = process.env.OBJECTSYNC_DOM_BIN ?? `${REPO_ROOT}target/debug/examples/dom_text`;
 
+/** Debian's Chromium (playwright-core never downloads a browser). */
+export const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
+
+/** Launch options for headless Chromium on this machine: no sandbox as root, and none of the
+ * background traffic the closed network would refuse. */
+export const CHROMIUM_LAUNCH = {
+  executablePath: CHROMIUM,
+  headless: true,
+  args: [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+  timeout: 30_000,
+} as const;
+
+/** Fails clearly when Chromium is not installed. */
+export function requireChromium(): void {
+  if (!existsSync(CHROMIUM)) {
+    throw new Error(`no Chromium at ${CHROMIUM}: install Debian's package (apt-get install -y chromium) or set CHROMIUM_PATH`);
+  }
+}
+
 const BUILD_HINT = `build it first: (cd ${REPO_ROOT} && cargo build --bin objectsync --example dom_text)`;
 
 /** A listener list without payloads: something happened, look again. */
