@@ -189,7 +189,9 @@ async fn connect(addr: SocketAddr, room: &str) -> Ws {
 async fn join(target: Target, addr: SocketAddr, room: &str) -> Ws {
     let mut ws = connect(addr, room).await;
     if target == Target::ObjectSync {
-        ws.send(Message::Text(r#"{"t":"hello","protocol":1,"batch":true}"#.into())).await.expect("hello");
+        ws.send(Message::Text(r#"{"t":"hello","protocol":1,"batch":true,"compact_snapshots":true}"#.into()))
+            .await
+            .expect("hello");
         loop {
             match ws.next().await {
                 Some(Ok(Message::Text(t))) if t.starts_with(r#"{"t":"welcome""#) => break,
@@ -310,7 +312,7 @@ async fn fan_out(
 async fn cold_join(addr: SocketAddr, room: &str) -> (f64, usize, usize) {
     let start = Instant::now();
     let mut ws = connect(addr, room).await;
-    ws.send(Message::Text(r#"{"t":"hello","protocol":1}"#.into())).await.expect("hello");
+    ws.send(Message::Text(r#"{"t":"hello","protocol":1,"compact_snapshots":true}"#.into())).await.expect("hello");
     let text = loop {
         match ws.next().await {
             Some(Ok(Message::Text(t))) => break t,
@@ -410,7 +412,9 @@ async fn many_rooms(server: &Proc, rooms: usize, per_room: usize, rate: f64, sec
             joins.push(tokio::spawn(async move {
                 let _permit = sem.acquire().await.expect("semaphore");
                 let mut ws = connect(addr, &format!("nodes-5-w5-{r}")).await;
-                ws.send(Message::Text(r#"{"t":"hello","protocol":1}"#.into())).await.expect("hello");
+                ws.send(Message::Text(r#"{"t":"hello","protocol":1,"compact_snapshots":true}"#.into()))
+                    .await
+                    .expect("hello");
                 let client = loop {
                     match ws.next().await {
                         Some(Ok(Message::Text(t))) => {

@@ -53,6 +53,52 @@ describe("decodeServerMessage", () => {
     expect(m.snapshot?.root.children?.[0]?.children?.[0]?.attrs).toEqual({ pos: { x: 1, y: 2 }, ports: ["in", "out"] });
   });
 
+  it("decodes the compact snapshot form into the same tree as the nested one", () => {
+    const welcome = (snapshot: unknown) =>
+      ok(JSON.stringify({ t: "welcome", protocol: 1, client: "c", resume_token: "r", version: 41, acked: 0, snapshot }));
+    const nested = welcome({
+      version: 41,
+      next_server_id: 12,
+      root: {
+        id: "root",
+        type: "Root",
+        children: [
+          {
+            id: "g",
+            type: "Graph",
+            attrs: { name: "main" },
+            children: [{ id: "s:1", type: "Node", attrs: { pos: { x: 1, y: 2 }, ports: ["in", "out"], title: "n" } }],
+          },
+        ],
+      },
+    });
+    const compact = welcome({
+      version: 41,
+      next_server_id: 12,
+      types: [
+        ["Root", []],
+        ["Graph", ["name"]],
+        ["Node", ["pos", "ports", "title"]],
+      ],
+      root: ["root", 0, [], [["g", 1, ["main"], [["s:1", 2, [{ x: 1, y: 2 }, ["in", "out"], "n"]]]]]],
+    });
+    expect(compact).toEqual(nested);
+  });
+
+  it("refuses a malformed compact snapshot with the path of the fault", () => {
+    const types = '"types":[["Root",[]],["Node",["a","b"]]]';
+    const w = (snap: string) =>
+      `{"t":"welcome","protocol":1,"client":"c","resume_token":"r","version":1,"acked":0,"snapshot":{"version":1,"next_server_id":1,${snap}}}`;
+    expect(bad(w(`${types},"root":["root",0,[],[["n",7,[]]]]`)).reason).toMatch(/root\[3\]\[0\]\[1\]: no type at index 7/);
+    expect(bad(w(`${types},"root":["root",0,[],[["n",1,[1]]]]`)).reason).toMatch(/expected 2 attribute values/);
+    expect(bad(w(`${types},"root":["root",0,[],[],5]`)).reason).toMatch(/expected \[id, type index/);
+    expect(bad(w(`"types":[["Root"]],"root":["root",0,[]]`)).reason).toMatch(/types\[0\]/);
+    expect(bad(w(`"types":{},"root":["root",0,[]]`)).reason).toMatch(/types: expected an array/);
+    const m = ok(w(`"types":[["Root",["__proto__"]]],"root":["root",0,[{"x":1}]]`));
+    if (m.t !== "welcome") throw new Error("welcome expected");
+    expect(Object.keys(m.snapshot?.root.attrs ?? {})).toEqual(["__proto__"]);
+  });
+
   it("decodes every change op of an update", () => {
     const changes = [
       { op: "create", id: "c5:1", type: "Node", parent: "g", index: 0, attrs: { title: "" }, children: [{ id: "c5:2", type: "Port" }] },
@@ -147,6 +193,7 @@ describe("decodeServerMessage", () => {
     const samples = [
       '{"t":"update","v":42,"origin":"c1","action":7,"changes":[{"op":"dict_set","obj":"n1","attr":"pos","key":"x","value":120}]}',
       '{"t":"welcome","protocol":1,"client":"c5","resume_token":"r","version":3,"acked":0,"snapshot":{"version":3,"next_server_id":1,"root":{"id":"root","type":"Root"}},"presence":{}}',
+      '{"t":"welcome","protocol":1,"client":"c5","resume_token":"r","version":3,"acked":0,"snapshot":{"version":3,"next_server_id":1,"types":[["Root",[]],["N",["a"]]],"root":["root",0,[],[["n",1,[[1]]]]]},"presence":{}}',
       '{"t":"result","id":3,"error":{"code":"timeout","reason":"x"}}',
     ];
     const alphabet = '{}[]":,0123456789-.abcdeftnul\\ ';

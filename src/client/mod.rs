@@ -181,6 +181,7 @@ impl Client {
             token: options.token,
             resume,
             batch: true,
+            compact_snapshots: true,
         })
         .await?;
         match c.recv().await? {

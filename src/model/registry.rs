@@ -201,6 +201,9 @@ impl TypeRegistry {
     pub(crate) fn index_of(&self, name: &str) -> Option<TypeIdx> {
         self.by_name.get(name).copied()
     }
+    pub(crate) fn defs(&self) -> &[TypeDef] {
+        &self.types
+    }
     pub(crate) fn get(&self, idx: TypeIdx) -> &TypeDef {
         &self.types[usize::from(idx)]
     }

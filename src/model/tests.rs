@@ -820,6 +820,44 @@ fn snapshot_round_trips_and_both_forms_serialize_alike() {
 }
 
 #[test]
+fn the_compact_form_reads_back_as_the_same_snapshot_and_is_smaller() {
+    let mut d = graph();
+    ok(
+        &mut d,
+        r#"[{"op":"create","id":"c1:e","type":"Edge","parent":"g","attrs":{"from":"c1:a","to":"c1:b"}},
+            {"op":"set","obj":"c1:a","attr":"title","value":"ü😀"}]"#,
+    );
+    let nested = serde_json::to_string(&d.snapshot_view()).unwrap_or_default();
+    let compact = serde_json::to_string(&d.compact_snapshot_view()).unwrap_or_default();
+    assert!(compact.len() < nested.len(), "{compact}");
+    assert!(compact.contains(r#""types":"#) && compact.contains(r#"["c1:e","#), "{compact}");
+    let back: DocSnapshot = serde_json::from_str(&compact).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(back, d.snapshot());
+}
+
+#[test]
+fn a_malformed_compact_snapshot_is_refused_with_a_reason() {
+    let types = r#""types":[["Root",[]],["Node",["a","b"]]]"#;
+    let cases = [
+        (r#"{"version":1,"root":["root",0,[]]}"#.to_owned(), "needs `types`"),
+        (format!(r#"{{"version":1,{types},"root":["root",0,[],[["n",7,[]]]]}}"#), "no type at index 7"),
+        (format!(r#"{{"version":1,{types},"root":["root",0,[],[["n",1,[1]]]]}}"#), "invalid length 1"),
+        (format!(r#"{{"version":1,{types},"root":["root",0,[],[["n",1,[1,2,3]]]]}}"#), "invalid length 3"),
+        (format!(r#"{{"version":1,{types},"root":["root",0,[],[],5]}}"#), "invalid length"),
+        (format!(r#"{{{types},"root":["root",0,[]]}}"#), "missing field `version`"),
+    ];
+    for (json, reason) in cases {
+        match serde_json::from_str::<DocSnapshot>(&json) {
+            Ok(s) => panic!("{json} was read as {s:?}"),
+            Err(e) => assert!(e.to_string().contains(reason), "{json}: {e}"),
+        }
+    }
+    let good = format!(r#"{{"version":3,{types},"root":["root",0,[],[["n",1,[1,{{"k":[true]}}]]]]}}"#);
+    let s: DocSnapshot = serde_json::from_str(&good).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(s.root.children[0].attrs.get("b"), Some(&Value::Dict(crate::dict! { "k" => vec![true] })));
+}
+
+#[test]
 fn a_bad_snapshot_is_refused_clearly() {
     let d = graph();
     let mut snap = d.snapshot();

@@ -69,6 +69,9 @@ pub enum ClientMessage {
         /// The client accepts `batch` messages.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         batch: bool,
+        /// The client accepts snapshots in the compact form.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        compact_snapshots: bool,
     },
     /// Changes to apply atomically.
     Action {
@@ -423,7 +426,10 @@ mod tests {
     #[test]
     fn unknown_fields_are_ignored() {
         let m = decode_client(r#"{"t":"hello","protocol":1,"future":true}"#);
-        assert_eq!(m, Ok(ClientMessage::Hello { protocol: 1, token: None, resume: None, batch: false }));
+        assert_eq!(
+            m,
+            Ok(ClientMessage::Hello { protocol: 1, token: None, resume: None, batch: false, compact_snapshots: false })
+        );
         let m = decode_client(r#"{"t":"action","id":1,"base":0,"changes":[{"op":"delete","id":"x","later":1}]}"#);
         assert!(m.is_ok(), "{m:?}");
     }

@@ -65,6 +65,8 @@ pub(crate) struct JoinRequest {
     pub(crate) read_only: bool,
     /// The client accepts `batch` messages.
     pub(crate) batch: bool,
+    /// The client accepts snapshots in the compact form.
+    pub(crate) compact_snapshots: bool,
 }
 
 /// Why a room refused a join.
@@ -543,7 +545,11 @@ impl RoomState {
             resume_token: &resume_token,
             version: self.doc.version(),
             acked: known.last_action,
-            snapshot: if catchup.is_some() { None } else { Some(self.doc.snapshot_view()) },
+            snapshot: match (&catchup, request.compact_snapshots) {
+                (Some(_), _) => None,
+                (None, true) => Some(self.doc.compact_snapshot_view()),
+                (None, false) => Some(self.doc.snapshot_view()),
+            },
             presence,
             read_only: request.read_only,
         });

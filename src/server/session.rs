@@ -38,6 +38,7 @@ struct Hello {
     token: Option<String>,
     resume: Option<protocol::Resume>,
     batch: bool,
+    compact_snapshots: bool,
 }
 
 async fn handshake(stream: &mut SplitStream<WebSocket>, inner: &Inner) -> Result<Hello, (u16, String)> {
@@ -53,14 +54,14 @@ async fn handshake(stream: &mut SplitStream<WebSocket>, inner: &Inner) -> Result
     };
     inner.metrics.bytes_in.inc_by(text.len() as u64);
     let hello = match protocol::decode_client(&text) {
-        Ok(ClientMessage::Hello { protocol, token, resume, batch }) => {
+        Ok(ClientMessage::Hello { protocol, token, resume, batch, compact_snapshots }) => {
             if protocol != protocol::PROTOCOL_VERSION {
                 return Err((
                     close::BAD_HANDSHAKE,
                     format!("unsupported protocol {protocol}; this server speaks {}", protocol::PROTOCOL_VERSION),
                 ));
             }
-            Hello { token, resume, batch }
+            Hello { token, resume, batch, compact_snapshots }
         }
         Ok(_) => return Err((close::BAD_HANDSHAKE, "the first message must be hello".into())),
         Err(e) => return Err((close::BAD_HANDSHAKE, format!("bad hello: {e}"))),
@@ -75,7 +76,7 @@ async fn connected(
     hello: Hello,
     inner: Arc<Inner>,
 ) {
-    let grant = match inner.authorize(AuthRequest { room: room_name.clone(), token: hello.token }).await {
+    let grant = match inner.authorize(AuthRequest { room: room_name.clone(), token: hello.token.clone() }).await {
         Ok(g) => g,
         Err(reason) => {
             let _ = sink.send(close_message(close::UNAUTHORIZED, &reason)).await;
@@ -89,7 +90,7 @@ async fn connected(
         return;
     }
     inner.metrics.clients.inc();
-    let joined = join(&inner, &room_name, hello.resume, grant.read_only, hello.batch).await;
+    let joined = join(&inner, &room_name, &hello, grant.read_only).await;
     match joined {
         Err(reason) => {
             let _ = sink.send(close_message(close::ROOM_UNAVAILABLE, &reason)).await;
@@ -111,13 +112,7 @@ async fn connected(
 
 type Joined = (RoomHandle, ClientId, SessionLink, mpsc::Receiver<Frame>);
 
-async fn join(
-    inner: &Arc<Inner>,
-    room_name: &str,
-    resume: Option<protocol::Resume>,
-    read_only: bool,
-    batch: bool,
-) -> Result<Joined, String> {
+async fn join(inner: &Arc<Inner>, room_name: &str, hello: &Hello, read_only: bool) -> Result<Joined, String> {
     // A room being unloaded answers "try again"; the next attempt loads it afresh.
     let mut last_error = String::new();
     for _ in 0..3 {
@@ -125,7 +120,12 @@ async fn join(
         let (out, rx) = mpsc::channel(inner.limits.outbound_queue_len_max);
         let link = SessionLink { out, closer: Arc::new(Closer::default()) };
         let (reply, answer) = oneshot::channel();
-        let request = JoinRequest { resume: resume.clone(), read_only, batch };
+        let request = JoinRequest {
+            resume: hello.resume.clone(),
+            read_only,
+            batch: hello.batch,
+            compact_snapshots: hello.compact_snapshots,
+        };
         room.send(Command::Join { request, link: link.clone(), reply }).await.map_err(|e| e.to_string())?;
         match answer.await {
             Ok(Ok(client)) => return Ok((room, client, link, rx)),

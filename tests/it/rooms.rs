@@ -69,6 +69,7 @@ async fn a_client_that_never_reads_is_cut_off_while_others_keep_receiving() {
         token: None,
         resume: None,
         batch: false,
+        compact_snapshots: false,
     });
     slow.send(Message::Text(hello.into())).await.expect("hello");
     let mut writer = ts.client("r").await;
@@ -151,6 +152,7 @@ async fn a_client_close_is_answered_with_a_close_frame() {
         token: None,
         resume: None,
         batch: false,
+        compact_snapshots: false,
     });
     ws.send(Message::Text(hello.into())).await.expect("hello");
     let _welcome = within(ws.next()).await;
