@@ -1,6 +1,7 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { ObjectSyncClient } from "./client.js";
 import { CallError, ObjectSyncError, RejectedError } from "./errors.js";
+import type { ActionHandle } from "./handle.js";
 import type { HelloMessage, JsonValue } from "./protocol.js";
 import { SObject } from "./sobject.js";
 import { must } from "./testing/world.js";
@@ -59,7 +60,7 @@ describe("connecting", () => {
       (e: unknown) => e,
     );
     net.deliverAll(2); // the socket opens and the hello goes out
-    expect(server.received[0]?.[1]).toMatchObject({ t: "hello", protocol: 1, token: "secret" });
+    expect(server.received[0]?.[1]).toMatchObject({ t: "hello", protocol: 1, token: "secret", batch: true });
     net.last?.drop(4001, "unauthorized");
     net.deliverAll();
     const err = await outcome;
@@ -382,6 +383,91 @@ describe("presence, calls, undo", () => {
     const nothing = client.undo();
     settle();
     await expect(nothing.confirmed()).rejects.toMatchObject({ code: "nothing_to_undo" });
+  });
+});
+
+describe("batches", () => {
+  /**
+   * `a` has two actions in flight (a title insert, then a drag the room refuses) when `b`'s edit
+   * reaches the room too: `a` gets the ack of its first action, the reject of its second and
+   * `b`'s update, in one `batch` frame when `batched`, in three frames otherwise. Returns what
+   * `a` reported and ended with.
+   */
+  const burst = async (batched: boolean) => {
+    const { join, settle, server, net } = world({
+      refuse: (c) => (c.op === "dict_set" && c.value === 99 ? { code: "invalid", reason: "outside the canvas" } : null),
+    });
+    const a = await join();
+    const b = await join();
+    const frames: string[] = [];
+    const sock = net.sockets.find((s) => s.session?.client?.id === a.clientId);
+    const onmessage = sock?.onmessage;
+    if (sock === undefined || onmessage === undefined || onmessage === null) throw new Error("no socket of a");
+    sock.onmessage = (ev) => {
+      frames.push(String(ev.data));
+      onmessage(ev);
+    };
+    const n1 = must(a, "n1");
+    const log: string[] = [];
+    const handles: ActionHandle[] = [];
+    const status = () => handles.map((h) => h.status).join(",");
+    n1.string("title").on("textInsert", (e) => log.push(`insert ${e.pos} ${e.text} local=${e.local}`));
+    n1.string("title").on("changed", (e) => log.push(`title ${e.value}`));
+    n1.dict("pos").on("changed", (e) => log.push(`pos ${JSON.stringify(e.value)}`));
+    n1.number("count").on("set", (e) => log.push(`count ${e.value}`));
+    a.on("change", (e) => log.push(`change local=${e.local} [${status()}]`));
+    a.on("reject", (e) => log.push(`reject ${e.error.code} [${status()}]`));
+    a.on("sync", (e) => log.push(`sync v${e.version} pending ${e.pending} [${status()}]`));
+    handles.push(n1.string("title").insert(3, "!"));
+    handles.push(n1.dict("pos").setKey("x", 99));
+    b.transaction(() => {
+      must(b, "n1").string("title").insert(0, ">");
+      must(b, "n1").number("count").add(1);
+    });
+    log.push("--- the room answers");
+    if (batched) server.hold();
+    for (const s of [sock, ...net.sockets.filter((s) => s !== sock)]) {
+      while (s.toServer.length > 0) (s.toServer.shift() as () => void)();
+    }
+    if (batched) server.flush();
+    settle();
+    const kinds = frames.map((f) => {
+      const msg = JSON.parse(f) as { t: string; m?: { t: string }[] };
+      return msg.m === undefined ? msg.t : `${msg.t}[${msg.m.map((m) => m.t).join(",")}]`;
+    });
+    const end = {
+      title: n1.string("title").value,
+      pos: n1.dict("pos").value,
+      count: n1.number("count").value,
+      version: a.version,
+      pending: a.pendingCount,
+      status: status(),
+    };
+    return { log, frames: kinds, end };
+  };
+
+  it("handles a batch as its messages one by one: same state, acks, rejects and events", async () => {
+    const separate = await burst(false);
+    const batched = await burst(true);
+    expect(separate.frames).toEqual(["update", "reject", "update"]);
+    expect(batched.frames).toEqual(["batch[update,reject,update]"]);
+    expect(batched.end).toEqual(separate.end);
+    expect(separate.end).toEqual({ title: ">one!", pos: { x: 1, y: 2 }, count: 2, version: 2, pending: 0, status: "confirmed,rejected" });
+    expect(batched.log).toEqual(separate.log);
+    // One batch of events per message, the batch's as the separate frames': the ack (nothing to
+    // show but the version), the reject (rolled back), the other client's update.
+    expect(separate.log.slice(separate.log.indexOf("--- the room answers") + 1)).toEqual([
+      "sync v1 pending 1 [confirmed,pending]",
+      'pos {"x":1,"y":2}',
+      "change local=false [confirmed,pending]",
+      "reject invalid [confirmed,rejected]",
+      "sync v1 pending 0 [confirmed,rejected]",
+      "insert 0 > local=false",
+      "title >one!",
+      "count 2",
+      "change local=false [confirmed,rejected]",
+      "sync v2 pending 0 [confirmed,rejected]",
+    ]);
   });
 });
 

@@ -405,7 +405,7 @@ export class ObjectSyncClient extends Emitter<ClientEvents> {
   }
 
   private hello(): HelloMessage {
-    const msg: HelloMessage = { t: "hello", protocol: PROTOCOL_VERSION, compact_snapshots: true };
+    const msg: HelloMessage = { t: "hello", protocol: PROTOCOL_VERSION, batch: true, compact_snapshots: true };
     if (this.token !== undefined) msg.token = this.token;
     const client = this.rebase.clientId;
     const version = this.rebase.resumeVersion();

@@ -80,6 +80,43 @@ describe("Connection", () => {
     expect(updates).toHaveLength(1);
   });
 
+  it("handles a batch's messages one by one, in order, and refuses a bad batch whole", () => {
+    const { net, conn } = setup();
+    const seen: string[] = [];
+    const errors: string[] = [];
+    conn.handle("update", (u) => seen.push(`update ${u.v}`));
+    conn.handle("presence", (p) => seen.push(`presence ${p.client}`));
+    conn.handle("reject", (r) => seen.push(`reject ${r.action}`));
+    conn.on("decodeError", (e) => errors.push(e.error.reason));
+    conn.connect();
+    net.deliverAll(1); // open: the hello goes out, no welcome yet
+    const update = (v: number) => ({ t: "update", v, origin: "server", changes: [] });
+    const frame = (...m: unknown[]) => ({ data: JSON.stringify({ t: "batch", m }) });
+    net.last?.onmessage?.(frame(update(1))); // before the welcome: ignored, as its messages alone would be
+    net.deliverAll();
+    net.last?.onmessage?.(frame(update(1), { t: "presence", client: "c9", state: 1 }, { t: "reject", action: 3, code: "invalid" }, update(2)));
+    net.last?.onmessage?.(frame(update(3), { t: "update", v: 4 }));
+    expect(seen).toEqual(["update 1", "presence c9", "reject 3", "update 2"]);
+    expect(errors).toEqual(["batch.m[1].origin: expected a string"]);
+  });
+
+  it("drops the rest of a batch when a handler drops the socket, as it drops later frames", () => {
+    const { net, conn } = setup();
+    const seen: number[] = [];
+    conn.handle("update", (u) => {
+      seen.push(u.v);
+      if (u.v === 2) conn.reconnect(); // e.g. a gap: resync
+    });
+    conn.connect();
+    net.deliverAll();
+    const first = net.last;
+    const update = (v: number) => ({ t: "update", v, origin: "server", changes: [] });
+    first?.onmessage?.({ data: JSON.stringify({ t: "batch", m: [update(1), update(2), update(3)] }) });
+    expect(seen).toEqual([1, 2]);
+    expect(net.last).not.toBe(first);
+    expect(conn.state).toBe("reconnecting");
+  });
+
   it("reconnects after a drop with doubling delays, capped, reset by a welcome", () => {
     const { net, conn, states, hellos } = setup();
     const delays: (number | null)[] = [];

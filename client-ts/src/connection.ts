@@ -1,8 +1,9 @@
 /**
  * The socket lifecycle, after y-websocket: connect, say `hello`, wait for `welcome`, dispatch
- * decoded messages to handlers keyed by their `t`, and on a drop reconnect with a capped,
- * jittered exponential backoff (100 ms doubling up to a cap). An optional silence watchdog
- * reconnects a connection that received nothing for too long.
+ * decoded messages to handlers keyed by their `t` (a `batch`'s one by one, in order, as if each
+ * had come in a frame of its own), and on a drop reconnect with a capped, jittered exponential
+ * backoff (100 ms doubling up to a cap). An optional silence watchdog reconnects a connection
+ * that received nothing for too long.
  *
  * It knows nothing of documents: the `hello` (with its resume data) is built by a callback,
  * and what a `welcome` means is the handlers' business (`rebase.ts`). The WebSocket constructor
@@ -11,7 +12,7 @@
 
 import type { Disposer } from "./emitter.js";
 import { Emitter } from "./emitter.js";
-import type { ClientMessage, HelloMessage, ServerMessage, ServerMessageType } from "./protocol.js";
+import type { BatchedMessage, ClientMessage, HelloMessage, WelcomeMessage } from "./protocol.js";
 import { CloseCode, DecodeError, decodeServerMessage, encodeClientMessage } from "./protocol.js";
 
 /**
@@ -71,7 +72,13 @@ export interface ConnectionEvents {
   decodeError: { readonly error: DecodeError; readonly text: string };
 }
 
-type MessageOf<T extends ServerMessageType> = Extract<ServerMessage, { t: T }>;
+/** What handlers get: every server message but `batch`, whose messages are handled one by one. */
+type HandledMessage = WelcomeMessage | BatchedMessage;
+
+/** The `t` of a message handlers get. */
+type HandledType = HandledMessage["t"];
+
+type MessageOf<T extends HandledType> = Extract<HandledMessage, { t: T }>;
 
 /** The reconnect delay before attempt `attempt` (0-based): capped doubling with jitter in
  * [half, full] of the step, so that clients dropped together do not return together. */
@@ -83,7 +90,7 @@ export function backoffDelayMs(attempt: number, initialMs: number, maxMs: number
 /** One logical connection to a room, across socket drops; see the module docs. */
 export class Connection extends Emitter<ConnectionEvents> {
   private readonly options: ConnectionOptions;
-  private readonly handlers = new Map<ServerMessageType, Set<(msg: ServerMessage) => void>>();
+  private readonly handlers = new Map<HandledType, Set<(msg: HandledMessage) => void>>();
   private socket: WebSocketLike | null = null;
   private current: ConnectionState = "closed";
   private attempts = 0;
@@ -101,11 +108,14 @@ export class Connection extends Emitter<ConnectionEvents> {
     return this.current;
   }
 
-  /** Calls `fn` for every message of type `t` (after `welcome` for all but `welcome`). */
-  handle<T extends ServerMessageType>(t: T, fn: (msg: MessageOf<T>) => void): Disposer {
+  /**
+   * Calls `fn` for every message of type `t` (after `welcome` for all but `welcome`), those
+   * inside a `batch` included: each of them on its own, in order.
+   */
+  handle<T extends HandledType>(t: T, fn: (msg: MessageOf<T>) => void): Disposer {
     let set = this.handlers.get(t);
     if (set === undefined) this.handlers.set(t, (set = new Set()));
-    const wrapped = fn as (msg: ServerMessage) => void;
+    const wrapped = fn as (msg: HandledMessage) => void;
     set.add(wrapped);
     return () => {
       set.delete(wrapped);
@@ -171,7 +181,7 @@ export class Connection extends Emitter<ConnectionEvents> {
         this.dispatch("decodeError", { error: new DecodeError("binary frames are not part of the protocol"), text: "" });
         return;
       }
-      this.receive(ev.data);
+      this.receive(ws, ev.data);
     };
     ws.onclose = (ev) => {
       if (this.socket !== ws) return;
@@ -183,12 +193,26 @@ export class Connection extends Emitter<ConnectionEvents> {
     };
   }
 
-  private receive(text: string): void {
+  private receive(ws: WebSocketLike, text: string): void {
     const msg = decodeServerMessage(text);
     if (msg instanceof DecodeError) {
       this.dispatch("decodeError", { error: msg, text });
       return;
     }
+    if (msg.t !== "batch") {
+      this.deliver(msg);
+      return;
+    }
+    for (const m of msg.m) {
+      // A handler may have dropped the socket (a resync, `close()`): the rest of the batch went
+      // with it, as frames after it would have.
+      if (this.socket !== ws) return;
+      this.deliver(m);
+    }
+  }
+
+  /** Runs the handlers of one message, as it arrived on the current socket. */
+  private deliver(msg: HandledMessage): void {
     const previous = this.current;
     if (msg.t === "welcome") {
       // Open before the handlers run (they may send), announced after (the document is ready).

@@ -174,6 +174,37 @@ describe("decodeServerMessage", () => {
     expect(bad('{"t":"welcome","protocol":1,"client":"c","resume_token":"r","version":1}').reason).toMatch(/acked/);
   });
 
+  it("decodes a batch into its messages, each as a frame of its own would be", () => {
+    const update = '{"t":"update","v":42,"origin":"c1","action":7,"changes":[{"op":"dict_set","obj":"n1","attr":"pos","key":"x","value":120}]}';
+    const events = '{"t":"events","v":42,"origin":"c2","changes":[{"op":"emit","obj":"n1","attr":"ping"}]}';
+    const reject = '{"t":"reject","action":8,"code":"invalid","reason":"no","change":0}';
+    const presence = '{"t":"presence","client":"c9","state":{"name":"Bob"},"future":1}';
+    expect(ok(`{"t":"batch","m":[${update},${events},${reject},${presence}]}`)).toEqual({
+      t: "batch",
+      m: [ok(update), ok(events), ok(reject), ok(presence)],
+    });
+    expect(ok('{"t":"batch","m":[]}')).toEqual({ t: "batch", m: [] });
+  });
+
+  it("refuses a whole batch for one bad message, a welcome or a nested batch, naming it", () => {
+    const u = (v: number) => `{"t":"update","v":${v},"origin":"c","changes":[]}`;
+    const batch = (...m: string[]) => `{"t":"batch","m":[${m.join(",")}]}`;
+    const welcome = '{"t":"welcome","protocol":1,"client":"c","resume_token":"r","version":1,"acked":0}';
+    const nested = bad(batch(u(1), batch(u(2))));
+    expect(nested.reason).toBe("batch.m[1].t: a batch cannot contain a batch");
+    expect(nested.messageType).toBe("batch");
+    expect(bad(batch(welcome)).reason).toBe("batch.m[0].t: a batch cannot contain a welcome");
+    const badInsert = '{"t":"update","v":4,"origin":"c","changes":[{"op":"text_insert","obj":"a","attr":"b","pos":-1,"text":"x"}]}';
+    expect(bad(batch(u(1), u(2), u(3), badInsert)).reason).toBe("batch.m[3].changes[0].pos: expected a non-negative integer");
+    const unknown = bad(batch(u(1), '{"t":"teleport"}'));
+    expect(unknown.reason).toBe('batch.m[1].t: unknown message type "teleport"');
+    expect(unknown.messageType).toBe("batch");
+    expect(bad(batch(u(1), "5")).reason).toBe("batch.m[1]: expected an object");
+    expect(bad(batch("{}")).reason).toBe("batch.m[0].t: expected a string");
+    expect(bad('{"t":"batch"}').reason).toBe("batch.m: expected an array");
+    expect(bad('{"t":"batch","m":{"0":{}}}').reason).toBe("batch.m: expected an array");
+  });
+
   it("keeps a __proto__ presence key as data", () => {
     const m = ok('{"t":"welcome","protocol":1,"client":"c","resume_token":"r","version":0,"acked":0,"presence":{"__proto__":{"x":1}}}');
     if (m.t !== "welcome") throw new Error("welcome expected");
@@ -195,6 +226,7 @@ describe("decodeServerMessage", () => {
       '{"t":"welcome","protocol":1,"client":"c5","resume_token":"r","version":3,"acked":0,"snapshot":{"version":3,"next_server_id":1,"root":{"id":"root","type":"Root"}},"presence":{}}',
       '{"t":"welcome","protocol":1,"client":"c5","resume_token":"r","version":3,"acked":0,"snapshot":{"version":3,"next_server_id":1,"types":[["Root",[]],["N",["a"]]],"root":["root",0,[],[["n",1,[[1]]]]]},"presence":{}}',
       '{"t":"result","id":3,"error":{"code":"timeout","reason":"x"}}',
+      '{"t":"batch","m":[{"t":"update","v":4,"origin":"c1","changes":[{"op":"text_insert","obj":"n","attr":"a","pos":0,"text":"x"}]},{"t":"reject","action":2,"code":"invalid","reason":"r"},{"t":"presence","client":"c2","state":null}]}',
     ];
     const alphabet = '{}[]":,0123456789-.abcdeftnul\\ ';
     for (let k = 0; k < 3000; k++) {

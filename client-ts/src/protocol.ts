@@ -206,6 +206,8 @@ export interface HelloMessage {
   protocol: number;
   token?: string;
   resume?: Resume;
+  /** The client accepts `batch` frames (several server messages in one; see {@link BatchMessage}). */
+  batch?: boolean;
   /** The client accepts snapshots in the compact form (decoded into the nested one here). */
   compact_snapshots?: boolean;
 }
@@ -317,15 +319,25 @@ export interface ErrorMessage {
   code: string;
   reason: string;
 }
-/** Every message the server sends. */
-export type ServerMessage =
-  | WelcomeMessage
+/** A message a `batch` may carry: any server message but `welcome` and `batch`. */
+export type BatchedMessage =
   | UpdateMessage
   | EventsMessage
   | RejectMessage
   | PresenceMessage
   | ResultMessage
   | ErrorMessage;
+/**
+ * Several server messages in one frame, only to clients whose `hello` said `batch: true`: to be
+ * handled exactly as if they had arrived one by one, in order.
+ */
+export interface BatchMessage {
+  t: "batch";
+  /** The messages, in order. */
+  m: BatchedMessage[];
+}
+/** Every message the server sends. */
+export type ServerMessage = WelcomeMessage | BatchedMessage | BatchMessage;
 
 /** The `t` of a server message. */
 export type ServerMessageType = ServerMessage["t"];
@@ -396,7 +408,9 @@ export class DecodeError {
 /**
  * Decodes the text of one server frame. Never throws: malformed JSON, a missing or mistyped
  * field, an unknown `t` or an unknown change `op` give a {@link DecodeError}. Unknown fields are
- * ignored.
+ * ignored. A `batch` is all or nothing: each of its messages is decoded as a frame of its own
+ * would be, and a malformed one, a `welcome` or a nested `batch` make the whole frame an error
+ * (its reason names the message, e.g. `batch.m[3].changes[0].pos: ...`).
  */
 export function decodeServerMessage(text: string): ServerMessage | DecodeError {
   let raw: unknown;
@@ -692,42 +706,67 @@ function decodeMessage(raw: unknown): ServerMessage {
   const t = field(o, "t");
   if (typeof t !== "string") throw new Invalid(`message.t: expected a string`);
   try {
-    return decodeTyped(o, t, t);
+    switch (t) {
+      case "welcome":
+        return welcome(o, t);
+      case "batch":
+        return batch(o, t);
+      default:
+        return decodeTyped(o, t, t, "message");
+    }
   } catch (e) {
-    if (e instanceof Invalid && e.messageType === undefined) e.messageType = t;
+    // The frame's `t`, also when a message inside a batch is to blame.
+    if (e instanceof Invalid) e.messageType = t;
     throw e;
   }
 }
 
-function decodeTyped(o: Obj, t: string, p: string): ServerMessage {
-  switch (t) {
-    case "welcome": {
-      const presence: Record<string, JsonValue> = {};
-      const rawPresence = field(o, "presence");
-      if (rawPresence !== undefined && rawPresence !== null) {
-        for (const [client, state] of Object.entries(obj(rawPresence, `${p}.presence`))) {
-          Object.defineProperty(presence, client, {
-            value: json(state, `${p}.presence.${client}`),
-            enumerable: true,
-            writable: true,
-            configurable: true,
-          });
-        }
-      }
-      const m: WelcomeMessage = {
-        t,
-        protocol: uint(o, "protocol", p),
-        client: str(o, "client", p),
-        resume_token: str(o, "resume_token", p),
-        version: uint(o, "version", p),
-        acked: uint(o, "acked", p),
-        presence,
-        read_only: bool(o, "read_only", p, false),
-      };
-      const snap = field(o, "snapshot");
-      if (snap !== undefined && snap !== null) m.snapshot = snapshot(snap, `${p}.snapshot`);
-      return m;
+/** A batch's messages, each decoded as a standalone one; a `welcome` or `batch` among them is
+ * refused (the server never sends one there). */
+function batch(o: Obj, p: string): BatchMessage {
+  const m = array(o, "m", p).map((raw, i): BatchedMessage => {
+    const at = `${p}.m[${i}]`;
+    const inner = obj(raw, at);
+    const t = field(inner, "t");
+    if (typeof t !== "string") throw new Invalid(`${at}.t: expected a string`);
+    if (t === "welcome" || t === "batch") throw new Invalid(`${at}.t: a batch cannot contain a ${t}`);
+    return decodeTyped(inner, t, at, at);
+  });
+  return { t: "batch", m };
+}
+
+function welcome(o: Obj, p: string): WelcomeMessage {
+  const presence: Record<string, JsonValue> = {};
+  const rawPresence = field(o, "presence");
+  if (rawPresence !== undefined && rawPresence !== null) {
+    for (const [client, state] of Object.entries(obj(rawPresence, `${p}.presence`))) {
+      Object.defineProperty(presence, client, {
+        value: json(state, `${p}.presence.${client}`),
+        enumerable: true,
+        writable: true,
+        configurable: true,
+      });
     }
+  }
+  const m: WelcomeMessage = {
+    t: "welcome",
+    protocol: uint(o, "protocol", p),
+    client: str(o, "client", p),
+    resume_token: str(o, "resume_token", p),
+    version: uint(o, "version", p),
+    acked: uint(o, "acked", p),
+    presence,
+    read_only: bool(o, "read_only", p, false),
+  };
+  const snap = field(o, "snapshot");
+  if (snap !== undefined && snap !== null) m.snapshot = snapshot(snap, `${p}.snapshot`);
+  return m;
+}
+
+/** Every message but `welcome` and `batch`; `p` prefixes field paths, `at` names the message
+ * (`message` for a frame, `batch.m[i]` inside a batch). */
+function decodeTyped(o: Obj, t: string, p: string, at: string): BatchedMessage {
+  switch (t) {
     case "update":
     case "events": {
       const m: UpdateMessage | EventsMessage = {
@@ -774,6 +813,6 @@ function decodeTyped(o: Obj, t: string, p: string): ServerMessage {
     case "error":
       return { t, code: str(o, "code", p), reason: optStr(o, "reason", p) ?? "" };
     default:
-      throw new Invalid(`message.t: unknown message type "${t}"`, t);
+      throw new Invalid(`${at}.t: unknown message type "${t}"`);
   }
 }

@@ -14,7 +14,7 @@ import type { ClientOptions, ConnectOptions } from "../client.js";
 import { ObjectSyncClient } from "../client.js";
 import type { WebSocketConstructor } from "../connection.js";
 import type { Disposer } from "../emitter.js";
-import type { JsonValue, ServerMessage } from "../protocol.js";
+import type { BatchMessage, JsonValue, ServerMessage } from "../protocol.js";
 import { DecodeError, decodeServerMessage } from "../protocol.js";
 import type { SObject } from "../sobject.js";
 
@@ -285,11 +285,11 @@ export interface SentFrame {
   readonly msg: { readonly t: string; readonly id?: number } & Record<string, unknown>;
 }
 
-/** One frame a client received. */
+/** One message a client received (those of a `batch` frame one by one, in order). */
 export interface ReceivedFrame {
   readonly socket: number;
   readonly client: string;
-  readonly msg: ServerMessage;
+  readonly msg: Exclude<ServerMessage, BatchMessage>;
 }
 
 /**
@@ -301,7 +301,7 @@ export class Lab {
   readonly activity = new Signal();
   /** Every frame the clients sent. */
   readonly sent: SentFrame[] = [];
-  /** Every frame the clients received. */
+  /** Every message the clients received (a batch's one by one). */
   readonly received: ReceivedFrame[] = [];
   private readonly clients: ObjectSyncClient[] = [];
   private readonly observers: RawObserver[] = [];
@@ -321,7 +321,8 @@ export class Lab {
         for (const type of ["open", "message", "close", "error"] as const) this.addEventListener(type, poke);
         this.addEventListener("message", (ev) => {
           const msg = typeof ev.data === "string" ? decodeServerMessage(ev.data) : null;
-          if (msg !== null && !(msg instanceof DecodeError)) lab.received.push({ socket, client: label, msg });
+          if (msg === null || msg instanceof DecodeError) return;
+          for (const m of msg.t === "batch" ? msg.m : [msg]) lab.received.push({ socket, client: label, msg: m });
         });
         const send = this.send.bind(this);
         this.send = ((data: string) => {

@@ -5,11 +5,13 @@
  * transformed against the edits other actors made to that topic since the action's base, ties
  * by actor id, the server's `""` first; after a whole-string `set` of the topic in the same
  * action, later edits are relative to the new text and are not transformed). State lives in an `ObjectTree`. Test-only; transport
- * agnostic (a session sends text through a callback).
+ * agnostic (a session sends text through a callback). Between `hold()` and `flush()` it sends a
+ * burst as the Rust server does: one `batch` frame per client whose `hello` accepted batches.
  */
 
 import type {
   ActionMessage,
+  BatchedMessage,
   Change,
   JsonValue,
   NodeSnapshot,
@@ -62,6 +64,8 @@ export interface SimServerOptions {
 export class ServerSession {
   client: ClientRecord | null = null;
   closed = false;
+  /** Whether the client's `hello` said `batch: true`. */
+  batch = false;
   constructor(
     private readonly server: SimServer,
     readonly send: (text: string) => void,
@@ -93,6 +97,8 @@ export class SimServer {
   private readonly services: Record<string, Service>;
   private readonly readOnly: (clientId: string) => boolean;
   private readonly refuse: (change: Change, clientId: string) => { code: string; reason: string } | null;
+  /** Messages held per session between {@link hold} and {@link flush}. */
+  private held: Map<ServerSession, BatchedMessage[]> | null = null;
 
   constructor(options: SimServerOptions = {}) {
     this.tree = new ObjectTree(options.root ?? { id: ROOT_ID, type: "Root" });
@@ -117,6 +123,24 @@ export class SimServer {
     return this.tree.get(obj)?.attrs.get(attr);
   }
 
+  /**
+   * Holds what the room sends to clients that accept batches until {@link flush} (a burst);
+   * the others get their messages at once, as always.
+   */
+  hold(): void {
+    this.held ??= new Map();
+  }
+
+  /** Sends the held messages, each session's in one `batch` (a lone one as itself), and stops
+   * holding. */
+  flush(): void {
+    const held = this.held;
+    this.held = null;
+    for (const [session, m] of held ?? []) {
+      if (!session.closed) session.send(JSON.stringify(m.length === 1 ? m[0] : { t: "batch", m }));
+    }
+  }
+
   /** Changes made by server code (origin "server", tie ""). */
   serverChange(changes: Change[]): UpdateMessage {
     const steps: Step[] = [];
@@ -135,7 +159,7 @@ export class SimServer {
     this.received.push([session.client?.id ?? null, msg]);
     if (session.client === null) {
       if (msg.t !== "hello") throw new Error(`first message must be hello, got ${msg.t}`);
-      this.hello(session, msg as { t: "hello"; resume?: { client: string; resume_token: string; version: number } });
+      this.hello(session, msg as { t: "hello"; resume?: { client: string; resume_token: string; version: number }; batch?: boolean });
       return;
     }
     const client = session.client;
@@ -182,7 +206,8 @@ export class SimServer {
     if (this.presence.delete(client.id)) this.broadcast({ t: "presence", client: client.id, state: null }, client.id);
   }
 
-  private hello(session: ServerSession, msg: { resume?: { client: string; resume_token: string; version: number } }): void {
+  private hello(session: ServerSession, msg: { resume?: { client: string; resume_token: string; version: number }; batch?: boolean }): void {
+    session.batch = msg.batch === true;
     const r = msg.resume;
     const known = r === undefined ? undefined : this.clients.get(r.client);
     const floor = this.version - this.log.length;
@@ -330,7 +355,7 @@ export class SimServer {
     h.entries.push({ version: this.version, client, tie, edit: e });
   }
 
-  private publish(msg: ServerMessage): void {
+  private publish(msg: BatchedMessage): void {
     if (msg.t === "update") {
       this.log.push(msg);
       if (this.log.length > this.logMax) this.log.shift();
@@ -338,13 +363,24 @@ export class SimServer {
     this.broadcast(msg, null);
   }
 
-  private broadcast(msg: ServerMessage, except: string | null): void {
-    const text = JSON.stringify(msg);
-    for (const c of this.clients.values()) if (c.id !== except && c.session !== null) c.session.send(text);
+  private broadcast(msg: BatchedMessage, except: string | null): void {
+    for (const c of this.clients.values()) if (c.id !== except && c.session !== null) this.deliver(c.session, msg);
   }
 
-  private sendTo(client: ClientRecord, msg: ServerMessage): void {
-    client.session?.send(JSON.stringify(msg));
+  private sendTo(client: ClientRecord, msg: BatchedMessage): void {
+    if (client.session !== null) this.deliver(client.session, msg);
+  }
+
+  /** Sends `msg` now, or holds it for the next batch (see {@link hold}). */
+  private deliver(session: ServerSession, msg: BatchedMessage): void {
+    const held = this.held;
+    if (held === null || !session.batch) {
+      session.send(JSON.stringify(msg));
+      return;
+    }
+    let m = held.get(session);
+    if (m === undefined) held.set(session, (m = []));
+    m.push(msg);
   }
 }
 
