@@ -221,7 +221,7 @@ impl Mirror {
     }
 }
 
-fn list_mut(v: &mut Value) -> Result<&mut Vec<Value>, String> {
+fn list_mut(v: &mut Value) -> Result<&mut thin_vec::ThinVec<Value>, String> {
     match v {
         Value::List(l) => Ok(l),
         _ => Err("not a list".into()),

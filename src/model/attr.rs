@@ -146,7 +146,7 @@ impl Attr<kinds::Dict> {
 impl Attr<kinds::List> {
     /// Replaces the whole list.
     pub fn set(&self, tx: &mut Tx<'_>, l: Vec<Value>) -> Result<(), ModelError> {
-        self.set_value(tx, Value::List(l))
+        self.set_value(tx, Value::List(l.into()))
     }
     /// Inserts at `index`.
     pub fn insert(&self, tx: &mut Tx<'_>, index: u32, value: impl Into<Value>) -> Result<(), ModelError> {

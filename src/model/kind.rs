@@ -65,7 +65,7 @@ impl TopicKind {
             TopicKind::Float => Value::Float(0.0),
             TopicKind::Bool => Value::Bool(false),
             TopicKind::Dict | TopicKind::RefDict => Value::Dict(Dict::new()),
-            TopicKind::List | TopicKind::Set | TopicKind::RefList => Value::List(Vec::new()),
+            TopicKind::List | TopicKind::Set | TopicKind::RefList => Value::List(thin_vec::ThinVec::new()),
             TopicKind::Event | TopicKind::Ref => Value::Null,
         }
     }
@@ -256,11 +256,11 @@ mod tests {
 
     #[test]
     fn set_refuses_duplicates_and_non_scalars() {
-        let dup = Value::List(vec![Value::from("a"), Value::from("a")]);
+        let dup = Value::List(thin_vec::thin_vec![Value::from("a"), Value::from("a")]);
         assert!(TopicKind::Set.conform(dup).is_err());
-        let nested = Value::List(vec![Value::List(vec![])]);
+        let nested = Value::List(thin_vec::thin_vec![Value::List(thin_vec::thin_vec![])]);
         assert!(TopicKind::Set.conform(nested).is_err());
-        let ok = Value::List(vec![Value::from("a"), Value::Int(1), Value::Bool(true)]);
+        let ok = Value::List(thin_vec::thin_vec![Value::from("a"), Value::Int(1), Value::Bool(true)]);
         assert!(TopicKind::Set.conform(ok).is_ok());
     }
 

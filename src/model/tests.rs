@@ -262,7 +262,7 @@ fn delete_removes_the_subtree_and_clears_references_in_the_same_transition() {
     let t = ok(&mut d, r#"[{"op":"delete","id":"c1:a"}]"#);
     assert!(d.key("c1:a").is_none() && d.key("c1:c").is_none());
     assert_eq!(value(&d, "c1:b", "next"), Value::Null);
-    assert_eq!(value(&d, "c1:b", "links"), Value::List(vec!["c1:b".into()]));
+    assert_eq!(value(&d, "c1:b", "links"), Value::List(thin_vec::thin_vec!["c1:b".into()]));
     assert_eq!(value(&d, "c1:b", "named"), Value::Dict(Dict::new()));
     assert!(matches!(t.changes.last(), Some(AppliedChange::Delete { .. })), "clearing comes first: {t:#?}");
     assert_inverse_restores(&mut d, &t, &before);
@@ -440,7 +440,7 @@ fn set_elements_are_unique_scalars() {
         &mut d,
         r#"[{"op":"set_remove","obj":"c1:a","attr":"tags","value":"red"}]"#,
         "tags",
-        Value::List(vec![]),
+        Value::List(thin_vec::thin_vec![]),
     );
     refused(&mut d, r#"[{"op":"set_remove","obj":"c1:a","attr":"tags","value":"red"}]"#, "set_element");
 }

@@ -9,6 +9,7 @@ use serde::de::{MapAccess, SeqAccess, Visitor};
 use serde::ser::{SerializeMap, SerializeSeq};
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
+use thin_vec::ThinVec;
 
 /// A JSON-like value: what a topic holds, what a dict or list element is.
 ///
@@ -27,8 +28,9 @@ pub enum Value {
     Float(f64),
     /// UTF-8 text; positions on the wire count UTF-16 code units.
     String(CompactString),
-    /// An ordered list.
-    List(Vec<Value>),
+    /// An ordered list (a thin vector: its length lives with the elements, which keeps every
+    /// `Value` at 24 bytes).
+    List(ThinVec<Value>),
     /// A map from string keys to values, kept sorted by key.
     Dict(Dict),
 }
@@ -157,6 +159,11 @@ impl<T: Into<Value>> From<Vec<T>> for Value {
         Value::List(l.into_iter().map(Into::into).collect())
     }
 }
+impl<T: Into<Value>> From<ThinVec<T>> for Value {
+    fn from(l: ThinVec<T>) -> Self {
+        Value::List(l.into_iter().map(Into::into).collect())
+    }
+}
 impl<T: Into<Value>> From<Option<T>> for Value {
     fn from(o: Option<T>) -> Self {
         o.map_or(Value::Null, Into::into)
@@ -168,12 +175,12 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 /// A sorted vector rather than a tree or hash map: topics hold small dicts (a position, a style),
 /// where a vector is smaller and as fast; lookups are binary searches.
 #[derive(Clone, Debug, PartialEq, Default)]
-pub struct Dict(Vec<(CompactString, Value)>);
+pub struct Dict(ThinVec<(CompactString, Value)>);
 
 impl Dict {
     /// An empty dict.
     pub fn new() -> Self {
-        Dict(Vec::new())
+        Dict(ThinVec::new())
     }
     fn find(&self, key: &str) -> Result<usize, usize> {
         self.0.binary_search_by(|(k, _)| k.as_str().cmp(key))
@@ -245,7 +252,7 @@ impl<K: Into<CompactString>, V: Into<Value>> FromIterator<(K, V)> for Dict {
 
 impl IntoIterator for Dict {
     type Item = (CompactString, Value);
-    type IntoIter = std::vec::IntoIter<(CompactString, Value)>;
+    type IntoIter = thin_vec::IntoIter<(CompactString, Value)>;
     fn into_iter(self) -> Self::IntoIter {
         self.0.into_iter()
     }
@@ -327,7 +334,7 @@ impl<'de> Visitor<'de> for ValueVisitor {
         Ok(Value::String(CompactString::from(s)))
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
-        let mut l = Vec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
+        let mut l = ThinVec::with_capacity(seq.size_hint().unwrap_or(0).min(1024));
         while let Some(v) = seq.next_element()? {
             l.push(v);
         }
@@ -358,7 +365,7 @@ impl<'de> Visitor<'de> for DictVisitor {
         }
         // Stable sort, then keep the last of equal keys: a repeated key means what JSON.parse does.
         entries.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut out: Vec<(CompactString, Value)> = Vec::with_capacity(entries.len());
+        let mut out: ThinVec<(CompactString, Value)> = ThinVec::with_capacity(entries.len());
         for (k, v) in entries {
             match out.last_mut() {
                 Some(last) if last.0 == k => last.1 = v,
@@ -412,6 +419,14 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_value_takes_24_bytes() {
+        // A node's attributes, dict entries and list elements are Values: every byte counts per
+        // object (W4 of the benchmark).
+        assert_eq!(std::mem::size_of::<Value>(), 24);
+        assert_eq!(std::mem::size_of::<Option<Value>>(), 24);
+    }
+
+    #[test]
     fn dict_keeps_keys_sorted_and_replaces() {
         let mut d = Dict::new();
         assert_eq!(d.insert("b", 1), None);
@@ -437,10 +452,5 @@ mod tests {
     fn repeated_json_key_keeps_the_last() {
         let v: Value = serde_json::from_str(r#"{"a":1,"a":2}"#).unwrap_or_default();
         assert_eq!(v.as_dict().and_then(|d| d.get("a")), Some(&Value::Int(2)));
-    }
-
-    #[test]
-    fn value_is_32_bytes() {
-        assert_eq!(std::mem::size_of::<Value>(), 32);
     }
 }
