@@ -160,6 +160,19 @@ fn raise_fd_limit() {
     }
 }
 
+/// Serves allocations of 128 KiB and more (a big room's welcome, its snapshot, a socket's write
+/// buffer after it) with their own mappings, returned to the system when freed. glibc raises
+/// this threshold by itself after such a block is freed, and then keeps every later one in its
+/// heap after use: a server that sent one large welcome stayed larger by its size.
+fn return_large_buffers_at_once() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only changes the allocator's tuning; it is called before the server
+    // starts its threads.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 128 * 1024);
+    }
+}
+
 async fn serve(
     bind: SocketAddr,
     static_dir: PathBuf,
@@ -168,6 +181,7 @@ async fn serve(
     service_timeout_ms: u64,
 ) -> anyhow::Result<()> {
     raise_fd_limit();
+    return_large_buffers_at_once();
     let store: Arc<dyn Store> = if storage.memory {
         Arc::new(MemoryStore::default())
     } else {

@@ -369,7 +369,7 @@ impl Inner {
 }
 
 /// Returns freed heap memory to the system (glibc keeps it otherwise).
-fn release_free_memory() {
+pub(crate) fn release_free_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim only releases free memory held by the allocator; it has no
     // preconditions and touches no live allocation.

@@ -17,6 +17,9 @@ use tracing::Instrument;
 
 /// Frames written per flush: batches a burst into one syscall without starving pings.
 const WRITE_BATCH_MAX: usize = 64;
+/// A frame this large (a big room's welcome) leaves memory worth returning to the system when
+/// its session ends.
+const LARGE_FRAME_BYTES: usize = 256 * 1024;
 
 pub(crate) async fn run(socket: WebSocket, room: String, inner: Arc<Inner>) {
     let span = tracing::info_span!("session", room = %room, client = tracing::field::Empty);
@@ -103,7 +106,11 @@ async fn connected(
             if link.closer.reason().is_none() {
                 link.closer.close(close::NORMAL, "bye");
             }
-            let _ = writer.await;
+            // The socket's write buffer grew to the largest frame (a big room's welcome) and
+            // has just been freed with the socket: hand such memory back to the system.
+            if writer.await.unwrap_or(false) {
+                super::release_free_memory();
+            }
         }
     }
     inner.clients.fetch_sub(1, Ordering::SeqCst);
@@ -333,23 +340,27 @@ fn complain(link: &SessionLink, inner: &Inner, errors: &mut u32, code: &str, rea
     queue(link, protocol::encode_error(code, reason))
 }
 
+/// Writes the room's frames and pings until the session closes; says whether any frame was
+/// large.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Frame>,
     closer: Arc<Closer>,
     inner: Arc<Inner>,
-) {
+) -> bool {
     let mut ping = tokio::time::interval(Duration::from_millis(inner.limits.ping_interval_ms));
     ping.reset();
+    let mut sent_large = false;
     loop {
         tokio::select! {
             biased;
             _ = closer.token().cancelled() => break,
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
+                sent_large |= frame.len() >= LARGE_FRAME_BYTES;
                 if sink.feed(Message::Text(frame)).await.is_err() {
                     closer.close(close::NORMAL, "write failed");
-                    return;
+                    return sent_large;
                 }
                 let mut n = 1;
                 while n < WRITE_BATCH_MAX {
@@ -357,7 +368,7 @@ async fn write_loop(
                         Ok(frame) => {
                             if sink.feed(Message::Text(frame)).await.is_err() {
                                 closer.close(close::NORMAL, "write failed");
-                                return;
+                                return sent_large;
                             }
                             n += 1;
                         }
@@ -366,13 +377,13 @@ async fn write_loop(
                 }
                 if sink.flush().await.is_err() {
                     closer.close(close::NORMAL, "write failed");
-                    return;
+                    return sent_large;
                 }
             }
             _ = ping.tick() => {
                 if sink.send(Message::Ping(Default::default())).await.is_err() {
                     closer.close(close::NORMAL, "write failed");
-                    return;
+                    return sent_large;
                 }
             }
         }
@@ -395,6 +406,7 @@ async fn write_loop(
         let _ = sink.close().await;
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), flush_and_close).await;
+    sent_large
 }
 
 fn close_message(code: u16, reason: &str) -> Message {
