@@ -12,6 +12,7 @@ use futures_util::{SinkExt, StreamExt};
 use objectsync::client::Mirror;
 use objectsync::protocol::{decode_server, ServerMessage};
 use serde::Deserialize;
+use std::collections::HashMap;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
@@ -25,6 +26,8 @@ type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
 /// No single phase may take longer than this.
 const PHASE_DEADLINE: Duration = Duration::from_secs(120);
+/// Time for the server to finish closing a session before its memory is read.
+const SETTLE: Duration = Duration::from_millis(500);
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
@@ -107,15 +110,24 @@ fn run_relay() {
     rt.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         println!("listening on http://{}", listener.local_addr().expect("addr"));
-        let peers: Arc<Mutex<Vec<tokio::sync::mpsc::Sender<Message>>>> = Arc::default();
+        // Peers by request path: a path is a room (W1 uses one, W5 a thousand).
+        type Peers = Arc<Mutex<Vec<tokio::sync::mpsc::Sender<Message>>>>;
+        let rooms: Arc<Mutex<HashMap<String, Peers>>> = Arc::default();
         loop {
             let Ok((tcp, _)) = listener.accept().await else { continue };
             let _ = tcp.set_nodelay(true);
-            let peers = peers.clone();
+            let rooms = rooms.clone();
             tokio::spawn(async move {
-                let Ok(ws) = tokio_tungstenite::accept_async_with_config(tcp, Some(small_reads())).await else {
+                let mut path = String::new();
+                let see_path = |req: &tokio_tungstenite::tungstenite::handshake::server::Request, res| {
+                    path = req.uri().path().to_owned();
+                    Ok(res)
+                };
+                let Ok(ws) = tokio_tungstenite::accept_hdr_async_with_config(tcp, see_path, Some(small_reads())).await
+                else {
                     return;
                 };
+                let peers = rooms.lock().expect("rooms").entry(path).or_default().clone();
                 let (mut sink, mut stream) = ws.split();
                 let (tx, mut rx) = tokio::sync::mpsc::channel::<Message>(65_536);
                 peers.lock().expect("peers").push(tx);
@@ -400,7 +412,14 @@ fn raise_fd_limit() -> u64 {
 
 /// W5: `rooms` rooms x `per_room` clients, each client sending `rate` actions per second for
 /// `secs` seconds; returns (p50 ms, p99 ms, server CPU % of one core, actions acked).
-async fn many_rooms(server: &Proc, rooms: usize, per_room: usize, rate: f64, secs: u64) -> (f64, f64, f64, usize) {
+async fn many_rooms(
+    target: Target,
+    server: &Proc,
+    rooms: usize,
+    per_room: usize,
+    rate: f64,
+    secs: u64,
+) -> (f64, f64, f64, usize) {
     let addr = server.addr;
     // Connect everyone first (bounded: 64 connections in flight at once).
     let mut sockets = Vec::with_capacity(rooms * per_room);
@@ -409,9 +428,14 @@ async fn many_rooms(server: &Proc, rooms: usize, per_room: usize, rate: f64, sec
     for r in 0..rooms {
         for _ in 0..per_room {
             let sem = sem.clone();
+            let tag = format!("r{}", joins.len());
             joins.push(tokio::spawn(async move {
                 let _permit = sem.acquire().await.expect("semaphore");
                 let mut ws = connect(addr, &format!("nodes-5-w5-{r}")).await;
+                if target == Target::Relay {
+                    // The relay knows no clients: a client's "ack" is its own frame coming back.
+                    return (ws, tag);
+                }
                 ws.send(Message::Text(r#"{"t":"hello","protocol":1,"compact_snapshots":true}"#.into()))
                     .await
                     .expect("hello");
@@ -449,11 +473,19 @@ async fn many_rooms(server: &Proc, rooms: usize, per_room: usize, rate: f64, sec
                 tokio::select! {
                     _ = tick.tick(), if tokio::time::Instant::now() < end => {
                         let k = sent.len();
-                        let text = format!(
-                            r#"{{"t":"action","id":{},"base":0,"changes":[{{"op":"dict_set","obj":"n{}","attr":"pos","key":"x","value":{k}}}]}}"#,
-                            k + 1,
-                            k % 5
-                        );
+                        let text = match target {
+                            Target::ObjectSync => format!(
+                                r#"{{"t":"action","id":{},"base":0,"changes":[{{"op":"dict_set","obj":"n{}","attr":"pos","key":"x","value":{k}}}]}}"#,
+                                k + 1,
+                                k % 5
+                            ),
+                            // What the server would broadcast for it, sent as is to the room.
+                            Target::Relay => format!(
+                                r#"{{"t":"update","v":{k},"origin":"{client}","action":{},"changes":[{{"op":"dict_set","obj":"n{}","attr":"pos","key":"x","value":{k}}}]}}"#,
+                                k + 1,
+                                k % 5
+                            ),
+                        };
                         sent.push(Instant::now());
                         if sink.send(Message::Text(text.into())).await.is_err() {
                             break;
@@ -516,6 +548,14 @@ async fn quick() {
     println!("1 passed, 0 failed");
 }
 
+/// Median of `a` over median of `b`.
+fn ratio(a: &[f64], b: &[f64]) -> f64 {
+    let (mut a, mut b) = (a.to_vec(), b.to_vec());
+    a.sort_by(f64::total_cmp);
+    b.sort_by(f64::total_cmp);
+    a[a.len() / 2] / b[b.len() / 2]
+}
+
 fn median_range(v: &mut [f64]) -> String {
     v.sort_by(f64::total_cmp);
     let fmt = |x: f64| {
@@ -556,12 +596,6 @@ async fn full(mode: &str) {
                 re_p50.push(re.p50_ms);
                 re_p99.push(re.p99_ms);
             }
-            let ratio = |a: &[f64], b: &[f64]| {
-                let (mut a, mut b) = (a.to_vec(), b.to_vec());
-                a.sort_by(f64::total_cmp);
-                b.sort_by(f64::total_cmp);
-                a[a.len() / 2] / b[b.len() / 2]
-            };
             if pace.is_none() {
                 let r = ratio(&os_rate, &re_rate) * 100.0;
                 lines.push(format!(
@@ -589,9 +623,12 @@ async fn full(mode: &str) {
         for _ in 0..REPS {
             let server = Proc::server();
             let _ = cold_join(server.addr, "nodes-0").await;
+            // Each reading after the server has closed the joining session (steady state).
+            tokio::time::sleep(SETTLE).await;
             let empty = server.rss_bytes();
             // Build the 10,000-node room before timing (the first join builds it).
             let _ = cold_join(server.addr, "nodes-10000").await;
+            tokio::time::sleep(SETTLE).await;
             let full = server.rss_bytes();
             rss.push((full.saturating_sub(empty)) as f64 / 10_000.0);
             let (ms, b, objects) = cold_join(server.addr, "nodes-10000").await;
@@ -611,19 +648,36 @@ async fn full(mode: &str) {
         let limit = raise_fd_limit();
         // One socket per client on each side, plus slack.
         let rooms = if limit >= 12_000 { 1000 } else { ((limit as usize).saturating_sub(200) / 10).max(10) };
-        let (mut p50, mut p99, mut cpu) = (Vec::new(), Vec::new(), Vec::new());
+        let mut figures: [[Vec<f64>; 3]; 2] = Default::default();
         for _ in 0..REPS {
-            let server = Proc::server();
-            let (a, b, c, n) = many_rooms(&server, rooms, 5, 2.0, 30).await;
-            assert!(n > 0, "no action was acknowledged");
-            p50.push(a);
-            p99.push(b);
-            cpu.push(c);
+            for (i, target) in [Target::ObjectSync, Target::Relay].into_iter().enumerate() {
+                let server = if target == Target::Relay { Proc::relay() } else { Proc::server() };
+                let (a, b, c, n) = many_rooms(target, &server, rooms, 5, 2.0, 30).await;
+                assert!(n > 0, "no action was acknowledged");
+                figures[i][0].push(a);
+                figures[i][1].push(b);
+                figures[i][2].push(c);
+            }
         }
         let label = format!("W5 {rooms} rooms x 5 clients, 2 actions/s each, 30 s");
-        lines.push(format!("| {label} | p50 ack latency ms | {} | — | |", median_range(&mut p50)));
-        lines.push(format!("| {label} | p99 ack latency ms | {} | — | |", median_range(&mut p99)));
-        lines.push(format!("| {label} | server CPU % of one core | {} | — | |", median_range(&mut cpu)));
+        let [[mut p50, mut p99, mut cpu], [mut re_p50, mut re_p99, mut re_cpu]] = figures;
+        lines.push(format!(
+            "| {label} | p50 ack latency ms | {} | {} | |",
+            median_range(&mut p50),
+            median_range(&mut re_p50)
+        ));
+        let r = ratio(&p99, &re_p99);
+        lines.push(format!(
+            "| {label} | p99 ack latency ms | {} | {} | {r:.2}x relay |",
+            median_range(&mut p99),
+            median_range(&mut re_p99)
+        ));
+        let r = ratio(&cpu, &re_cpu);
+        lines.push(format!(
+            "| {label} | server CPU % of one core | {} | {} | {r:.2}x relay |",
+            median_range(&mut cpu),
+            median_range(&mut re_cpu)
+        ));
     }
     if mode == "all" || mode == "dur" {
         let (mut one, mut ten, mut load_ms) = (Vec::new(), Vec::new(), Vec::new());
