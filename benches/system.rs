@@ -119,6 +119,8 @@ fn run_relay() {
             let rooms = rooms.clone();
             tokio::spawn(async move {
                 let mut path = String::new();
+                // The callback's error type is tungstenite's (an HTTP response), not ours.
+                #[allow(clippy::result_large_err)]
                 let see_path = |req: &tokio_tungstenite::tungstenite::handshake::server::Request, res| {
                     path = req.uri().path().to_owned();
                     Ok(res)
