@@ -15,7 +15,6 @@ use crate::protocol::{self, close, Resume};
 use crate::server::metrics::Metrics;
 use crate::server::Inner;
 use crate::store::{KnownClient, LogEntry, RoomSnapshot, Store, StoreError, WriteBatch};
-use axum::extract::ws::Utf8Bytes;
 use compact_str::CompactString;
 use std::collections::{HashMap, VecDeque};
 use std::future::Future;
@@ -23,6 +22,7 @@ use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::Utf8Bytes;
 use tokio_util::sync::CancellationToken;
 
 /// A client id, unique in its room.

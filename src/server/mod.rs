@@ -7,13 +7,13 @@
 
 pub mod metrics;
 mod session;
+mod websocket;
 
 use crate::limits::{ModelLimits, ServerLimits};
 use crate::model::{Document, ModelError, Tx, TypeRegistry, Value};
 use crate::room::{self, ClientId, RoomHandle, RoomSeed};
 use crate::store::{KnownClient, LogEntry, MemoryStore, RoomSnapshot, Store, StoreError, StoredRoom};
-use axum::extract::ws::rejection::WebSocketUpgradeRejection;
-use axum::extract::{Path, State, WebSocketUpgrade};
+use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -412,30 +412,27 @@ pub fn load_room(
     Ok((doc, clients, stored.log))
 }
 
-async fn ws_handler(
-    State(inner): State<Arc<Inner>>,
-    Path(room): Path<String>,
-    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
-) -> Response {
+async fn ws_handler(State(inner): State<Arc<Inner>>, Path(room): Path<String>, req: Request) -> Response {
     if !valid_room_name(&room) {
         return (StatusCode::NOT_FOUND, "bad room name").into_response();
     }
-    let ws = match ws {
-        Ok(ws) => ws,
-        Err(rejection) => return rejection.into_response(),
+    let upgrade = match websocket::Upgrade::from_request(req) {
+        Ok(u) => u,
+        Err(refusal) => return refusal.into_response(),
     };
     let frame_max = inner.limits.frame_bytes_max;
-    ws.max_message_size(frame_max)
-        .max_frame_size(frame_max)
+    let config = tokio_tungstenite::tungstenite::protocol::WebSocketConfig::default()
+        .max_message_size(Some(frame_max))
+        .max_frame_size(Some(frame_max))
         // The default 128 KiB read buffer is zeroed for every read: with thousands of sockets
         // sending small messages that memset was the server's largest cost (W5).
-        .read_buffer_size(READ_BUFFER_BYTES)
-        .on_upgrade(move |socket| {
-            let tracker = inner.tasks.clone();
-            async move {
-                tracker.track_future(session::run(socket, room, inner)).await;
-            }
-        })
+        .read_buffer_size(READ_BUFFER_BYTES);
+    upgrade.accept(config, move |socket| {
+        let tracker = inner.tasks.clone();
+        async move {
+            tracker.track_future(session::run(socket, room, inner)).await;
+        }
+    })
 }
 
 async fn metrics_handler(State(inner): State<Arc<Inner>>) -> impl IntoResponse {

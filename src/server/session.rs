@@ -2,26 +2,31 @@
 //! queue. Sessions only move bytes: they decode and forward to the room, and write what the room
 //! (or a service) queues. They never touch a `Document`.
 
+use super::websocket::{text_fragments, Socket};
 use super::{AuthRequest, Inner, ServiceCall};
 use crate::model::Value;
 use crate::protocol::{self, close, ClientMessage};
 use crate::room::{ClientId, Closer, Command, Frame, JoinError, JoinRequest, RoomHandle, SessionLink};
-use axum::extract::ws::{CloseFrame, Message, WebSocket};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::CloseFrame;
+use tokio_tungstenite::tungstenite::Message;
 use tracing::Instrument;
 
 /// Frames written per flush: batches a burst into one syscall without starving pings.
 const WRITE_BATCH_MAX: usize = 64;
+/// Messages longer than this are written as several WebSocket fragments.
+const FRAGMENT_BYTES: usize = 32 * 1024;
 /// A frame this large (a big room's welcome) leaves memory worth returning to the system when
 /// its session ends.
 const LARGE_FRAME_BYTES: usize = 256 * 1024;
 
-pub(crate) async fn run(socket: WebSocket, room: String, inner: Arc<Inner>) {
+pub(crate) async fn run(socket: Socket, room: String, inner: Arc<Inner>) {
     let span = tracing::info_span!("session", room = %room, client = tracing::field::Empty);
     async move {
         let (mut sink, mut stream) = socket.split();
@@ -44,7 +49,7 @@ struct Hello {
     compact_snapshots: bool,
 }
 
-async fn handshake(stream: &mut SplitStream<WebSocket>, inner: &Inner) -> Result<Hello, (u16, String)> {
+async fn handshake(stream: &mut SplitStream<Socket>, inner: &Inner) -> Result<Hello, (u16, String)> {
     let timeout = Duration::from_millis(inner.limits.hello_timeout_ms);
     let first = tokio::time::timeout(timeout, stream.next())
         .await
@@ -73,8 +78,8 @@ async fn handshake(stream: &mut SplitStream<WebSocket>, inner: &Inner) -> Result
 }
 
 async fn connected(
-    mut sink: SplitSink<WebSocket, Message>,
-    stream: SplitStream<WebSocket>,
+    mut sink: SplitSink<Socket, Message>,
+    stream: SplitStream<Socket>,
     room_name: String,
     hello: Hello,
     inner: Arc<Inner>,
@@ -166,7 +171,7 @@ impl RateLimit {
 }
 
 async fn read_loop(
-    mut stream: SplitStream<WebSocket>,
+    mut stream: SplitStream<Socket>,
     room: &RoomHandle,
     client: &ClientId,
     link: &SessionLink,
@@ -210,12 +215,13 @@ async fn read_loop(
             None => return,
             Some(Ok(Message::Close(frame))) => {
                 // Answer with the client's own code: a clean close on both sides.
-                let code = frame.map_or(close::NORMAL, |f| f.code);
+                let code = frame.map_or(close::NORMAL, |f| u16::from(f.code));
                 link.closer.close(code, "bye");
                 return;
             }
             Some(Ok(Message::Text(t))) => t,
-            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+            // Frames come only when writing raw ones; reads yield whole messages.
+            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
             Some(Ok(Message::Binary(_))) => {
                 if !complain(link, inner, &mut errors, "bad_message", "binary frames are not part of the protocol") {
                     return;
@@ -348,7 +354,7 @@ fn complain(link: &SessionLink, inner: &Inner, errors: &mut u32, code: &str, rea
 /// Writes the room's frames and pings until the session closes; says whether any frame was
 /// large.
 async fn write_loop(
-    mut sink: SplitSink<WebSocket, Message>,
+    mut sink: SplitSink<Socket, Message>,
     mut rx: mpsc::Receiver<Frame>,
     closer: Arc<Closer>,
     inner: Arc<Inner>,
@@ -365,7 +371,7 @@ async fn write_loop(
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
                 sent_large |= frame.len() >= LARGE_FRAME_BYTES;
-                if sink.feed(Message::Text(frame)).await.is_err() {
+                if feed(&mut sink, frame).await.is_err() {
                     closer.close(close::NORMAL, "write failed");
                     return sent_large;
                 }
@@ -373,7 +379,7 @@ async fn write_loop(
                 while n < WRITE_BATCH_MAX {
                     match rx.try_recv() {
                         Ok(frame) => {
-                            if sink.feed(Message::Text(frame)).await.is_err() {
+                            if feed(&mut sink, frame).await.is_err() {
                                 closer.close(close::NORMAL, "write failed");
                                 return sent_large;
                             }
@@ -402,7 +408,7 @@ async fn write_loop(
         if code != close::TOO_SLOW {
             let mut n = 0;
             while let (true, Ok(frame)) = (n < WRITE_BATCH_MAX, rx.try_recv()) {
-                if sink.feed(Message::Text(frame)).await.is_err() {
+                if feed(&mut sink, frame).await.is_err() {
                     return;
                 }
                 n += 1;
@@ -416,11 +422,23 @@ async fn write_loop(
     sent_large
 }
 
+/// Queues `frame` on the socket, in fragments of at most [`FRAGMENT_BYTES`] when it is larger:
+/// the socket's write buffer then never grows past a few fragments.
+async fn feed(
+    sink: &mut SplitSink<Socket, Message>,
+    frame: Frame,
+) -> Result<(), tokio_tungstenite::tungstenite::Error> {
+    for message in text_fragments(frame, FRAGMENT_BYTES) {
+        sink.feed(message).await?;
+    }
+    Ok(())
+}
+
 fn close_message(code: u16, reason: &str) -> Message {
     // A close reason has at most 123 bytes.
     let mut end = reason.len().min(120);
     while !reason.is_char_boundary(end) {
         end -= 1;
     }
-    Message::Close(Some(CloseFrame { code, reason: reason[..end].into() }))
+    Message::Close(Some(CloseFrame { code: CloseCode::from(code), reason: reason[..end].into() }))
 }

@@ -45,6 +45,37 @@ async fn healthz_metrics_and_bad_room_names() {
 }
 
 #[tokio::test]
+async fn requests_that_are_not_websocket_handshakes_get_plain_http_errors() {
+    let ts = TestServer::start().await;
+    let head = "Host: localhost\r\nConnection: close";
+    let key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==";
+    let cases = [
+        (format!("GET /ws/r HTTP/1.1\r\n{head}\r\n\r\n"), "HTTP/1.1 400", "Connection header"),
+        (
+            format!("GET /ws/r HTTP/1.1\r\nHost: localhost\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 8\r\n{key}\r\n\r\n"),
+            "HTTP/1.1 426",
+            "Version must be 13",
+        ),
+        (
+            "GET /ws/r HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\r\n".to_owned(),
+            "HTTP/1.1 400",
+            "Sec-WebSocket-Key",
+        ),
+    ];
+    for (request, status, reason) in cases {
+        let answer = raw_request(ts.addr, &request).await;
+        assert!(answer.starts_with(status) && answer.contains(reason), "{request}: {answer}");
+    }
+    // A handshake with a list in Connection (as some browsers send) is accepted.
+    let ok = format!("GET /ws/r HTTP/1.1\r\nHost: localhost\r\nConnection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\nSec-WebSocket-Version: 13\r\n{key}\r\n\r\n");
+    let answer = raw_request(ts.addr, &ok).await;
+    assert!(answer.starts_with("HTTP/1.1 101") && answer.contains("s3pPLMBiTxaQ9kYGzzhZRbK+xOo="), "{answer}");
+    // The server keeps serving.
+    let _c = ts.client("r").await;
+    ts.stop().await;
+}
+
+#[tokio::test]
 async fn graceful_shutdown_closes_sessions_with_going_away() {
     let ts = TestServer::start().await;
     let mut a = ts.client("r").await;

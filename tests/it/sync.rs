@@ -464,3 +464,30 @@ async fn batching_and_plain_clients_get_the_same_sequence() {
     assert_eq!(batching.mirror().to_snapshot(), ts.snapshot("r").await);
     ts.stop().await;
 }
+
+#[tokio::test]
+async fn a_large_welcome_arrives_whole_in_either_snapshot_form() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let ts = TestServer::start().await;
+    let room = ts.server.room("big").await.expect("room");
+    // Far more than one WebSocket fragment (32 KiB) of welcome.
+    within(room.transact(|tx| (0..3000).try_for_each(|i| tx.apply(create_node(&format!("s:{i}"), i % 2000)))))
+        .await
+        .expect("build");
+    let expected = ts.snapshot("big").await;
+    let compact = ts.client("big").await;
+    assert_eq!(compact.mirror().to_snapshot(), expected);
+    let (mut ws, _) = tokio_tungstenite::connect_async(ts.url("big")).await.expect("connect");
+    ws.send(Message::Text(r#"{"t":"hello","protocol":1}"#.into())).await.expect("hello");
+    let text = match within(ws.next()).await {
+        Some(Ok(Message::Text(t))) => t,
+        other => panic!("no welcome: {other:?}"),
+    };
+    assert!(text.len() > 100_000 && text.contains(r#""attrs":{"#), "nested form expected");
+    match objectsync::protocol::decode_server(&text) {
+        Ok(objectsync::protocol::ServerMessage::Welcome { snapshot: Some(s), .. }) => assert_eq!(s.root, expected),
+        other => panic!("bad welcome: {other:?}"),
+    }
+    ts.stop().await;
+}
