@@ -32,6 +32,8 @@ use tokio_util::task::TaskTracker;
 
 /// Bytes read from a socket at once (messages are small; large ones take several reads).
 const READ_BUFFER_BYTES: usize = 8 * 1024;
+/// Bytes queued on a socket before tungstenite writes them out without waiting for a flush.
+const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 
 /// A boxed future, as hooks return.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
@@ -426,7 +428,10 @@ async fn ws_handler(State(inner): State<Arc<Inner>>, Path(room): Path<String>, r
         .max_frame_size(Some(frame_max))
         // The default 128 KiB read buffer is zeroed for every read: with thousands of sockets
         // sending small messages that memset was the server's largest cost (W5).
-        .read_buffer_size(READ_BUFFER_BYTES);
+        .read_buffer_size(READ_BUFFER_BYTES)
+        // Write out once this much is queued (a burst of small updates stays one write; a large
+        // message goes out fragment by fragment instead of growing the buffer to its size).
+        .write_buffer_size(WRITE_BUFFER_BYTES);
     upgrade.accept(config, move |socket| {
         let tracker = inner.tasks.clone();
         async move {

@@ -21,7 +21,7 @@ use tracing::Instrument;
 /// Frames written per flush: batches a burst into one syscall without starving pings.
 const WRITE_BATCH_MAX: usize = 64;
 /// Messages longer than this are written as several WebSocket fragments.
-const FRAGMENT_BYTES: usize = 32 * 1024;
+const FRAGMENT_BYTES: usize = 16 * 1024;
 /// A frame this large (a big room's welcome) leaves memory worth returning to the system when
 /// its session ends.
 const LARGE_FRAME_BYTES: usize = 256 * 1024;
