@@ -494,7 +494,12 @@ async fn many_rooms(
                         }
                     }
                     msg = stream.next() => {
-                        let Some(Ok(Message::Text(t))) = msg else { break };
+                        let t = match msg {
+                            Some(Ok(Message::Text(t))) => t,
+                            // Pings (every 10 s from the server) are answered by tungstenite.
+                            Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                            _ => break,
+                        };
                         if let Ok(ack) = serde_json::from_str::<Ack>(&t) {
                             if ack.origin == client {
                                 if let Some(s) = ack.action.and_then(|a| sent.get(a as usize - 1)) {

@@ -91,8 +91,13 @@ enum Preset {
     Bench,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
+    // Before any thread exists: the allocator's settings apply to the threads made after them.
+    tune_allocator();
+    tokio::runtime::Builder::new_multi_thread().enable_all().build()?.block_on(run())
+}
+
+async fn run() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(
@@ -160,11 +165,12 @@ fn raise_fd_limit() {
     }
 }
 
-/// Serves allocations of 128 KiB and more (a big room's welcome, its snapshot, a socket's write
-/// buffer after it) with their own mappings, returned to the system when freed. glibc raises
-/// this threshold by itself after such a block is freed, and then keeps every later one in its
-/// heap after use: a server that sent one large welcome stayed larger by its size.
-fn return_large_buffers_at_once() {
+/// Tunes glibc's allocator for a long-running server: allocations of 128 KiB and more (a big
+/// room's welcome, its snapshot) get their own mappings, returned to the system when freed.
+/// glibc raises this threshold by itself after such a block is freed, and then keeps every
+/// later one in its heap after use: a server that sent one large welcome stayed larger by its
+/// size.
+fn tune_allocator() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: mallopt only changes the allocator's tuning; it is called before the server
     // starts its threads.
@@ -185,7 +191,6 @@ async fn serve(
     service_timeout_ms: u64,
 ) -> anyhow::Result<()> {
     raise_fd_limit();
-    return_large_buffers_at_once();
     let store: Arc<dyn Store> = if storage.memory {
         Arc::new(MemoryStore::default())
     } else {
