@@ -106,8 +106,9 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
 /// reassembles into the one message.
 pub(crate) fn text_fragments(text: Utf8Bytes, fragment_bytes: usize) -> impl Iterator<Item = Message> {
     let fragment_bytes = fragment_bytes.max(4);
-    let whole = (text.len() <= fragment_bytes).then(|| Message::Text(text.clone()));
-    let fragments = whole.is_none().then(|| {
+    let (whole, long) =
+        if text.len() <= fragment_bytes { (Some(Message::Text(text)), None) } else { (None, Some(text)) };
+    let fragments = long.map(|text| {
         let bytes = Bytes::from(text.clone());
         let mut start = 0;
         std::iter::from_fn(move || {
