@@ -25,6 +25,8 @@ const FRAGMENT_BYTES: usize = 16 * 1024;
 /// A frame this large (a big room's welcome) leaves memory worth returning to the system when
 /// its session ends.
 const LARGE_FRAME_BYTES: usize = 256 * 1024;
+/// Session ends return memory to the system at most this often.
+const TRIM_INTERVAL: Duration = Duration::from_secs(1);
 
 pub(crate) async fn run(socket: Socket, room: String, inner: Arc<Inner>) {
     let span = tracing::info_span!("session", room = %room, client = tracing::field::Empty);
@@ -114,7 +116,7 @@ async fn connected(
             // The socket's write buffer grew to the largest frame (a big room's welcome) and
             // has just been freed with the socket: hand such memory back to the system.
             if writer.await.unwrap_or(false) {
-                super::release_free_memory();
+                release_memory_soon();
             }
         }
     }
@@ -420,6 +422,20 @@ async fn write_loop(
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), flush_and_close).await;
     sent_large
+}
+
+/// Returns free memory to the system after a session that wrote a large frame, at most once per
+/// [`TRIM_INTERVAL`] (the clients of a big room leaving together must not walk the heap once
+/// each), on a blocking thread (a large heap takes milliseconds).
+fn release_memory_soon() {
+    static LAST: std::sync::Mutex<Option<Instant>> = std::sync::Mutex::new(None);
+    let Ok(mut last) = LAST.lock() else { return };
+    if last.is_some_and(|t| t.elapsed() < TRIM_INTERVAL) {
+        return;
+    }
+    *last = Some(Instant::now());
+    drop(last);
+    tokio::task::spawn_blocking(super::release_free_memory);
 }
 
 /// Queues `frame` on the socket, in fragments of at most [`FRAGMENT_BYTES`] when it is larger:
