@@ -1127,23 +1127,46 @@ pub struct SnapshotView<'a> {
     compact: bool,
 }
 
-struct NodeView<'a> {
+/// What every part of one serialization shares: the document, each type's attribute order
+/// (computed once per snapshot, not per object) and the form.
+#[derive(Clone, Copy)]
+struct Tree<'a> {
     doc: &'a Document,
+    orders: &'a [AttrOrder],
+    compact: bool,
+}
+
+/// One object and its subtree, in the tree's form.
+struct NodeView<'a> {
+    tree: Tree<'a>,
     key: ObjKey,
 }
 
+/// A nested object's `attrs`, by name.
 struct AttrsView<'a> {
-    doc: &'a Document,
-    key: ObjKey,
+    def: &'a super::registry::TypeDef,
+    values: &'a [Value],
+    order: &'a [usize],
+}
+
+/// A compact object's values, in its type's order.
+struct ValuesView<'a> {
+    values: &'a [Value],
+    order: &'a [usize],
 }
 
 struct ChildrenView<'a> {
-    doc: &'a Document,
+    tree: Tree<'a>,
     keys: &'a [ObjKey],
 }
 
+/// `[[type name, [attribute names]], ...]` in registry order: a type's index is its position.
+struct TypesView<'a> {
+    tree: Tree<'a>,
+}
+
 /// Per type, the indexes of its stored (non-event) attributes in name order: the order both
-/// forms write attributes in.
+/// forms write attributes in (the nested one as sorted keys, like `Dict`).
 type AttrOrder = SmallVec<[usize; 8]>;
 
 fn attr_order(def: &super::registry::TypeDef) -> AttrOrder {
@@ -1155,32 +1178,45 @@ fn attr_order(def: &super::registry::TypeDef) -> AttrOrder {
 impl Serialize for SnapshotView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let doc = self.doc;
+        let orders: Vec<AttrOrder> = doc.types.defs().iter().map(attr_order).collect();
+        let tree = Tree { doc, orders: &orders, compact: self.compact };
         let mut m = s.serialize_map(Some(if self.compact { 4 } else { 3 }))?;
         m.serialize_entry("version", &doc.version)?;
         m.serialize_entry("next_server_id", &doc.next_server_id)?;
         if self.compact {
-            let orders: Vec<AttrOrder> = doc.types.defs().iter().map(attr_order).collect();
-            m.serialize_entry("types", &CompactTypes { doc, orders: &orders })?;
-            m.serialize_entry("root", &CompactNode { doc, orders: &orders, key: doc.root })?;
-        } else {
-            m.serialize_entry("root", &NodeView { doc, key: doc.root })?;
+            m.serialize_entry("types", &TypesView { tree })?;
         }
+        m.serialize_entry("root", &NodeView { tree, key: doc.root })?;
         m.end()
     }
 }
 
 impl Serialize for NodeView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let o = &self.doc.objects[self.key];
-        let def = self.doc.types.get(o.type_idx);
+        let Tree { doc, orders, compact } = self.tree;
+        let o = &doc.objects[self.key];
+        let order = &orders[usize::from(o.type_idx)];
+        let children = ChildrenView { tree: self.tree, keys: &o.children };
+        if compact {
+            // `[id, type index, [values], [children]]`, the last omitted for a leaf.
+            let mut seq = s.serialize_seq(Some(if o.children.is_empty() { 3 } else { 4 }))?;
+            seq.serialize_element(&o.id)?;
+            seq.serialize_element(&o.type_idx)?;
+            seq.serialize_element(&ValuesView { values: &o.attrs, order })?;
+            if !o.children.is_empty() {
+                seq.serialize_element(&children)?;
+            }
+            return seq.end();
+        }
+        let def = doc.types.get(o.type_idx);
         let mut m = s.serialize_map(None)?;
         m.serialize_entry("id", &o.id)?;
         m.serialize_entry("type", &def.name)?;
-        if def.attrs.iter().any(|a| a.kind != TopicKind::Event) {
-            m.serialize_entry("attrs", &AttrsView { doc: self.doc, key: self.key })?;
+        if !order.is_empty() {
+            m.serialize_entry("attrs", &AttrsView { def, values: &o.attrs, order })?;
         }
         if !o.children.is_empty() {
-            m.serialize_entry("children", &ChildrenView { doc: self.doc, keys: &o.children })?;
+            m.serialize_entry("children", &children)?;
         }
         m.end()
     }
@@ -1188,81 +1224,15 @@ impl Serialize for NodeView<'_> {
 
 impl Serialize for AttrsView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let o = &self.doc.objects[self.key];
-        let def = self.doc.types.get(o.type_idx);
-        // Same key order as `Dict` (sorted), so both snapshot forms serialize identically.
-        let order = attr_order(def);
-        let mut m = s.serialize_map(Some(order.len()))?;
-        for i in order {
-            m.serialize_entry(def.attrs[i].name.as_str(), &o.attrs[i])?;
+        let mut m = s.serialize_map(Some(self.order.len()))?;
+        for &i in self.order {
+            m.serialize_entry(self.def.attrs[i].name.as_str(), &self.values[i])?;
         }
         m.end()
     }
 }
 
-impl Serialize for ChildrenView<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let mut seq = s.serialize_seq(Some(self.keys.len()))?;
-        for &key in self.keys {
-            seq.serialize_element(&NodeView { doc: self.doc, key })?;
-        }
-        seq.end()
-    }
-}
-
-/// `[[type name, [attribute names]], ...]` in registry order: a type's index is its position.
-struct CompactTypes<'a> {
-    doc: &'a Document,
-    orders: &'a [AttrOrder],
-}
-
-impl Serialize for CompactTypes<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let defs = self.doc.types.defs();
-        let mut seq = s.serialize_seq(Some(defs.len()))?;
-        for (def, order) in defs.iter().zip(self.orders) {
-            let names: SmallVec<[&str; 8]> = order.iter().map(|&i| def.attrs[i].name.as_str()).collect();
-            seq.serialize_element(&(def.name.as_str(), names.as_slice()))?;
-        }
-        seq.end()
-    }
-}
-
-/// `[id, type index, [attribute values in the type's order], [children]]`, the last omitted for
-/// a leaf.
-struct CompactNode<'a> {
-    doc: &'a Document,
-    orders: &'a [AttrOrder],
-    key: ObjKey,
-}
-
-struct CompactValues<'a> {
-    values: &'a [Value],
-    order: &'a [usize],
-}
-
-struct CompactChildren<'a> {
-    doc: &'a Document,
-    orders: &'a [AttrOrder],
-    keys: &'a [ObjKey],
-}
-
-impl Serialize for CompactNode<'_> {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        let o = &self.doc.objects[self.key];
-        let order = &self.orders[usize::from(o.type_idx)];
-        let mut seq = s.serialize_seq(Some(if o.children.is_empty() { 3 } else { 4 }))?;
-        seq.serialize_element(&o.id)?;
-        seq.serialize_element(&o.type_idx)?;
-        seq.serialize_element(&CompactValues { values: &o.attrs, order })?;
-        if !o.children.is_empty() {
-            seq.serialize_element(&CompactChildren { doc: self.doc, orders: self.orders, keys: &o.children })?;
-        }
-        seq.end()
-    }
-}
-
-impl Serialize for CompactValues<'_> {
+impl Serialize for ValuesView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.order.len()))?;
         for &i in self.order {
@@ -1272,11 +1242,23 @@ impl Serialize for CompactValues<'_> {
     }
 }
 
-impl Serialize for CompactChildren<'_> {
+impl Serialize for ChildrenView<'_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut seq = s.serialize_seq(Some(self.keys.len()))?;
         for &key in self.keys {
-            seq.serialize_element(&CompactNode { doc: self.doc, orders: self.orders, key })?;
+            seq.serialize_element(&NodeView { tree: self.tree, key })?;
+        }
+        seq.end()
+    }
+}
+
+impl Serialize for TypesView<'_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let defs = self.tree.doc.types.defs();
+        let mut seq = s.serialize_seq(Some(defs.len()))?;
+        for (def, order) in defs.iter().zip(self.tree.orders) {
+            let names: SmallVec<[&str; 8]> = order.iter().map(|&i| def.attrs[i].name.as_str()).collect();
+            seq.serialize_element(&(def.name.as_str(), names.as_slice()))?;
         }
         seq.end()
     }
