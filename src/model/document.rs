@@ -126,7 +126,7 @@ pub struct Document {
     pub(crate) texts: Map<(ObjKey, u16), TextHistory>,
     /// Text histories dropped whole: edits at versions `<= texts_floor` may be missing anywhere.
     pub(crate) texts_floor: u64,
-    next_server_id: u64,
+    pub(crate) next_server_id: u64,
 }
 
 impl std::fmt::Debug for Document {

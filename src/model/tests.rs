@@ -247,6 +247,23 @@ fn build_hook_creates_children_in_the_same_transition() {
 }
 
 #[test]
+fn a_refused_transaction_leaves_no_trace_not_even_a_used_server_id() {
+    let mut d = graph();
+    let before = d.snapshot();
+    // The box's build hook makes two ports with server ids; the second change is refused.
+    refused(
+        &mut d,
+        r#"[{"op":"create","id":"c1:box","type":"Box","parent":"g"},{"op":"delete","id":"nothing"}]"#,
+        "no_such_object",
+    );
+    assert_eq!(d.snapshot(), before, "next_server_id included");
+    let t = ok(&mut d, r#"[{"op":"create","id":"c1:box","type":"Box","parent":"g"}]"#);
+    let mut again = graph();
+    let t2 = ok(&mut again, r#"[{"op":"create","id":"c1:box","type":"Box","parent":"g"}]"#);
+    assert_eq!(t.changes, t2.changes, "the same ids as without the refused attempt");
+}
+
+#[test]
 fn delete_removes_the_subtree_and_clears_references_in_the_same_transition() {
     let mut d = graph();
     ok(

@@ -77,6 +77,9 @@ pub struct Tx<'d> {
     text_log: Vec<TextLog>,
     views: Vec<TopicView>,
     depth: usize,
+    /// The server id counter when the transaction began: a refused transaction leaves no trace,
+    /// not even an id it used up.
+    next_server_id_at_start: u64,
 }
 
 impl std::ops::Deref for Tx<'_> {
@@ -163,7 +166,18 @@ impl Document {
 
 impl<'d> Tx<'d> {
     fn new(doc: &'d mut Document, actor: Actor, base: Option<u64>, mode: Mode) -> Self {
-        Tx { doc, actor, base, mode, applied: Vec::new(), text_log: Vec::new(), views: Vec::new(), depth: 0 }
+        let next_server_id_at_start = doc.next_server_id;
+        Tx {
+            doc,
+            actor,
+            base,
+            mode,
+            applied: Vec::new(),
+            text_log: Vec::new(),
+            views: Vec::new(),
+            depth: 0,
+            next_server_id_at_start,
+        }
     }
 
     /// Who acts in this transaction.
@@ -702,6 +716,7 @@ impl<'d> Tx<'d> {
                 scratch.clear();
             }
         }
+        doc.next_server_id = self.next_server_id_at_start;
     }
 }
 
