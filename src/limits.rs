@@ -51,6 +51,21 @@ impl Default for ModelLimits {
     }
 }
 
+impl ModelLimits {
+    /// How deeply the JSON of the deepest document these limits accept nests, as the server
+    /// writes it: a value `value_depth_max` deep in an object `tree_depth_max` deep, in a
+    /// snapshot (two levels per object: the object and its parent's `children` array) inside a
+    /// `welcome` inside a `batch`. The server refuses limits whose documents it could not read
+    /// back ([`TRUSTED_JSON_DEPTH_MAX`](crate::protocol::TRUSTED_JSON_DEPTH_MAX)).
+    pub fn json_depth_max(&self) -> usize {
+        2 * self.tree_depth_max + self.value_depth_max + JSON_ENVELOPE_DEPTH
+    }
+}
+
+/// Levels around a snapshot's root object: `batch` map and array, `welcome`, `snapshot`, the
+/// root, an object's `attrs` (6), and two to spare.
+const JSON_ENVELOPE_DEPTH: usize = 8;
+
 /// How often (in commits) idle text histories are swept.
 pub(crate) const TEXT_SWEEP_EVERY: u64 = 4096;
 

@@ -59,6 +59,10 @@ enum Command {
         /// The types of the rooms stored there.
         #[arg(long, default_value = "demo")]
         preset: Preset,
+        /// Print the stored rows as they are (snapshot text, log, clients), without loading the
+        /// room: for a room that cannot be loaded.
+        #[arg(long)]
+        raw: bool,
     },
     /// Replace a room with a JSON file written by `export` (stop the server first).
     Import {
@@ -116,7 +120,12 @@ async fn run() -> anyhow::Result<()> {
             }
             Ok(())
         }
-        Command::Export { room, data, preset } => export(&room, &data, preset).await,
+        Command::Export { room, data, preset, raw: false } => export(&room, &data, preset).await,
+        Command::Export { room, data, raw: true, .. } => {
+            let raw = SqliteStore::read_raw(&data, &room)?;
+            println!("{}", serde_json::to_string_pretty(&raw)?);
+            Ok(())
+        }
         Command::Import { room, file, data, preset } => import(&room, &file, &data, preset).await,
     }
 }
@@ -130,9 +139,21 @@ fn types(preset: Preset) -> objectsync::model::TypeRegistry {
 
 async fn export(room: &str, data: &Path, preset: Preset) -> anyhow::Result<()> {
     let store = SqliteStore::open(data)?;
-    let stored = store.load(room).await?.ok_or_else(|| anyhow::anyhow!("no room {room:?} in {}", data.display()))?;
+    let stored = store
+        .load(room)
+        .await
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{e}\nthe room cannot be loaded; `objectsync export --raw {room}` prints what is stored as it is"
+            )
+        })?
+        .ok_or_else(|| anyhow::anyhow!("no room {room:?} in {}", data.display()))?;
     let types = Arc::new(types(preset));
-    let (doc, clients, _) = objectsync::server::load_room(&types, &Default::default(), room, stored)?;
+    let (doc, clients, _) = objectsync::server::load_room(&types, &Default::default(), room, stored).map_err(|e| {
+        anyhow::anyhow!(
+            "{e}\nthe room cannot be loaded; `objectsync export --raw {room}` prints what is stored as it is"
+        )
+    })?;
     let snapshot = RoomSnapshot { doc: doc.snapshot(), clients };
     println!("{}", serde_json::to_string_pretty(&snapshot)?);
     Ok(())
@@ -140,7 +161,8 @@ async fn export(room: &str, data: &Path, preset: Preset) -> anyhow::Result<()> {
 
 async fn import(room: &str, file: &Path, data: &Path, preset: Preset) -> anyhow::Result<()> {
     let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    let snapshot: RoomSnapshot = serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+    let snapshot: RoomSnapshot =
+        objectsync::protocol::decode_trusted(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     // Check it as thoroughly as a load would before replacing anything.
     objectsync::model::Document::from_snapshot(Arc::new(types(preset)), Default::default(), snapshot.doc.clone())
         .map_err(|e| anyhow::anyhow!("{}: not a valid room: {e}", file.display()))?;

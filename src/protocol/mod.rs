@@ -16,6 +16,11 @@ use std::collections::HashMap;
 /// The protocol version this build speaks.
 pub const PROTOCOL_VERSION: u32 = 1;
 
+/// The largest action or call id a client may use: 2^53 - 1, the largest integer every JSON
+/// implementation (JavaScript's `Number` among them) reads exactly. A larger id is refused
+/// (`bad_id`) rather than accepted, after which the client could never act again.
+pub const ID_MAX: u64 = (1 << 53) - 1;
+
 /// Close codes (`docs/protocol.md`, "Close codes").
 pub mod close {
     /// Normal close.
@@ -405,7 +410,60 @@ pub struct ServiceError {
 
 /// Decodes a server message (for the Rust client and tests).
 pub fn decode_server(text: &str) -> Result<ServerMessage, ProtocolError> {
-    serde_json::from_str(text).map_err(|e| ProtocolError::BadMessage { reason: e.to_string() })
+    decode_trusted(text).map_err(|reason| ProtocolError::BadMessage { reason })
+}
+
+/// How deeply nested the JSON that the server writes may be when it is read back (stored
+/// snapshots and updates, server messages read by the Rust client, `export` files).
+///
+/// The deepest document the model limits accept nests about `2 * tree_depth_max +
+/// value_depth_max` levels (each object is a map inside its parent's `children` array),
+/// above serde_json's default limit of 128: such a room was accepted, then could not be
+/// loaded. Reading with [`decode_trusted`] allows this many levels, on a stack that grows as
+/// needed; it is far above what the default limits write
+/// ([`ModelLimits::json_depth_max`](crate::limits::ModelLimits::json_depth_max)) and low enough
+/// that what is read can be dropped without exhausting a thread's stack. Clients' messages keep
+/// serde_json's limit of 128 levels.
+pub const TRUSTED_JSON_DEPTH_MAX: usize = 1024;
+
+/// Decodes JSON that this server wrote (see [`TRUSTED_JSON_DEPTH_MAX`]): nesting is checked
+/// first, without recursion, then the text is parsed on a stack that grows as needed.
+pub fn decode_trusted<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, String> {
+    let depth = json_depth(text.as_bytes());
+    if depth > TRUSTED_JSON_DEPTH_MAX {
+        return Err(format!("JSON nested {depth} levels deep; at most {TRUSTED_JSON_DEPTH_MAX} are read"));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    let value = T::deserialize(serde_stacker::Deserializer::new(&mut de)).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
+    Ok(value)
+}
+
+/// The deepest nesting of arrays and objects in JSON text (strings skipped), without parsing.
+pub(crate) fn json_depth(text: &[u8]) -> usize {
+    let (mut depth, mut max, mut in_string, mut escaped) = (0usize, 0usize, false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    max
 }
 
 #[cfg(test)]
@@ -421,6 +479,20 @@ mod tests {
             decode_client(r#"{"t":"action","id":"x","base":0,"changes":[]}"#).map_err(|e| e.code()),
             Err("bad_message")
         );
+    }
+
+    #[test]
+    fn json_depth_counts_nesting_outside_strings() {
+        assert_eq!(json_depth(br#"1"#), 0);
+        assert_eq!(json_depth(br#"{"a":[1,{"b":[]}]}"#), 4);
+        assert_eq!(json_depth(br#"["[[[{", "\"[[", []]"#), 2);
+        let deep = format!("{}{}", "[".repeat(600), "]".repeat(600));
+        assert!(serde_json::from_str::<Value>(&deep).is_err(), "serde_json alone stops at 128");
+        assert_eq!(decode_trusted::<Value>(&deep).map(|v| v.depth()), Ok(600));
+        let too_deep = format!("{}{}", "[".repeat(2000), "]".repeat(2000));
+        let e = decode_trusted::<Value>(&too_deep).map(|_| ()).unwrap_err();
+        assert!(e.contains("2000 levels"), "{e}");
+        assert!(decode_trusted::<Value>("[1] trailing").is_err());
     }
 
     #[test]

@@ -55,8 +55,20 @@ impl Closer {
 /// What a session gives the room: its outbound queue and its closer.
 #[derive(Clone)]
 pub(crate) struct SessionLink {
+    /// Tells this connection apart from a newer one of the same client (a resume while the old
+    /// socket is still open): the old session's leave must not remove the new one.
+    pub(crate) connection: ConnectionId,
     pub(crate) out: mpsc::Sender<Frame>,
     pub(crate) closer: Arc<Closer>,
+}
+
+/// A connection's number, unique in the process.
+pub(crate) type ConnectionId = u64;
+
+/// A new connection number.
+pub(crate) fn next_connection_id() -> ConnectionId {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
 }
 
 /// A join as the session asks for it (after the auth hook said yes).
@@ -84,11 +96,32 @@ pub(crate) enum JoinError {
 type Job = Box<dyn FnOnce(&mut RoomState) + Send>;
 
 pub(crate) enum Command {
-    Join { request: JoinRequest, link: SessionLink, reply: oneshot::Sender<Result<ClientId, JoinError>> },
-    Leave { client: ClientId },
-    Action { client: ClientId, id: u64, base: u64, changes: Vec<Change> },
-    Undo { client: ClientId, id: u64, scope: Option<ObjId>, redo: bool },
-    Presence { client: ClientId, state: Value },
+    Join {
+        request: JoinRequest,
+        link: SessionLink,
+        reply: oneshot::Sender<Result<ClientId, JoinError>>,
+    },
+    /// The connection `connection` of `client` ended (ignored if a newer one replaced it).
+    Leave {
+        client: ClientId,
+        connection: ConnectionId,
+    },
+    Action {
+        client: ClientId,
+        id: u64,
+        base: u64,
+        changes: Vec<Change>,
+    },
+    Undo {
+        client: ClientId,
+        id: u64,
+        scope: Option<ObjId>,
+        redo: bool,
+    },
+    Presence {
+        client: ClientId,
+        state: Value,
+    },
     Run(Job),
 }
 
@@ -500,7 +533,11 @@ impl RoomState {
                     self.deferred_joins.push((request, link, reply));
                 }
             }
-            Command::Leave { client } => self.drop_client(&client, None),
+            Command::Leave { client, connection } => {
+                if self.clients.get(&client).is_some_and(|c| c.link.connection == connection) {
+                    self.drop_client(&client, None);
+                }
+            }
             Command::Action { client, id, base, changes } => self.action(client, id, base, changes),
             Command::Undo { client, id, scope, redo } => self.undo(client, id, scope, redo),
             Command::Presence { client, state } => self.presence(client, state),
@@ -524,6 +561,10 @@ impl RoomState {
                 // The old connection may not have been noticed dead yet: the new one replaces it.
                 if let Some(old) = self.clients.remove(&r.client) {
                     old.link.closer.close(close::NORMAL, "replaced by a newer connection of the same client");
+                    if !old.presence.is_null() {
+                        let frame: Frame = protocol::encode_presence(&r.client, &Value::Null).into();
+                        self.broadcast(&frame, None);
+                    }
                 }
                 (r.client, Some(r.version))
             }

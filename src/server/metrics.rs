@@ -26,6 +26,8 @@ pub struct Metrics {
     pub slow_disconnects: Counter,
     /// Messages that could not be decoded, or were rate limited.
     pub bad_messages: Counter,
+    /// Stored rooms that could not be loaded (each attempt counts).
+    pub room_load_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -41,6 +43,7 @@ impl Default for Metrics {
             bytes_out: Counter::default(),
             slow_disconnects: Counter::default(),
             bad_messages: Counter::default(),
+            room_load_failures: Counter::default(),
             registry: Registry::default(),
         };
         registry.register("rooms", "Rooms loaded", m.rooms.clone());
@@ -52,6 +55,11 @@ impl Default for Metrics {
         registry.register("bytes_out", "Bytes queued to clients", m.bytes_out.clone());
         registry.register("slow_disconnects", "Clients cut off for not reading", m.slow_disconnects.clone());
         registry.register("bad_messages", "Undecodable or rate-limited messages", m.bad_messages.clone());
+        registry.register(
+            "room_load_failures",
+            "Attempts to load a stored room that failed (see the ERROR log line)",
+            m.room_load_failures.clone(),
+        );
         Metrics { registry, ..m }
     }
 }

@@ -162,7 +162,22 @@ impl ServerBuilder {
         self
     }
     /// The server.
+    ///
+    /// # Panics
+    ///
+    /// If the model limits accept documents whose JSON the server could not read back
+    /// ([`ModelLimits::json_depth_max`] above
+    /// [`TRUSTED_JSON_DEPTH_MAX`](crate::protocol::TRUSTED_JSON_DEPTH_MAX)): such a room would
+    /// be accepted and then fail to load.
     pub fn build(self) -> Server {
+        assert!(
+            self.model_limits.json_depth_max() <= crate::protocol::TRUSTED_JSON_DEPTH_MAX,
+            "model limits tree_depth_max {} and value_depth_max {} allow JSON {} levels deep; the server reads {}",
+            self.model_limits.tree_depth_max,
+            self.model_limits.value_depth_max,
+            self.model_limits.json_depth_max(),
+            crate::protocol::TRUSTED_JSON_DEPTH_MAX,
+        );
         Server {
             inner: Arc::new(Inner {
                 types: Arc::new(self.types),
@@ -302,10 +317,10 @@ impl Inner {
             return Err(ServerError::TooManyRooms { limit: self.limits.rooms_max });
         }
         let refused = |reason: String| ServerError::RoomRefused { room: name.to_owned(), reason };
-        let stored = self.store.load(name).await.map_err(|e| refused(e.to_string()))?;
+        let stored = self.store.load(name).await.map_err(|e| self.load_failed(name, e))?;
         let (doc, clients, log) = match stored {
             Some(stored) => {
-                load_room(&self.types, &self.model_limits, name, stored).map_err(|e| refused(e.to_string()))?
+                load_room(&self.types, &self.model_limits, name, stored).map_err(|e| self.load_failed(name, e))?
             }
             None => {
                 let mut doc = Document::with_limits(self.types.clone(), self.model_limits.clone());
@@ -340,6 +355,18 @@ impl Inner {
         });
         self.rooms.lock().map_err(|_| ServerError::ShuttingDown)?.insert(name.to_owned(), (generation, handle.clone()));
         Ok(handle)
+    }
+
+    /// A stored room that cannot be loaded is said loudly: it stays stored as it is, and every
+    /// join is refused until someone repairs it.
+    fn load_failed(&self, name: &str, e: StoreError) -> ServerError {
+        tracing::error!(
+            room = name,
+            error = %e,
+            "the room cannot be loaded; its stored data is kept as it is (`objectsync export --raw` prints it)"
+        );
+        self.metrics.room_load_failures.inc();
+        ServerError::RoomRefused { room: name.to_owned(), reason: e.to_string() }
     }
 
     fn loaded(&self, name: &str) -> Result<Option<RoomHandle>, ServerError> {

@@ -6,7 +6,9 @@ use super::websocket::{text_fragments, Socket};
 use super::{AuthRequest, Inner, ServiceCall};
 use crate::model::Value;
 use crate::protocol::{self, close, ClientMessage};
-use crate::room::{ClientId, Closer, Command, Frame, JoinError, JoinRequest, RoomHandle, SessionLink};
+use crate::room::{
+    next_connection_id, ClientId, Closer, Command, Frame, JoinError, JoinRequest, RoomHandle, SessionLink,
+};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::Ordering;
@@ -109,7 +111,7 @@ async fn connected(
             tracing::Span::current().record("client", client.as_str());
             let writer = tokio::spawn(write_loop(sink, rx, link.closer.clone(), inner.clone()).in_current_span());
             read_loop(stream, &room, &client, &link, &inner).await;
-            let _ = room.send(Command::Leave { client }).await;
+            let _ = room.send(Command::Leave { client, connection: link.connection }).await;
             if link.closer.reason().is_none() {
                 link.closer.close(close::NORMAL, "bye");
             }
@@ -132,7 +134,7 @@ async fn join(inner: &Arc<Inner>, room_name: &str, hello: &Hello, read_only: boo
     for _ in 0..3 {
         let room = inner.room(room_name).await.map_err(|e| e.to_string())?;
         let (out, rx) = mpsc::channel(inner.limits.outbound_queue_len_max);
-        let link = SessionLink { out, closer: Arc::new(Closer::default()) };
+        let link = SessionLink { connection: next_connection_id(), out, closer: Arc::new(Closer::default()) };
         let (reply, answer) = oneshot::channel();
         let request = JoinRequest {
             resume: hello.resume.clone(),
@@ -276,6 +278,16 @@ async fn dispatch(
     let cmd = match msg {
         ClientMessage::Hello { .. } => {
             return queue(link, protocol::encode_error("bad_message", "hello was already received"));
+        }
+        ClientMessage::Action { id, .. } | ClientMessage::Undo { id, .. } | ClientMessage::Redo { id, .. }
+            if id > protocol::ID_MAX =>
+        {
+            let reason = format!("action id {id} is above {} (2^53 - 1)", protocol::ID_MAX);
+            return queue(link, protocol::encode_reject(id, "bad_id", &reason, None));
+        }
+        ClientMessage::Call { id, .. } if id > protocol::ID_MAX => {
+            let reason = format!("call id {id} is above {} (2^53 - 1)", protocol::ID_MAX);
+            return queue(link, protocol::encode_result(id, Err(("bad_id", &reason))));
         }
         ClientMessage::Action { id, changes, .. } if changes.len() > limits.action_changes_max => {
             let reason =

@@ -8,7 +8,7 @@
 
 mod sqlite;
 
-pub use sqlite::SqliteStore;
+pub use sqlite::{RawRoom, RawSnapshot, SqliteStore};
 
 use crate::model::DocSnapshot;
 use async_trait::async_trait;

@@ -6,6 +6,7 @@
 use super::{KnownClient, LogEntry, RoomSnapshot, Store, StoreError, StoredRoom, WriteBatch};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
+use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot};
 
@@ -87,6 +88,39 @@ impl SqliteStore {
         &self.path
     }
 
+    /// What is stored for `room` in the store in `dir`, as it is (nothing parsed or checked),
+    /// read over a connection of its own: a room that cannot be loaded stays readable.
+    pub fn read_raw(dir: &Path, room: &str) -> Result<RawRoom, StoreError> {
+        let path = dir.join("objectsync.db");
+        let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| io("", format!("{}: {e}", path.display())))?;
+        let snapshot = conn
+            .query_row("SELECT version, snapshot FROM rooms WHERE name = ?1", params![room], |r| {
+                Ok(RawSnapshot { version: r.get::<_, i64>(0)? as u64, text: r.get(1)? })
+            })
+            .optional()
+            .map_err(|e| io(room, e))?;
+        let log = conn
+            .prepare("SELECT version, frame FROM log WHERE room = ?1 ORDER BY version")
+            .and_then(|mut stmt| {
+                stmt.query_map(params![room], |r| {
+                    Ok(LogEntry { version: r.get::<_, i64>(0)? as u64, frame: r.get(1)? })
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|e| io(room, e))?;
+        let clients = conn
+            .prepare("SELECT id, last_action FROM clients WHERE room = ?1 ORDER BY id")
+            .and_then(|mut stmt| {
+                stmt.query_map(params![room], |r| {
+                    Ok(KnownClient { id: r.get::<_, String>(0)?.into(), last_action: r.get::<_, i64>(1)? as u64 })
+                })?
+                .collect::<Result<Vec<_>, _>>()
+            })
+            .map_err(|e| io(room, e))?;
+        Ok(RawRoom { room: room.to_owned(), snapshot, log, clients })
+    }
+
     /// Replaces everything stored for `room` with `snapshot` (restoring a backup). Run it while
     /// no server has the room loaded.
     pub async fn replace_room(&self, room: &str, snapshot: &RoomSnapshot) -> Result<(), StoreError> {
@@ -104,6 +138,28 @@ impl SqliteStore {
         self.requests.send(make(reply)).await.map_err(|_| io(room, "the store's writer thread stopped"))?;
         rx.await.map_err(|_| io(room, "the store's writer thread stopped"))?
     }
+}
+
+/// A room's stored rows as they are ([`SqliteStore::read_raw`]).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RawRoom {
+    /// The room's name.
+    pub room: String,
+    /// The latest snapshot, as stored.
+    pub snapshot: Option<RawSnapshot>,
+    /// The stored log entries, in version order.
+    pub log: Vec<LogEntry>,
+    /// The client records.
+    pub clients: Vec<KnownClient>,
+}
+
+/// A stored snapshot's version and text, unparsed.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct RawSnapshot {
+    /// The version it is stored as.
+    pub version: u64,
+    /// Its JSON text.
+    pub text: String,
 }
 
 /// Sets up a new file, or checks an existing one; returns the store's secret.
@@ -292,7 +348,7 @@ fn load(conn: &rusqlite::Connection, room: &str) -> Result<Option<StoredRoom>, S
     let snapshot = match snapshot {
         None => None,
         Some((version, text)) => {
-            let s: RoomSnapshot = serde_json::from_str(&text)
+            let s: RoomSnapshot = crate::protocol::decode_trusted(&text)
                 .map_err(|e| corrupt(format!("the snapshot of version {version} does not parse: {e}")))?;
             if s.doc.version != version as u64 {
                 return Err(corrupt(format!("the snapshot says version {} but is stored as {version}", s.doc.version)));

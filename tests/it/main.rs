@@ -5,3 +5,4 @@ mod durability;
 mod harness;
 mod rooms;
 mod sync;
+mod trust;

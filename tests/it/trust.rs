@@ -1,0 +1,261 @@
+//! The server's promises under unlucky and hostile input (issue 18): a resume while the old
+//! socket is open, action ids past the JSON-safe range, refused transactions leaving no trace,
+//! the deepest documents the limits accept round-tripping through SQLite and the wire.
+
+use crate::harness::*;
+use objectsync::client::{Client, ConnectOptions, Event};
+use objectsync::protocol::ClientMessage;
+
+/// The next reject (updates and presence before it are skipped): its action id and code.
+async fn next_reject(c: &mut Client) -> (u64, String) {
+    loop {
+        if let Event::Reject { action, code, .. } = next_non_presence(c).await {
+            return (action, code);
+        }
+    }
+}
+
+/// A phone switching from Wi-Fi to mobile data: the new connection resumes while the old socket
+/// is still open. The old one is closed; the new one gets every later update and an answer for
+/// every action.
+#[tokio::test]
+async fn a_resume_while_the_old_socket_is_open_ends_in_a_live_session() {
+    let ts = TestServer::start().await;
+    let mut old = ts.client("r").await;
+    let mut other = ts.client("r").await;
+    let n = old.new_object_id();
+    within(old.act(vec![create_node(&n, 1)])).await.expect("ok");
+    let resume = old.resume_point();
+    let mirror = old.mirror().clone();
+    let mut new = within(Client::connect(
+        &ts.url("r"),
+        ConnectOptions { resume: Some((resume.clone(), mirror)), ..ConnectOptions::default() },
+    ))
+    .await
+    .expect("resume");
+    assert_eq!(new.id(), resume.client.as_str());
+    let (code, reason) = until_closed(&mut old).await;
+    assert_eq!(code, 1000, "{reason}");
+    assert!(reason.contains("replaced"), "{reason}");
+    // The new connection's actions are answered ...
+    within(new.act(vec![set_x(&n, 7)])).await.expect("acted on the new connection");
+    let bad = new.send_action(vec![set_x("no-such-object", 1)]).await.expect("send");
+    let (action, _) = next_reject(&mut new).await;
+    assert_eq!(action, bad);
+    // ... and it receives what others do.
+    let v = within(other.act(vec![set_x(&n, 8)])).await.expect("other acts");
+    within(new.wait_for_version(v)).await.expect("the new connection sees other's update");
+    assert_eq!(new.mirror().to_snapshot(), ts.snapshot("r").await);
+    ts.stop().await;
+}
+
+/// An action id past 2^53 - 1 (what JSON numbers carry exactly) is refused, and the client can
+/// act again afterwards.
+#[tokio::test]
+async fn action_ids_past_the_json_safe_range_are_refused_and_the_client_keeps_acting() {
+    let ts = TestServer::start().await;
+    let mut a = ts.client("r").await;
+    let n = a.new_object_id();
+    within(a.act(vec![create_node(&n, 1)])).await.expect("ok");
+    for id in [1u64 << 53, 1 << 63, u64::MAX] {
+        a.send(&ClientMessage::Action { id, base: a.version(), changes: vec![set_x(&n, 5)] }).await.expect("send");
+        let (action, code) = next_reject(&mut a).await;
+        assert_eq!((action, code.as_str()), (id, "bad_id"));
+    }
+    // The largest allowed id works, and nothing was applied by the refused ones.
+    let max = objectsync::protocol::ID_MAX;
+    a.send(&ClientMessage::Action { id: max, base: a.version(), changes: vec![set_x(&n, 6)] }).await.expect("send");
+    within(a.wait_ack(max)).await.expect("the largest id is accepted");
+    assert_eq!(a.mirror().to_snapshot(), ts.snapshot("r").await);
+    ts.stop().await;
+}
+
+/// A chain of `Div`s `depth` deep under `parent` (ids `<prefix>1`..), the deepest with a `style`
+/// nested `value_depth` levels.
+fn div_chain(prefix: &str, depth: usize, value_depth: usize) -> objectsync::model::NodeSnapshot {
+    let mut style = Value::Int(1);
+    for _ in 0..value_depth {
+        style = Value::Dict(objectsync::dict! { "a" => style });
+    }
+    let mut node = objectsync::model::NodeSnapshot {
+        id: format!("{prefix}{depth}").into(),
+        type_name: "Div".into(),
+        attrs: match style {
+            Value::Dict(d) => objectsync::dict! { "style" => Value::Dict(d) },
+            _ => Default::default(),
+        },
+        children: Vec::new(),
+    };
+    for level in (1..depth).rev() {
+        node = objectsync::model::NodeSnapshot {
+            id: format!("{prefix}{level}").into(),
+            type_name: "Div".into(),
+            attrs: Default::default(),
+            children: vec![node],
+        };
+    }
+    node
+}
+
+use objectsync::model::Value;
+
+/// Builds, in a document, the deepest trees and values the limits allow (one nested create, then
+/// deleted and created again, so that the log holds a create of the whole chain), stores it in a
+/// real SQLite file (snapshot and log), and loads it back in both ways: the snapshot alone and
+/// the first snapshot plus the log. The room must come back equal.
+fn check_round_trip_through_sqlite(depth: usize, value_depth: usize) {
+    use objectsync::model::{Actor, Change, Document};
+    use objectsync::store::{KnownClient, LogEntry, RoomSnapshot, SqliteStore, Store, WriteBatch};
+    let types = std::sync::Arc::new(objectsync::demo::types());
+    let limits = objectsync::ModelLimits::default();
+    let mut doc = Document::with_limits(types.clone(), limits.clone());
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+    let dir = tempfile::tempdir().expect("tempdir");
+    rt.block_on(async {
+        let store = SqliteStore::open(dir.path()).expect("open");
+        let first = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new() };
+        store.save_snapshot("deep", &first, 0).await.expect("first snapshot");
+        let chain = div_chain("d", depth, value_depth);
+        let create = Change::Create {
+            id: chain.id.clone(),
+            type_name: chain.type_name.clone(),
+            parent: "root".into(),
+            index: None,
+            attrs: chain.attrs.clone(),
+            children: chain.children.clone(),
+        };
+        let steps = vec![vec![create.clone()], vec![Change::Delete { id: "d1".into() }], vec![create]];
+        for changes in steps {
+            let t = doc.apply(&Actor::Server, None, changes).expect("the limits accept it");
+            let frame = objectsync::protocol::encode_update(t.version, "server", None, &t.changes, false);
+            assert!(
+                objectsync::protocol::decode_server(&frame).is_ok(),
+                "depth {depth}/{value_depth}: the update frame reads back"
+            );
+            let batch = WriteBatch {
+                entries: vec![LogEntry { version: t.version, frame }],
+                clients: vec![KnownClient { id: "c1".into(), last_action: t.version }],
+            };
+            store.append("deep", batch).await.expect("append");
+        }
+        // The first snapshot and the log replayed.
+        let stored = store.load("deep").await.expect("load").expect("stored");
+        let (replayed, _, _) = objectsync::server::load_room(&types, &limits, "deep", stored).expect("log replays");
+        assert_eq!(replayed.snapshot(), doc.snapshot());
+        // The latest snapshot, in a file opened afresh.
+        let latest = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new() };
+        store.save_snapshot("deep", &latest, 0).await.expect("snapshot");
+        drop(store);
+        let store = SqliteStore::open(dir.path()).expect("reopen");
+        let stored = store.load("deep").await.expect("load").expect("stored");
+        let (loaded, _, _) = objectsync::server::load_room(&types, &limits, "deep", stored).expect("loads");
+        assert_eq!(loaded.snapshot(), doc.snapshot());
+        // Both snapshot forms of the wire read back, and nest no deeper than the limits say.
+        for text in [
+            serde_json::to_string(&doc.snapshot_view()).expect("nested"),
+            serde_json::to_string(&doc.compact_snapshot_view()).expect("compact"),
+        ] {
+            let back: objectsync::model::DocSnapshot = objectsync::protocol::decode_trusted(&text).expect("reads");
+            assert_eq!(back, doc.snapshot());
+        }
+    });
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 12, ..Default::default() })]
+    #[test]
+    fn documents_up_to_the_limits_round_trip_through_sqlite(
+        depth in 1usize..=objectsync::ModelLimits::default().tree_depth_max,
+        value_depth in 1usize..=objectsync::ModelLimits::default().value_depth_max,
+    ) {
+        check_round_trip_through_sqlite(depth, value_depth);
+    }
+}
+
+#[test]
+fn the_deepest_document_the_limits_accept_round_trips_through_sqlite() {
+    let limits = objectsync::ModelLimits::default();
+    check_round_trip_through_sqlite(limits.tree_depth_max, limits.value_depth_max);
+}
+
+#[test]
+fn one_level_past_the_limits_is_refused() {
+    use objectsync::model::{Actor, Change, Document};
+    let limits = objectsync::ModelLimits::default();
+    let mut doc = Document::with_limits(std::sync::Arc::new(objectsync::demo::types()), limits.clone());
+    for (depth, value_depth) in [(limits.tree_depth_max + 1, 1), (1, limits.value_depth_max + 1)] {
+        let chain = div_chain("d", depth, value_depth);
+        let create = Change::Create {
+            id: chain.id,
+            type_name: chain.type_name,
+            parent: "root".into(),
+            index: None,
+            attrs: chain.attrs,
+            children: chain.children,
+        };
+        let r = doc.apply(&Actor::Server, None, vec![create]);
+        assert!(r.is_err(), "depth {depth}, value depth {value_depth} must be refused");
+    }
+}
+
+/// The same over real sockets: a client builds the chain one object at a time (each message is
+/// small), the deepest value is set, the chain is deleted and undone (so the log and every client
+/// get one update with a create of the whole chain), the server stops and starts again on the
+/// same SQLite file, and new clients in both snapshot forms read it.
+#[tokio::test]
+async fn the_deepest_room_survives_a_restart_and_reaches_clients_in_both_forms() {
+    use objectsync::model::Change;
+    let limits = objectsync::ModelLimits::default();
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = || std::sync::Arc::new(objectsync::store::SqliteStore::open(dir.path()).expect("open"));
+    let ts = TestServer::start_with(TestServer::builder().store(store())).await;
+    let mut a = ts.client("deep").await;
+    let mut watcher = ts.client("deep").await;
+    let mut parent: String = "root".into();
+    let mut ids = Vec::new();
+    for _ in 0..limits.tree_depth_max {
+        let id = a.new_object_id().to_string();
+        let create = Change::Create {
+            id: id.as_str().into(),
+            type_name: "Div".into(),
+            parent: parent.as_str().into(),
+            index: None,
+            attrs: Default::default(),
+            children: Vec::new(),
+        };
+        within(a.act(vec![create])).await.expect("within the tree depth limit");
+        ids.push(id.clone());
+        parent = id;
+    }
+    let deepest = div_chain("x", 1, limits.value_depth_max).attrs;
+    let style = deepest.get("style").cloned().expect("style");
+    within(a.act(vec![Change::Set { obj: parent.as_str().into(), attr: "style".into(), value: style }]))
+        .await
+        .expect("within the value depth limit");
+    within(a.act(vec![Change::Delete { id: ids[0].as_str().into() }])).await.expect("delete");
+    within(a.undo(None)).await.expect("undo brings the chain back in one update");
+    within(watcher.wait_for_version(a.version())).await.expect("the watcher reads the deep update");
+    let expected = ts.snapshot("deep").await;
+    assert_eq!(watcher.mirror().to_snapshot(), expected);
+    ts.stop().await;
+
+    let ts = TestServer::start_with(TestServer::builder().store(store())).await;
+    assert_eq!(ts.snapshot("deep").await, expected, "the room loads after a restart");
+    let compact = ts.client("deep").await;
+    assert_eq!(compact.mirror().to_snapshot(), expected, "compact welcome");
+    // The nested form, as a client that does not ask for the compact one gets it.
+    let (mut ws, _) = tokio_tungstenite::connect_async(ts.url("deep")).await.expect("connect");
+    use futures_util::{SinkExt, StreamExt};
+    ws.send(tokio_tungstenite::tungstenite::Message::text(r#"{"t":"hello","protocol":1}"#)).await.expect("hello");
+    let welcome = loop {
+        match within(ws.next()).await.expect("message").expect("read") {
+            tokio_tungstenite::tungstenite::Message::Text(t) => break t,
+            _ => continue,
+        }
+    };
+    match objectsync::protocol::decode_server(&welcome).expect("the nested welcome reads") {
+        objectsync::protocol::ServerMessage::Welcome { snapshot: Some(s), .. } => assert_eq!(s.root, expected),
+        other => panic!("{other:?}"),
+    }
+    ts.stop().await;
+}
