@@ -87,6 +87,11 @@ pub struct ServerLimits {
     pub presence_bytes_max: usize,
     /// Undecodable messages one connection may send before it is closed (4004).
     pub errors_max: u32,
+    /// Time an HTTP connection has to send a whole request head (and, between requests on a
+    /// kept-alive connection, the next one): a connection that never finishes its headers is
+    /// closed instead of held. Applies to [`Server::serve`](crate::Server::serve); an app that
+    /// mounts the router in its own server sets its own.
+    pub http_header_timeout_ms: u64,
     /// Time for a new connection to send `hello`.
     pub hello_timeout_ms: u64,
     /// A connection silent this long (not even pongs) is closed (4005).
@@ -122,6 +127,7 @@ impl Default for ServerLimits {
             outbound_queue_len_max: 4096,
             presence_bytes_max: 4096,
             errors_max: 10,
+            http_header_timeout_ms: 10_000,
             hello_timeout_ms: 10_000,
             idle_timeout_ms: 30_000,
             ping_interval_ms: 10_000,

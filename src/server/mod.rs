@@ -5,6 +5,7 @@
 //! The router can be served by [`Server::serve`] or mounted in an existing axum app
 //! ([`Server::router`]).
 
+mod listener;
 pub mod metrics;
 mod session;
 mod websocket;
@@ -17,7 +18,6 @@ use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use axum::serve::ListenerExt;
 use axum::Router;
 use metrics::Metrics;
 use std::collections::HashMap;
@@ -276,13 +276,15 @@ impl Server {
     /// Serves on `listener` until [`shutdown`](Self::shutdown) (or the token's cancellation),
     /// then closes every session with 1001 and waits for them (at most 5 s).
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
-        let token = self.inner.shutdown.clone();
-        let app = self.router();
-        // Updates are small and latency matters: no Nagle delay.
-        let listener = listener.tap_io(|tcp| {
-            let _ = tcp.set_nodelay(true);
-        });
-        let r = axum::serve(listener, app).with_graceful_shutdown(async move { token.cancelled().await }).await;
+        let header_timeout = Duration::from_millis(self.inner.limits.http_header_timeout_ms);
+        let r = listener::serve(
+            listener,
+            self.router(),
+            header_timeout,
+            self.inner.shutdown.clone(),
+            self.inner.tasks.clone(),
+        )
+        .await;
         self.inner.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.tasks.wait()).await;
         self.inner.rooms.lock().map(|mut r| r.clear()).ok();

@@ -29,6 +29,11 @@ const FRAGMENT_BYTES: usize = 16 * 1024;
 const LARGE_FRAME_BYTES: usize = 256 * 1024;
 /// Session ends return memory to the system at most this often.
 const TRIM_INTERVAL: Duration = Duration::from_secs(1);
+/// After its close frame, the session reads what the client still sends for at most this long,
+/// waiting for the client's own close.
+const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
+/// The same while the server shuts down.
+const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_millis(250);
 
 pub(crate) async fn run(socket: Socket, room: String, inner: Arc<Inner>) {
     let span = tracing::info_span!("session", room = %room, client = tracing::field::Empty);
@@ -39,8 +44,11 @@ pub(crate) async fn run(socket: Socket, room: String, inner: Arc<Inner>) {
                 tracing::debug!(code, %reason, "handshake refused");
                 let _ = sink.send(close_message(code, &reason)).await;
             }
-            Ok(hello) => connected(sink, stream, room, hello, inner).await,
+            Ok(hello) => connected(sink, &mut stream, room, hello, inner.clone()).await,
         }
+        // At shutdown every session drains at once, and the server waits for them: briefly.
+        let drain_for = if inner.shutdown.is_cancelled() { SHUTDOWN_DRAIN_TIMEOUT } else { CLOSE_DRAIN_TIMEOUT };
+        drain(&mut stream, drain_for).await;
     }
     .instrument(span)
     .await
@@ -83,7 +91,7 @@ async fn handshake(stream: &mut SplitStream<Socket>, inner: &Inner) -> Result<He
 
 async fn connected(
     mut sink: SplitSink<Socket, Message>,
-    stream: SplitStream<Socket>,
+    stream: &mut SplitStream<Socket>,
     room_name: String,
     hello: Hello,
     inner: Arc<Inner>,
@@ -175,7 +183,7 @@ impl RateLimit {
 }
 
 async fn read_loop(
-    mut stream: SplitStream<Socket>,
+    stream: &mut SplitStream<Socket>,
     room: &RoomHandle,
     client: &ClientId,
     link: &SessionLink,
@@ -224,8 +232,19 @@ async fn read_loop(
                 return;
             }
             Some(Ok(Message::Text(t))) => t,
+            // Pings cost an answer each (tungstenite queues the pong): they count against the
+            // same rate as messages, so a ping flood is cut off like a message flood.
+            Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                if !rate.allow() {
+                    let reason = format!("more than {} messages per second", limits.messages_per_second_max);
+                    if !complain(link, inner, &mut errors, "rate_limited", &reason) {
+                        return;
+                    }
+                }
+                continue;
+            }
             // Frames come only when writing raw ones; reads yield whole messages.
-            Some(Ok(Message::Ping(_) | Message::Pong(_) | Message::Frame(_))) => continue,
+            Some(Ok(Message::Frame(_))) => continue,
             Some(Ok(Message::Binary(_))) => {
                 if !complain(link, inner, &mut errors, "bad_message", "binary frames are not part of the protocol") {
                     return;
@@ -434,6 +453,21 @@ async fn write_loop(
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), flush_and_close).await;
     sent_large
+}
+
+/// After the close frame: reads (and drops) what the client still sends, until its own close or
+/// the end of the stream, for at most `timeout`. A socket closed with unread data
+/// makes the kernel answer with a reset, which can overtake the close frame: the client would
+/// see 1006 and no reason instead of the code it must act on.
+async fn drain(stream: &mut SplitStream<Socket>, timeout: Duration) {
+    let until_closed = async {
+        while let Some(Ok(message)) = stream.next().await {
+            if matches!(message, Message::Close(_)) {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(timeout, until_closed).await;
 }
 
 /// Returns free memory to the system after a session that wrote a large frame, at most once per

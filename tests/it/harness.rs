@@ -19,11 +19,12 @@ pub struct TestServer {
 impl TestServer {
     /// The demo types and room, with limits generous enough for bursts from one client.
     pub fn builder() -> ServerBuilder {
-        Server::builder(demo::types()).on_room_create(|_, tx| demo::build_room(tx)).limits(ServerLimits {
-            messages_per_second_max: 100_000,
-            message_burst_max: 100_000,
-            ..ServerLimits::default()
-        })
+        Server::builder(demo::types()).on_room_create(|_, tx| demo::build_room(tx)).limits(Self::builder_limits())
+    }
+
+    /// The limits of [`builder`](Self::builder): the defaults, with rates for bursts.
+    pub fn builder_limits() -> ServerLimits {
+        ServerLimits { messages_per_second_max: 100_000, message_burst_max: 100_000, ..ServerLimits::default() }
     }
 
     pub async fn start() -> TestServer {

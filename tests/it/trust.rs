@@ -259,3 +259,58 @@ async fn the_deepest_room_survives_a_restart_and_reaches_clients_in_both_forms()
     }
     ts.stop().await;
 }
+
+/// Connections that never finish their request head are closed after `http_header_timeout_ms`,
+/// and others are served meanwhile.
+#[tokio::test]
+async fn connections_that_never_finish_their_headers_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let limits = objectsync::ServerLimits { http_header_timeout_ms: 300, ..TestServer::builder_limits() };
+    let ts = TestServer::start_with(TestServer::builder().limits(limits)).await;
+    let mut stalled = Vec::new();
+    for _ in 0..50 {
+        let mut tcp = tokio::net::TcpStream::connect(ts.addr).await.expect("connect");
+        tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n").await.expect("half a head");
+        stalled.push(tcp);
+    }
+    let mut a = ts.client("r").await;
+    let n = a.new_object_id();
+    within(a.act(vec![create_node(&n, 1)])).await.expect("served meanwhile");
+    for mut tcp in stalled {
+        let mut buf = [0u8; 256];
+        // The server ends the connection (an empty read, or a reset); it never answers.
+        let read = within(tcp.read(&mut buf)).await;
+        assert!(matches!(read, Ok(0) | Err(_)) || buf.starts_with(b"HTTP/1.1 408"), "{read:?}");
+    }
+    ts.stop().await;
+}
+
+/// Pings count against the message rate: a ping flood ends like a message flood (4004).
+#[tokio::test]
+async fn a_ping_flood_is_rate_limited_like_messages() {
+    use futures_util::{SinkExt, StreamExt};
+    use tokio_tungstenite::tungstenite::Message;
+    let limits = objectsync::ServerLimits {
+        messages_per_second_max: 10,
+        message_burst_max: 20,
+        errors_max: 5,
+        ..objectsync::ServerLimits::default()
+    };
+    let ts = TestServer::start_with(TestServer::builder().limits(limits)).await;
+    let (mut ws, _) = tokio_tungstenite::connect_async(ts.url("r")).await.expect("connect");
+    ws.send(Message::text(r#"{"t":"hello","protocol":1}"#)).await.expect("hello");
+    for _ in 0..2000 {
+        if ws.send(Message::Ping(Default::default())).await.is_err() {
+            break;
+        }
+    }
+    let code = loop {
+        match within(ws.next()).await {
+            Some(Ok(Message::Close(frame))) => break frame.map(|f| u16::from(f.code)),
+            Some(Ok(_)) => continue,
+            other => panic!("the server must close with a code, got {other:?}"),
+        }
+    };
+    assert_eq!(code, Some(4004));
+    ts.stop().await;
+}

@@ -1,0 +1,1664 @@
+/**
+ * Conformance of the real server (`target/debug/objectsync serve --memory`) to
+ * `docs/protocol.md`, on the raw wire (the `ws` package and, for frames `ws` will not write, a
+ * bare TCP socket). Written from the protocol page alone: every `it` quotes the sentence it
+ * checks. The demo rooms (src/demo.rs) hold `graph` (Graph: `name`), `page` (Div: `style`) with
+ * `hello` (Text: `text`, `style`); Node has `title`, `pos` (x 0..2000, y 0..1200), `color`,
+ * `ports`; Edge has refs `from`, `to`; services are `echo`, `fail` and `slow`.
+ *
+ * Tests wait on messages (a predicate on the next messages, with a deadline), never on sleeps.
+ * A test that fails here means the server and the page disagree: fix one of them, do not
+ * weaken the test.
+ */
+
+import net from "node:net";
+import http from "node:http";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import WebSocket from "ws";
+import type { RunningServer } from "./harness.js";
+import { SERVER_BIN, startBinary, TcpProxy } from "./harness.js";
+
+// ------------------------------------------------------------------------------ wire types
+
+type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+type JsonObject = { [key: string]: Json };
+
+interface NestedNode {
+  id: string;
+  type: string;
+  attrs?: JsonObject;
+  children?: NestedNode[];
+}
+interface NestedSnapshot {
+  version: number;
+  next_server_id: number;
+  root: NestedNode;
+}
+type CompactNode = [string, number, Json[]] | [string, number, Json[], CompactNode[]];
+interface CompactSnapshot {
+  version: number;
+  next_server_id: number;
+  types: [string, string[]][];
+  root: CompactNode;
+}
+type ChangeJson = { op: string; [key: string]: Json };
+
+interface WelcomeMsg {
+  t: "welcome";
+  protocol: number;
+  client: string;
+  resume_token: string;
+  version: number;
+  acked: number;
+  snapshot?: NestedSnapshot | CompactSnapshot;
+  presence: { [client: string]: Json };
+  read_only?: boolean;
+}
+interface UpdateMsg {
+  t: "update";
+  v: number;
+  origin: string;
+  action?: number;
+  changes: ChangeJson[];
+}
+interface EventsMsg {
+  t: "events";
+  v: number;
+  origin: string;
+  action?: number;
+  changes: ChangeJson[];
+}
+interface RejectMsg {
+  t: "reject";
+  action: number;
+  code: string;
+  reason: string;
+  change?: number;
+}
+interface PresenceMsg {
+  t: "presence";
+  client: string;
+  state: Json;
+}
+interface ResultMsg {
+  t: "result";
+  id: number;
+  ok?: Json;
+  error?: { code: string; reason: string };
+}
+interface ErrorMsg {
+  t: "error";
+  code: string;
+  reason: string;
+}
+interface BatchMsg {
+  t: "batch";
+  m: ServerMsg[];
+}
+type ServerMsg = WelcomeMsg | UpdateMsg | EventsMsg | RejectMsg | PresenceMsg | ResultMsg | ErrorMsg | BatchMsg;
+type Flat = Exclude<ServerMsg, BatchMsg>;
+
+// ---------------------------------------------------------------------------- predicates
+
+const isUpdate =
+  (action?: number, origin?: string) =>
+  (m: Flat): m is UpdateMsg =>
+    m.t === "update" && (action === undefined || m.action === action) && (origin === undefined || m.origin === origin);
+const isReject =
+  (action?: number) =>
+  (m: Flat): m is RejectMsg =>
+    m.t === "reject" && (action === undefined || m.action === action);
+const isPresence =
+  (client?: string) =>
+  (m: Flat): m is PresenceMsg =>
+    m.t === "presence" && (client === undefined || m.client === client);
+const isResult =
+  (id: number) =>
+  (m: Flat): m is ResultMsg =>
+    m.t === "result" && m.id === id;
+const isError =
+  (code?: string) =>
+  (m: Flat): m is ErrorMsg =>
+    m.t === "error" && (code === undefined || m.code === code);
+const isWelcome = (m: Flat): m is WelcomeMsg => m.t === "welcome";
+
+function isNested(s: NestedSnapshot | CompactSnapshot | undefined): s is NestedSnapshot {
+  return s !== undefined && !("types" in s);
+}
+function isCompact(s: NestedSnapshot | CompactSnapshot | undefined): s is CompactSnapshot {
+  return s !== undefined && "types" in s;
+}
+
+// ------------------------------------------------------------------------------ connection
+
+interface Received {
+  /** The frame it came in (one frame holds several messages when it is a `batch`). */
+  readonly frame: number;
+  /** Whether it came inside a `batch`. */
+  readonly inBatch: boolean;
+  readonly msg: Flat;
+}
+
+interface Closed {
+  readonly code: number;
+  readonly reason: string;
+}
+
+const DEFAULT_WAIT_MS = 5_000;
+
+/** One raw WebSocket to the server: records every frame, and waits for messages. */
+class Conn {
+  readonly ws: WebSocket;
+  /** Every text frame as received. */
+  readonly frames: string[] = [];
+  /** Every message, the messages of a `batch` one by one. */
+  readonly received: Received[] = [];
+  /** Frames that break "one text frame holding one JSON object with a string field t". */
+  readonly violations: string[] = [];
+  closed: Closed | null = null;
+  httpStatus: number | null = null;
+  pings = 0;
+  private cursor = 0;
+  private readonly wakers = new Set<() => void>();
+  readonly opened: Promise<void>;
+
+  constructor(url: string, options: WebSocket.ClientOptions = {}) {
+    this.ws = new WebSocket(url, options);
+    all.push(this);
+    this.opened = new Promise((resolve, reject) => {
+      this.ws.once("open", () => resolve());
+      this.ws.once("close", () => reject(new Error(`closed before open (HTTP ${this.httpStatus})`)));
+    });
+    this.opened.catch(() => undefined);
+    this.ws.on("unexpected-response", (_req, res) => {
+      this.httpStatus = res.statusCode ?? null;
+      res.resume();
+      this.ws.terminate();
+    });
+    this.ws.on("ping", () => {
+      this.pings++;
+      this.wake();
+    });
+    this.ws.on("message", (data: WebSocket.RawData, isBinary: boolean) => {
+      if (isBinary) {
+        this.violations.push("a binary frame");
+        return;
+      }
+      const text = data.toString();
+      const frame = this.frames.push(text) - 1;
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        this.violations.push(`not JSON: ${text.slice(0, 80)}`);
+        return;
+      }
+      if (!isMessage(parsed)) {
+        this.violations.push(`no string "t": ${text.slice(0, 80)}`);
+        return;
+      }
+      if (parsed.t === "batch") {
+        for (const m of parsed.m) {
+          if (m.t === "batch" || m.t === "welcome") this.violations.push(`a batch holds a ${m.t}`);
+          else this.received.push({ frame, inBatch: true, msg: m });
+        }
+      } else {
+        this.received.push({ frame, inBatch: false, msg: parsed });
+      }
+      this.wake();
+    });
+    this.ws.on("close", (code: number, reason: Buffer) => {
+      this.closed = { code, reason: reason.toString() };
+      this.wake();
+    });
+    this.ws.on("error", () => {
+      // A close event follows.
+    });
+  }
+
+  private wake(): void {
+    for (const w of [...this.wakers]) w();
+  }
+
+  /** Resolves when `check` holds (looked at after every event); rejects after `timeoutMs`. */
+  until(what: string, check: () => boolean, timeoutMs = DEFAULT_WAIT_MS): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const look = () => {
+        let done: boolean;
+        try {
+          done = check();
+        } catch (e) {
+          this.wakers.delete(look);
+          clearTimeout(timer);
+          reject(e instanceof Error ? e : new Error(String(e)));
+          return;
+        }
+        if (!done) return;
+        this.wakers.delete(look);
+        clearTimeout(timer);
+        resolve();
+      };
+      const timer = setTimeout(() => {
+        this.wakers.delete(look);
+        reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last messages: ${this.tail()}`));
+      }, timeoutMs);
+      this.wakers.add(look);
+      look();
+    });
+  }
+
+  /** The next message (after the last one `next` returned) matching `pred`. */
+  async next<M extends Flat>(pred: (m: Flat) => m is M, what: string, timeoutMs = DEFAULT_WAIT_MS): Promise<M> {
+    let found: M | null = null;
+    await this.until(
+      what,
+      () => {
+        for (let i = this.cursor; i < this.received.length; i++) {
+          const r = this.received[i] as Received;
+          if (pred(r.msg)) {
+            this.cursor = i + 1;
+            found = r.msg;
+            return true;
+          }
+        }
+        if (this.closed !== null) throw new Error(`closed (${this.closed.code} ${this.closed.reason}) while waiting for ${what}; last messages: ${this.tail()}`);
+        return false;
+      },
+      timeoutMs,
+    );
+    if (found === null) throw new Error(`no ${what}`);
+    return found;
+  }
+
+  /** Every message received so far matching `pred`. */
+  all<M extends Flat>(pred: (m: Flat) => m is M): M[] {
+    return this.received.map((r) => r.msg).filter(pred);
+  }
+
+  /** Resolves with the close code and reason. */
+  async waitClosed(timeoutMs = DEFAULT_WAIT_MS): Promise<Closed> {
+    await this.until("the socket to close", () => this.closed !== null, timeoutMs);
+    return this.closed as unknown as Closed;
+  }
+
+  send(msg: JsonObject): void {
+    this.ws.send(JSON.stringify(msg));
+  }
+
+  sendRaw(data: string | Buffer, binary = false): void {
+    this.ws.send(data, { binary });
+  }
+
+  close(): void {
+    if (this.ws.readyState === WebSocket.OPEN || this.ws.readyState === WebSocket.CONNECTING) this.ws.terminate();
+  }
+
+  private tail(): string {
+    return this.frames
+      .slice(-4)
+      .map((f) => f.slice(0, 160))
+      .join(" | ");
+  }
+}
+
+function isMessage(v: unknown): v is ServerMsg {
+  return typeof v === "object" && v !== null && !Array.isArray(v) && typeof (v as { t?: unknown }).t === "string";
+}
+
+/** Connections opened by the current test (closed, and checked for violations, after it). */
+let all: Conn[] = [];
+
+let server: RunningServer;
+let roomCounter = 0;
+const newRoom = (what: string) => `${what}-${++roomCounter}`;
+const url = (room: string) => server.wsUrl(room);
+
+/** Opens a socket, says `hello` (with `extra` fields) and waits for the welcome. */
+async function join(room: string, extra: JsonObject = {}): Promise<{ c: Conn; w: WelcomeMsg }> {
+  const c = new Conn(url(room));
+  await c.opened;
+  c.send({ t: "hello", protocol: 1, ...extra });
+  const w = await c.next(isWelcome, "welcome");
+  return { c, w };
+}
+
+/** A sentinel: an empty action, answered (to the sender only) `reject` `empty_action`, in order
+ * with the room's other messages. */
+async function roundTrip(c: Conn, id: number, base: number): Promise<void> {
+  c.send({ t: "action", id, base, changes: [] });
+  await c.next(isReject(id), `the reject of sentinel action ${id}`);
+}
+
+function nested(w: WelcomeMsg): NestedSnapshot {
+  if (!isNested(w.snapshot)) throw new Error(`welcome without a nested snapshot: ${JSON.stringify(w).slice(0, 200)}`);
+  return w.snapshot;
+}
+
+function findNode(n: NestedNode, id: string): NestedNode | undefined {
+  if (n.id === id) return n;
+  for (const c of n.children ?? []) {
+    const f = findNode(c, id);
+    if (f !== undefined) return f;
+  }
+  return undefined;
+}
+
+/** The text of hello.text / any string attribute in a fresh client's snapshot. */
+async function freshValue(room: string, obj: string, attr: string): Promise<Json | undefined> {
+  const { c, w } = await join(room);
+  const v = findNode(nested(w).root, obj)?.attrs?.[attr];
+  c.close();
+  return v;
+}
+
+beforeAll(async () => {
+  server = await startBinary(SERVER_BIN, ["serve", "--bind", "127.0.0.1:0", "--memory", "--static", "/nonexistent"]);
+});
+
+afterAll(async () => {
+  await server?.stop();
+});
+
+afterEach(() => {
+  const violations = all.flatMap((c) => c.violations);
+  for (const c of all) c.close();
+  all = [];
+  // "Every message is one **text** frame holding one JSON object with a string field `"t"`."
+  expect(violations).toEqual([]);
+});
+
+// ================================================================================= transport
+
+describe("Transport", () => {
+  it("room names: 1-64 characters from A-Z a-z 0-9 _ - . are accepted", async () => {
+    // "`<room>` is 1-64 characters from `A-Z a-z 0-9 _ - .`"
+    for (const room of ["a", "x".repeat(64), "Az09_-.mixed"]) {
+      const { w } = await join(room);
+      expect(w.t).toBe("welcome");
+    }
+  });
+
+  it("room names: anything else is answered 404 before the upgrade", async () => {
+    // "anything else is answered `404` before the upgrade."
+    for (const room of ["bad!name", "x".repeat(65), "a%20b", "%C3%A9t%C3%A9", "a+b", "a~b"]) {
+      const c = new Conn(url(room));
+      await c.opened.catch(() => undefined);
+      await c.until(`an HTTP answer for ${room}`, () => c.httpStatus !== null || c.closed !== null);
+      expect({ room, status: c.httpStatus }).toEqual({ room, status: 404 });
+    }
+  });
+
+  it("room names: a bad room name is 404 for a plain HTTP request too; a plain GET of a room is not upgraded", async () => {
+    // "anything else is answered `404` before the upgrade." (The page says nothing of a valid
+    // room asked without an upgrade; it must at least not be upgraded nor answered 2xx.)
+    const get = (path: string) =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.get({ host: "127.0.0.1", port: server.port, path }, (res) => {
+          res.resume();
+          resolve(res.statusCode ?? 0);
+        });
+        req.on("error", reject);
+      });
+    expect(await get("/ws/bad!name")).toBe(404);
+    expect(await get(`/ws/${"x".repeat(65)}`)).toBe(404);
+    const plain = await get("/ws/plain-room");
+    expect(plain).toBeGreaterThanOrEqual(400);
+    expect(plain).toBeLessThan(500);
+  });
+
+  it("unknown fields are ignored (hello, action, change)", async () => {
+    // "Unknown fields are ignored by both sides (so either can add fields in a later minor version)"
+    const room = newRoom("unknown-fields");
+    const { c, w } = await join(room, { future_field: { nested: true } });
+    c.send({ t: "action", id: 1, base: w.version, later: 1, changes: [{ op: "set", obj: "graph", attr: "name", value: "x", extra: [1] }] });
+    const u = await c.next(isUpdate(1), "the update of action 1");
+    expect(u.changes).toEqual([{ op: "set", obj: "graph", attr: "name", value: "x" }]);
+  });
+
+  it('an unknown "t" is answered with error unknown_message', async () => {
+    // "an unknown `"t"` is answered with `error`." / "`unknown_message` | (`error`) an unknown `t`"
+    const { c } = await join(newRoom("unknown-t"));
+    c.send({ t: "frobnicate", x: 1 });
+    const e = await c.next(isError(), "an error");
+    expect(e.code).toBe("unknown_message");
+    expect(typeof e.reason).toBe("string");
+    expect(c.closed).toBeNull();
+  });
+
+  it("binary frames are a protocol error (after hello): answered, not silently ignored", async () => {
+    // "Binary frames are a protocol error." (The page names no consequence: the server must at
+    // least answer with an `error` or close the socket.)
+    const { c } = await join(newRoom("binary"));
+    c.sendRaw(Buffer.from(JSON.stringify({ t: "presence", state: 1 })), true);
+    await c.until("an error or a close", () => c.all(isError()).length > 0 || c.closed !== null);
+    if (c.closed === null) expect(c.all(isError())[0]?.code).toBe("bad_message");
+  });
+
+  it("a binary first frame is not a valid hello: close 4000", async () => {
+    // "4000 | bad handshake: first message not a valid `hello`"
+    const c = new Conn(url(newRoom("binary-hello")));
+    await c.opened;
+    c.sendRaw(Buffer.from(JSON.stringify({ t: "hello", protocol: 1 })), true);
+    expect((await c.waitClosed()).code).toBe(4000);
+    expect(c.all(isWelcome)).toEqual([]);
+  });
+
+  it("the first message must be hello; nothing else is accepted before it (close 4000)", async () => {
+    // "The first message of a client must be `hello`. The server answers `welcome` (or closes the
+    // socket with a close code, below). Nothing else is accepted before `hello`."
+    const room = newRoom("before-hello");
+    for (const first of [
+      JSON.stringify({ t: "presence", state: { a: 1 } }),
+      JSON.stringify({ t: "action", id: 1, base: 0, changes: [{ op: "set", obj: "graph", attr: "name", value: "x" }] }),
+      "not json",
+      JSON.stringify({ t: "hello" }),
+      JSON.stringify({ t: "hello", protocol: "1" }),
+    ]) {
+      const c = new Conn(url(room));
+      await c.opened;
+      c.sendRaw(first);
+      const closed = await c.waitClosed();
+      expect({ first, code: closed.code }).toEqual({ first, code: 4000 });
+      expect(c.all(isWelcome)).toEqual([]);
+    }
+    // ...and nothing of it was applied.
+    const { w } = await join(room);
+    expect(findNode(nested(w).root, "graph")?.attrs?.name).toBe("main");
+  });
+
+  it("protocol must be 1: another version is closed with 4000", async () => {
+    // "`protocol` | int | must be `1`" / "4000 | ... or an unsupported protocol"
+    const c = new Conn(url(newRoom("protocol-2")));
+    await c.opened;
+    c.send({ t: "hello", protocol: 2 });
+    const closed = await c.waitClosed();
+    expect(closed.code).toBe(4000);
+    expect(closed.reason.length).toBeGreaterThan(0); // "The close reason (text) says more."
+  });
+
+  it("a token is accepted in hello (passed to the auth hook; the demo has none)", async () => {
+    // "`token` | string, optional | passed to the server's auth hook"
+    const { w } = await join(newRoom("token"), { token: "secret" });
+    expect(w.t).toBe("welcome");
+    expect(w.read_only === undefined || w.read_only === false).toBe(true);
+  });
+});
+
+// =================================================================== identifiers and numbers
+
+describe("Identifiers and numbers", () => {
+  it("client ids are assigned in welcome and unique within the room", async () => {
+    // "**client id**: assigned by the server in `welcome` (e.g. `"c1a2b3c4d5"`), unique within the room."
+    const room = newRoom("ids");
+    const ids = new Set<string>();
+    for (let i = 0; i < 6; i++) {
+      const { w } = await join(room);
+      expect(typeof w.client).toBe("string");
+      expect(w.client.length).toBeGreaterThan(0);
+      ids.add(w.client);
+    }
+    expect(ids.size).toBe(6);
+  });
+
+  it("object ids a client creates must start with `<client id>:`; the client picks the rest", async () => {
+    // "Objects a client creates must have ids starting with `<client id>:`, e.g. `"c1a2b3c4d5:17"`;
+    // the client picks the rest (a counter is enough)." / "`bad_id` | ... lacks the client's prefix"
+    const room = newRoom("prefix");
+    const { c, w } = await join(room);
+    const { w: other } = await join(room);
+    c.send({ t: "action", id: 1, base: w.version, changes: [{ op: "create", id: `${w.client}:17`, type: "Node", parent: "graph" }] });
+    await c.next(isUpdate(1), "the update of action 1");
+    for (const [id, bad] of [
+      [2, "n1"],
+      [3, `${other.client}:1`],
+      [4, `${w.client}-1`],
+    ] as const) {
+      c.send({ t: "action", id, base: w.version + 1, changes: [{ op: "create", id: bad, type: "Node", parent: "graph" }] });
+      const r = await c.next(isReject(id), `the reject of ${bad}`);
+      expect(r.code).toBe("bad_id");
+      expect(r.change).toBe(0);
+    }
+  });
+
+  it("object id rules: ASCII letters, digits and : _ - . ~, at most 128 bytes", async () => {
+    // "Object id rules: ASCII letters, digits and `: _ - . ~`, at most 128 bytes."
+    const { c, w } = await join(newRoom("id-rules"));
+    const prefix = `${w.client}:`;
+    const ok128 = prefix + "a".repeat(128 - prefix.length);
+    const good = [`${prefix}Az09:_-.~`, ok128];
+    let id = 0;
+    let v = w.version;
+    for (const oid of good) {
+      c.send({ t: "action", id: ++id, base: v, changes: [{ op: "create", id: oid, type: "Node", parent: "graph" }] });
+      const u = await c.next(isUpdate(id), `the update creating ${oid}`);
+      v = u.v;
+    }
+    for (const oid of [`${ok128}a`, `${prefix}a/b`, `${prefix}a b`, `${prefix}é`, `${prefix}a@b`]) {
+      c.send({ t: "action", id: ++id, base: v, changes: [{ op: "create", id: oid, type: "Node", parent: "graph" }] });
+      const r = await c.next(isReject(id), `the reject of ${oid}`);
+      expect({ oid, code: r.code }).toEqual({ oid, code: "bad_id" });
+    }
+  });
+
+  it("version: starts at 0 for a new room", async () => {
+    // "**version**: the room's count of state transitions; an integer, starting at 0 for a new room."
+    const { w } = await join(newRoom("fresh-version"));
+    expect(w.version).toBe(0);
+  });
+
+  it("version: every update carries the version it creates, exactly one more than the previous one, to every client", async () => {
+    // "Every `update` carries the version it creates, exactly one more than the previous one."
+    // "sent to **every** client of the room, the sender included, in version order with no gap."
+    const room = newRoom("versions");
+    const clients = [await join(room), await join(room), await join(room)];
+    const start = clients[0]?.w.version ?? 0;
+    const per = 20;
+    for (const [i, { c, w }] of clients.entries()) {
+      for (let k = 1; k <= per; k++) c.send({ t: "action", id: k, base: w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: `c${i}-${k}` }] });
+    }
+    const total = per * clients.length;
+    for (const { c } of clients) {
+      await c.until(`${total} updates`, () => c.all(isUpdate()).length >= total, 20_000);
+      const vs = c.all(isUpdate()).map((u) => u.v);
+      expect(vs).toEqual(Array.from({ length: total }, (_, i) => start + 1 + i));
+    }
+  });
+
+  it("action ids: strictly increasing per client, gaps allowed; not above the last processed is duplicate_action", async () => {
+    // "**action id**: chosen by the client, a positive integer, **strictly increasing** per client
+    // (1, 2, 3, ...; gaps are allowed)." / "`duplicate_action` | an action id not above the last one processed"
+    const { c, w } = await join(newRoom("action-ids"));
+    const set = (id: number, value: string) => c.send({ t: "action", id, base: w.version, changes: [{ op: "set", obj: "graph", attr: "name", value }] });
+    set(1, "a");
+    await c.next(isUpdate(1), "update 1");
+    set(5, "b"); // a gap
+    await c.next(isUpdate(5), "update 5");
+    set(5, "c");
+    expect((await c.next(isReject(5), "reject of a repeated 5")).code).toBe("duplicate_action");
+    set(3, "d");
+    expect((await c.next(isReject(3), "reject of 3 after 5")).code).toBe("duplicate_action");
+    set(6, "e");
+    await c.next(isUpdate(6), "update 6");
+  });
+
+  it("action ids: applied at most once across reconnects", async () => {
+    // "Used to match acks and rejects, and to apply an action at most once across reconnects."
+    const room = newRoom("once");
+    const { c, w } = await join(room);
+    c.send({ t: "action", id: 1, base: w.version, changes: [{ op: "dict_set", obj: "page", attr: "style", key: "n", value: 1 }] });
+    const u = await c.next(isUpdate(1), "update 1");
+    c.close();
+    await c.waitClosed();
+    const again = await join(room, { resume: { client: w.client, resume_token: w.resume_token, version: u.v } });
+    again.c.send({ t: "action", id: 1, base: u.v, changes: [{ op: "dict_set", obj: "page", attr: "style", key: "n", value: 2 }] });
+    expect((await again.c.next(isReject(1), "reject of the resent action")).code).toBe("duplicate_action");
+  });
+
+  it("integers: the server holds 64-bit integers (values beyond 2^53 come back exactly)", async () => {
+    // "Integers are exact up to 2^53 in JavaScript; the server holds 64-bit integers."
+    const { c, w } = await join(newRoom("int64"));
+    const big = "9007199254740993"; // 2^53 + 1
+    c.sendRaw(`{"t":"action","id":1,"base":${w.version},"changes":[{"op":"dict_set","obj":"page","attr":"style","key":"big","value":${big}}]}`);
+    await c.next(isUpdate(1), "update 1");
+    const frame = c.frames.find((f) => f.includes('"update"')) ?? "";
+    expect(frame).toContain(`"value":${big}`);
+  });
+
+  it("JSON objects the server sends have their keys in sorted order (dict values, presence states, attributes)", async () => {
+    // "JSON objects the server sends (dict values, presence states, attributes) have their keys in
+    // sorted order, whatever order they were sent in"
+    const room = newRoom("sorted");
+    const { c, w } = await join(room);
+    const { c: other } = await join(room);
+    c.sendRaw(`{"t":"action","id":1,"base":${w.version},"changes":[{"op":"set","obj":"page","attr":"style","value":{"z":1,"b":{"y":1,"a":2},"a":3}}]}`);
+    await c.next(isUpdate(1), "update 1");
+    expect(c.frames.find((f) => f.includes('"update"'))).toContain('"value":{"a":3,"b":{"a":2,"y":1},"z":1}');
+    c.sendRaw('{"t":"presence","state":{"zz":1,"aa":{"q":1,"c":2}}}');
+    await other.next(isPresence(w.client), "the presence");
+    expect(other.frames.find((f) => f.includes('"presence","client"'))).toContain('"state":{"aa":{"c":2,"q":1},"zz":1}');
+    const fresh = await join(room);
+    const frame = fresh.c.frames[0] ?? "";
+    expect(frame).toContain('"style":{"a":3,"b":{"a":2,"y":1},"z":1}');
+    // attributes of an object in sorted order
+    expect(frame.indexOf('"style"', frame.indexOf('"id":"hello"'))).toBeLessThan(frame.indexOf('"text"', frame.indexOf('"id":"hello"')));
+  });
+});
+
+// ==================================================================== hello / welcome / resume
+
+describe("welcome", () => {
+  it("welcome fields of a new client: protocol, client, resume_token, version, acked 0, snapshot, presence", async () => {
+    // "`client` | this connection's client id" / "`resume_token` | keep it to resume" /
+    // "`version` | the room's version now" / "`acked` | ... 0 if none" / "`snapshot` | present when
+    // the client must (re)load the whole tree: the document at `version`" / "`presence` | every
+    // other client's presence state, by client id"
+    const { c, w } = await join(newRoom("welcome"));
+    expect(w.protocol).toBe(1);
+    expect(typeof w.client).toBe("string");
+    expect(typeof w.resume_token).toBe("string");
+    expect(w.resume_token.length).toBeGreaterThan(0);
+    expect(Number.isInteger(w.version)).toBe(true);
+    expect(w.acked).toBe(0);
+    expect(nested(w).version).toBe(w.version);
+    expect(w.presence).toEqual({});
+    // key order of the example
+    const frame = c.frames[0] ?? "";
+    const order = ["t", "protocol", "client", "resume_token", "version", "acked", "snapshot", "presence"].map((k) => frame.indexOf(`"${k}":`));
+    expect(order).toEqual([...order].sort((a, b) => a - b));
+  });
+
+  it("snapshot shape (nested): id, type, attrs (every stored attribute; absent if none), children (absent if none)", async () => {
+    // "A node: `id`, `type`, `attrs` (every stored attribute; absent if the type has none),
+    // `children` (absent if none)."
+    const room = newRoom("nested");
+    const { c, w } = await join(room);
+    c.send({ t: "action", id: 1, base: w.version, changes: [{ op: "create", id: `${w.client}:n`, type: "Node", parent: "graph", attrs: { title: "t" } }] });
+    await c.next(isUpdate(1), "update 1");
+    const { w: fresh } = await join(room);
+    const s = nested(fresh);
+    expect(s.version).toBe(fresh.version);
+    expect(typeof s.next_server_id).toBe("number");
+    expect(s.root.id).toBe("root");
+    expect(s.root.type).toBe("Root");
+    expect("attrs" in s.root).toBe(false);
+    const graph = findNode(s.root, "graph");
+    expect(graph?.attrs).toEqual({ name: "main" });
+    const node = findNode(s.root, `${w.client}:n`);
+    expect(node?.type).toBe("Node");
+    expect(Object.keys(node?.attrs ?? {}).sort()).toEqual(["color", "ports", "pos", "title"]);
+    expect(node !== undefined && "children" in node).toBe(false);
+    expect(findNode(s.root, "hello")?.attrs).toEqual({ style: { color: "#222", "font-size": "24px" }, text: "Hello from ObjectSync" });
+  });
+
+  it("compact snapshots only when asked; types before root; values one per attribute name in order; children absent for leaves; same tree", async () => {
+    // "**Compact form** (only to clients whose `hello` said `"compact_snapshots":true`)" /
+    // "`types` comes before `root` and lists every type the room knows as `[name, [attribute names]]`;
+    // a type's position in it is its index. An object is `[id, type index, values, children]`:
+    // `values` holds exactly one value per attribute name of its type, in that order ...; `children`
+    // is absent for an object without children." / "Both forms describe the same tree"
+    const room = newRoom("compact");
+    const { c: cc, w: cw } = await join(room, { compact_snapshots: true });
+    const { w: nw } = await join(room);
+    expect(cw.version).toBe(nw.version);
+    if (!isCompact(cw.snapshot)) throw new Error(`not compact: ${JSON.stringify(cw.snapshot).slice(0, 200)}`);
+    const frame = cc.frames[0] ?? "";
+    expect(frame.indexOf('"types"')).toBeGreaterThan(0);
+    expect(frame.indexOf('"types"')).toBeLessThan(frame.indexOf('"root"'));
+    const types = cw.snapshot.types;
+    expect(types.map((t) => t[0]).sort()).toEqual(["Div", "Edge", "Graph", "Node", "Root", "Text"]);
+    const toNested = (o: CompactNode): NestedNode => {
+      const [id, ti, values, children] = o;
+      const t = types[ti];
+      if (t === undefined) throw new Error(`no type ${ti}`);
+      expect(values.length).toBe(t[1].length);
+      if (children !== undefined) expect(children.length).toBeGreaterThan(0);
+      const n: NestedNode = { id, type: t[0] };
+      if (t[1].length > 0) n.attrs = Object.fromEntries(t[1].map((name, i) => [name, values[i] ?? null]));
+      if (children !== undefined) n.children = children.map(toNested);
+      return n;
+    };
+    expect({ ...cw.snapshot, types: undefined, root: toNested(cw.snapshot.root) }).toEqual({ ...nested(nw), types: undefined });
+    expect(isNested(nw.snapshot)).toBe(true);
+  });
+
+  it("welcome.presence: every other client's presence state, by client id", async () => {
+    // "`presence` | every other client's presence state, by client id"
+    // "{"t":"welcome",...,"presence":{"c9z8y7x6w5":{"name":"Bob"}}}"
+    const room = newRoom("welcome-presence");
+    const a = await join(room);
+    const b = await join(room);
+    const watcher = await join(room);
+    a.c.send({ t: "presence", state: { name: "Ada" } });
+    b.c.send({ t: "presence", state: { name: "Bob", cursor: { x: 1, y: 2 } } });
+    await watcher.c.next(isPresence(a.w.client), "Ada's presence");
+    await watcher.c.next(isPresence(b.w.client), "Bob's presence");
+    const c = await join(room);
+    expect(c.w.presence).toEqual({ [a.w.client]: { name: "Ada" }, [b.w.client]: { name: "Bob", cursor: { x: 1, y: 2 } } });
+  });
+
+  it("resume: same client, no snapshot, acked, then the updates from resume.version + 1 up to version, the same messages other clients got", async () => {
+    // "`client` | this connection's client id (the same as before when resuming succeeded)" /
+    // "Without `snapshot` (a successful resume) the server sends next, in order, the `update`
+    // messages from the client's `resume.version + 1` up to `version` — the same messages other
+    // clients got — and then live traffic."
+    const room = newRoom("resume");
+    const a = await join(room);
+    const b = await join(room);
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: "a1" }] });
+    const u1 = await a.c.next(isUpdate(1), "update 1");
+    a.c.close();
+    await a.c.waitClosed();
+    for (let k = 1; k <= 3; k++) b.c.send({ t: "action", id: k, base: u1.v, changes: [{ op: "set", obj: "graph", attr: "name", value: `b${k}` }] });
+    await b.c.next(isUpdate(3, b.w.client), "b's update 3");
+    const bFrames = b.c.frames.filter((f) => f.includes('"t":"update"') && f.includes(`"origin":"${b.w.client}"`));
+    const r = await join(room, { resume: { client: a.w.client, resume_token: a.w.resume_token, version: u1.v } });
+    expect(r.w.client).toBe(a.w.client);
+    expect(r.w.snapshot).toBeUndefined();
+    expect(r.w.acked).toBe(1);
+    expect(r.w.version).toBe(u1.v + 3);
+    const catchup = await r.c.until("3 catch-up updates", () => r.c.all(isUpdate()).length >= 3).then(() => r.c.all(isUpdate()));
+    expect(catchup.map((u) => u.v)).toEqual([u1.v + 1, u1.v + 2, u1.v + 3]);
+    expect(r.c.frames.slice(1, 4)).toEqual(bFrames);
+    // ...and then live traffic
+    b.c.send({ t: "action", id: 4, base: r.w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: "live" }] });
+    expect((await r.c.next(isUpdate(4, b.w.client), "live update")).v).toBe(r.w.version + 1);
+  });
+
+  it("resume: a resume at the room's version gets no snapshot and no catch-up", async () => {
+    // "Without `snapshot` (a successful resume) the server sends next ... the `update` messages from
+    // the client's `resume.version + 1` up to `version`"
+    const room = newRoom("resume-now");
+    const a = await join(room);
+    a.c.close();
+    await a.c.waitClosed();
+    const r = await join(room, { resume: { client: a.w.client, resume_token: a.w.resume_token, version: a.w.version } });
+    expect(r.w.client).toBe(a.w.client);
+    expect(r.w.snapshot).toBeUndefined();
+    expect(r.w.version).toBe(a.w.version);
+    await roundTrip(r.c, 1, r.w.version);
+    expect(r.c.all(isUpdate())).toEqual([]);
+  });
+
+  it("resume with the old socket still open: the new connection gets the catch-up and then live traffic, and can act", async () => {
+    // "Without `snapshot` (a successful resume) the server sends next, in order, the `update`
+    // messages ... and then live traffic." (The page does not require the old socket to be gone.)
+    const room = newRoom("resume-open");
+    const a = await join(room);
+    const b = await join(room);
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: "a1" }] });
+    await a.c.next(isUpdate(1), "update 1");
+    const r = await join(room, { resume: { client: a.w.client, resume_token: a.w.resume_token, version: a.w.version } });
+    expect(r.w.client).toBe(a.w.client);
+    expect(r.w.snapshot).toBeUndefined();
+    expect(r.w.acked).toBe(1);
+    expect((await r.c.next(isUpdate(1, a.w.client), "the catch-up update 1")).v).toBe(a.w.version + 1);
+    // live traffic reaches the new connection, even after the old one has gone
+    await a.c.waitClosed().catch(() => undefined);
+    a.c.close();
+    b.c.send({ t: "action", id: 1, base: r.w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: "b1" }] });
+    await b.c.next(isUpdate(1, b.w.client), "b's own update");
+    await r.c.next(isUpdate(1, b.w.client), "b's update on the resumed connection");
+    // and the resumed client can act
+    r.c.send({ t: "action", id: 2, base: r.w.version + 1, changes: [{ op: "set", obj: "graph", attr: "name", value: "a2" }] });
+    await r.c.next(isUpdate(2, a.w.client), "the resumed client's update 2");
+    await b.c.next(isUpdate(2, a.w.client), "the resumed client's update 2, seen by b");
+  });
+
+  it("resume: pending actions with id <= acked were processed while away; rejected ones are not repeated", async () => {
+    // "After a resume, the client's pending actions with `id <= acked` were processed while it was
+    // away: those with an `update` in the catch-up were applied; the others were rejected (reason
+    // not repeated)."
+    const room = newRoom("resume-pending");
+    const proxy = await TcpProxy.start(server.port);
+    try {
+      const a = new Conn(proxy.wsUrl(room));
+      await a.opened;
+      a.send({ t: "hello", protocol: 1 });
+      const aw = await a.next(isWelcome, "a's welcome");
+      const b = await join(room);
+      proxy.hold("down"); // a hears nothing more
+      a.send({ t: "action", id: 1, base: aw.version, changes: [{ op: "delete", id: "root" }] });
+      a.send({ t: "action", id: 2, base: aw.version, changes: [{ op: "set", obj: "graph", attr: "name", value: "a2" }] });
+      await b.c.next(isUpdate(2, aw.client), "a's update 2, seen by b");
+      proxy.dropAll();
+      await a.waitClosed();
+      const r = await join(room, { resume: { client: aw.client, resume_token: aw.resume_token, version: aw.version } });
+      expect(r.w.snapshot).toBeUndefined();
+      expect(r.w.acked).toBe(2);
+      expect((await r.c.next(isUpdate(2, aw.client), "catch-up update of action 2")).v).toBe(aw.version + 1);
+      await roundTrip(r.c, 3, r.w.version);
+      expect(r.c.all(isReject(1))).toEqual([]);
+    } finally {
+      await proxy.close();
+    }
+  });
+
+  it("acked counts rejected actions too, whatever refused them (too_many_changes included)", async () => {
+    // "`acked` | the highest action id of this client the room has processed (applied or rejected)"
+    const room = newRoom("acked-rejected");
+    const a = await join(room);
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "delete", id: "root" }] });
+    expect((await a.c.next(isReject(1), "reject 1")).code).toBe("root_immutable");
+    const many = Array.from({ length: 1001 }, (_, i) => ({ op: "dict_set", obj: "page", attr: "style", key: `k${i}`, value: i }));
+    a.c.send({ t: "action", id: 2, base: a.w.version, changes: many });
+    expect((await a.c.next(isReject(2), "reject 2")).code).toBe("too_many_changes");
+    a.c.close();
+    await a.c.waitClosed();
+    const r = await join(room, { resume: { client: a.w.client, resume_token: a.w.resume_token, version: a.w.version } });
+    expect(r.w.acked).toBe(2);
+  });
+
+  it("an action id rejected for too_many_changes is processed: it cannot be used again", async () => {
+    // "`duplicate_action` | an action id not above the last one processed" with "processed
+    // (applied or rejected)"
+    const a = await join(newRoom("too-many-then-same-id"));
+    const many = Array.from({ length: 1001 }, (_, i) => ({ op: "dict_set", obj: "page", attr: "style", key: `k${i}`, value: i }));
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: many });
+    expect((await a.c.next(isReject(1), "reject 1")).code).toBe("too_many_changes");
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: "again" }] });
+    const answer = await a.c.next((m: Flat): m is RejectMsg | UpdateMsg => (m.t === "reject" || m.t === "update") && m.action === 1, "the answer to the reused id");
+    expect(answer.t === "reject" ? answer.code : "applied").toBe("duplicate_action");
+  });
+
+  it("a failed resume (bad token) is a new client with a snapshot", async () => {
+    // "`client` | this connection's client id (the same as before when resuming succeeded)" /
+    // "`snapshot` | present when the client must (re)load the whole tree"
+    const room = newRoom("bad-token");
+    const a = await join(room);
+    a.c.close();
+    await a.c.waitClosed();
+    const r = await join(room, { resume: { client: a.w.client, resume_token: "not-the-token", version: a.w.version } });
+    expect(r.w.client).not.toBe(a.w.client);
+    expect(r.w.snapshot).toBeDefined();
+    expect(r.w.acked).toBe(0);
+  });
+
+  it("resume window: the last 10,000 updates are kept for resume (2,100 behind is a catch-up, not a snapshot)", { timeout: 90_000 }, async () => {
+    // "`room_log_versions_max` | the last 10,000 updates are kept for resume" with "Without
+    // `snapshot` (a successful resume) the server sends next ... the `update` messages"
+    const room = newRoom("window");
+    const a = await join(room);
+    a.c.close();
+    await a.c.waitClosed();
+    const writers = [];
+    for (let i = 0; i < 6; i++) writers.push(await join(room));
+    const per = 350; // below the burst of 400: no rate limiting
+    for (const { c, w } of writers) {
+      for (let k = 1; k <= per; k++) c.send({ t: "action", id: k, base: w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: `${k}` }] });
+    }
+    const last = writers[writers.length - 1] as { c: Conn; w: WelcomeMsg };
+    const total = per * writers.length;
+    await last.c.until(`${total} updates`, () => last.c.all(isUpdate()).length >= total, 80_000);
+    for (const { c } of writers) c.close();
+    const r = await join(room, { resume: { client: a.w.client, resume_token: a.w.resume_token, version: a.w.version } });
+    expect(r.w.version).toBe(a.w.version + total);
+    expect(r.w.snapshot).toBeUndefined();
+  });
+});
+
+// ======================================================================= actions and rejects
+
+describe("action, update, reject", () => {
+  it("an update goes to every client, the sender included; origin and action identify it", async () => {
+    // "One accepted state transition, sent to **every** client of the room, the sender included" /
+    // "`origin` is the client id that caused it ...; `action` is that client's action id"
+    const room = newRoom("update");
+    const a = await join(room);
+    const b = await join(room);
+    const change = { op: "dict_set", obj: "page", attr: "style", key: "x", value: 120 };
+    a.c.send({ t: "action", id: 7, base: a.w.version, changes: [change] });
+    const ua = await a.c.next(isUpdate(7), "a's update");
+    const ub = await b.c.next(isUpdate(7), "b's update");
+    expect(ua).toEqual({ t: "update", v: a.w.version + 1, origin: a.w.client, action: 7, changes: [change] });
+    expect(ub).toEqual(ua);
+  });
+
+  it("a reject goes only to the sender, with action, code, reason and the failing change's index", async () => {
+    // "Sent only to the sender: action (or undo/redo) `action` changed nothing. `change` is the
+    // index of the failing change when one is to blame."
+    const room = newRoom("reject");
+    const a = await join(room);
+    const b = await join(room);
+    a.c.send({
+      t: "action",
+      id: 1,
+      base: a.w.version,
+      changes: [
+        { op: "set", obj: "graph", attr: "name", value: "fine" },
+        { op: "set", obj: "nope", attr: "name", value: "x" },
+      ],
+    });
+    const r = await a.c.next(isReject(1), "reject 1");
+    expect(r.code).toBe("no_such_object");
+    expect(typeof r.reason).toBe("string");
+    expect(r.change).toBe(1);
+    // nothing changed, and b heard nothing of it
+    await roundTrip(b.c, 1, b.w.version);
+    expect(b.c.all(isReject(1)).filter((m) => m.code !== "empty_action")).toEqual([]);
+    expect(b.c.all(isUpdate())).toEqual([]);
+    expect(await freshValue(room, "graph", "name")).toBe("main");
+  });
+
+  it("the changes of an action are applied atomically, in order", async () => {
+    // "`changes` | array | 1 to `action_changes_max` changes (below), applied atomically in order"
+    const room = newRoom("atomic");
+    const a = await join(room);
+    a.c.send({
+      t: "action",
+      id: 1,
+      base: a.w.version,
+      changes: [
+        { op: "set", obj: "graph", attr: "name", value: "first" },
+        { op: "text_insert", obj: "graph", attr: "name", pos: 5, text: "!" },
+      ],
+    });
+    const u = await a.c.next(isUpdate(1), "update 1");
+    expect(u.changes).toEqual([
+      { op: "set", obj: "graph", attr: "name", value: "first" },
+      { op: "text_insert", obj: "graph", attr: "name", pos: 5, text: "!" },
+    ]);
+    a.c.send({
+      t: "action",
+      id: 2,
+      base: u.v,
+      changes: [
+        { op: "set", obj: "graph", attr: "name", value: "second" },
+        { op: "delete", id: "root" },
+      ],
+    });
+    expect((await a.c.next(isReject(2), "reject 2")).change).toBe(1);
+    expect(await freshValue(room, "graph", "name")).toBe("first!");
+  });
+
+  it("action_changes_max: 1,000 changes are accepted; 1,001 are refused with too_many_changes", async () => {
+    // "`action_changes_max` | 1,000 changes per action" / "`too_many_changes` ... | a limit was hit"
+    const a = await join(newRoom("changes-max"));
+    const changes = (n: number) => Array.from({ length: n }, (_, i) => ({ op: "dict_set", obj: "page", attr: "style", key: `k${i}`, value: i }));
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: changes(1000) });
+    expect((await a.c.next(isUpdate(1), "update 1", 15_000)).changes.length).toBe(1000);
+    a.c.send({ t: "action", id: 2, base: a.w.version, changes: changes(1001) });
+    expect((await a.c.next(isReject(2), "reject 2")).code).toBe("too_many_changes");
+  });
+
+  it("empty_action: no changes", async () => {
+    // "`empty_action` | no changes"
+    const a = await join(newRoom("empty"));
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: [] });
+    expect((await a.c.next(isReject(1), "reject 1")).code).toBe("empty_action");
+  });
+
+  it("bad_base: base is ahead of the room", async () => {
+    // "`bad_base` | `base` is ahead of the room"
+    const a = await join(newRoom("bad-base"));
+    a.c.send({ t: "action", id: 1, base: a.w.version + 5, changes: [{ op: "set", obj: "graph", attr: "name", value: "x" }] });
+    expect((await a.c.next(isReject(1), "reject 1")).code).toBe("bad_base");
+  });
+
+  it("reject codes for names that do not resolve, wrong kinds, ids, ranges, references and the tree", async () => {
+    // Error codes table: "`no_such_object`, `no_such_attribute`, `no_such_type` | a name does not
+    // resolve" / "`wrong_kind` | the change or value does not fit the attribute's kind" /
+    // "`duplicate_id`, `bad_id`" / "`out_of_range`, `splits_character`, `no_such_key`" /
+    // "`dangling_ref`" / "`cycle`, `root_immutable`" / "`invalid` | a validator of the type refused
+    // the value"
+    const room = newRoom("codes");
+    const a = await join(room);
+    const me = a.w.client;
+    a.c.send({
+      t: "action",
+      id: 1,
+      base: a.w.version,
+      changes: [
+        { op: "create", id: `${me}:n1`, type: "Node", parent: "graph" },
+        { op: "create", id: `${me}:n2`, type: "Node", parent: "graph" },
+      ],
+    });
+    const base = (await a.c.next(isUpdate(1), "update 1")).v;
+    const cases: [string, ChangeJson][] = [
+      ["no_such_object", { op: "set", obj: "nope", attr: "name", value: "x" }],
+      ["no_such_attribute", { op: "set", obj: "graph", attr: "nope", value: "x" }],
+      ["no_such_type", { op: "create", id: `${me}:t`, type: "Nope", parent: "graph" }],
+      ["wrong_kind", { op: "set", obj: "graph", attr: "name", value: 5 }],
+      ["wrong_kind", { op: "add", obj: "graph", attr: "name", value: 1 }],
+      ["wrong_kind", { op: "text_insert", obj: "page", attr: "style", pos: 0, text: "x" }],
+      ["wrong_kind", { op: "list_insert", obj: "page", attr: "style", value: 1 }],
+      ["wrong_kind", { op: "set_add", obj: `${me}:n1`, attr: "ports", value: "x" }],
+      ["wrong_kind", { op: "emit", obj: "graph", attr: "name" }],
+      ["duplicate_id", { op: "create", id: `${me}:n1`, type: "Node", parent: "graph" }],
+      ["bad_id", { op: "create", id: "n3", type: "Node", parent: "graph" }],
+      ["out_of_range", { op: "list_remove", obj: `${me}:n1`, attr: "ports", index: 9 }],
+      ["out_of_range", { op: "text_insert", obj: "graph", attr: "name", pos: 99, text: "x" }],
+      ["out_of_range", { op: "create", id: `${me}:n4`, type: "Node", parent: "graph", index: 99 }],
+      ["no_such_key", { op: "dict_remove", obj: "page", attr: "style", key: "nope" }],
+      ["dangling_ref", { op: "create", id: `${me}:e`, type: "Edge", parent: "graph", attrs: { from: "nope", to: `${me}:n1` } }],
+      ["cycle", { op: "move", id: "page", parent: "hello" }],
+      ["root_immutable", { op: "delete", id: "root" }],
+      ["root_immutable", { op: "move", id: "root", parent: "graph" }],
+      ["invalid", { op: "dict_set", obj: `${me}:n1`, attr: "pos", key: "x", value: 5000 }],
+      ["invalid", { op: "create", id: `${me}:e2`, type: "Edge", parent: "graph", attrs: { from: `${me}:n1`, to: `${me}:n1` } }],
+    ];
+    let id = 1;
+    for (const [code, change] of cases) {
+      a.c.send({ t: "action", id: ++id, base, changes: [change] });
+      const r = await a.c.next(isReject(id), `the reject of ${JSON.stringify(change)}`);
+      expect({ change, code: r.code, index: r.change }).toEqual({ change, code, index: 0 });
+    }
+  });
+
+  it("the session example: root_immutable with its reason, change 0", async () => {
+    // "S: {"t":"reject","action":2,"code":"root_immutable","reason":"the root object cannot be deleted","change":0}"
+    const a = await join(newRoom("example-reject"));
+    a.c.send({ t: "action", id: 2, base: a.w.version, changes: [{ op: "delete", id: "root" }] });
+    expect(await a.c.next(isReject(2), "reject 2")).toEqual({ t: "reject", action: 2, code: "root_immutable", reason: "the root object cannot be deleted", change: 0 });
+  });
+
+  it("in updates: create with every stored attribute and index; move and list_insert with index; text_delete with len", async () => {
+    // "In `update`s the server writes `create` with every stored attribute and `index`, `move` and
+    // `list_insert` with `index`, and `text_delete` with `len`."
+    const a = await join(newRoom("written"));
+    const me = a.w.client;
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "create", id: `${me}:n`, type: "Node", parent: "graph", attrs: { title: "abc" } }] });
+    const u1 = await a.c.next(isUpdate(1), "update 1");
+    const create = u1.changes[0];
+    expect(create?.op).toBe("create");
+    expect(create?.index).toBe(0);
+    expect(create?.parent).toBe("graph");
+    expect(Object.keys((create?.attrs ?? {}) as JsonObject).sort()).toEqual(["color", "ports", "pos", "title"]);
+    a.c.send({
+      t: "action",
+      id: 2,
+      base: u1.v,
+      changes: [
+        { op: "list_insert", obj: `${me}:n`, attr: "ports", value: "extra" },
+        { op: "move", id: `${me}:n`, parent: "page" },
+        { op: "text_delete", obj: `${me}:n`, attr: "title", pos: 0, len: 2 },
+      ],
+    });
+    const u2 = await a.c.next(isUpdate(2), "update 2");
+    expect(u2.changes).toEqual([
+      { op: "list_insert", obj: `${me}:n`, attr: "ports", index: 2, value: "extra" },
+      { op: "move", id: `${me}:n`, parent: "page", index: 1 },
+      { op: "text_delete", obj: `${me}:n`, attr: "title", pos: 0, len: 2 },
+    ]);
+  });
+
+  it("create with index and children; move to a final position; list and dict ops", async () => {
+    // "`create` | `id`, `type`, `parent`, `index?`, `attrs?` (name -> value), `children?` (nested
+    // nodes: `id`, `type`, `attrs?`, `children?`)" / "`move` | `id`, `parent`, `index?` (final
+    // position under the new parent)" / list_* and dict_* rows
+    const room = newRoom("ops");
+    const a = await join(room);
+    const me = a.w.client;
+    a.c.send({
+      t: "action",
+      id: 1,
+      base: a.w.version,
+      changes: [
+        { op: "create", id: `${me}:d`, type: "Div", parent: "page", index: 0, children: [{ id: `${me}:t`, type: "Text", attrs: { text: "hi" } }] },
+        { op: "move", id: "hello", parent: "page", index: 0 },
+        { op: "create", id: `${me}:n`, type: "Node", parent: "graph" },
+        { op: "list_insert", obj: `${me}:n`, attr: "ports", index: 0, value: "first" },
+        { op: "list_move", obj: `${me}:n`, attr: "ports", from: 0, to: 2 },
+        { op: "list_set", obj: `${me}:n`, attr: "ports", index: 0, value: "IN" },
+        { op: "list_remove", obj: `${me}:n`, attr: "ports", index: 1 },
+        { op: "dict_set", obj: "page", attr: "style", key: "margin", value: "0" },
+        { op: "dict_remove", obj: "page", attr: "style", key: "padding" },
+      ],
+    });
+    await a.c.next(isUpdate(1), "update 1");
+    const { w } = await join(room);
+    const page = findNode(nested(w).root, "page");
+    expect(page?.children?.map((c) => c.id)).toEqual(["hello", `${me}:d`]);
+    expect(page?.children?.[1]?.children?.[0]).toEqual({ id: `${me}:t`, type: "Text", attrs: { style: {}, text: "hi" } });
+    expect(page?.attrs).toEqual({ style: { margin: "0" } });
+    expect(findNode(nested(w).root, `${me}:n`)?.attrs?.ports).toEqual(["IN", "first"]);
+  });
+
+  it("delete: references into the subtree are cleared first, as separate steps; reactions are added", async () => {
+    // "`delete` | `id` | deletes the subtree; references into it are cleared first (as separate
+    // steps)" / "`changes` are the steps actually applied ...: reactions and reference clearing added."
+    const a = await join(newRoom("delete-refs"));
+    const me = a.w.client;
+    a.c.send({
+      t: "action",
+      id: 1,
+      base: a.w.version,
+      changes: [
+        { op: "create", id: `${me}:n1`, type: "Node", parent: "graph" },
+        { op: "create", id: `${me}:n2`, type: "Node", parent: "graph" },
+        { op: "create", id: `${me}:e`, type: "Edge", parent: "graph", attrs: { from: `${me}:n1`, to: `${me}:n2` } },
+      ],
+    });
+    const u1 = await a.c.next(isUpdate(1), "update 1");
+    a.c.send({ t: "action", id: 2, base: u1.v, changes: [{ op: "delete", id: `${me}:n1` }] });
+    const u2 = await a.c.next(isUpdate(2), "update 2");
+    const clear = u2.changes.findIndex((c) => c.op === "set" && c.obj === `${me}:e` && c.attr === "from" && c.value === null);
+    const del = u2.changes.findIndex((c) => c.op === "delete" && c.id === `${me}:n1`);
+    expect(clear).toBeGreaterThanOrEqual(0);
+    expect(del).toBeGreaterThan(clear);
+    // the demo's reaction: an edge that lost an end deletes itself
+    expect(u2.changes.some((c) => c.op === "delete" && c.id === `${me}:e`)).toBe(true);
+  });
+
+  it("Text: positions count UTF-16 code units; a position inside a surrogate pair is splits_character", async () => {
+    // "Positions in text count UTF-16 code units; indexes are 0-based; an absent `index` means
+    // "at the end"." / "`splits_character`"
+    const room = newRoom("utf16");
+    const a = await join(room);
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "text_insert", obj: "hello", attr: "text", pos: 0, text: "😀" }] });
+    const u1 = await a.c.next(isUpdate(1), "update 1");
+    a.c.send({ t: "action", id: 2, base: u1.v, changes: [{ op: "text_insert", obj: "hello", attr: "text", pos: 1, text: "x" }] });
+    expect((await a.c.next(isReject(2), "reject 2")).code).toBe("splits_character");
+    a.c.send({ t: "action", id: 3, base: u1.v, changes: [{ op: "text_insert", obj: "hello", attr: "text", pos: 2, text: "x" }] });
+    await a.c.next(isUpdate(3), "update 3");
+    expect(await freshValue(room, "hello", "text")).toBe("😀xHello from ObjectSync");
+  });
+
+  it("Text: an edit is transformed against other clients' edits since base", async () => {
+    // "A text edit in an action is interpreted against `base` plus the client's own earlier changes
+    // in that action; the server transforms it against the edits other clients made since `base`."
+    const room = newRoom("transform");
+    const a = await join(room);
+    const b = await join(room);
+    b.c.send({ t: "action", id: 1, base: b.w.version, changes: [{ op: "text_insert", obj: "hello", attr: "text", pos: 0, text: "XX" }] });
+    await a.c.next(isUpdate(1, b.w.client), "b's insert");
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "text_insert", obj: "hello", attr: "text", pos: 5, text: "Y" }] });
+    const u = await a.c.next(isUpdate(1, a.w.client), "a's insert");
+    expect(u.changes).toEqual([{ op: "text_insert", obj: "hello", attr: "text", pos: 7, text: "Y" }]);
+    expect(await freshValue(room, "hello", "text")).toBe("XXHelloY from ObjectSync");
+  });
+
+  it("Text: concurrent inserts at one position are ordered by client id", async () => {
+    // "Concurrent inserts at one position are ordered by client id (the server, `""`, first)."
+    const room = newRoom("tie");
+    const a = await join(room);
+    const b = await join(room);
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "text_insert", obj: "hello", attr: "text", pos: 0, text: "A" }] });
+    b.c.send({ t: "action", id: 1, base: b.w.version, changes: [{ op: "text_insert", obj: "hello", attr: "text", pos: 0, text: "B" }] });
+    await a.c.next(isUpdate(1, b.w.client), "b's insert");
+    await a.c.next(isUpdate(1, a.w.client), "a's insert");
+    const first = a.w.client < b.w.client ? "AB" : "BA";
+    expect(await freshValue(room, "hello", "text")).toBe(`${first}Hello from ObjectSync`);
+  });
+
+  it("Text: an edit based before the client's own previous edit is text_base_stale", async () => {
+    // "An edit based before the client's own previous edit to that attribute is rejected with
+    // `text_base_stale`"
+    const a = await join(newRoom("stale"));
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "text_insert", obj: "hello", attr: "text", pos: 0, text: "a" }] });
+    await a.c.next(isUpdate(1), "update 1");
+    a.c.send({ t: "action", id: 2, base: a.w.version, changes: [{ op: "text_insert", obj: "hello", attr: "text", pos: 0, text: "b" }] });
+    expect((await a.c.next(isReject(2), "reject 2")).code).toBe("text_base_stale");
+  });
+
+  it("Text: an edit based before a whole-string set (by anyone) is text_base_too_old", async () => {
+    // "an edit based before a whole-string `set` (by anyone) is rejected with `text_base_too_old`"
+    const room = newRoom("too-old");
+    const a = await join(room);
+    const b = await join(room);
+    b.c.send({ t: "action", id: 1, base: b.w.version, changes: [{ op: "set", obj: "hello", attr: "text", value: "replaced" }] });
+    await a.c.next(isUpdate(1, b.w.client), "b's set");
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "text_insert", obj: "hello", attr: "text", pos: 0, text: "x" }] });
+    expect((await a.c.next(isReject(1), "a's reject")).code).toBe("text_base_too_old");
+  });
+
+  it("Text: edits following a set in the same action are relative to the new text and not transformed", async () => {
+    // "Text edits that follow a `set` of the same attribute **in the same action** are relative to
+    // the new text and are not transformed."
+    const room = newRoom("set-then-edit");
+    const a = await join(room);
+    const b = await join(room);
+    b.c.send({ t: "action", id: 1, base: b.w.version, changes: [{ op: "text_insert", obj: "hello", attr: "text", pos: 0, text: "BBBB" }] });
+    await a.c.next(isUpdate(1, b.w.client), "b's insert");
+    a.c.send({
+      t: "action",
+      id: 1,
+      base: a.w.version,
+      changes: [
+        { op: "set", obj: "hello", attr: "text", value: "abc" },
+        { op: "text_insert", obj: "hello", attr: "text", pos: 3, text: "d" },
+      ],
+    });
+    const u = await a.c.next(isUpdate(1, a.w.client), "a's update");
+    expect(u.changes[1]).toEqual({ op: "text_insert", obj: "hello", attr: "text", pos: 3, text: "d" });
+    expect(await freshValue(room, "hello", "text")).toBe("abcd");
+  });
+});
+
+// ============================================================================== undo / redo
+
+describe("undo / redo", () => {
+  const setName = (c: Conn, id: number, base: number, value: string) => c.send({ t: "action", id, base, changes: [{ op: "set", obj: "graph", attr: "name", value }] });
+
+  it("undo is answered with an update tagged with its id; redo re-applies", async () => {
+    // "`id` is an action id (same sequence as actions); the answer is an `update` tagged with it,
+    // or a `reject`."
+    const room = newRoom("undo");
+    const a = await join(room);
+    setName(a.c, 1, a.w.version, "one");
+    await a.c.next(isUpdate(1), "update 1");
+    a.c.send({ t: "undo", id: 2 });
+    await a.c.next(isUpdate(2), "the undo's update");
+    expect(await freshValue(room, "graph", "name")).toBe("main");
+    a.c.send({ t: "redo", id: 3 });
+    await a.c.next(isUpdate(3), "the redo's update");
+    expect(await freshValue(room, "graph", "name")).toBe("one");
+  });
+
+  it("undo undoes this client's latest change (not the one before it)", async () => {
+    // "Undo (redo) this client's latest change that touched object `scope` or anything under it;
+    // without `scope`, its latest change anywhere."
+    const room = newRoom("undo-latest");
+    const a = await join(room);
+    setName(a.c, 1, a.w.version, "one");
+    const u1 = await a.c.next(isUpdate(1), "update 1");
+    setName(a.c, 2, u1.v, "two");
+    await a.c.next(isUpdate(2), "update 2");
+    a.c.send({ t: "undo", id: 3 });
+    await a.c.next(isUpdate(3), "the undo's update");
+    expect(await freshValue(room, "graph", "name")).toBe("one");
+  });
+
+  it("undo with scope undoes the latest change under that object", async () => {
+    // "Undo (redo) this client's latest change that touched object `scope` or anything under it"
+    const room = newRoom("undo-scope");
+    const a = await join(room);
+    setName(a.c, 1, a.w.version, "one");
+    const u1 = await a.c.next(isUpdate(1), "update 1");
+    a.c.send({ t: "action", id: 2, base: u1.v, changes: [{ op: "set", obj: "hello", attr: "text", value: "changed" }] });
+    await a.c.next(isUpdate(2), "update 2");
+    a.c.send({ t: "undo", id: 3, scope: "graph" });
+    await a.c.next(isUpdate(3), "the scoped undo");
+    expect(await freshValue(room, "graph", "name")).toBe("main");
+    expect(await freshValue(room, "hello", "text")).toBe("changed");
+    // scope "page" holds "hello": a change under it counts
+    a.c.send({ t: "undo", id: 4, scope: "page" });
+    await a.c.next(isUpdate(4), "the undo under page");
+    expect(await freshValue(room, "hello", "text")).toBe("Hello from ObjectSync");
+  });
+
+  it("undo only undoes this client's changes; nothing_to_undo otherwise", async () => {
+    // "Undo (redo) this client's latest change" / "`nothing_to_undo`, `undo_conflict` | undo/redo
+    // found nothing, or the state moved on"
+    const room = newRoom("undo-own");
+    const a = await join(room);
+    const b = await join(room);
+    setName(a.c, 1, a.w.version, "a");
+    await b.c.next(isUpdate(1, a.w.client), "a's update");
+    b.c.send({ t: "undo", id: 1 });
+    expect((await b.c.next(isReject(1), "b's reject")).code).toBe("nothing_to_undo");
+    b.c.send({ t: "redo", id: 2 });
+    expect((await b.c.next(isReject(2), "b's redo reject")).code).toBe("nothing_to_undo");
+  });
+
+  it("undo ids share the action id sequence", async () => {
+    // "`id` is an action id (same sequence as actions)"
+    const a = await join(newRoom("undo-ids"));
+    setName(a.c, 5, a.w.version, "x");
+    await a.c.next(isUpdate(5), "update 5");
+    a.c.send({ t: "undo", id: 5 });
+    expect((await a.c.next(isReject(5), "reject of undo 5")).code).toBe("duplicate_action");
+  });
+
+  it("undo_conflict: the state moved on", async () => {
+    // "`nothing_to_undo`, `undo_conflict` | undo/redo found nothing, or the state moved on"
+    const room = newRoom("undo-conflict");
+    const a = await join(room);
+    const b = await join(room);
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "create", id: `${a.w.client}:n`, type: "Node", parent: "graph" }] });
+    const u1 = await a.c.next(isUpdate(1), "update 1");
+    a.c.send({ t: "action", id: 2, base: u1.v, changes: [{ op: "set", obj: `${a.w.client}:n`, attr: "title", value: "mine" }] });
+    const u2 = await a.c.next(isUpdate(2), "update 2");
+    b.c.send({ t: "action", id: 1, base: u2.v, changes: [{ op: "delete", id: `${a.w.client}:n` }] });
+    await a.c.next(isUpdate(1, b.w.client), "b's delete");
+    a.c.send({ t: "undo", id: 3, scope: "graph" });
+    const r = await a.c.next((m: Flat): m is RejectMsg | UpdateMsg => (m.t === "reject" || m.t === "update") && m.action === 3, "the undo's answer");
+    expect(r.t === "reject" ? r.code : "applied").toBe("undo_conflict");
+  });
+});
+
+// ================================================================================= presence
+
+describe("presence", () => {
+  it("presence is broadcast to the others as {t, client, state}; null clears it", async () => {
+    // "Sets this client's ephemeral state (any JSON ...; `null` clears it). Broadcast to the room" /
+    // "`{"t":"presence","client":"c9z8y7x6w5","state":{"name":"Bob"}}` Another client's presence
+    // changed; `state: null` means it cleared it or left."
+    const room = newRoom("presence");
+    const a = await join(room);
+    const b = await join(room);
+    const state = { name: "Ada", cursor: { x: 10, y: 20 } };
+    a.c.send({ t: "presence", state });
+    expect(await b.c.next(isPresence(a.w.client), "a's presence")).toEqual({ t: "presence", client: a.w.client, state });
+    for (const value of [[1, "two", null], "just a string", 42, true]) {
+      a.c.send({ t: "presence", state: value });
+      expect((await b.c.next(isPresence(a.w.client), "a's presence")).state).toEqual(value);
+    }
+    a.c.send({ t: "presence", state: null });
+    expect((await b.c.next(isPresence(a.w.client), "a's clear")).state).toBeNull();
+    const c = await join(room);
+    expect(c.w.presence).toEqual({});
+  });
+
+  it("presence of a client that leaves becomes null for the others; it is never stored", async () => {
+    // "`state: null` means it cleared it or left." / "Broadcast to the room, never stored."
+    const room = newRoom("presence-leave");
+    const a = await join(room);
+    const b = await join(room);
+    a.c.send({ t: "presence", state: { name: "Ada" } });
+    await b.c.next(isPresence(a.w.client), "a's presence");
+    a.c.close();
+    expect((await b.c.next(isPresence(a.w.client), "a's presence gone")).state).toBeNull();
+    const c = await join(room);
+    expect(c.w.presence).toEqual({});
+  });
+
+  it("presence_bytes_max: a state of 4 KiB serialized is broadcast; a larger one is not", async () => {
+    // "at most `presence_bytes_max` bytes serialized" / "`presence_bytes_max` | 4 KiB"
+    const room = newRoom("presence-max");
+    const a = await join(room);
+    const b = await join(room);
+    const exact = { s: "x".repeat(4096 - JSON.stringify({ s: "" }).length) };
+    expect(JSON.stringify(exact).length).toBe(4096);
+    a.c.send({ t: "presence", state: exact });
+    expect((await b.c.next(isPresence(a.w.client), "the 4 KiB presence")).state).toEqual(exact);
+    a.c.send({ t: "presence", state: { s: `${exact.s}y` } });
+    a.c.send({ t: "presence", state: "after" });
+    expect((await b.c.next(isPresence(a.w.client), "the next presence")).state).toBe("after");
+  });
+});
+
+// ============================================================================== call / result
+
+describe("call / result", () => {
+  it("echo: result with the call's id and ok (the caller's id and the arguments)", async () => {
+    // "Calls a service registered in Rust. `id` is chosen by the client to match the `result`" /
+    // "`{"t":"result","id":3,"ok":{...}}`"
+    const a = await join(newRoom("echo"));
+    a.c.send({ t: "call", id: 3, service: "echo", args: { spacing: 20 } });
+    expect(await a.c.next(isResult(3), "result 3")).toEqual({ t: "result", id: 3, ok: { client: a.w.client, args: { spacing: 20 } } });
+  });
+
+  it("call ids are independent of action ids", async () => {
+    // "(any integer; independent of action ids)"
+    const a = await join(newRoom("call-ids"));
+    a.c.send({ t: "action", id: 5, base: a.w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: "x" }] });
+    await a.c.next(isUpdate(5), "update 5");
+    a.c.send({ t: "call", id: 1, service: "echo", args: null });
+    expect((await a.c.next(isResult(1), "result 1")).ok).toEqual({ client: a.w.client, args: null });
+    a.c.send({ t: "call", id: 1, service: "echo", args: 2 });
+    expect((await a.c.next(isResult(1), "result 1 again")).ok).toEqual({ client: a.w.client, args: 2 });
+    a.c.send({ t: "action", id: 6, base: a.w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: "y" }] });
+    await a.c.next(isUpdate(6), "update 6");
+  });
+
+  it("call ids may be any integer (0 and negative ones included)", async () => {
+    // "`id` is chosen by the client to match the `result` (any integer; independent of action ids)."
+    const a = await join(newRoom("call-any-int"));
+    a.c.send({ t: "call", id: 0, service: "echo", args: 0 });
+    expect((await a.c.next(isResult(0), "result 0")).ok).toEqual({ client: a.w.client, args: 0 });
+    a.c.send({ t: "call", id: -7, service: "echo", args: -7 });
+    const answer = await a.c.next((m: Flat): m is ResultMsg | ErrorMsg => isResult(-7)(m) || isError()(m), "the answer to call -7");
+    expect(answer).toEqual({ t: "result", id: -7, ok: { client: a.w.client, args: -7 } });
+  });
+
+  it("result.error codes: no_such_service, service_failed", async () => {
+    // "`no_such_service`, `timeout`, `service_failed` | (`result.error`)"
+    const a = await join(newRoom("call-errors"));
+    a.c.send({ t: "call", id: 1, service: "layout", args: {} });
+    const r1 = await a.c.next(isResult(1), "result 1");
+    expect(r1.error?.code).toBe("no_such_service");
+    expect(typeof r1.error?.reason).toBe("string");
+    expect(r1.ok).toBeUndefined();
+    a.c.send({ t: "call", id: 2, service: "fail", args: "because" });
+    expect((await a.c.next(isResult(2), "result 2")).error).toEqual({ code: "service_failed", reason: "because" });
+    a.c.send({ t: "call", id: 3, service: "slow", args: { ms: 20 } });
+    expect((await a.c.next(isResult(3), "result 3")).ok).toBe(20);
+  });
+});
+
+// =============================================================== errors, limits, close codes
+
+describe("error messages and close codes", () => {
+  it("malformed JSON, missing or wrong fields: error bad_message; nothing applied; the connection stays open", async () => {
+    // "A message could not be understood; nothing was applied. The connection stays open" /
+    // "`bad_message` | (`error`) malformed JSON, missing or wrong fields"
+    const room = newRoom("bad-message");
+    const a = await join(room);
+    for (const text of [
+      "not json",
+      "[1,2]",
+      '{"no_t":1}',
+      '{"t":5}',
+      '{"t":"action","id":1,"base":0}',
+      '{"t":"action","id":"x","base":0,"changes":[{"op":"set","obj":"graph","attr":"name","value":"x"}]}',
+      '{"t":"action","id":1,"base":0,"changes":[{"op":"frobnicate","obj":"graph"}]}',
+      '{"t":"call","service":"echo"}',
+    ]) {
+      a.c.sendRaw(text);
+      const e = await a.c.next(isError(), `the error for ${text}`);
+      expect({ text, code: e.code }).toEqual({ text, code: "bad_message" });
+    }
+    expect(a.c.closed).toBeNull();
+    expect(await freshValue(room, "graph", "name")).toBe("main");
+  });
+
+  it("errors_max: after 10 bad messages the server closes with 4004", async () => {
+    // "after `errors_max` such errors the server closes it (close code 4004)" / "`errors_max` | 10
+    // bad messages per connection" / "4004 | too many bad messages"
+    const a = await join(newRoom("errors-max"));
+    for (let i = 0; i < 11; i++) a.c.sendRaw(`not json ${i}`);
+    const closed = await a.c.waitClosed();
+    expect(closed.code).toBe(4004);
+    expect(a.c.all(isError("bad_message")).length).toBeGreaterThanOrEqual(10);
+  });
+
+  it("frame_bytes_max: a frame of 1 MiB is read; a larger one is closed with 1009", async () => {
+    // "1009 | a frame larger than `frame_bytes_max`" / "`frame_bytes_max` | 1 MiB"
+    const a = await join(newRoom("frame-max"));
+    const head = '{"t":"frobnicate","pad":"';
+    const tail = '"}';
+    a.c.sendRaw(head + "x".repeat(1024 * 1024 - head.length - tail.length) + tail);
+    expect((await a.c.next(isError(), "the error for the 1 MiB message", 15_000)).code).toBe("unknown_message");
+    a.c.sendRaw(head + "x".repeat(1024 * 1024 + 1 - head.length - tail.length) + tail);
+    expect((await a.c.waitClosed(15_000)).code).toBe(1009);
+  });
+
+  it("messages_per_second_max: a burst above 400 gets rate_limited errors (the messages are dropped)", async () => {
+    // "`rate_limited` | (`error`) too many messages per second; the message was dropped" /
+    // "`messages_per_second_max` | 200 per client (bursts up to 400)"
+    const room = newRoom("rate");
+    const a = await join(room);
+    const b = await join(room);
+    const n = 450;
+    for (let i = 0; i < n; i++) a.c.send({ t: "presence", state: i });
+    await a.c.until("a rate_limited error", () => a.c.all(isError("rate_limited")).length > 0 || a.c.closed !== null, 15_000);
+    expect(a.c.all(isError("rate_limited")).length).toBeGreaterThan(0);
+    // the first 400 (the burst) went through
+    await b.c.until("400 presences", () => b.c.all(isPresence(a.w.client)).length >= 400, 15_000);
+  });
+
+  it("1000: a client's normal close is answered with a normal close", async () => {
+    // "1000 | normal close"
+    const a = await join(newRoom("normal-close"));
+    a.c.ws.close(1000, "done");
+    expect((await a.c.waitClosed()).code).toBe(1000);
+  });
+
+  it("the server sends WebSocket pings", { timeout: 30_000 }, async () => {
+    // "The server sends WebSocket pings; a client must answer pongs" / "`idle_timeout` | 30 s (pings every 10 s)"
+    const a = await join(newRoom("pings"));
+    await a.c.until("a ping", () => a.c.pings > 0, 15_000);
+  });
+
+  it("4005: a connection silent for idle_timeout (not even pongs) is closed", { timeout: 60_000 }, async () => {
+    // "A connection silent for `idle_timeout` is closed." / "4005 | idle: no traffic (not even pongs)
+    // for `idle_timeout`" / "`idle_timeout` | 30 s"
+    const c = new Conn(url(newRoom("idle")), { autoPong: false });
+    await c.opened;
+    const start = Date.now();
+    c.send({ t: "hello", protocol: 1 });
+    await c.next(isWelcome, "welcome");
+    const closed = await c.waitClosed(50_000);
+    expect(closed.code).toBe(4005);
+    expect(Date.now() - start).toBeGreaterThanOrEqual(29_000);
+  });
+});
+
+// ==================================================================================== batch
+
+describe("batch", () => {
+  it("batch: only to clients that asked; several messages in one frame, handled as if one by one; never a batch or welcome inside", async () => {
+    // "Only to clients whose `hello` said `"batch":true`: several messages in one frame, to be
+    // handled exactly as if they had arrived one by one, in order. The server sends one when it had
+    // several messages for everyone ready at once (a burst) ... A `batch` never contains a `batch`
+    // or a `welcome`."
+    const room = newRoom("batch");
+    const batched = await join(room, { batch: true });
+    const plain = await join(room);
+    const writers = [await join(room), await join(room)];
+    const per = 150;
+    for (const { c, w } of writers) for (let k = 1; k <= per; k++) c.send({ t: "action", id: k, base: w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: `${k}` }] });
+    const total = per * writers.length;
+    await batched.c.until(`${total} updates`, () => batched.c.all(isUpdate()).length >= total, 20_000);
+    await plain.c.until(`${total} updates`, () => plain.c.all(isUpdate()).length >= total, 20_000);
+    expect(plain.c.frames.some((f) => f.startsWith('{"t":"batch"'))).toBe(false);
+    expect(plain.c.received.some((r) => r.inBatch)).toBe(false);
+    expect(batched.c.received.some((r) => r.inBatch)).toBe(true);
+    // the same messages in the same order
+    expect(batched.c.all(isUpdate())).toEqual(plain.c.all(isUpdate()));
+    const vs = batched.c.all(isUpdate()).map((u) => u.v);
+    expect(vs).toEqual(Array.from({ length: total }, (_, i) => batched.w.version + 1 + i));
+  });
+});
+
+// ======================================================================= RFC 6455 close codes
+
+describe("RFC 6455 (the transport is a WebSocket)", () => {
+  /** A bare WebSocket over TCP: writes any frame, reads the server's close code. */
+  async function rawSocket(room: string): Promise<{ send(frame: Buffer): void; closeCode(): Promise<number | null> }> {
+    const socket = net.connect(server.port, "127.0.0.1");
+    let buf = Buffer.alloc(0);
+    let upgraded = false;
+    let code: number | null | undefined;
+    let wake: (() => void) | null = null;
+    let welcomed = false;
+    const parse = () => {
+      if (!upgraded) {
+        const end = buf.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        if (!buf.subarray(0, end).toString("latin1").startsWith("HTTP/1.1 101")) throw new Error(`no upgrade: ${buf.toString("latin1").slice(0, 80)}`);
+        buf = buf.subarray(end + 4);
+        upgraded = true;
+      }
+      for (;;) {
+        if (buf.length < 2) return;
+        const opcode = (buf[0] as number) & 0x0f;
+        let len = (buf[1] as number) & 0x7f;
+        let off = 2;
+        if (len === 126) {
+          if (buf.length < 4) return;
+          len = buf.readUInt16BE(2);
+          off = 4;
+        } else if (len === 127) {
+          if (buf.length < 10) return;
+          len = Number(buf.readBigUInt64BE(2));
+          off = 10;
+        }
+        if (buf.length < off + len) return;
+        const payload = buf.subarray(off, off + len);
+        buf = buf.subarray(off + len);
+        if (opcode === 8) code = payload.length >= 2 ? payload.readUInt16BE(0) : null;
+        if (opcode === 1 && payload.toString().includes('"welcome"')) welcomed = true;
+      }
+    };
+    socket.on("data", (d: Buffer) => {
+      buf = Buffer.concat([buf, d]);
+      try {
+        parse();
+      } catch {
+        code = null;
+        socket.destroy();
+      }
+      wake?.();
+    });
+    socket.on("close", () => {
+      if (code === undefined) code = null;
+      wake?.();
+    });
+    socket.on("error", () => undefined);
+    const waitFor = (check: () => boolean, what: string) =>
+      new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), DEFAULT_WAIT_MS);
+        wake = () => {
+          if (check()) {
+            clearTimeout(timer);
+            wake = null;
+            resolve();
+          }
+        };
+        wake();
+      });
+    await new Promise<void>((resolve) => socket.once("connect", () => resolve()));
+    socket.write(`GET /ws/${room} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: Upgrade\r\nUpgrade: websocket\r\nSec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n`);
+    const frame = (opcode: number, payload: Buffer, masked = true, rsv = 0): Buffer => {
+      const mask = Buffer.from([0x12, 0x34, 0x56, 0x78]);
+      const body = masked ? Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] as number))) : payload;
+      return Buffer.concat([Buffer.from([0x80 | rsv | opcode, (masked ? 0x80 : 0) | payload.length]), masked ? mask : Buffer.alloc(0), body]);
+    };
+    socket.write(frame(1, Buffer.from(JSON.stringify({ t: "hello", protocol: 1 }))));
+    await waitFor(() => welcomed, "welcome");
+    return {
+      send: (f) => socket.write(f),
+      closeCode: async () => {
+        await waitFor(() => code !== undefined, "a close frame");
+        socket.destroy();
+        return code ?? null;
+      },
+    };
+  }
+  const masked = (opcode: number, payload: Buffer, rsv = 0): Buffer => {
+    const mask = Buffer.from([1, 2, 3, 4]);
+    return Buffer.concat([Buffer.from([0x80 | rsv | opcode, 0x80 | payload.length]), mask, Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] as number)))]);
+  };
+
+  it("a text frame that is not valid UTF-8 is closed with 1007", async () => {
+    // RFC 6455 §8.1: "When an endpoint is to interpret a byte stream as UTF-8 but finds that the
+    // byte stream is not, in fact, a valid UTF-8 stream, that endpoint MUST _Fail the WebSocket
+    // Connection_" and §7.4.1: "1007 indicates that an endpoint is terminating the connection
+    // because it has received data within a message that was not consistent with the type of the
+    // message (e.g., non-UTF-8 [RFC3629] data within a text message)."
+    const s = await rawSocket(newRoom("utf8"));
+    s.send(masked(1, Buffer.from([0x22, 0xc3, 0x28, 0x22])));
+    expect(await s.closeCode()).toBe(1007);
+  });
+
+  it("a protocol violation (an unmasked client frame, a reserved bit, a reserved opcode) is closed with 1002", async () => {
+    // RFC 6455 §5.1: "The server MUST close the connection upon receiving a frame that is not
+    // masked. In this case, a server MAY send a Close frame with a status code of 1002 (protocol
+    // error)" / §7.4.1: "1002 indicates that an endpoint is terminating the connection due to a
+    // protocol error."
+    const unmasked = await rawSocket(newRoom("unmasked"));
+    unmasked.send(Buffer.concat([Buffer.from([0x81, 2]), Buffer.from("{}")]));
+    const rsv = await rawSocket(newRoom("rsv"));
+    rsv.send(masked(1, Buffer.from("{}"), 0x40));
+    const opcode = await rawSocket(newRoom("opcode"));
+    opcode.send(masked(3, Buffer.from("{}")));
+    expect([await unmasked.closeCode(), await rsv.closeCode(), await opcode.closeCode()]).toEqual([1002, 1002, 1002]);
+  });
+});
+
+// ================================================= a second server: service timeout, shutdown
+
+describe("a server with a short service timeout, then shut down", () => {
+  let short: RunningServer;
+  beforeAll(async () => {
+    short = await startBinary(SERVER_BIN, ["serve", "--bind", "127.0.0.1:0", "--memory", "--static", "/nonexistent", "--service-timeout-ms", "200"]);
+  });
+  afterAll(async () => {
+    await short?.stop();
+  });
+
+  it("result.error timeout when a service does not answer within service_timeout", async () => {
+    // "`{"t":"result","id":3,"error":{"code":"timeout","reason":"service layout did not answer
+    // within 10000 ms"}}`" / "`service_timeout` | 10 s" (here set to 200 ms)
+    const c = new Conn(short.wsUrl("timeout"));
+    await c.opened;
+    c.send({ t: "hello", protocol: 1 });
+    await c.next(isWelcome, "welcome");
+    c.send({ t: "call", id: 3, service: "slow", args: { ms: 2000 } });
+    const r = await c.next(isResult(3), "result 3");
+    expect(r.error?.code).toBe("timeout");
+    expect(r.ok).toBeUndefined();
+  });
+
+  it("1001: the server is shutting down", async () => {
+    // "1001 | the server is shutting down (reconnect later)"
+    const c = new Conn(short.wsUrl("shutdown"));
+    await c.opened;
+    c.send({ t: "hello", protocol: 1 });
+    await c.next(isWelcome, "welcome");
+    const stopped = short.stop();
+    expect((await c.waitClosed(10_000)).code).toBe(1001);
+    await stopped;
+  });
+});
