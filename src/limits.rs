@@ -81,8 +81,17 @@ pub struct ServerLimits {
     /// Size of the per-client token bucket.
     pub message_burst_max: u32,
     /// Messages waiting to be written to one client. A client that lets it fill is cut off
-    /// (close 4003) rather than holding memory or slowing the room; it can resume.
+    /// (close 4003) rather than holding memory or slowing the room; it can resume. Half of it
+    /// bounds a resume's catch-up (more missed updates get a snapshot).
     pub outbound_queue_len_max: usize,
+    /// Bytes waiting to be written to one client (an update shared by many clients counts for
+    /// each): past it, the client is cut off (4003). An empty queue still takes one message of
+    /// any size (a big room's welcome). Half of it bounds a resume's catch-up.
+    pub outbound_queue_bytes_max: usize,
+    /// Bytes waiting to be written to all clients of the server together: past it, the client
+    /// whose message would go over is cut off (4003), so many slow clients cannot together hold
+    /// more than this.
+    pub outbound_bytes_max: usize,
     /// Serialized bytes of one presence state.
     pub presence_bytes_max: usize,
     /// Undecodable messages one connection may send before it is closed (4004).
@@ -124,7 +133,9 @@ impl Default for ServerLimits {
             action_changes_max: 1000,
             messages_per_second_max: 200,
             message_burst_max: 400,
-            outbound_queue_len_max: 4096,
+            outbound_queue_len_max: 32_768,
+            outbound_queue_bytes_max: 16 << 20,
+            outbound_bytes_max: 1 << 30,
             presence_bytes_max: 4096,
             errors_max: 10,
             http_header_timeout_ms: 10_000,

@@ -9,6 +9,10 @@
 //! Must not: block on a socket, hold a lock across an await, or know the wire beyond
 //! `protocol`'s encoders.
 
+mod outbound;
+
+pub(crate) use outbound::{channel as outbound_channel, OutboundBudget, OutboundReceiver, OutboundSender, QueueFull};
+
 use crate::limits::ServerLimits;
 use crate::model::{Actor, Change, Document, ModelError, ObjId, Rejection, Transition, Tx, UndoHistory, Value};
 use crate::protocol::{self, close, Resume};
@@ -58,7 +62,7 @@ pub(crate) struct SessionLink {
     /// Tells this connection apart from a newer one of the same client (a resume while the old
     /// socket is still open): the old session's leave must not remove the new one.
     pub(crate) connection: ConnectionId,
-    pub(crate) out: mpsc::Sender<Frame>,
+    pub(crate) out: OutboundSender,
     pub(crate) closer: Arc<Closer>,
 }
 
@@ -595,9 +599,9 @@ impl RoomState {
             read_only: request.read_only,
         });
         self.metrics.bytes_out.inc_by(welcome.len() as u64);
-        link.out.try_send(welcome.into()).map_err(|_| JoinError::NotReading)?;
+        link.out.try_queue(welcome.into()).map_err(|_| JoinError::NotReading)?;
         for frame in catchup.into_iter().flatten() {
-            link.out.try_send(frame).map_err(|_| JoinError::NotReading)?;
+            link.out.try_queue(frame).map_err(|_| JoinError::NotReading)?;
         }
         self.clients.insert(
             client.clone(),
@@ -622,7 +626,10 @@ impl RoomState {
         if first > v + 1 || (now - v) as usize > self.limits.outbound_queue_len_max / 2 {
             return None;
         }
-        Some(self.log.iter().filter(|(ver, _)| *ver > v).map(|(_, f)| f.clone()).collect())
+        let missed: Vec<Frame> = self.log.iter().filter(|(ver, _)| *ver > v).map(|(_, f)| f.clone()).collect();
+        // The catch-up must leave room in the client's queue for what comes next.
+        let bytes: usize = missed.iter().map(|f| f.len()).sum();
+        (bytes <= self.limits.outbound_queue_bytes_max / 2).then_some(missed)
     }
 
     fn new_client_id(&self) -> ClientId {
@@ -785,43 +792,44 @@ impl RoomState {
             .chunks(BATCH_MESSAGES_MAX)
             .map(|chunk| protocol::encode_batch(chunk.iter().map(|f| f.as_str())).into())
             .collect();
-        let mut slow: Vec<ClientId> = Vec::new();
+        let mut slow: Vec<(ClientId, QueueFull)> = Vec::new();
         for (id, c) in &self.clients {
             let out: &[Frame] = if c.batch { &batches } else { &frames };
             for f in out {
-                if c.link.out.try_send(f.clone()).is_err() {
-                    slow.push(id.clone());
+                if let Err(full) = c.link.out.try_queue(f.clone()) {
+                    slow.push((id.clone(), full));
                     break;
                 }
                 self.metrics.bytes_out.inc_by(f.len() as u64);
             }
         }
-        for id in slow {
+        self.cut_off_slow(slow);
+    }
+
+    /// Cuts off the clients whose queue refused a frame (close 4003): they can resume.
+    fn cut_off_slow(&mut self, slow: Vec<(ClientId, QueueFull)>) {
+        for (id, full) in slow {
             self.metrics.slow_disconnects.inc();
-            let reason = format!("too slow: more than {} messages waiting", self.limits.outbound_queue_len_max);
+            let reason = too_slow(full, &self.limits);
             self.drop_client(&id, Some((close::TOO_SLOW, reason)));
         }
     }
 
     /// Queues `frame` to every client (but `except`); cuts off clients whose queue is full.
     fn broadcast(&mut self, frame: &Frame, except: Option<&ClientId>) {
-        let mut slow: Vec<ClientId> = Vec::new();
+        let mut slow: Vec<(ClientId, QueueFull)> = Vec::new();
         for (id, c) in &self.clients {
             if except == Some(id) {
                 continue;
             }
-            match c.link.out.try_send(frame.clone()) {
+            match c.link.out.try_queue(frame.clone()) {
                 Ok(()) => {
                     self.metrics.bytes_out.inc_by(frame.len() as u64);
                 }
-                Err(_) => slow.push(id.clone()),
+                Err(full) => slow.push((id.clone(), full)),
             }
         }
-        for id in slow {
-            self.metrics.slow_disconnects.inc();
-            let reason = format!("too slow: more than {} messages waiting", self.limits.outbound_queue_len_max);
-            self.drop_client(&id, Some((close::TOO_SLOW, reason)));
-        }
+        self.cut_off_slow(slow);
     }
 
     /// Sends `frame` to one client; cuts it off if its queue is full.
@@ -831,10 +839,8 @@ impl RoomState {
         let Some(c) = self.clients.get(client) else {
             return;
         };
-        if c.link.out.try_send(frame).is_err() {
-            self.metrics.slow_disconnects.inc();
-            let reason = format!("too slow: more than {} messages waiting", self.limits.outbound_queue_len_max);
-            self.drop_client(client, Some((close::TOO_SLOW, reason)));
+        if let Err(full) = c.link.out.try_queue(frame) {
+            self.cut_off_slow(vec![(client.clone(), full)]);
         }
     }
 
@@ -862,6 +868,20 @@ impl RoomState {
             let frame: Frame = protocol::encode_presence(client, &Value::Null).into();
             self.broadcast(&frame, None);
         }
+    }
+}
+
+/// The close reason of a client whose queue refused a frame.
+pub(crate) fn too_slow(full: QueueFull, limits: &ServerLimits) -> String {
+    match full {
+        QueueFull::Session => format!(
+            "too slow: more than {} messages or {} bytes waiting",
+            limits.outbound_queue_len_max, limits.outbound_queue_bytes_max
+        ),
+        QueueFull::Server => {
+            format!("too slow: the server's {} bytes for waiting messages are taken", limits.outbound_bytes_max)
+        }
+        QueueFull::Closed => "the connection is closing".to_owned(),
     }
 }
 

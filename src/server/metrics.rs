@@ -26,6 +26,8 @@ pub struct Metrics {
     pub slow_disconnects: Counter,
     /// Messages that could not be decoded, or were rate limited.
     pub bad_messages: Counter,
+    /// Bytes waiting in every session's outbound queue (set when the metrics are read).
+    pub outbound_bytes: Gauge,
     /// Stored rooms that could not be loaded (each attempt counts).
     pub room_load_failures: Counter,
 }
@@ -44,6 +46,7 @@ impl Default for Metrics {
             slow_disconnects: Counter::default(),
             bad_messages: Counter::default(),
             room_load_failures: Counter::default(),
+            outbound_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("rooms", "Rooms loaded", m.rooms.clone());
@@ -59,6 +62,11 @@ impl Default for Metrics {
             "room_load_failures",
             "Attempts to load a stored room that failed (see the ERROR log line)",
             m.room_load_failures.clone(),
+        );
+        registry.register(
+            "outbound_bytes",
+            "Bytes waiting in the clients' outbound queues (bounded by outbound_bytes_max)",
+            m.outbound_bytes.clone(),
         );
         Metrics { registry, ..m }
     }

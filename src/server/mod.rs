@@ -178,6 +178,7 @@ impl ServerBuilder {
             self.model_limits.json_depth_max(),
             crate::protocol::TRUSTED_JSON_DEPTH_MAX,
         );
+        let outbound = room::OutboundBudget::new(self.limits.outbound_bytes_max);
         Server {
             inner: Arc::new(Inner {
                 types: Arc::new(self.types),
@@ -193,6 +194,7 @@ impl ServerBuilder {
                 generation: AtomicU64::new(0),
                 metrics: Arc::new(Metrics::default()),
                 clients: AtomicUsize::new(0),
+                outbound,
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
@@ -218,6 +220,8 @@ pub(crate) struct Inner {
     generation: AtomicU64,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) clients: AtomicUsize,
+    /// Bytes queued to every session, against `outbound_bytes_max`.
+    pub(crate) outbound: Arc<room::OutboundBudget>,
     pub(crate) shutdown: CancellationToken,
     pub(crate) tasks: TaskTracker,
 }
@@ -298,6 +302,7 @@ impl Server {
 
     /// The metrics in Prometheus text format.
     pub fn metrics(&self) -> String {
+        self.inner.metrics.outbound_bytes.set(i64::try_from(self.inner.outbound.bytes()).unwrap_or(i64::MAX));
         self.inner.metrics.render()
     }
 }
@@ -470,6 +475,7 @@ async fn ws_handler(State(inner): State<Arc<Inner>>, Path(room): Path<String>, r
 }
 
 async fn metrics_handler(State(inner): State<Arc<Inner>>) -> impl IntoResponse {
+    inner.metrics.outbound_bytes.set(i64::try_from(inner.outbound.bytes()).unwrap_or(i64::MAX));
     ([("content-type", "text/plain; version=0.0.4")], inner.metrics.render())
 }
 

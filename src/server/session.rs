@@ -7,14 +7,15 @@ use super::{AuthRequest, Inner, ServiceCall};
 use crate::model::Value;
 use crate::protocol::{self, close, ClientMessage};
 use crate::room::{
-    next_connection_id, ClientId, Closer, Command, Frame, JoinError, JoinRequest, RoomHandle, SessionLink,
+    next_connection_id, outbound_channel, too_slow, ClientId, Closer, Command, Frame, JoinError, JoinRequest,
+    OutboundReceiver, RoomHandle, SessionLink,
 };
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
 use tokio_tungstenite::tungstenite::Message;
@@ -134,14 +135,18 @@ async fn connected(
     inner.metrics.clients.dec();
 }
 
-type Joined = (RoomHandle, ClientId, SessionLink, mpsc::Receiver<Frame>);
+type Joined = (RoomHandle, ClientId, SessionLink, OutboundReceiver);
 
 async fn join(inner: &Arc<Inner>, room_name: &str, hello: &Hello, read_only: bool) -> Result<Joined, String> {
     // A room being unloaded answers "try again"; the next attempt loads it afresh.
     let mut last_error = String::new();
     for _ in 0..3 {
         let room = inner.room(room_name).await.map_err(|e| e.to_string())?;
-        let (out, rx) = mpsc::channel(inner.limits.outbound_queue_len_max);
+        let (out, rx) = outbound_channel(
+            inner.limits.outbound_queue_len_max,
+            inner.limits.outbound_queue_bytes_max,
+            inner.outbound.clone(),
+        );
         let link = SessionLink { connection: next_connection_id(), out, closer: Arc::new(Closer::default()) };
         let (reply, answer) = oneshot::channel();
         let request = JoinRequest {
@@ -296,22 +301,22 @@ async fn dispatch(
     let client = client.clone();
     let cmd = match msg {
         ClientMessage::Hello { .. } => {
-            return queue(link, protocol::encode_error("bad_message", "hello was already received"));
+            return queue(link, inner, protocol::encode_error("bad_message", "hello was already received"));
         }
         ClientMessage::Action { id, .. } | ClientMessage::Undo { id, .. } | ClientMessage::Redo { id, .. }
             if id > protocol::ID_MAX =>
         {
             let reason = format!("action id {id} is above {} (2^53 - 1)", protocol::ID_MAX);
-            return queue(link, protocol::encode_reject(id, "bad_id", &reason, None));
+            return queue(link, inner, protocol::encode_reject(id, "bad_id", &reason, None));
         }
         ClientMessage::Call { id, .. } if id > protocol::ID_MAX => {
             let reason = format!("call id {id} is above {} (2^53 - 1)", protocol::ID_MAX);
-            return queue(link, protocol::encode_result(id, Err(("bad_id", &reason))));
+            return queue(link, inner, protocol::encode_result(id, Err(("bad_id", &reason))));
         }
         ClientMessage::Action { id, changes, .. } if changes.len() > limits.action_changes_max => {
             let reason =
                 format!("the action has {} changes; the limit is {}", changes.len(), limits.action_changes_max);
-            return queue(link, protocol::encode_reject(id, "too_many_changes", &reason, None));
+            return queue(link, inner, protocol::encode_reject(id, "too_many_changes", &reason, None));
         }
         ClientMessage::Action { id, base, changes } => Command::Action { client, id, base, changes },
         ClientMessage::Undo { id, scope } => Command::Undo { client, id, scope, redo: false },
@@ -320,7 +325,7 @@ async fn dispatch(
             let size = serde_json::to_string(&state).map_or(usize::MAX, |s| s.len());
             if size > limits.presence_bytes_max {
                 let reason = format!("presence state of {size} bytes; the limit is {}", limits.presence_bytes_max);
-                return queue(link, protocol::encode_error("too_large", &reason));
+                return queue(link, inner, protocol::encode_error("too_large", &reason));
             }
             Command::Presence { client, state }
         }
@@ -344,11 +349,12 @@ fn call(
 ) {
     let Some(f) = inner.services.get(&service).cloned() else {
         let reason = format!("no service named {service:?}");
-        queue(&link, protocol::encode_result(id, Err(("no_such_service", &reason))));
+        queue(&link, &inner, protocol::encode_result(id, Err(("no_such_service", &reason))));
         return;
     };
     let timeout = Duration::from_millis(inner.limits.service_timeout_ms);
-    inner.tasks.spawn(
+    let tasks = inner.tasks.clone();
+    tasks.spawn(
         async move {
             let frame = match tokio::time::timeout(timeout, f(ServiceCall { room, client, args })).await {
                 Ok(Ok(v)) => protocol::encode_result(id, Ok(&v)),
@@ -358,16 +364,17 @@ fn call(
                     protocol::encode_result(id, Err(("timeout", &reason)))
                 }
             };
-            queue(&link, frame);
+            queue(&link, &inner, frame);
         }
         .in_current_span(),
     );
 }
 
 /// Queues a message for this session; a full queue cuts it off. `false` if cut off.
-fn queue(link: &SessionLink, text: String) -> bool {
-    if link.out.try_send(text.into()).is_err() {
-        link.closer.close(close::TOO_SLOW, "too slow: the outbound queue is full");
+fn queue(link: &SessionLink, inner: &Inner, text: String) -> bool {
+    if let Err(full) = link.out.try_queue(text.into()) {
+        inner.metrics.slow_disconnects.inc();
+        link.closer.close(close::TOO_SLOW, too_slow(full, &inner.limits));
         return false;
     }
     true
@@ -381,14 +388,14 @@ fn complain(link: &SessionLink, inner: &Inner, errors: &mut u32, code: &str, rea
         link.closer.close(close::TOO_MANY_ERRORS, format!("more than {} bad messages", inner.limits.errors_max));
         return false;
     }
-    queue(link, protocol::encode_error(code, reason))
+    queue(link, inner, protocol::encode_error(code, reason))
 }
 
 /// Writes the room's frames and pings until the session closes; says whether any frame was
 /// large.
 async fn write_loop(
     mut sink: SplitSink<Socket, Message>,
-    mut rx: mpsc::Receiver<Frame>,
+    mut rx: OutboundReceiver,
     closer: Arc<Closer>,
     inner: Arc<Inner>,
 ) -> bool {
@@ -403,27 +410,19 @@ async fn write_loop(
             _ = &mut closed => break,
             frame = rx.recv() => {
                 let Some(frame) = frame else { break };
-                sent_large |= frame.len() >= LARGE_FRAME_BYTES;
-                if feed(&mut sink, frame).await.is_err() {
-                    closer.close(close::NORMAL, "write failed");
-                    return sent_large;
-                }
-                let mut n = 1;
-                while n < WRITE_BATCH_MAX {
-                    match rx.try_recv() {
-                        Ok(frame) => {
-                            if feed(&mut sink, frame).await.is_err() {
-                                closer.close(close::NORMAL, "write failed");
-                                return sent_large;
-                            }
-                            n += 1;
-                        }
-                        Err(_) => break,
+                // A client that does not read blocks the write; the session must still end when
+                // it is cut off (or the server stops), so the write waits on the closer too.
+                let written = tokio::select! {
+                    biased;
+                    _ = &mut closed => break,
+                    written = write_burst(&mut sink, &mut rx, frame) => written,
+                };
+                match written {
+                    Ok(large) => sent_large |= large,
+                    Err(_) => {
+                        closer.close(close::NORMAL, "write failed");
+                        return sent_large;
                     }
-                }
-                if sink.flush().await.is_err() {
-                    closer.close(close::NORMAL, "write failed");
-                    return sent_large;
                 }
             }
             _ = ping.tick() => {
@@ -440,7 +439,7 @@ async fn write_loop(
         // for being slow gets no more of what it could not read.
         if code != close::TOO_SLOW {
             let mut n = 0;
-            while let (true, Ok(frame)) = (n < WRITE_BATCH_MAX, rx.try_recv()) {
+            while let (true, Some(frame)) = (n < WRITE_BATCH_MAX, rx.try_recv()) {
                 if feed(&mut sink, frame).await.is_err() {
                     return;
                 }
@@ -453,6 +452,26 @@ async fn write_loop(
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), flush_and_close).await;
     sent_large
+}
+
+/// Writes `first` and what else is queued (up to [`WRITE_BATCH_MAX`] frames), then flushes: a
+/// burst becomes one write. Says whether a frame was large.
+async fn write_burst(
+    sink: &mut SplitSink<Socket, Message>,
+    rx: &mut OutboundReceiver,
+    first: Frame,
+) -> Result<bool, tokio_tungstenite::tungstenite::Error> {
+    let mut large = first.len() >= LARGE_FRAME_BYTES;
+    feed(sink, first).await?;
+    let mut n = 1;
+    while n < WRITE_BATCH_MAX {
+        let Some(frame) = rx.try_recv() else { break };
+        large |= frame.len() >= LARGE_FRAME_BYTES;
+        feed(sink, frame).await?;
+        n += 1;
+    }
+    sink.flush().await?;
+    Ok(large)
 }
 
 /// After the close frame: reads (and drops) what the client still sends, until its own close or

@@ -314,3 +314,129 @@ async fn a_ping_flood_is_rate_limited_like_messages() {
     assert_eq!(code, Some(4004));
     ts.stop().await;
 }
+
+type RawSocket = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+/// A client that says hello, then only writes: it never reads what the server sends.
+async fn non_reader(url: &str) -> RawSocket {
+    use futures_util::SinkExt;
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let hello = r#"{"t":"hello","protocol":1}"#;
+    ws.send(tokio_tungstenite::tungstenite::Message::text(hello)).await.expect("hello");
+    ws
+}
+
+/// A metric's value from the server's Prometheus text.
+fn metric(ts: &TestServer, name: &str) -> u64 {
+    let text = ts.server.metrics();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .map_or(0, |v| v as u64)
+}
+
+/// Waits (bounded) until `slow_disconnects_total` reaches `n`.
+async fn until_cut_off(ts: &TestServer, n: u64) {
+    within(async {
+        while metric(ts, "objectsync_slow_disconnects_total") < n {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
+
+/// Calls `echo` with about 256 KiB of arguments, `count` times, without reading the results
+/// (stops when the server closes the connection).
+async fn pile_up_results(ws: &mut RawSocket, count: u64) {
+    use futures_util::SinkExt;
+    let args = "y".repeat(256 * 1024);
+    for id in 1..=count {
+        let call = format!(r#"{{"t":"call","id":{id},"service":"echo","args":"{args}"}}"#);
+        match tokio::time::timeout(DEADLINE, ws.send(tokio_tungstenite::tungstenite::Message::text(call))).await {
+            Ok(Ok(())) => {}
+            Ok(Err(_)) => return, // cut off
+            Err(_) => panic!("the server stopped reading a client it did not close"),
+        }
+    }
+}
+
+/// A client that asks for large service results and never reads them is cut off once its queue
+/// holds `outbound_queue_bytes_max` (400 results are far fewer than `outbound_queue_len_max`
+/// messages); the others carry on. (The client is not reading: its close frame may not reach
+/// it, so the cut-off is read from the metrics.)
+#[tokio::test]
+async fn a_non_reader_is_cut_off_by_the_bytes_it_holds_not_the_count() {
+    let limits = objectsync::ServerLimits { outbound_queue_bytes_max: 1 << 20, ..TestServer::builder_limits() };
+    let ts = TestServer::start_with(objectsync::demo::server().limits(limits)).await;
+    let mut slow = non_reader(&ts.url("r")).await;
+    // Bounded: 400 results of 256 KiB (100 MiB) at most; the queue holds 1 MiB.
+    pile_up_results(&mut slow, 400).await;
+    until_cut_off(&ts, 1).await;
+    let mut a = ts.client("r").await;
+    let n = a.new_object_id();
+    within(a.act(vec![create_node(&n, 1)])).await.expect("the others carry on");
+    assert!(metric(&ts, "objectsync_outbound_bytes") < 1 << 20, "the queue's bytes were given back");
+    ts.stop().await;
+}
+
+/// Many slow clients together cannot hold more than `outbound_bytes_max`: past it, the client
+/// whose result would go over is cut off, though each holds less than its own bound.
+#[tokio::test]
+async fn slow_clients_together_are_bounded_by_the_server_budget() {
+    let budget = 2usize << 20;
+    let limits = objectsync::ServerLimits {
+        outbound_queue_bytes_max: 1 << 30,
+        outbound_bytes_max: budget,
+        ..TestServer::builder_limits()
+    };
+    let ts = TestServer::start_with(objectsync::demo::server().limits(limits)).await;
+    let mut first = non_reader(&ts.url("r")).await;
+    let mut second = non_reader(&ts.url("r")).await;
+    let (a, b) = tokio::join!(pile_up_results(&mut first, 200), pile_up_results(&mut second, 200));
+    let ((), ()) = (a, b);
+    until_cut_off(&ts, 1).await;
+    assert!(metric(&ts, "objectsync_outbound_bytes") <= (budget + (300 << 10)) as u64);
+    let mut c = ts.client("r").await;
+    assert_eq!(within(c.call("echo", Value::from("hi"))).await.map(|_| ()), Ok(()), "a reader is served");
+    ts.stop().await;
+}
+
+/// A client 2,500 versions behind resumes from the log (the doc promises the last
+/// `room_log_versions_max` = 10,000 updates), not from a snapshot.
+#[tokio::test]
+async fn a_resume_within_the_documented_window_gets_the_missed_updates() {
+    let ts = TestServer::start().await;
+    let mut a = ts.client("r").await;
+    let n = a.new_object_id();
+    within(a.act(vec![create_node(&n, 1)])).await.expect("ok");
+    let (resume, mirror) = a.into_resume();
+    let room = ts.server.room("r").await.expect("room");
+    for i in 0..2500i64 {
+        let id = n.clone();
+        within(room.transact(move |tx| {
+            tx.apply(objectsync::model::Change::DictSet {
+                obj: id,
+                attr: "pos".into(),
+                key: "x".into(),
+                value: Value::Int(i % 1000),
+            })
+        }))
+        .await
+        .expect("server change");
+    }
+    let mut a = within(Client::connect(
+        &ts.url("r"),
+        ConnectOptions { resume: Some((resume.clone(), mirror)), ..ConnectOptions::default() },
+    ))
+    .await
+    .expect("resume");
+    let mut missed = 0;
+    while let Ok(Ok(Event::Update { .. })) =
+        tokio::time::timeout(std::time::Duration::from_millis(200), a.next_event()).await
+    {
+        missed += 1;
+    }
+    assert_eq!(missed, 2500, "every missed update, not a snapshot");
+    assert_eq!(a.mirror().to_snapshot(), ts.snapshot("r").await);
+    ts.stop().await;
+}
