@@ -36,8 +36,9 @@ enum Command {
     },
     /// Write TypeScript declarations of the SObject types (a class per type with typed getters).
     Codegen {
-        /// The language (only `ts`).
-        #[arg(value_parser = ["ts"])]
+        /// `ts` (a class per type) or `json` (every type's attributes with kind and default, as
+        /// `GET /types` serves them).
+        #[arg(value_parser = ["ts", "json"])]
         language: String,
         /// Which types.
         #[arg(long, default_value = "demo")]
@@ -112,8 +113,11 @@ async fn run() -> anyhow::Result<()> {
         Command::Serve { bind, static_dir, preset, storage, service_timeout_ms } => {
             serve(bind, static_dir, preset, storage, service_timeout_ms).await
         }
-        Command::Codegen { preset, import, out, .. } => {
-            let ts = objectsync::codegen::typescript(&types(preset), &import);
+        Command::Codegen { language, preset, import, out } => {
+            let ts = match language.as_str() {
+                "json" => objectsync::protocol::encode_types(&types(preset)) + "\n",
+                _ => objectsync::codegen::typescript(&types(preset), &import),
+            };
             match out {
                 Some(path) => std::fs::write(&path, ts).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?,
                 None => print!("{ts}"),

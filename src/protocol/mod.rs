@@ -27,6 +27,11 @@ pub mod close {
     pub const NORMAL: u16 = 1000;
     /// The server is shutting down.
     pub const GOING_AWAY: u16 = 1001;
+    /// A WebSocket protocol violation (RFC 6455: an unmasked client frame, a reserved bit or
+    /// opcode, a bad fragment sequence).
+    pub const PROTOCOL_ERROR: u16 = 1002;
+    /// A text message that is not valid UTF-8 (RFC 6455).
+    pub const INVALID_DATA: u16 = 1007;
     /// A frame larger than `frame_bytes_max`.
     pub const TOO_BIG: u16 = 1009;
     /// First message not a valid `hello`, or an unsupported protocol.
@@ -189,8 +194,9 @@ pub struct Welcome<'a> {
     /// Present when the client must reload the tree.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub snapshot: Option<SnapshotView<'a>>,
-    /// Other clients' presence.
-    pub presence: HashMap<&'a str, &'a Value>,
+    /// Other clients' presence, by client id in sorted order (like every JSON object the server
+    /// writes).
+    pub presence: std::collections::BTreeMap<&'a str, &'a Value>,
     /// Whether the client may change nothing.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
@@ -406,6 +412,36 @@ pub struct ServiceError {
     pub code: String,
     /// Human reason.
     pub reason: String,
+}
+
+/// The registered types as clients read them (`GET /types`, `objectsync codegen json`): every
+/// type's name and its attributes with their kind and default value, in registration order.
+pub fn encode_types(types: &crate::model::TypeRegistry) -> String {
+    #[derive(Serialize)]
+    struct Attr<'a> {
+        name: &'a str,
+        kind: &'a str,
+        default: &'a Value,
+    }
+    #[derive(Serialize)]
+    struct Type<'a> {
+        name: &'a str,
+        attrs: Vec<Attr<'a>>,
+    }
+    #[derive(Serialize)]
+    struct Types<'a> {
+        protocol: u32,
+        types: Vec<Type<'a>>,
+    }
+    let described = types.describe_with_defaults();
+    let types = described
+        .iter()
+        .map(|(name, attrs)| Type {
+            name,
+            attrs: attrs.iter().map(|a| Attr { name: a.name, kind: a.kind.name(), default: a.default }).collect(),
+        })
+        .collect();
+    serde_json::to_string(&Types { protocol: PROTOCOL_VERSION, types }).unwrap_or_default()
 }
 
 /// Decodes a server message (for the Rust client and tests).

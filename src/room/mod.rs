@@ -20,7 +20,7 @@ use crate::server::metrics::Metrics;
 use crate::server::Inner;
 use crate::store::{KnownClient, LogEntry, RoomSnapshot, Store, StoreError, WriteBatch};
 use compact_str::CompactString;
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, OnceLock, Weak};
@@ -433,7 +433,10 @@ impl RoomState {
         }
         let store = self.store.clone();
         let name = self.name.to_string();
-        if let Some(last) = self.unsynced.entries.last().map(|e| e.version) {
+        if !self.unsynced.entries.is_empty() || !self.unsynced.clients.is_empty() {
+            // Everything before this batch is durable (one store operation at a time), so a batch
+            // of client records alone makes the current version's rejects releasable.
+            let last = self.unsynced.entries.last().map_or(self.doc.version(), |e| e.version);
             let batch = std::mem::take(&mut self.unsynced);
             self.inflight = Some(Box::pin(async move { store.append(&name, batch).await.map(|()| Some(last)) }));
             return;
@@ -577,7 +580,7 @@ impl RoomState {
         let catchup = from.and_then(|v| self.log_since(v));
         let resume_token = self.resume_token(&client);
         let known = self.known.entry(client.clone()).or_insert(Known { last_action: 0 });
-        let presence: HashMap<&str, &Value> = self
+        let presence: BTreeMap<&str, &Value> = self
             .clients
             .iter()
             .filter(|(_, c)| !c.presence.is_null())
@@ -650,13 +653,13 @@ impl RoomState {
     fn admit(&mut self, client: &ClientId, id: u64) -> Option<Actor> {
         let (actor, read_only) = self.actor_of(client)?;
         if read_only {
-            self.reject(client, id, "read_only", "this client may not change anything", None);
+            self.refuse(client, id, "read_only", "this client may not change anything");
             return None;
         }
         let last = self.known.get(client).map_or(0, |k| k.last_action);
         if id <= last {
             let reason = format!("action {id} is not above the last processed action {last}");
-            self.reject(client, id, "duplicate_action", &reason, None);
+            self.refuse(client, id, "duplicate_action", &reason);
             return None;
         }
         if let Some(k) = self.known.get_mut(client) {
@@ -669,6 +672,11 @@ impl RoomState {
         let Some(actor) = self.admit(&client, id) else {
             return;
         };
+        if changes.len() > self.limits.action_changes_max {
+            let reason =
+                format!("the action has {} changes; the limit is {}", changes.len(), self.limits.action_changes_max);
+            return self.reject(&client, id, "too_many_changes", &reason, None);
+        }
         match self.doc.apply(&actor, Some(base), changes) {
             Ok(t) => {
                 self.undo.record(&self.doc, &t, self.now_ms());
@@ -844,9 +852,25 @@ impl RoomState {
         }
     }
 
+    /// Refuses a processed action: its id now counts as processed (`acked`, `duplicate_action`).
+    /// With a durable store the client hears of it only once that is durable, like an update:
+    /// after a crash, `acked` never goes back below an action the client was told was refused.
     fn reject(&mut self, client: &ClientId, action: u64, code: &str, reason: &str, change: Option<usize>) {
         self.metrics.rejects.inc();
-        self.release_or_hold(protocol::encode_reject(action, code, reason, change).into(), Some(client.clone()));
+        let frame: Frame = protocol::encode_reject(action, code, reason, change).into();
+        if !self.durable {
+            return self.release_or_hold(frame, Some(client.clone()));
+        }
+        self.unsynced.clients.push(KnownClient { id: client.clone(), last_action: action });
+        let version = self.unsynced.entries.last().map_or(self.doc.version(), |e| e.version);
+        self.held.push_back(Held { version, frame, to: Some(client.clone()) });
+    }
+
+    /// Refuses an action that was not processed (its id does not count): read-only clients,
+    /// duplicate ids.
+    fn refuse(&mut self, client: &ClientId, action: u64, code: &str, reason: &str) {
+        self.metrics.rejects.inc();
+        self.release_or_hold(protocol::encode_reject(action, code, reason, None).into(), Some(client.clone()));
     }
 
     /// Removes a client (closing its session if `close` is given) and tells the others its

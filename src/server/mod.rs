@@ -258,13 +258,15 @@ impl Server {
         }
     }
 
-    /// The axum router: `GET /ws/{room}` (WebSocket), `/healthz`, `/metrics`, and static files
+    /// The axum router: `GET /ws/{room}` (WebSocket), `/healthz`, `/metrics`, `/types` (the
+    /// registered types with their attribute kinds and defaults, as JSON), and static files
     /// at `/` if configured. Mount it in an existing app with `Router::merge` or `nest`.
     pub fn router(&self) -> Router {
         let mut router = Router::new()
             .route("/ws/{room}", get(ws_handler))
             .route("/healthz", get(|| async { "ok" }))
             .route("/metrics", get(metrics_handler))
+            .route("/types", get(types_handler))
             .with_state(self.inner.clone());
         if let Some(dir) = &self.inner.static_dir {
             router = router.fallback_service(tower_http::services::ServeDir::new(dir));
@@ -472,6 +474,10 @@ async fn ws_handler(State(inner): State<Arc<Inner>>, Path(room): Path<String>, r
             tracker.track_future(session::run(socket, room, inner)).await;
         }
     })
+}
+
+async fn types_handler(State(inner): State<Arc<Inner>>) -> impl IntoResponse {
+    ([("content-type", "application/json")], crate::protocol::encode_types(&inner.types))
 }
 
 async fn metrics_handler(State(inner): State<Arc<Inner>>) -> impl IntoResponse {

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
-use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use tracing::Instrument;
 
 /// Frames written per flush: batches a burst into one syscall without starving pings.
@@ -40,16 +40,25 @@ pub(crate) async fn run(socket: Socket, room: String, inner: Arc<Inner>) {
     let span = tracing::info_span!("session", room = %room, client = tracing::field::Empty);
     async move {
         let (mut sink, mut stream) = socket.split();
-        match handshake(&mut stream, &inner).await {
+        let code = match handshake(&mut stream, &inner).await {
             Err((code, reason)) => {
                 tracing::debug!(code, %reason, "handshake refused");
                 let _ = sink.send(close_message(code, &reason)).await;
+                Some(code)
             }
             Ok(hello) => connected(sink, &mut stream, room, hello, inner.clone()).await,
-        }
+        };
         // At shutdown every session drains at once, and the server waits for them: briefly.
         let drain_for = if inner.shutdown.is_cancelled() { SHUTDOWN_DRAIN_TIMEOUT } else { CLOSE_DRAIN_TIMEOUT };
-        drain(&mut stream, drain_for).await;
+        // After a framing error the stream cannot be read on (an oversized message's payload is
+        // still arriving): the socket is only held open, so the close frame is read before the
+        // unread bytes make the kernel reset the connection.
+        let unreadable = matches!(code, Some(close::TOO_BIG | close::INVALID_DATA | close::PROTOCOL_ERROR));
+        if unreadable {
+            tokio::time::sleep(drain_for).await;
+        } else {
+            drain(&mut stream, drain_for).await;
+        }
     }
     .instrument(span)
     .await
@@ -70,7 +79,10 @@ async fn handshake(stream: &mut SplitStream<Socket>, inner: &Inner) -> Result<He
     let text = match first {
         Some(Ok(Message::Text(t))) => t,
         Some(Ok(_)) => return Err((close::BAD_HANDSHAKE, "the first message must be a text hello".into())),
-        Some(Err(e)) => return Err((close::BAD_HANDSHAKE, format!("read error: {e}"))),
+        Some(Err(e)) => {
+            return Err(read_error_close(&e, &inner.limits)
+                .unwrap_or_else(|| (close::BAD_HANDSHAKE, format!("read error: {e}"))))
+        }
         None => return Err((close::NORMAL, "closed before hello".into())),
     };
     inner.metrics.bytes_in.inc_by(text.len() as u64);
@@ -96,25 +108,26 @@ async fn connected(
     room_name: String,
     hello: Hello,
     inner: Arc<Inner>,
-) {
+) -> Option<u16> {
     let grant = match inner.authorize(AuthRequest { room: room_name.clone(), token: hello.token.clone() }).await {
         Ok(g) => g,
         Err(reason) => {
             let _ = sink.send(close_message(close::UNAUTHORIZED, &reason)).await;
-            return;
+            return Some(close::UNAUTHORIZED);
         }
     };
     if inner.clients.fetch_add(1, Ordering::SeqCst) >= inner.limits.clients_max {
         inner.clients.fetch_sub(1, Ordering::SeqCst);
         let reason = format!("the server has its limit of {} clients", inner.limits.clients_max);
         let _ = sink.send(close_message(close::ROOM_UNAVAILABLE, &reason)).await;
-        return;
+        return Some(close::ROOM_UNAVAILABLE);
     }
     inner.metrics.clients.inc();
     let joined = join(&inner, &room_name, &hello, grant.read_only).await;
-    match joined {
+    let code = match joined {
         Err(reason) => {
             let _ = sink.send(close_message(close::ROOM_UNAVAILABLE, &reason)).await;
+            Some(close::ROOM_UNAVAILABLE)
         }
         Ok((room, client, link, rx)) => {
             tracing::Span::current().record("client", client.as_str());
@@ -129,10 +142,12 @@ async fn connected(
             if writer.await.unwrap_or(false) {
                 release_memory_soon();
             }
+            link.closer.reason().map(|(code, _)| *code)
         }
-    }
+    };
     inner.clients.fetch_sub(1, Ordering::SeqCst);
     inner.metrics.clients.dec();
+    code
 }
 
 type Joined = (RoomHandle, ClientId, SessionLink, OutboundReceiver);
@@ -257,11 +272,9 @@ async fn read_loop(
                 continue;
             }
             Some(Err(e)) => {
-                let text = e.to_string();
-                if text.contains("too long") || text.contains("Space limit") || text.contains("size") {
-                    link.closer.close(close::TOO_BIG, format!("message larger than {} bytes", limits.frame_bytes_max));
-                } else {
-                    tracing::debug!(error = %e, "read error");
+                match read_error_close(&e, limits) {
+                    Some((code, reason)) => link.closer.close(code, reason),
+                    None => tracing::debug!(error = %e, "read error"),
                 }
                 return;
             }
@@ -312,11 +325,6 @@ async fn dispatch(
         ClientMessage::Call { id, .. } if id > protocol::ID_MAX => {
             let reason = format!("call id {id} is above {} (2^53 - 1)", protocol::ID_MAX);
             return queue(link, inner, protocol::encode_result(id, Err(("bad_id", &reason))));
-        }
-        ClientMessage::Action { id, changes, .. } if changes.len() > limits.action_changes_max => {
-            let reason =
-                format!("the action has {} changes; the limit is {}", changes.len(), limits.action_changes_max);
-            return queue(link, inner, protocol::encode_reject(id, "too_many_changes", &reason, None));
         }
         ClientMessage::Action { id, base, changes } => Command::Action { client, id, base, changes },
         ClientMessage::Undo { id, scope } => Command::Undo { client, id, scope, redo: false },
@@ -435,15 +443,14 @@ async fn write_loop(
     }
     let (code, reason) = closer.reason().cloned().unwrap_or((close::NORMAL, String::new()));
     let flush_and_close = async {
-        // Say why before closing (an `error` already queued explains a 4004); a client cut off
-        // for being slow gets no more of what it could not read.
+        // Say why before closing: everything already queued goes out (an `error` explains a
+        // 4004; the queue's bounds bound it, the timeout below the time). A client cut off for
+        // being slow gets no more of what it could not read.
         if code != close::TOO_SLOW {
-            let mut n = 0;
-            while let (true, Some(frame)) = (n < WRITE_BATCH_MAX, rx.try_recv()) {
+            while let Some(frame) = rx.try_recv() {
                 if feed(&mut sink, frame).await.is_err() {
                     return;
                 }
-                n += 1;
             }
         }
         let _ = sink.send(close_message(code, &reason)).await;
@@ -452,6 +459,19 @@ async fn write_loop(
     };
     let _ = tokio::time::timeout(Duration::from_secs(1), flush_and_close).await;
     sent_large
+}
+
+/// The close code and reason RFC 6455 gives a read error that is the client's fault: 1009 for a
+/// message over `frame_bytes_max`, 1007 for a text message that is not UTF-8, 1002 for a
+/// violation of the framing (an unmasked frame, a reserved bit or opcode...). `None` for a
+/// connection that simply failed (nobody to tell).
+fn read_error_close(e: &WsError, limits: &crate::limits::ServerLimits) -> Option<(u16, String)> {
+    match e {
+        WsError::Capacity(_) => Some((close::TOO_BIG, format!("message larger than {} bytes", limits.frame_bytes_max))),
+        WsError::Utf8(_) => Some((close::INVALID_DATA, "a text message that is not valid UTF-8".to_owned())),
+        WsError::Protocol(p) => Some((close::PROTOCOL_ERROR, format!("WebSocket protocol error: {p}"))),
+        _ => None,
+    }
 }
 
 /// Writes `first` and what else is queued (up to [`WRITE_BATCH_MAX`] frames), then flushes: a

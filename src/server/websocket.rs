@@ -35,7 +35,12 @@ pub(crate) struct NotWebSocket(pub(crate) StatusCode, pub(crate) &'static str);
 
 impl IntoResponse for NotWebSocket {
     fn into_response(self) -> Response {
-        (self.0, self.1).into_response()
+        let mut response = (self.0, self.1).into_response();
+        if self.0 == StatusCode::UPGRADE_REQUIRED {
+            // RFC 6455 4.4: a version the server does not speak is answered with the ones it does.
+            response.headers_mut().insert(header::SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+        }
+        response
     }
 }
 

@@ -248,3 +248,36 @@ async fn export_and_import_round_trip_a_room() {
     let copy = within(Client::connect(&server.url("copy"), ConnectOptions::default())).await.expect("connect");
     assert_eq!(copy.mirror().to_snapshot(), before);
 }
+
+/// A refused action counts as processed (`acked`) once the client has heard of it, and that
+/// survives `kill -9`: the refusal is sent only after the client's record is committed with it.
+#[tokio::test]
+async fn acked_covers_refused_actions_after_kill_9() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Binary::start(dir.path());
+    let mut c = within(Client::connect(&server.url("r"), ConnectOptions::default())).await.expect("connect");
+    let n = c.new_object_id();
+    within(c.act(vec![create_node(&n, 1)])).await.expect("applied");
+    // Refused by the model, then by the server's change limit: both are processed.
+    let refused = within(c.act(vec![Change::Delete { id: "root".into() }])).await;
+    assert!(matches!(refused, Err(ClientError::Rejected { ref code, .. }) if code == "root_immutable"), "{refused:?}");
+    let too_many: Vec<Change> = (0..1001).map(|i| set_x(&n, i % 1000)).collect();
+    let refused = within(c.act(too_many)).await;
+    assert!(
+        matches!(refused, Err(ClientError::Rejected { ref code, .. }) if code == "too_many_changes"),
+        "{refused:?}"
+    );
+    let last_refused = 3; // action ids: 1 applied, 2 and 3 refused
+    let (resume, mirror) = c.into_resume();
+    server.kill();
+    let server = Binary::start(dir.path());
+    let c = within(Client::connect(
+        &server.url("r"),
+        ConnectOptions { resume: Some((resume, mirror)), ..Default::default() },
+    ))
+    .await
+    .expect("resume after kill -9");
+    assert!(c.acked() >= last_refused, "acked {} forgot the refused action {last_refused}", c.acked());
+    drop(c);
+    server.kill();
+}

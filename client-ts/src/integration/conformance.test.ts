@@ -540,10 +540,14 @@ describe("Identifiers and numbers", () => {
     }
   });
 
-  it("version: starts at 0 for a new room", async () => {
-    // "**version**: the room's count of state transitions; an integer, starting at 0 for a new room."
+  it("version: a new room's build by the room-create hook is version 1", async () => {
+    // "**version**: the room's count of state transitions; an integer. A new room starts at 0;
+    // when the server's room-create hook builds its first tree (as the demo's does), that build
+    // is the first transition, version 1."
     const { w } = await join(newRoom("fresh-version"));
-    expect(w.version).toBe(0);
+    expect(w.version).toBe(1);
+    const snapshot = w.snapshot as NestedSnapshot;
+    expect(snapshot.version).toBe(1);
   });
 
   it("version: every update carries the version it creates, exactly one more than the previous one, to every client", async () => {
@@ -853,26 +857,28 @@ describe("welcome", () => {
     expect(r.w.acked).toBe(0);
   });
 
-  it("resume window: the last 10,000 updates are kept for resume (2,100 behind is a catch-up, not a snapshot)", { timeout: 90_000 }, async () => {
+  it("resume window: the last 10,000 updates are kept for resume (9,900 behind is a catch-up, not a snapshot)", { timeout: 120_000 }, async () => {
     // "`room_log_versions_max` | the last 10,000 updates are kept for resume" with "Without
-    // `snapshot` (a successful resume) the server sends next ... the `update` messages"
+    // `snapshot` (a successful resume) the server sends next, in order, the `update` messages from
+    // the client's `resume.version + 1` up to `version`"
     const room = newRoom("window");
     const a = await join(room);
     a.c.close();
     await a.c.waitClosed();
-    const writers = [];
-    for (let i = 0; i < 6; i++) writers.push(await join(room));
-    const per = 350; // below the burst of 400: no rate limiting
+    const writers: { c: Conn; w: WelcomeMsg }[] = [];
+    for (let i = 0; i < 25; i++) writers.push(await join(room, { batch: true }));
+    const per = 396; // below the burst of 400: no rate limiting
     for (const { c, w } of writers) {
       for (let k = 1; k <= per; k++) c.send({ t: "action", id: k, base: w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: `${k}` }] });
     }
-    const last = writers[writers.length - 1] as { c: Conn; w: WelcomeMsg };
     const total = per * writers.length;
-    await last.c.until(`${total} updates`, () => last.c.all(isUpdate()).length >= total, 80_000);
+    for (const { c } of writers) await c.until(`${total} updates`, () => c.received.length >= total + 1, 100_000);
     for (const { c } of writers) c.close();
     const r = await join(room, { resume: { client: a.w.client, resume_token: a.w.resume_token, version: a.w.version } });
     expect(r.w.version).toBe(a.w.version + total);
     expect(r.w.snapshot).toBeUndefined();
+    await r.c.until(`${total} catch-up updates`, () => r.c.all(isUpdate()).length >= total, 30_000);
+    expect(r.c.all(isUpdate()).map((u) => u.v)).toEqual(Array.from({ length: total }, (_, i) => a.w.version + 1 + i));
   });
 });
 
@@ -1154,8 +1160,7 @@ describe("action, update, reject", () => {
     const b = await join(room);
     a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "text_insert", obj: "hello", attr: "text", pos: 0, text: "A" }] });
     b.c.send({ t: "action", id: 1, base: b.w.version, changes: [{ op: "text_insert", obj: "hello", attr: "text", pos: 0, text: "B" }] });
-    await a.c.next(isUpdate(1, b.w.client), "b's insert");
-    await a.c.next(isUpdate(1, a.w.client), "a's insert");
+    await a.c.until("both inserts", () => a.c.all(isUpdate(1, b.w.client)).length === 1 && a.c.all(isUpdate(1, a.w.client)).length === 1);
     const first = a.w.client < b.w.client ? "AB" : "BA";
     expect(await freshValue(room, "hello", "text")).toBe(`${first}Hello from ObjectSync`);
   });
@@ -1224,18 +1229,21 @@ describe("undo / redo", () => {
     expect(await freshValue(room, "graph", "name")).toBe("one");
   });
 
-  it("undo undoes this client's latest change (not the one before it)", async () => {
-    // "Undo (redo) this client's latest change that touched object `scope` or anything under it;
-    // without `scope`, its latest change anywhere."
+  it("undo undoes this client's latest undo step (not the one before it)", async () => {
+    // "Undo (redo) this client's latest undo step that touched object `scope` or anything under
+    // it; without `scope`, its latest step anywhere. A step is one action, or several of this
+    // client's actions on the same objects less than `undo_merge_window_ms` apart (a drag)."
+    // The two actions touch different objects: two steps.
     const room = newRoom("undo-latest");
     const a = await join(room);
     setName(a.c, 1, a.w.version, "one");
     const u1 = await a.c.next(isUpdate(1), "update 1");
-    setName(a.c, 2, u1.v, "two");
+    a.c.send({ t: "action", id: 2, base: u1.v, changes: [{ op: "dict_set", obj: "page", attr: "style", key: "color", value: "red" }] });
     await a.c.next(isUpdate(2), "update 2");
     a.c.send({ t: "undo", id: 3 });
     await a.c.next(isUpdate(3), "the undo's update");
     expect(await freshValue(room, "graph", "name")).toBe("one");
+    expect(await freshValue(room, "page", "style")).toEqual({ padding: "16px" });
   });
 
   it("undo with scope undoes the latest change under that object", async () => {
@@ -1371,14 +1379,20 @@ describe("call / result", () => {
     await a.c.next(isUpdate(6), "update 6");
   });
 
-  it("call ids may be any integer (0 and negative ones included)", async () => {
-    // "`id` is chosen by the client to match the `result` (any integer; independent of action ids)."
-    const a = await join(newRoom("call-any-int"));
+  it("call ids are integers from 0 to 2^53 - 1; others are refused", async () => {
+    // "`id` is chosen by the client to match the `result`: an integer from 0 to 2^53 - 1,
+    // independent of action ids. A larger one is answered with a `result` whose error is
+    // `bad_id`; a negative or fractional one is a `bad_message` error."
+    const a = await join(newRoom("call-ids"));
     a.c.send({ t: "call", id: 0, service: "echo", args: 0 });
     expect((await a.c.next(isResult(0), "result 0")).ok).toEqual({ client: a.w.client, args: 0 });
+    a.c.send({ t: "call", id: Number.MAX_SAFE_INTEGER, service: "echo", args: 1 });
+    expect((await a.c.next(isResult(Number.MAX_SAFE_INTEGER), "result 2^53-1")).ok).toEqual({ client: a.w.client, args: 1 });
+    a.c.sendRaw('{"t":"call","id":9007199254740992,"service":"echo","args":2}');
+    const big = await a.c.next((m: Flat): m is ResultMsg => m.t === "result" && m.id >= 2 ** 53, "result 2^53");
+    expect(big.error?.code).toBe("bad_id");
     a.c.send({ t: "call", id: -7, service: "echo", args: -7 });
-    const answer = await a.c.next((m: Flat): m is ResultMsg | ErrorMsg => isResult(-7)(m) || isError()(m), "the answer to call -7");
-    expect(answer).toEqual({ t: "result", id: -7, ok: { client: a.w.client, args: -7 } });
+    expect((await a.c.next(isError("bad_message"), "the answer to call -7")).code).toBe("bad_message");
   });
 
   it("result.error codes: no_such_service, service_failed", async () => {
@@ -1455,6 +1469,17 @@ describe("error messages and close codes", () => {
     expect(a.c.all(isError("rate_limited")).length).toBeGreaterThan(0);
     // the first 400 (the burst) went through
     await b.c.until("400 presences", () => b.c.all(isPresence(a.w.client)).length >= 400, 15_000);
+  });
+
+  it("rate-limited messages count as bad messages: a flood past errors_max is closed with 4004", { timeout: 30_000 }, async () => {
+    // "4004 | too many bad or rate-limited messages (`errors_max`)" / "A message over the rate
+    // is dropped and answered with `error` `rate_limited`; it counts towards `errors_max`."
+    const a = await join(newRoom("rate-then-4004"));
+    const n = 450;
+    for (let i = 1; i <= n; i++) a.c.send({ t: "call", id: i, service: "echo", args: i });
+    await a.c.until("a close", () => a.c.closed !== null, 20_000);
+    expect(a.c.closed?.code).toBe(4004);
+    expect(a.c.all(isError("rate_limited")).length).toBeGreaterThan(0);
   });
 
   it("1000: a client's normal close is answered with a normal close", async () => {
@@ -1600,6 +1625,30 @@ describe("RFC 6455 (the transport is a WebSocket)", () => {
     const mask = Buffer.from([1, 2, 3, 4]);
     return Buffer.concat([Buffer.from([0x80 | rsv | opcode, 0x80 | payload.length]), mask, Buffer.from(payload.map((b, i) => b ^ (mask[i % 4] as number)))]);
   };
+
+  it("an unsupported Sec-WebSocket-Version is answered 426 with the supported version", async () => {
+    // RFC 6455 §4.4: "If this version does not match a version understood by the server, the server
+    // MUST abort the WebSocket handshake ... and send back an appropriate HTTP error code (such as
+    // 426 Upgrade Required) and a |Sec-WebSocket-Version| header field indicating the version(s)
+    // the server is capable of understanding."
+    const res = await new Promise<http.IncomingMessage>((resolve, reject) => {
+      const req = http.get(
+        {
+          host: "127.0.0.1",
+          port: server.port,
+          path: "/ws/version-12",
+          headers: { Connection: "Upgrade", Upgrade: "websocket", "Sec-WebSocket-Version": "12", "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==" },
+        },
+        (r) => {
+          r.resume();
+          resolve(r);
+        },
+      );
+      req.on("error", reject);
+    });
+    expect(res.statusCode).toBe(426);
+    expect(res.headers["sec-websocket-version"]).toBe("13");
+  });
 
   it("a text frame that is not valid UTF-8 is closed with 1007", async () => {
     // RFC 6455 §8.1: "When an endpoint is to interpret a byte stream as UTF-8 but finds that the
