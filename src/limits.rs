@@ -31,6 +31,14 @@ pub struct ModelLimits {
     /// Transitions of one client on the same objects closer than this merge into one undo step
     /// (a drag is undone at once).
     pub undo_merge_window_ms: u64,
+    /// Bytes one undo step may grow to by merging (a drag that goes on and on becomes several
+    /// steps): bounds what one `undo` replays and broadcasts.
+    pub undo_step_bytes_max: usize,
+    /// Bytes of one client's undo and redo steps: past it, its oldest steps are dropped.
+    pub undo_client_bytes_max: usize,
+    /// Bytes of every client's steps in one room: past it, the histories of clients that left
+    /// go first (the earliest to leave first), then the oldest steps of the largest history.
+    pub undo_room_bytes_max: usize,
 }
 
 impl Default for ModelLimits {
@@ -47,6 +55,9 @@ impl Default for ModelLimits {
             value_depth_max: 32,
             undo_steps_max: 200,
             undo_merge_window_ms: 500,
+            undo_step_bytes_max: 1 << 20,
+            undo_client_bytes_max: 8 << 20,
+            undo_room_bytes_max: 64 << 20,
         }
     }
 }
@@ -121,6 +132,14 @@ pub struct ServerLimits {
     pub clients_max: usize,
     /// Commands waiting in one room's inbox; senders wait when it is full (backpressure).
     pub room_inbox_len_max: usize,
+    /// Bytes of client messages (actions, presence) waiting in one room's inbox, as received:
+    /// past it, sessions wait before handing over more (and stop reading their sockets).
+    pub room_inbox_bytes_max: usize,
+    /// Bytes of a room's messages waiting for the store to make their version durable: past
+    /// it, the room takes no more commands until the store catches up (its inbox fills, senders
+    /// wait, sessions stop reading: a slow disk slows the room's writers instead of growing
+    /// memory).
+    pub room_held_bytes_max: usize,
     /// A room with no clients and no commands for this long is saved to the store and
     /// unloaded, so idle rooms cost no memory.
     pub room_unload_grace_ms: u64,
@@ -149,6 +168,8 @@ impl Default for ServerLimits {
             clients_per_room_max: 1000,
             clients_max: 20_000,
             room_inbox_len_max: 4096,
+            room_inbox_bytes_max: 16 << 20,
+            room_held_bytes_max: 32 << 20,
             room_unload_grace_ms: 30_000,
         }
     }

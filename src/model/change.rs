@@ -457,6 +457,38 @@ pub enum AppliedChange {
 }
 
 impl AppliedChange {
+    /// About how many bytes this step holds (its values, texts and subtrees): what undo
+    /// histories count against their byte bounds.
+    pub fn approx_bytes(&self) -> usize {
+        use AppliedChange as A;
+        let node = |n: &NodeSnapshot| {
+            let mut total = 0;
+            let mut stack = vec![n];
+            while let Some(n) = stack.pop() {
+                total += std::mem::size_of::<NodeSnapshot>() + n.id.len() + n.type_name.len();
+                total += n.attrs.iter().map(|(k, v)| k.len() + v.approx_bytes()).sum::<usize>();
+                stack.extend(n.children.iter());
+            }
+            total
+        };
+        let value = |v: &Value| v.approx_bytes();
+        let option = |v: &Option<Value>| v.as_ref().map_or(0, Value::approx_bytes);
+        std::mem::size_of::<AppliedChange>()
+            + match self {
+                A::Create { node: n, .. } | A::Delete { node: n, .. } => node(n),
+                A::Move { .. } | A::ListMove { .. } => 0,
+                A::Set { old, new, .. } | A::ListSet { old, new, .. } => value(old) + value(new),
+                A::Add { delta, old, new, .. } => value(delta) + value(old) + value(new),
+                A::TextInsert { text, .. } | A::TextDelete { text, .. } => text.len(),
+                A::DictSet { key, old, new, .. } => key.len() + option(old) + option(new),
+                A::ListInsert { value: v, .. }
+                | A::ListRemove { value: v, .. }
+                | A::SetAdd { value: v, .. }
+                | A::SetRemove { value: v, .. } => value(v),
+                A::Emit { args, .. } => value(args),
+            }
+    }
+
     /// The step that undoes this one exactly; `None` for an event, which has no state to undo.
     pub fn inverse(&self) -> Option<AppliedChange> {
         use AppliedChange as A;

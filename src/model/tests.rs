@@ -147,7 +147,11 @@ fn value(doc: &Document, id: &str, attr: &str) -> Value {
 
 /// A graph `g` with nodes `c1:a` and `c1:b`.
 fn graph() -> Document {
-    let mut d = doc();
+    graph_with(ModelLimits::default())
+}
+
+fn graph_with(limits: ModelLimits) -> Document {
+    let mut d = Document::with_limits(registry(), limits);
     d.transact(&Actor::Server, |tx| {
         tx.apply(Change::Create {
             id: "g".into(),
@@ -814,6 +818,49 @@ fn undo_history_is_bounded() {
     }
     assert_eq!(undo(&mut h, &mut d, "c1", None).map_err(|e| e.code()), Err("nothing_to_undo"));
     assert_eq!(value(&d, "c1:a", "count"), Value::Int(2));
+}
+
+#[test]
+fn undo_is_bounded_in_bytes_per_step_per_client_and_per_room() {
+    let limits = ModelLimits {
+        undo_step_bytes_max: 4_000,
+        undo_client_bytes_max: 40_000,
+        undo_room_bytes_max: 60_000,
+        ..ModelLimits::default()
+    };
+    let mut d = graph_with(limits.clone());
+    let mut h = UndoHistory::new(d.limits());
+    // A drag that goes on (every move within the merge window) still splits into steps of at
+    // most undo_step_bytes_max: one undo takes back only the last part.
+    for i in 0..400u64 {
+        let json = format!(r#"[{{"op":"dict_set","obj":"c1:a","attr":"pos","key":"x","value":{i}}}]"#);
+        act(&mut h, &mut d, "c1", i * 16, &json);
+    }
+    let t = undo(&mut h, &mut d, "c1", None).unwrap_or_else(|e| panic!("{e}"));
+    let replayed: usize = t.changes.iter().map(AppliedChange::approx_bytes).sum();
+    assert!(replayed <= limits.undo_step_bytes_max, "{replayed} bytes in one undo");
+    assert!(value(&d, "c1:a", "pos").as_dict().and_then(|p| p.get("x")).and_then(Value::as_int) > Some(300));
+    assert!(h.bytes() <= limits.undo_client_bytes_max, "{} bytes held for one client", h.bytes());
+    // Big values: the client's oldest steps go first.
+    let big = "x".repeat(9_000);
+    for i in 0..10u64 {
+        let json = format!(r#"[{{"op":"set","obj":"c1:b","attr":"title","value":"{big}{i}"}}]"#);
+        act(&mut h, &mut d, "c1", 100_000 + i * 10_000, &json);
+    }
+    assert!(h.bytes() <= limits.undo_client_bytes_max);
+    // c1 leaves, then another client's history grows: past the room's bound, the departed
+    // client's history goes before the connected one loses anything.
+    h.departed("c1");
+    for i in 0..2u64 {
+        let json = format!(r#"[{{"op":"set","obj":"c1:a","attr":"title","value":"{big}{i}"}}]"#);
+        act(&mut h, &mut d, "c2", 300_000 + i * 10_000, &json);
+    }
+    assert!(h.bytes() <= limits.undo_room_bytes_max);
+    let c1 = undo(&mut h, &mut d, "c1", None).map(|_| ()).map_err(|e| e.code());
+    assert_eq!(c1, Err("nothing_to_undo"), "c1's history went");
+    for _ in 0..2 {
+        undo(&mut h, &mut d, "c2", None).map(|_| ()).unwrap_or_else(|e| panic!("c2 keeps its steps: {}", e.code()));
+    }
 }
 
 // ----- snapshots -----

@@ -25,6 +25,12 @@ struct Step {
     /// Ids of the objects changed and all their ancestors (what scopes match).
     scope: Vec<ObjId>,
     last_ms: u64,
+    /// About how many bytes the step holds ([`AppliedChange::approx_bytes`] of its changes).
+    bytes: usize,
+}
+
+fn changes_bytes(changes: &[(u64, AppliedChange)]) -> usize {
+    changes.iter().map(|(_, c)| c.approx_bytes()).sum()
 }
 
 #[derive(Default)]
@@ -33,13 +39,34 @@ struct ClientHistory {
     redo: Vec<Step>,
     /// The next recorded transition starts a new step.
     boundary: bool,
+    /// Bytes of its undo and redo steps.
+    bytes: usize,
+    /// When the client left (a count of departures, for their order); `None` while connected.
+    /// Departed clients' histories are the first to go when the room's bound is reached.
+    departed: Option<u64>,
 }
 
-/// Undo/redo stacks of every client of one document.
+impl ClientHistory {
+    /// Drops the oldest step (undo first, then redo); its bytes, or `None` if there is none.
+    fn drop_oldest(&mut self) -> Option<usize> {
+        let step = self.undo.pop_front().or_else(|| (!self.redo.is_empty()).then(|| self.redo.remove(0)))?;
+        self.bytes -= step.bytes;
+        Some(step.bytes)
+    }
+}
+
+/// Undo/redo stacks of every client of one document, bounded in steps and bytes per client
+/// and in bytes per room (`ModelLimits::undo_*`).
 pub struct UndoHistory {
     clients: HashMap<CompactString, ClientHistory>,
     steps_max: usize,
     merge_window_ms: u64,
+    step_bytes_max: usize,
+    client_bytes_max: usize,
+    room_bytes_max: usize,
+    /// Bytes of every client's steps.
+    bytes: usize,
+    departures: u64,
 }
 
 impl std::fmt::Debug for UndoHistory {
@@ -70,7 +97,67 @@ impl UndoHistory {
             clients: HashMap::new(),
             steps_max: limits.undo_steps_max,
             merge_window_ms: limits.undo_merge_window_ms,
+            step_bytes_max: limits.undo_step_bytes_max,
+            client_bytes_max: limits.undo_client_bytes_max,
+            room_bytes_max: limits.undo_room_bytes_max,
+            bytes: 0,
+            departures: 0,
         }
+    }
+
+    /// Bytes held by every client's steps.
+    pub fn bytes(&self) -> usize {
+        self.bytes
+    }
+
+    /// The client left the room: its history stays (it may come back and resume), but it is
+    /// the first to go when the room's bound is reached.
+    pub fn departed(&mut self, client: &str) {
+        self.departures += 1;
+        if let Some(h) = self.clients.get_mut(client) {
+            h.departed = Some(self.departures);
+        }
+        self.enforce_room_bound();
+    }
+
+    /// The client is connected again.
+    pub fn returned(&mut self, client: &str) {
+        if let Some(h) = self.clients.get_mut(client) {
+            h.departed = None;
+        }
+    }
+
+    /// Keeps `client` within its bounds (steps, bytes), then the room within its own.
+    fn enforce(&mut self, client: &str) {
+        if let Some(h) = self.clients.get_mut(client) {
+            while h.undo.len() > self.steps_max || h.bytes > self.client_bytes_max {
+                match h.drop_oldest() {
+                    Some(bytes) => self.bytes -= bytes,
+                    None => break,
+                }
+            }
+        }
+        self.enforce_room_bound();
+    }
+
+    /// Drops departed clients' histories (the earliest departed first), then the oldest steps of
+    /// the client holding the most, until the room is within `undo_room_bytes_max`.
+    fn enforce_room_bound(&mut self) {
+        while self.bytes > self.room_bytes_max {
+            let departed = self.clients.iter().filter_map(|(id, h)| h.departed.map(|d| (d, id.clone()))).min();
+            if let Some((_, id)) = departed {
+                if let Some(h) = self.clients.remove(&id) {
+                    self.bytes -= h.bytes;
+                }
+                continue;
+            }
+            let largest = self.clients.values_mut().max_by_key(|h| h.bytes);
+            match largest.and_then(ClientHistory::drop_oldest) {
+                Some(bytes) => self.bytes -= bytes,
+                None => break,
+            }
+        }
+        debug_assert_eq!(self.bytes, self.clients.values().map(|h| h.bytes).sum::<usize>(), "invariant: undo bytes");
     }
 
     /// Records a transition a client made (call after every accepted action, not after undo or
@@ -83,14 +170,18 @@ impl UndoHistory {
             return;
         }
         let (targets, scope) = footprint(doc, &t.changes);
+        let bytes: usize = t.changes.iter().map(AppliedChange::approx_bytes).sum();
         let h = self.clients.entry(client.clone()).or_default();
-        h.redo.clear();
+        let redo_bytes: usize = h.redo.drain(..).map(|s| s.bytes).sum();
+        h.bytes -= redo_bytes;
+        self.bytes -= redo_bytes;
         // Only attribute edits merge (a drag, typing): creating, deleting or moving an object is
         // always a step of its own.
         let merge = !h.boundary
             && !t.changes.iter().any(is_structural)
             && h.undo.back().is_some_and(|last| {
                 now_ms.saturating_sub(last.last_ms) <= self.merge_window_ms
+                    && last.bytes + bytes <= self.step_bytes_max
                     && !last.changes.iter().any(|(_, c)| is_structural(c))
                     && targets.iter().all(|id| last.targets.binary_search(id).is_ok())
             });
@@ -100,15 +191,15 @@ impl UndoHistory {
             Some(last) if merge => {
                 last.changes.extend(changes);
                 last.last_ms = now_ms;
+                last.bytes += bytes;
                 merge_sorted(&mut last.scope, scope);
             }
-            _ => {
-                h.undo.push_back(Step { changes: changes.collect(), targets, scope, last_ms: now_ms });
-                if h.undo.len() > self.steps_max {
-                    h.undo.pop_front();
-                }
-            }
+            _ => h.undo.push_back(Step { changes: changes.collect(), targets, scope, last_ms: now_ms, bytes }),
         }
+        h.bytes += bytes;
+        self.bytes += bytes;
+        let client = client.clone();
+        self.enforce(&client);
     }
 
     /// Ends the client's current step: its next transition will not merge into it.
@@ -120,7 +211,9 @@ impl UndoHistory {
 
     /// Drops a client's history (e.g. when it leaves for good).
     pub fn forget(&mut self, client: &str) {
-        self.clients.remove(client);
+        if let Some(h) = self.clients.remove(client) {
+            self.bytes -= h.bytes;
+        }
     }
 
     /// Whether the client has a step to undo in `scope`.
@@ -187,28 +280,26 @@ impl UndoHistory {
                 h.redo.remove(i)
             }
         };
+        // Taken out: whatever happens next, its bytes are no longer held.
+        h.bytes -= step.bytes;
+        self.bytes -= step.bytes;
         let version = step.changes.last().map_or(0, |(v, _)| *v);
         let t = doc.replay(actor, &step.changes).map_err(|e| match e {
             ModelError::UndoConflict { reason, .. } => ModelError::UndoConflict { verb: dir.verb(), version, reason },
             other => ModelError::UndoConflict { verb: dir.verb(), version, reason: other.to_string() },
         })?;
         let (targets, scope) = footprint(doc, &t.changes);
-        let done = Step {
-            changes: t.changes.iter().cloned().map(|c| (t.version, c)).collect(),
-            targets,
-            scope,
-            last_ms: now_ms,
-        };
+        let changes: Vec<(u64, AppliedChange)> = t.changes.iter().cloned().map(|c| (t.version, c)).collect();
+        let bytes = changes_bytes(&changes);
+        let done = Step { changes, targets, scope, last_ms: now_ms, bytes };
         match dir {
             Direction::Undo => h.redo.push(done),
-            Direction::Redo => {
-                h.undo.push_back(done);
-                if h.undo.len() > self.steps_max {
-                    h.undo.pop_front();
-                }
-            }
+            Direction::Redo => h.undo.push_back(done),
         }
+        h.bytes += bytes;
+        self.bytes += bytes;
         h.boundary = true;
+        self.enforce(client);
         Ok(t)
     }
 }

@@ -104,6 +104,28 @@ impl Value {
             _ => true,
         }
     }
+    /// About how many bytes this value holds (itself and what it owns): what undo histories
+    /// count against their byte bounds. Iterative, so any depth is safe.
+    pub fn approx_bytes(&self) -> usize {
+        let mut total = 0;
+        let mut stack = vec![self];
+        while let Some(v) = stack.pop() {
+            total += std::mem::size_of::<Value>();
+            match v {
+                Value::String(s) => total += s.len(),
+                Value::List(l) => stack.extend(l.iter()),
+                Value::Dict(d) => {
+                    for (k, e) in d.iter() {
+                        total += k.len() + std::mem::size_of::<CompactString>();
+                        stack.push(e);
+                    }
+                }
+                _ => {}
+            }
+        }
+        total
+    }
+
     /// Nesting depth: 0 for scalars, 1 for a flat list or dict.
     pub fn depth(&self) -> usize {
         match self {

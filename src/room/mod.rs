@@ -66,6 +66,10 @@ pub(crate) struct SessionLink {
     pub(crate) closer: Arc<Closer>,
 }
 
+/// A client message's bytes, held against its room's `room_inbox_bytes_max` until the room has
+/// handled it.
+pub(crate) type InboxPermit = tokio::sync::OwnedSemaphorePermit;
+
 /// A connection's number, unique in the process.
 pub(crate) type ConnectionId = u64;
 
@@ -115,6 +119,8 @@ pub(crate) enum Command {
         id: u64,
         base: u64,
         changes: Vec<Change>,
+        /// The message's bytes, held against `room_inbox_bytes_max` until handled.
+        permit: InboxPermit,
     },
     Undo {
         client: ClientId,
@@ -125,6 +131,7 @@ pub(crate) enum Command {
     Presence {
         client: ClientId,
         state: Value,
+        permit: InboxPermit,
     },
     Run(Job),
 }
@@ -155,6 +162,9 @@ pub enum RoomError {
 pub struct RoomHandle {
     name: Arc<str>,
     tx: mpsc::Sender<Command>,
+    /// Bytes of client messages waiting in the inbox (`room_inbox_bytes_max`).
+    inbox_bytes: Arc<tokio::sync::Semaphore>,
+    inbox_bytes_max: usize,
     /// To find the room again after it was unloaded.
     server: Weak<Inner>,
 }
@@ -216,6 +226,13 @@ impl RoomHandle {
         fresh.tx.send(cmd).await.map_err(|_| self.closed())
     }
 
+    /// Waits until a client message of `bytes` fits in the room's inbox: a session whose room
+    /// is behind stops reading its socket here (backpressure) instead of queueing without bound.
+    pub(crate) async fn inbox_permit(&self, bytes: usize) -> Result<InboxPermit, RoomError> {
+        let n = u32::try_from(bytes.clamp(1, self.inbox_bytes_max)).unwrap_or(u32::MAX);
+        self.inbox_bytes.clone().acquire_many_owned(n).await.map_err(|_| self.closed())
+    }
+
     fn closed(&self) -> RoomError {
         RoomError::Closed { room: self.name.to_string() }
     }
@@ -274,6 +291,9 @@ pub(crate) struct RoomState {
     unsynced: WriteBatch,
     /// Messages waiting for their version to be durable.
     held: VecDeque<Held>,
+    /// Bytes of `held`: past `room_held_bytes_max` the actor takes no more commands until the
+    /// store catches up (senders wait, their sessions stop reading: backpressure to clients).
+    held_bytes: usize,
     /// One store operation at a time, so the store sees a room's writes in order.
     inflight: Option<StoreOp>,
     /// Joins wait while updates are held: a welcome shows only durable state.
@@ -315,6 +335,7 @@ pub(crate) fn spawn(
     shutdown: CancellationToken,
 ) -> (RoomHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(limits.room_inbox_len_max);
+    let inbox_bytes_max = limits.room_inbox_bytes_max.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
     let RoomSeed { name, generation, doc, clients, log, store, server } = seed;
     let known = clients.into_iter().map(|c| (c.id, Known { last_action: c.last_action })).collect();
     let mut resume_log = VecDeque::new();
@@ -330,6 +351,7 @@ pub(crate) fn spawn(
         durable: store.durable(),
         unsynced: WriteBatch::default(),
         held: VecDeque::new(),
+        held_bytes: 0,
         inflight: None,
         deferred_joins: Vec::new(),
         updates_since_snapshot: 0,
@@ -350,7 +372,8 @@ pub(crate) fn spawn(
     state.trim_log();
     let span = tracing::info_span!("room", room = %name);
     let task = tokio::spawn(tracing::Instrument::instrument(state.run(rx, shutdown), span));
-    (RoomHandle { name, tx, server }, task)
+    let inbox_bytes = Arc::new(tokio::sync::Semaphore::new(inbox_bytes_max));
+    (RoomHandle { name, tx, server, inbox_bytes, inbox_bytes_max }, task)
 }
 
 impl RoomState {
@@ -374,7 +397,7 @@ impl RoomState {
                         return;
                     }
                 }
-                cmd = rx.recv() => {
+                cmd = rx.recv(), if self.held_bytes <= self.limits.room_held_bytes_max => {
                     let Some(cmd) = cmd else { break };
                     self.handle(cmd);
                     // Work through what else is already waiting, then send it all together.
@@ -410,6 +433,8 @@ impl RoomState {
         let Some(version) = done? else { return Ok(()) };
         while self.held.front().is_some_and(|h| h.version <= version) {
             let Some(h) = self.held.pop_front() else { break };
+            self.held_bytes -= h.frame.len();
+            self.metrics.held_bytes.dec_by(h.frame.len() as i64);
             match h.to {
                 None => self.outbox.push(h.frame),
                 Some(client) => self.send_to(&client, h.frame),
@@ -465,6 +490,9 @@ impl RoomState {
         for (_, _, reply) in self.deferred_joins.drain(..) {
             let _ = reply.send(Err(JoinError::Unloaded));
         }
+        self.metrics.held_bytes.dec_by(self.held_bytes as i64);
+        self.held.clear();
+        self.held_bytes = 0;
     }
 
     /// Waits for the store to hold everything applied so far.
@@ -502,6 +530,9 @@ impl RoomState {
         }
         self.save().await;
         tracing::debug!("room unloaded");
+        // The room's document, logs and histories are freed when this actor ends: give that
+        // memory back to the system (an idle server returns near its starting size).
+        tokio::task::spawn_blocking(crate::server::release_free_memory);
         true
     }
 
@@ -545,9 +576,15 @@ impl RoomState {
                     self.drop_client(&client, None);
                 }
             }
-            Command::Action { client, id, base, changes } => self.action(client, id, base, changes),
+            Command::Action { client, id, base, changes, permit } => {
+                self.action(client, id, base, changes);
+                drop(permit);
+            }
             Command::Undo { client, id, scope, redo } => self.undo(client, id, scope, redo),
-            Command::Presence { client, state } => self.presence(client, state),
+            Command::Presence { client, state, permit } => {
+                self.presence(client, state);
+                drop(permit);
+            }
             Command::Run(job) => job(self),
         }
     }
@@ -606,6 +643,7 @@ impl RoomState {
         for frame in catchup.into_iter().flatten() {
             link.out.try_queue(frame).map_err(|_| JoinError::NotReading)?;
         }
+        self.undo.returned(&client);
         self.clients.insert(
             client.clone(),
             Connected { link, read_only: request.read_only, presence: Value::Null, batch: request.batch },
@@ -758,7 +796,7 @@ impl RoomState {
     fn release_or_hold(&mut self, frame: Frame, to: Option<ClientId>) {
         let pending = self.unsynced.entries.last().map(|e| e.version).or(self.held.back().map(|h| h.version));
         match pending {
-            Some(version) if self.durable => self.held.push_back(Held { version, frame, to }),
+            Some(version) if self.durable => self.hold(Held { version, frame, to }),
             _ => match to {
                 None => self.outbox.push(frame),
                 Some(client) => self.send_to(&client, frame),
@@ -863,7 +901,14 @@ impl RoomState {
         }
         self.unsynced.clients.push(KnownClient { id: client.clone(), last_action: action });
         let version = self.unsynced.entries.last().map_or(self.doc.version(), |e| e.version);
-        self.held.push_back(Held { version, frame, to: Some(client.clone()) });
+        self.hold(Held { version, frame, to: Some(client.clone()) });
+    }
+
+    /// Keeps a message until its version is durable.
+    fn hold(&mut self, held: Held) {
+        self.held_bytes += held.frame.len();
+        self.metrics.held_bytes.inc_by(held.frame.len() as i64);
+        self.held.push_back(held);
     }
 
     /// Refuses an action that was not processed (its id does not count): read-only clients,
@@ -879,6 +924,7 @@ impl RoomState {
         let Some(c) = self.clients.remove(client) else {
             return;
         };
+        self.undo.departed(client);
         // A client that never had an action applied needs no record: its resume token is
         // derived, and there is nothing to deduplicate.
         if self.known.get(client).is_some_and(|k| k.last_action == 0) {

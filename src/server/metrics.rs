@@ -28,6 +28,8 @@ pub struct Metrics {
     pub bad_messages: Counter,
     /// Bytes waiting in every session's outbound queue (set when the metrics are read).
     pub outbound_bytes: Gauge,
+    /// Bytes of messages waiting for the store to make their version durable (all rooms).
+    pub held_bytes: Gauge,
     /// Stored rooms that could not be loaded (each attempt counts).
     pub room_load_failures: Counter,
 }
@@ -47,6 +49,7 @@ impl Default for Metrics {
             bad_messages: Counter::default(),
             room_load_failures: Counter::default(),
             outbound_bytes: Gauge::default(),
+            held_bytes: Gauge::default(),
             registry: Registry::default(),
         };
         registry.register("rooms", "Rooms loaded", m.rooms.clone());
@@ -67,6 +70,11 @@ impl Default for Metrics {
             "outbound_bytes",
             "Bytes waiting in the clients' outbound queues (bounded by outbound_bytes_max)",
             m.outbound_bytes.clone(),
+        );
+        registry.register(
+            "held_bytes",
+            "Bytes of messages waiting for the store (bounded per room by room_held_bytes_max)",
+            m.held_bytes.clone(),
         );
         Metrics { registry, ..m }
     }

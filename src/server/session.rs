@@ -296,7 +296,7 @@ async fn read_loop(
                 continue;
             }
         };
-        if !dispatch(msg, room, client, link, inner).await {
+        if !dispatch(msg, text.len(), room, client, link, inner).await {
             return;
         }
     }
@@ -305,6 +305,7 @@ async fn read_loop(
 /// Forwards one decoded message; `false` when the session must end.
 async fn dispatch(
     msg: ClientMessage,
+    bytes: usize,
     room: &RoomHandle,
     client: &ClientId,
     link: &SessionLink,
@@ -326,7 +327,10 @@ async fn dispatch(
             let reason = format!("call id {id} is above {} (2^53 - 1)", protocol::ID_MAX);
             return queue(link, inner, protocol::encode_result(id, Err(("bad_id", &reason))));
         }
-        ClientMessage::Action { id, base, changes } => Command::Action { client, id, base, changes },
+        ClientMessage::Action { id, base, changes } => {
+            let Ok(permit) = room.inbox_permit(bytes).await else { return false };
+            Command::Action { client, id, base, changes, permit }
+        }
         ClientMessage::Undo { id, scope } => Command::Undo { client, id, scope, redo: false },
         ClientMessage::Redo { id, scope } => Command::Undo { client, id, scope, redo: true },
         ClientMessage::Presence { state } => {
@@ -335,7 +339,8 @@ async fn dispatch(
                 let reason = format!("presence state of {size} bytes; the limit is {}", limits.presence_bytes_max);
                 return queue(link, inner, protocol::encode_error("too_large", &reason));
             }
-            Command::Presence { client, state }
+            let Ok(permit) = room.inbox_permit(bytes).await else { return false };
+            Command::Presence { client, state, permit }
         }
         ClientMessage::Call { id, service, args } => {
             call(id, service, args, room.clone(), client, link.clone(), inner.clone());

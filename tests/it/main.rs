@@ -2,6 +2,7 @@
 
 mod abuse;
 mod durability;
+mod faults;
 mod harness;
 mod rooms;
 mod sync;
