@@ -142,7 +142,7 @@ fn types(preset: Preset) -> objectsync::model::TypeRegistry {
 }
 
 async fn export(room: &str, data: &Path, preset: Preset) -> anyhow::Result<()> {
-    let store = SqliteStore::open(data)?;
+    let store = SqliteStore::open_for_reading(data)?;
     let stored = store
         .load(room)
         .await
@@ -167,9 +167,13 @@ async fn import(room: &str, file: &Path, data: &Path, preset: Preset) -> anyhow:
     let text = std::fs::read_to_string(file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
     let snapshot: RoomSnapshot =
         objectsync::protocol::decode_trusted(&text).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
-    // Check it as thoroughly as a load would before replacing anything.
+    // Check it as thoroughly as a load would before replacing anything: the tree and its
+    // values against the types and limits, versions and action ids in the JSON-safe range.
     objectsync::model::Document::from_snapshot(Arc::new(types(preset)), Default::default(), snapshot.doc.clone())
         .map_err(|e| anyhow::anyhow!("{}: not a valid room: {e}", file.display()))?;
+    if let Some(c) = snapshot.clients.iter().find(|c| c.last_action > objectsync::model::JSON_SAFE_INT_MAX) {
+        anyhow::bail!("{}: client {} has action id {} above 2^53 - 1", file.display(), c.id, c.last_action);
+    }
     if !objectsync::server::valid_room_name(room) {
         anyhow::bail!("bad room name {room:?}");
     }

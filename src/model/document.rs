@@ -73,6 +73,10 @@ impl IdIndex {
 /// Id of the root object of every document.
 pub const ROOT_ID: &str = "root";
 
+/// 2^53 - 1: the largest integer every JSON reader (JavaScript's among them) holds exactly.
+/// Versions, server ids and action ids stay at or below it.
+pub const JSON_SAFE_INT_MAX: u64 = (1 << 53) - 1;
+
 pub(crate) struct SObject {
     pub(crate) id: ObjId,
     pub(crate) type_idx: TypeIdx,
@@ -208,6 +212,25 @@ impl Document {
         limits: ModelLimits,
         snapshot: DocSnapshot,
     ) -> Result<Self, ModelError> {
+        // Versions and server ids stay in the range every JSON reader holds exactly, so that the
+        // next version can never wrap or be read back wrong.
+        for (what, n) in [("version", snapshot.version), ("next_server_id", snapshot.next_server_id)] {
+            if n > JSON_SAFE_INT_MAX {
+                return Err(ModelError::TooLarge {
+                    what: format!("the snapshot's {what}"),
+                    size: n as usize,
+                    limit: JSON_SAFE_INT_MAX as usize,
+                });
+            }
+        }
+        if snapshot.root.id != ROOT_ID || snapshot.root.type_name != super::registry::ROOT_TYPE {
+            return Err(ModelError::Custom(format!(
+                "the root must be {ROOT_ID:?} of type {:?}, not {:?} of type {:?}",
+                super::registry::ROOT_TYPE,
+                snapshot.root.id,
+                snapshot.root.type_name
+            )));
+        }
         let root_type = types
             .index_of(&snapshot.root.type_name)
             .ok_or_else(|| ModelError::NoSuchType { type_name: snapshot.root.type_name.clone() })?;

@@ -20,7 +20,7 @@ mod value;
 
 pub use attr::Attr;
 pub use change::{Actor, AppliedChange, Change, NodeSnapshot, ObjId};
-pub use document::{DocSnapshot, Document, ObjKey, SnapshotView, ROOT_ID};
+pub use document::{DocSnapshot, Document, ObjKey, SnapshotView, JSON_SAFE_INT_MAX, ROOT_ID};
 pub use error::{ModelError, Rejection};
 pub(crate) use kind::set_order;
 pub use kind::{kinds, Kind, TopicKind};

@@ -19,7 +19,7 @@ pub const PROTOCOL_VERSION: u32 = 1;
 /// The largest action or call id a client may use: 2^53 - 1, the largest integer every JSON
 /// implementation (JavaScript's `Number` among them) reads exactly. A larger id is refused
 /// (`bad_id`) rather than accepted, after which the client could never act again.
-pub const ID_MAX: u64 = (1 << 53) - 1;
+pub const ID_MAX: u64 = crate::model::JSON_SAFE_INT_MAX;
 
 /// Close codes (`docs/protocol.md`, "Close codes").
 pub mod close {

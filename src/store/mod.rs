@@ -86,6 +86,14 @@ pub enum StoreError {
         /// What failed.
         reason: String,
     },
+    /// Another process has the data directory open for writing (a running server, an import).
+    #[error("{dir} is in use by another process ({reason}): stop the server before importing or opening it again")]
+    Locked {
+        /// The data directory.
+        dir: String,
+        /// What the lock said.
+        reason: String,
+    },
     /// The data was written by a newer version of this program.
     #[error("{path}: schema version {found} is newer than this build reads ({supported}); upgrade objectsync")]
     NewerSchema {

@@ -56,6 +56,9 @@ pub struct SqliteStore {
     requests: mpsc::Sender<Request>,
     secret: [u8; 32],
     path: PathBuf,
+    /// `<dir>/objectsync.lock`, locked for as long as this store lives (the operating system
+    /// releases it when the process dies, `kill -9` included): one writer per data directory.
+    _lock: Option<std::fs::File>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -69,9 +72,36 @@ fn io(room: &str, e: impl std::fmt::Display) -> StoreError {
 }
 
 impl SqliteStore {
-    /// Opens (or creates) the store in directory `dir`; checks the schema version.
+    /// Opens (or creates) the store in directory `dir` for writing; checks the schema version.
+    /// Refused while another store (another server, an `import`) has the directory open for
+    /// writing: two writers would mix their rooms' logs.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
         std::fs::create_dir_all(dir).map_err(|e| io("", format!("{}: {e}", dir.display())))?;
+        let lock_path = dir.join("objectsync.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| io("", format!("{}: {e}", lock_path.display())))?;
+        if let Err(e) = lock.try_lock() {
+            return Err(StoreError::Locked { dir: dir.display().to_string(), reason: e.to_string() });
+        }
+        let mut store = Self::open_unlocked(dir)?;
+        store._lock = Some(lock);
+        Ok(store)
+    }
+
+    /// Opens the store in `dir` to read it (`export`) while a server may be writing it: SQLite
+    /// lets readers see the last committed state. Nothing must be written through it.
+    pub fn open_for_reading(dir: &Path) -> Result<SqliteStore, StoreError> {
+        if !dir.join("objectsync.db").exists() {
+            return Err(io("", format!("{}: no objectsync.db here", dir.display())));
+        }
+        Self::open_unlocked(dir)
+    }
+
+    fn open_unlocked(dir: &Path) -> Result<SqliteStore, StoreError> {
         let path = dir.join("objectsync.db");
         let conn = Connection::open(&path).map_err(|e| io("", format!("{}: {e}", path.display())))?;
         let secret = init(&conn, &path)?;
@@ -80,7 +110,7 @@ impl SqliteStore {
             .name("objectsync-store".into())
             .spawn(move || writer(conn, rx))
             .map_err(|e| io("", e))?;
-        Ok(SqliteStore { requests, secret, path })
+        Ok(SqliteStore { requests, secret, path, _lock: None })
     }
 
     /// The database file.

@@ -281,3 +281,69 @@ async fn acked_covers_refused_actions_after_kill_9() {
     drop(c);
     server.kill();
 }
+
+/// `import` is refused while a server has the data directory (the import would be lost or
+/// mixed with live updates), and what it imports is checked: versions and ids in the JSON-safe
+/// range (a version near 2^64 made the next one wrap to 0), the root's id and type.
+#[tokio::test]
+async fn import_refuses_a_running_server_and_out_of_range_data() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let exe = env!("CARGO_BIN_EXE_objectsync");
+    let import = |file: &std::path::Path| {
+        Command::new(exe).args(["import", "r"]).arg(file).arg("--data").arg(dir.path()).output().expect("import")
+    };
+    let server = Binary::start(dir.path());
+    let c = within(Client::connect(&server.url("r"), ConnectOptions::default())).await.expect("connect");
+    let good = dir.path().join("good.json");
+    std::fs::write(
+        &good,
+        r#"{"doc":{"version":5,"next_server_id":1,"root":{"id":"root","type":"Root"}},"clients":[]}"#,
+    )
+    .expect("write");
+    let out = import(&good);
+    assert!(!out.status.success(), "import while the server runs must be refused");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("in use by another process") && err.contains("stop the server"), "{err}");
+    // Export still works while the server runs.
+    let out = Command::new(exe).args(["export", "r", "--data"]).arg(dir.path()).output().expect("export");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    drop(c);
+    server.kill();
+    for (name, text, says) in [
+        (
+            "huge-version",
+            r#"{"doc":{"version":18446744073709551000,"root":{"id":"root","type":"Root"}},"clients":[]}"#,
+            "version",
+        ),
+        (
+            "unsafe-version",
+            r#"{"doc":{"version":9007199254740992,"root":{"id":"root","type":"Root"}},"clients":[]}"#,
+            "version",
+        ),
+        ("root-id", r#"{"doc":{"version":1,"root":{"id":"graph","type":"Root"}},"clients":[]}"#, "root"),
+        ("root-type", r#"{"doc":{"version":1,"root":{"id":"root","type":"Graph"}},"clients":[]}"#, "root"),
+        (
+            "bad-child-id",
+            r#"{"doc":{"version":1,"root":{"id":"root","type":"Root","children":[{"id":"a b","type":"Graph"}]}},"clients":[]}"#,
+            "not a valid room",
+        ),
+        (
+            "action-id",
+            r#"{"doc":{"version":1,"root":{"id":"root","type":"Root"}},"clients":[{"id":"c1","last_action":9007199254740992}]}"#,
+            "action id",
+        ),
+    ] {
+        let file = dir.path().join(format!("{name}.json"));
+        std::fs::write(&file, text).expect("write");
+        let out = import(&file);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success() && err.contains(says), "{name}: {err}");
+    }
+    let out = import(&good);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let server = Binary::start(dir.path());
+    let c = within(Client::connect(&server.url("r"), ConnectOptions::default())).await.expect("connect");
+    assert_eq!(c.version(), 5);
+    drop(c);
+    server.kill();
+}
