@@ -700,7 +700,7 @@ impl<'d> Tx<'d> {
                 }
             }
         }
-        if changes_state && version % TEXT_SWEEP_EVERY == 0 {
+        if changes_state && version.is_multiple_of(TEXT_SWEEP_EVERY) {
             sweep_texts(doc);
         }
         Transition { version, actor: self.actor, changes: self.applied }
