@@ -114,7 +114,7 @@ async fn a_client_that_never_reads_is_cut_off_while_others_keep_receiving() {
         let v = within(writer.act(vec![change])).await.expect("write");
         within(fast.wait_for_version(v)).await.expect("fast reader keeps up");
         sent += 1;
-        if sent % 50 == 0 && metrics_cut().await {
+        if sent.is_multiple_of(50) && metrics_cut().await {
             break;
         }
     }
