@@ -17,8 +17,11 @@ pub struct ModelLimits {
     /// Text edits kept per string topic for transforming late edits; an edit based on an older
     /// version is refused with `text_base_too_old`.
     pub text_history_len_max: usize,
-    /// Versions after which a topic's text history is dropped entirely (checked every
-    /// `TEXT_SWEEP_EVERY` commits), so idle topics cost nothing.
+    /// How many versions back a text edit or a list change by index may be based: older bases
+    /// are refused (`text_base_too_old`, `list_base_too_old`). Histories of topics idle that
+    /// long are dropped (checked every `TEXT_SWEEP_EVERY` commits), so idle topics cost
+    /// nothing. A server lowers it to its `room_log_versions_max`: a restarted room rebuilds the
+    /// histories from its stored log, which keeps that many versions.
     pub text_history_versions_max: u64,
     /// Bytes in one object id.
     pub id_len_max: usize,
@@ -49,7 +52,7 @@ impl Default for ModelLimits {
             objects_max: 2_000_000,
             reaction_depth_max: 16,
             text_history_len_max: 512,
-            text_history_versions_max: 100_000,
+            text_history_versions_max: 10_000,
             id_len_max: 128,
             string_len_max: 1 << 20,
             value_depth_max: 32,

@@ -109,6 +109,20 @@ pub(crate) struct TextHistory {
     pub(crate) entries: VecDeque<TextEntry>,
 }
 
+/// Changes kept for one list topic: when it changed, and by whom (for `list_base_stale`).
+#[derive(Default)]
+pub(crate) struct ListHistory {
+    /// Changes at versions `<= floor` may be missing.
+    pub(crate) floor: u64,
+    pub(crate) entries: VecDeque<ListEntry>,
+}
+
+pub(crate) struct ListEntry {
+    pub(crate) version: u64,
+    /// The client whose transaction it was; `None` for server code.
+    pub(crate) client: Option<CompactString>,
+}
+
 pub(crate) struct TextEntry {
     pub(crate) version: u64,
     /// The client whose own request made it; `None` for server code and reactions.
@@ -128,7 +142,10 @@ pub struct Document {
     /// Target -> (referrer, attribute slot), one entry per reference.
     backrefs: Map<ObjKey, SmallVec<[(ObjKey, u16); 2]>>,
     pub(crate) texts: Map<(ObjKey, u16), TextHistory>,
-    /// Text histories dropped whole: edits at versions `<= texts_floor` may be missing anywhere.
+    /// List topics: when each changed and by whom.
+    pub(crate) lists: Map<(ObjKey, u16), ListHistory>,
+    /// Text and list histories dropped whole: edits at versions `<= texts_floor` may be missing
+    /// anywhere.
     pub(crate) texts_floor: u64,
     pub(crate) next_server_id: u64,
 }
@@ -200,6 +217,7 @@ impl Document {
             version: 0,
             backrefs: Map::default(),
             texts: Map::default(),
+            lists: Map::default(),
             texts_floor: 0,
             next_server_id: 1,
         }

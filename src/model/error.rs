@@ -210,6 +210,31 @@ pub enum ModelError {
         /// Version of the client's own edit.
         own: u64,
     },
+    /// A list change by index is based on a version before another client's (or server code's)
+    /// change to that list: the index may name another element now.
+    #[error("{obj}.{attr}: a change by index based on version {base}, before the list changed at version {changed}; base it on the list as it is now")]
+    ListBaseStale {
+        /// Object id.
+        obj: CompactString,
+        /// Attribute name.
+        attr: CompactString,
+        /// The action's base.
+        base: u64,
+        /// A later change to the list by someone else.
+        changed: u64,
+    },
+    /// A list change by index is based on a version older than the list's kept history.
+    #[error("{obj}.{attr}: a change by index based on version {base}, older than the list's history (from {floor})")]
+    ListBaseTooOld {
+        /// Object id.
+        obj: CompactString,
+        /// Attribute name.
+        attr: CompactString,
+        /// The action's base.
+        base: u64,
+        /// Changes at or before this version are no longer known.
+        floor: u64,
+    },
     /// An action with no changes.
     #[error("the action has no changes")]
     EmptyAction,
@@ -263,6 +288,8 @@ impl ModelError {
             ModelError::BadBase { .. } => "bad_base",
             ModelError::TextBaseTooOld { .. } => "text_base_too_old",
             ModelError::TextBaseStale { .. } => "text_base_stale",
+            ModelError::ListBaseStale { .. } => "list_base_stale",
+            ModelError::ListBaseTooOld { .. } => "list_base_too_old",
             ModelError::EmptyAction => "empty_action",
             ModelError::NothingToUndo { .. } => "nothing_to_undo",
             ModelError::UndoConflict { .. } => "undo_conflict",

@@ -6,7 +6,7 @@
 //! transformed here against the edits other actors made since (see [`super::text`]).
 
 use super::change::{Actor, AppliedChange, Change, NodeSnapshot, ObjId};
-use super::document::{AttrOp, Document, IdRule, ObjKey, TextEntry};
+use super::document::{AttrOp, Document, IdRule, ListEntry, ObjKey, TextEntry};
 use super::error::{ModelError, Rejection};
 use super::kind::TopicKind;
 use super::registry::{Access, SObjectType};
@@ -54,7 +54,6 @@ enum Mode {
 /// A pending text-history entry, written to the document on commit.
 struct TextLog {
     topic: (ObjKey, u16),
-    client: Option<CompactString>,
     /// `None`: the whole text was replaced, older edits can no longer be transformed.
     edit: Option<TextEdit>,
 }
@@ -117,7 +116,14 @@ impl Document {
     /// version, without running validators, reactions or build hooks again: their effects are
     /// among the changes. Used to load a room from its snapshot and log.
     pub fn restore(&mut self, changes: Vec<Change>) -> Result<Transition, Rejection> {
-        let mut tx = Tx::new(self, Actor::Server, None, Mode::Restore);
+        self.restore_as(&Actor::Server, changes)
+    }
+
+    /// [`restore`](Self::restore) as the actor that made the update (its `origin`): text and
+    /// list histories then record whose edits they were, as when the room was running, so an
+    /// action decides the same after a restart.
+    pub fn restore_as(&mut self, actor: &Actor, changes: Vec<Change>) -> Result<Transition, Rejection> {
+        let mut tx = Tx::new(self, actor.clone(), None, Mode::Restore);
         for (i, change) in changes.into_iter().enumerate() {
             if let Err(error) = tx.apply(change) {
                 tx.rollback();
@@ -362,9 +368,14 @@ impl<'d> Tx<'d> {
             }
         };
         let is_set = matches!(op, AttrOp::Set(_));
+        let by_index =
+            matches!(op, AttrOp::ListInsert(..) | AttrOp::ListRemove(..) | AttrOp::ListMove(..) | AttrOp::ListSet(..));
+        if let (true, Some(base), 0, Mode::Request) = (by_index, self.base, self.depth, self.mode) {
+            self.check_list_base(key, slot, base)?;
+        }
         let step = self.doc.attr_op(key, slot, op)?;
         if is_set && kind == TopicKind::String {
-            self.text_log.push(TextLog { topic: (key, slot), client: None, edit: None });
+            self.text_log.push(TextLog { topic: (key, slot), edit: None });
             // Later edits in this action are relative to the new text: nothing to transform.
             self.views.retain(|v| v.topic != (key, slot));
             self.views.push(TopicView { topic: (key, slot), concurrent: Vec::new() });
@@ -415,27 +426,20 @@ impl<'d> Tx<'d> {
             Some(base) if from_request => self.transform_request(key, slot, base, edit)?,
             _ => vec![edit],
         };
-        let client = if from_request { self.actor.client_id().map(CompactString::from) } else { None };
         for edit in edits {
-            self.apply_text(key, slot, edit, client.clone())?;
+            self.apply_text(key, slot, edit)?;
         }
         self.validate(key, slot, None)
     }
 
-    fn apply_text(
-        &mut self,
-        key: ObjKey,
-        slot: u16,
-        edit: TextEdit,
-        client: Option<CompactString>,
-    ) -> Result<(), ModelError> {
+    fn apply_text(&mut self, key: ObjKey, slot: u16, edit: TextEdit) -> Result<(), ModelError> {
         let op = match &edit {
             TextEdit::Insert { pos, text } => AttrOp::TextInsert(*pos, text.clone()),
             TextEdit::Delete { pos, len } => AttrOp::TextDelete(*pos, *len),
         };
         let step = self.doc.attr_op(key, slot, op)?;
         self.applied.push(step);
-        self.text_log.push(TextLog { topic: (key, slot), client, edit: Some(edit) });
+        self.text_log.push(TextLog { topic: (key, slot), edit: Some(edit) });
         Ok(())
     }
 
@@ -472,7 +476,7 @@ impl<'d> Tx<'d> {
     /// own client is an error: its client should have based on it.
     fn concurrent_edits(&self, topic: (ObjKey, u16), since: u64) -> Result<Vec<(TextEdit, CompactString)>, ModelError> {
         let history = self.doc.texts.get(&topic);
-        let floor = history.map_or(0, |h| h.floor).max(self.doc.texts_floor);
+        let floor = history.map_or(0, |h| h.floor).max(self.doc.texts_floor).max(self.age_floor());
         let (obj, attr) = self.names(topic.0, topic.1);
         if since < floor && since < self.doc.version {
             return Err(ModelError::TextBaseTooOld { obj, attr, base: since, floor });
@@ -485,6 +489,37 @@ impl<'d> Tx<'d> {
             out.push((e.edit.clone(), e.tie.clone()));
         }
         Ok(out)
+    }
+
+    /// A list change by index must be based on every change to that list by anyone else: an
+    /// index computed before another client inserted, removed or moved an element would hit a
+    /// different element. (The client's own later changes are fine: it made them on top.)
+    fn check_list_base(&self, key: ObjKey, slot: u16, base: u64) -> Result<(), ModelError> {
+        let history = self.doc.lists.get(&(key, slot));
+        let floor = history.map_or(0, |h| h.floor).max(self.doc.texts_floor).max(self.age_floor());
+        if base < floor && base < self.doc.version {
+            let (obj, attr) = self.names(key, slot);
+            return Err(ModelError::ListBaseTooOld { obj, attr, base, floor });
+        }
+        let me = self.actor.client_id();
+        let foreign = history
+            .into_iter()
+            .flat_map(|h| h.entries.iter())
+            .find(|e| e.version > base && (e.client.is_none() || e.client.as_deref() != me));
+        match foreign {
+            Some(e) => {
+                let (obj, attr) = self.names(key, slot);
+                Err(ModelError::ListBaseStale { obj, attr, base, changed: e.version })
+            }
+            None => Ok(()),
+        }
+    }
+
+    /// Bases older than `text_history_versions_max` are refused whatever the histories hold, so
+    /// that a running room and one restarted from its log (which keeps that many versions)
+    /// decide alike.
+    fn age_floor(&self) -> u64 {
+        self.doc.version.saturating_sub(self.doc.limits.text_history_versions_max)
     }
 
     fn names(&self, key: ObjKey, slot: u16) -> (CompactString, CompactString) {
@@ -629,7 +664,7 @@ impl<'d> Tx<'d> {
             if !expected {
                 return Err(conflict(format!("{obj}.{attr}: the inserted text was changed since")));
             }
-            self.text_log.push(TextLog { topic: (key, slot), client: None, edit: Some(edit.edit()) });
+            self.text_log.push(TextLog { topic: (key, slot), edit: Some(edit.edit()) });
             return self.validate(key, slot, None);
         }
         let (object, destination) = self.replay_targets(&step).map_err(|e| conflict(e.to_string()))?;
@@ -682,7 +717,13 @@ impl<'d> Tx<'d> {
         }
         let version = doc.version;
         let tie = CompactString::from(self.actor.tie_key());
+        // Every edit of a client's transaction is its own (reactions and undo included), the
+        // same when the transaction is restored from the log after a restart.
+        let client: Option<CompactString> = self.actor.client_id().map(CompactString::from);
         let history_max = doc.limits.text_history_len_max;
+        if changes_state {
+            record_list_ops(doc, &self.applied, version, client.as_ref());
+        }
         for t in self.text_log {
             let h = doc.texts.entry(t.topic).or_default();
             match t.edit {
@@ -691,7 +732,7 @@ impl<'d> Tx<'d> {
                     h.floor = version;
                 }
                 Some(edit) => {
-                    h.entries.push_back(TextEntry { version, client: t.client, tie: tie.clone(), edit });
+                    h.entries.push_back(TextEntry { version, client: client.clone(), tie: tie.clone(), edit });
                     if h.entries.len() > history_max {
                         if let Some(old) = h.entries.pop_front() {
                             h.floor = h.floor.max(old.version);
@@ -734,7 +775,44 @@ fn subtree_ids(node: &NodeSnapshot) -> Vec<ObjId> {
     out
 }
 
-/// Drops text histories of deleted objects and of topics idle for `text_history_versions_max`.
+/// Records, for every list attribute `changes` touched, that it changed at `version` (by
+/// `client`): what [`Tx::check_list_base`] checks later changes by index against.
+pub(crate) fn record_list_ops(
+    doc: &mut Document,
+    changes: &[AppliedChange],
+    version: u64,
+    client: Option<&CompactString>,
+) {
+    let history_max = doc.limits.text_history_len_max;
+    for c in changes {
+        let list_op = match c {
+            AppliedChange::ListInsert { .. }
+            | AppliedChange::ListRemove { .. }
+            | AppliedChange::ListMove { .. }
+            | AppliedChange::ListSet { .. } => true,
+            AppliedChange::Set { new, .. } => matches!(new, super::Value::List(_)),
+            _ => false,
+        };
+        let (Some(key), Some(attr), true) = (doc.key(c.target()), c.attr(), list_op) else { continue };
+        let Ok((slot, kind)) = doc.resolve_attr(key, attr) else { continue };
+        if !matches!(kind, TopicKind::List | TopicKind::RefList) {
+            continue;
+        }
+        let h = doc.lists.entry((key, slot)).or_default();
+        if h.entries.back().is_some_and(|e| e.version == version && e.client.as_ref() == client) {
+            continue;
+        }
+        h.entries.push_back(ListEntry { version, client: client.cloned() });
+        if h.entries.len() > history_max {
+            if let Some(old) = h.entries.pop_front() {
+                h.floor = h.floor.max(old.version);
+            }
+        }
+    }
+}
+
+/// Drops text and list histories of deleted objects and of topics idle for
+/// `text_history_versions_max`.
 fn sweep_texts(doc: &mut Document) {
     let horizon = doc.version.saturating_sub(doc.limits.text_history_versions_max);
     let mut floor = doc.texts_floor;
@@ -742,6 +820,15 @@ fn sweep_texts(doc: &mut Document) {
     doc.texts.retain(|(key, _), h| {
         let last = h.entries.back().map_or(h.floor, |e| e.version);
         let keep = objects.contains_key(*key) && last > horizon;
+        if !keep && objects.contains_key(*key) {
+            floor = floor.max(last);
+        }
+        keep
+    });
+    let horizon_lists = horizon;
+    doc.lists.retain(|(key, _), h| {
+        let last = h.entries.back().map_or(h.floor, |e| e.version);
+        let keep = objects.contains_key(*key) && last > horizon_lists;
         if !keep && objects.contains_key(*key) {
             floor = floor.max(last);
         }
@@ -1003,4 +1090,81 @@ fn plan_text_undo(doc: &Document, changes: &[(u64, AppliedChange)]) -> Result<Te
         plan.push((o.id.clone(), doc.types.get(o.type_idx).attrs[usize::from(topic.1)].name.clone(), moved));
     }
     Ok(plan)
+}
+
+impl Document {
+    /// Rebuilds the text and list histories from updates already contained in this document
+    /// (the stored log before the snapshot it was loaded from), so that edits based on those
+    /// versions are transformed or refused exactly as the running room did. `updates` are the
+    /// versions `first..=self.version()` in order, each with the actor that made it; if they do
+    /// not reach the current version nothing is rebuilt (histories start at the snapshot).
+    pub fn restore_histories(&mut self, updates: &[(u64, Actor, Vec<Change>)]) {
+        let contiguous = updates.windows(2).all(|w| w[1].0 == w[0].0 + 1);
+        let (Some(first), Some(last)) = (updates.first(), updates.last()) else { return };
+        if !contiguous || last.0 != self.version || first.0 == 0 {
+            return;
+        }
+        self.texts.clear();
+        self.lists.clear();
+        self.texts_floor = first.0 - 1;
+        let history_max = self.limits.text_history_len_max;
+        for (version, actor, changes) in updates {
+            let client = actor.client_id().map(CompactString::from);
+            let tie = CompactString::from(actor.tie_key());
+            for change in changes {
+                let Some(key) = self.key(change.target()) else { continue };
+                let Some(Ok((slot, kind))) = change.attr().map(|a| self.resolve_attr(key, a)) else { continue };
+                let edit = match change {
+                    Change::TextInsert { pos, text, .. } => Some(TextEdit::Insert { pos: *pos, text: text.clone() }),
+                    Change::TextDelete { pos, len, .. } => Some(TextEdit::Delete { pos: *pos, len: *len }),
+                    _ => None,
+                };
+                match (kind, change, edit) {
+                    (TopicKind::String, _, Some(edit)) => {
+                        let h = self.texts.entry((key, slot)).or_default();
+                        h.entries.push_back(TextEntry {
+                            version: *version,
+                            client: client.clone(),
+                            tie: tie.clone(),
+                            edit,
+                        });
+                        if h.entries.len() > history_max {
+                            if let Some(old) = h.entries.pop_front() {
+                                h.floor = h.floor.max(old.version);
+                            }
+                        }
+                    }
+                    (TopicKind::String, Change::Set { .. }, None) => {
+                        let h = self.texts.entry((key, slot)).or_default();
+                        h.entries.clear();
+                        h.floor = *version;
+                    }
+                    (TopicKind::List | TopicKind::RefList, _, None) => {
+                        let by_index = matches!(
+                            change,
+                            Change::ListInsert { .. }
+                                | Change::ListRemove { .. }
+                                | Change::ListMove { .. }
+                                | Change::ListSet { .. }
+                                | Change::Set { .. }
+                        );
+                        if !by_index {
+                            continue;
+                        }
+                        let h = self.lists.entry((key, slot)).or_default();
+                        if h.entries.back().is_some_and(|e| e.version == *version) {
+                            continue;
+                        }
+                        h.entries.push_back(ListEntry { version: *version, client: client.clone() });
+                        if h.entries.len() > history_max {
+                            if let Some(old) = h.entries.pop_front() {
+                                h.floor = h.floor.max(old.version);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
 }

@@ -402,6 +402,9 @@ impl RoomState {
                     self.handle(cmd);
                     // Work through what else is already waiting, then send it all together.
                     for _ in 1..COMMANDS_PER_WAKEUP_MAX {
+                        if self.held_bytes > self.limits.room_held_bytes_max {
+                            break;
+                        }
                         match rx.try_recv() {
                             Ok(cmd) => self.handle(cmd),
                             Err(_) => break,

@@ -178,12 +178,17 @@ impl ServerBuilder {
             self.model_limits.json_depth_max(),
             crate::protocol::TRUSTED_JSON_DEPTH_MAX,
         );
+        // A restarted room rebuilds text and list histories from its stored log, which keeps
+        // `room_log_versions_max` versions: a running room must not reach further back.
+        let mut model_limits = self.model_limits;
+        model_limits.text_history_versions_max =
+            model_limits.text_history_versions_max.min(self.limits.room_log_versions_max as u64);
         let outbound = room::OutboundBudget::new(self.limits.outbound_bytes_max);
         Server {
             inner: Arc::new(Inner {
                 types: Arc::new(self.types),
                 limits: Arc::new(self.limits),
-                model_limits: self.model_limits,
+                model_limits,
                 auth: self.auth,
                 room_init: self.room_init,
                 services: self.services,
@@ -429,15 +434,32 @@ pub fn load_room(
     let mut doc = Document::from_snapshot(types.clone(), limits.clone(), snapshot.doc)
         .map_err(|e| corrupt(format!("the snapshot is invalid: {e}")))?;
     let start = doc.version();
+    let decode = |entry: &LogEntry| match crate::protocol::decode_server(&entry.frame) {
+        Ok(crate::protocol::ServerMessage::Update { v, origin, changes, .. }) if v == entry.version => {
+            let actor = match origin.as_str() {
+                "server" => crate::model::Actor::Server,
+                _ => crate::model::Actor::Client(origin),
+            };
+            Ok((actor, changes))
+        }
+        _ => Err(corrupt(format!("the update of version {} does not parse", entry.version))),
+    };
+    // The updates the snapshot already contains (kept for resuming clients) rebuild the text and
+    // list histories, so that an action decides as it would have before the restart.
+    let contained: Vec<(u64, crate::model::Actor, Vec<crate::model::Change>)> = stored
+        .log
+        .iter()
+        .filter(|e| e.version <= start)
+        .map(|e| decode(e).map(|(actor, changes)| (e.version, actor, changes)))
+        .collect::<Result<_, _>>()?;
+    doc.restore_histories(&contained);
+    drop(contained);
     for entry in stored.log.iter().filter(|e| e.version > start) {
         if entry.version != doc.version() + 1 {
             return Err(corrupt(format!("version {} is missing from the log", doc.version() + 1)));
         }
-        let changes = match crate::protocol::decode_server(&entry.frame) {
-            Ok(crate::protocol::ServerMessage::Update { v, changes, .. }) if v == entry.version => changes,
-            _ => return Err(corrupt(format!("the update of version {} does not parse", entry.version))),
-        };
-        doc.restore(changes)
+        let (actor, changes) = decode(entry)?;
+        doc.restore_as(&actor, changes)
             .map_err(|r| corrupt(format!("the update of version {} does not apply: {r}", entry.version)))?;
     }
     let mut clients = snapshot.clients;
