@@ -94,6 +94,15 @@ pub enum StoreError {
         /// What the lock said.
         reason: String,
     },
+    /// The database file is damaged, truncated, replaced or behind what was acknowledged: it
+    /// is refused as a whole, untouched.
+    #[error("{path}: {reason}")]
+    Damaged {
+        /// The database file.
+        path: String,
+        /// What is wrong and what to do.
+        reason: String,
+    },
     /// The data was written by a newer version of this program.
     #[error("{path}: schema version {found} is newer than this build reads ({supported}); upgrade objectsync")]
     NewerSchema {

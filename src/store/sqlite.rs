@@ -10,8 +10,19 @@ use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot};
 
-/// The schema this build writes and reads.
-const SCHEMA_VERSION: i64 = 1;
+/// The schema this build writes and reads. 2: checksums on stored snapshots and log entries,
+/// and a commit counter (files of schema 1 are converted when opened for writing).
+const SCHEMA_VERSION: i64 = 2;
+
+/// Files up to this size get SQLite's `quick_check` when opened for writing (larger ones are
+/// checked page by page as they are read): a damaged file is refused at start, naming it.
+const INTEGRITY_CHECK_BYTES_MAX: u64 = 256 << 20;
+
+/// Beside the database: the store's id and its last commit number, rewritten after every commit
+/// (not synced: after a power loss it can only be behind, never ahead). A database behind it
+/// lost acknowledged commits (its WAL was lost or damaged, or an older copy was put in place),
+/// and an empty database beside it was truncated or replaced: either is refused at start.
+const COMMITS_FILE: &str = "objectsync.commits";
 
 /// Requests waiting for the writer thread; senders wait when it is full.
 const QUEUE_LEN_MAX: usize = 4096;
@@ -87,7 +98,7 @@ impl SqliteStore {
         if let Err(e) = lock.try_lock() {
             return Err(StoreError::Locked { dir: dir.display().to_string(), reason: e.to_string() });
         }
-        let mut store = Self::open_unlocked(dir)?;
+        let mut store = Self::open_unlocked(dir, true)?;
         store._lock = Some(lock);
         Ok(store)
     }
@@ -98,17 +109,28 @@ impl SqliteStore {
         if !dir.join("objectsync.db").exists() {
             return Err(io("", format!("{}: no objectsync.db here", dir.display())));
         }
-        Self::open_unlocked(dir)
+        Self::open_unlocked(dir, false)
     }
 
-    fn open_unlocked(dir: &Path) -> Result<SqliteStore, StoreError> {
+    fn open_unlocked(dir: &Path, writable: bool) -> Result<SqliteStore, StoreError> {
         let path = dir.join("objectsync.db");
+        let sidecar = dir.join(COMMITS_FILE);
+        let empty = std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
+        if writable && empty && sidecar.exists() {
+            // Before anything is written: a new database would hide what happened.
+            let what = "the database is missing or empty (deleted or truncated), but this directory held a store";
+            return Err(damaged(&path, &format!("{what}; to start empty on purpose, delete {}", sidecar.display())));
+        }
         let conn = Connection::open(&path).map_err(|e| io("", format!("{}: {e}", path.display())))?;
-        let secret = init(&conn, &path)?;
+        let (secret, commits) = if writable { init(&conn, &path)? } else { read_meta(&conn, &path)? };
+        if writable {
+            check_commits(&path, &sidecar, &secret, commits)?;
+        }
+        let counter = CommitCounter { sidecar: writable.then_some(sidecar), id: store_id(&secret), commits };
         let (requests, rx) = mpsc::channel(QUEUE_LEN_MAX);
         std::thread::Builder::new()
             .name("objectsync-store".into())
-            .spawn(move || writer(conn, rx))
+            .spawn(move || writer(conn, rx, counter))
             .map_err(|e| io("", e))?;
         Ok(SqliteStore { requests, secret, path, _lock: None })
     }
@@ -192,9 +214,11 @@ pub struct RawSnapshot {
     pub text: String,
 }
 
-/// Sets up a new file, or checks an existing one; returns the store's secret.
-fn init(conn: &Connection, path: &Path) -> Result<[u8; 32], StoreError> {
-    let e = |e: rusqlite::Error| io("", format!("{}: {e}", path.display()));
+/// Sets up a new file, or checks and converts an existing one; returns the store's secret and
+/// commit number.
+fn init(conn: &Connection, path: &Path) -> Result<([u8; 32], u64), StoreError> {
+    let e = |e: rusqlite::Error| damaged(path, &e.to_string());
+    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
     // FULL: a commit is on disk when it returns (WAL is synced at every commit).
     conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
@@ -206,38 +230,177 @@ fn init(conn: &Connection, path: &Path) -> Result<[u8; 32], StoreError> {
             supported: SCHEMA_VERSION,
         });
     }
+    if size > 0 && size <= INTEGRITY_CHECK_BYTES_MAX {
+        let check: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(e)?;
+        if check != "ok" {
+            return Err(damaged(path, &format!("SQLite's integrity check says: {check}")));
+        }
+    }
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-         CREATE TABLE IF NOT EXISTS rooms (name TEXT PRIMARY KEY, version INTEGER NOT NULL, snapshot TEXT NOT NULL);
-         CREATE TABLE IF NOT EXISTS log (room TEXT NOT NULL, version INTEGER NOT NULL, frame TEXT NOT NULL,
+         CREATE TABLE IF NOT EXISTS rooms (name TEXT PRIMARY KEY, version INTEGER NOT NULL, snapshot TEXT NOT NULL,
+                                           sum BLOB);
+         CREATE TABLE IF NOT EXISTS log (room TEXT NOT NULL, version INTEGER NOT NULL, frame TEXT NOT NULL, sum BLOB,
                                          PRIMARY KEY (room, version)) WITHOUT ROWID;
          CREATE TABLE IF NOT EXISTS clients (room TEXT NOT NULL, id TEXT NOT NULL, last_action INTEGER NOT NULL,
                                              PRIMARY KEY (room, id)) WITHOUT ROWID;",
     )
     .map_err(e)?;
+    if version == 1 {
+        convert_from_1(conn).map_err(e)?;
+    }
     conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(e)?;
     let secret: Option<Vec<u8>> =
         conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0)).optional().map_err(e)?;
-    match secret {
-        Some(s) if s.len() == 32 => {
-            let mut out = [0u8; 32];
-            out.copy_from_slice(&s);
-            Ok(out)
-        }
-        Some(_) => {
-            Err(StoreError::Corrupt { room: String::new(), reason: "the store's secret has the wrong length".into() })
-        }
+    let secret = match secret {
+        Some(s) => s,
         None => {
             let s: [u8; 32] = rand::random();
             conn.execute("INSERT INTO meta (key, value) VALUES ('secret', ?1)", params![s.to_vec()]).map_err(e)?;
-            Ok(s)
+            s.to_vec()
+        }
+    };
+    let secret = <[u8; 32]>::try_from(secret.as_slice())
+        .map_err(|_| damaged(path, "the store's secret has the wrong length"))?;
+    Ok((secret, read_commits(conn).map_err(e)?))
+}
+
+/// The secret and commit number of an existing file, read without writing anything.
+fn read_meta(conn: &Connection, path: &Path) -> Result<([u8; 32], u64), StoreError> {
+    let e = |e: rusqlite::Error| damaged(path, &e.to_string());
+    let secret: Vec<u8> = conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0)).map_err(e)?;
+    let secret = <[u8; 32]>::try_from(secret.as_slice())
+        .map_err(|_| damaged(path, "the store's secret has the wrong length"))?;
+    Ok((secret, read_commits(conn).unwrap_or(0)))
+}
+
+fn read_commits(conn: &Connection) -> rusqlite::Result<u64> {
+    let v: Option<i64> = conn.query_row("SELECT value FROM meta WHERE key = 'commits'", [], |r| r.get(0)).optional()?;
+    Ok(v.unwrap_or(0) as u64)
+}
+
+/// Schema 1 had no checksums: add the columns and fill them from what is stored.
+fn convert_from_1(conn: &Connection) -> rusqlite::Result<()> {
+    let has_sum = |table: &str| -> rusqlite::Result<bool> {
+        let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
+        let names = stmt.query_map([], |r| r.get::<_, String>(1))?.collect::<Result<Vec<_>, _>>()?;
+        Ok(names.iter().any(|n| n == "sum"))
+    };
+    if !has_sum("rooms")? {
+        conn.execute_batch("ALTER TABLE rooms ADD COLUMN sum BLOB")?;
+    }
+    if !has_sum("log")? {
+        conn.execute_batch("ALTER TABLE log ADD COLUMN sum BLOB")?;
+    }
+    let rooms: Vec<(String, String)> = conn
+        .prepare("SELECT name, snapshot FROM rooms")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+        .collect::<Result<_, _>>()?;
+    for (name, text) in rooms {
+        conn.execute("UPDATE rooms SET sum = ?1 WHERE name = ?2", params![checksum(&text).to_vec(), name])?;
+    }
+    let entries: Vec<(String, i64, String)> = conn
+        .prepare("SELECT room, version, frame FROM log")?
+        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+        .collect::<Result<_, _>>()?;
+    for (room, version, frame) in entries {
+        conn.execute(
+            "UPDATE log SET sum = ?1 WHERE room = ?2 AND version = ?3",
+            params![checksum(&frame).to_vec(), room, version],
+        )?;
+    }
+    Ok(())
+}
+
+/// A stored text's checksum: the first 16 bytes of its BLAKE3 hash.
+fn checksum(text: &str) -> [u8; 16] {
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&blake3::hash(text.as_bytes()).as_bytes()[..16]);
+    out
+}
+
+/// Names the store in the commits file (so another store's database put in place is noticed).
+fn store_id(secret: &[u8; 32]) -> String {
+    blake3::hash(secret).to_hex()[..16].to_owned()
+}
+
+/// A file that cannot be used as it is, with what to do.
+fn damaged(path: &Path, what: &str) -> StoreError {
+    StoreError::Damaged {
+        path: path.display().to_string(),
+        reason: format!(
+            "{what}. Nothing was changed. Restore the file (and its -wal) from a backup; `objectsync export --raw` \
+             prints what is still readable"
+        ),
+    }
+}
+
+/// Compares the database with the commits file beside it.
+fn check_commits(path: &Path, sidecar: &Path, secret: &[u8; 32], commits: u64) -> Result<(), StoreError> {
+    let Ok(text) = std::fs::read_to_string(sidecar) else { return Ok(()) };
+    let mut words = text.split_whitespace();
+    let (Some(id), Some(seen)) = (words.next(), words.next().and_then(|n| n.parse::<u64>().ok())) else {
+        return Ok(());
+    };
+    let on_purpose = format!("to use this file anyway (a backup restored on purpose), delete {}", sidecar.display());
+    if id != store_id(secret) {
+        let what = if commits == 0 {
+            format!(
+                "is empty: it was truncated or replaced, or its write-ahead log ({}-wal) was lost before its first \
+                 checkpoint",
+                path.display()
+            )
+        } else {
+            "belongs to another store".to_owned()
+        };
+        return Err(damaged(
+            path,
+            &format!("the database {what}, but this directory held store {id} with {seen} commits; {on_purpose}"),
+        ));
+    }
+    if commits < seen {
+        return Err(damaged(
+            path,
+            &format!(
+                "the database holds {commits} commits but {seen} were acknowledged: its write-ahead log ({}-wal) \
+                 was lost or damaged, or an older copy was put in place; {on_purpose}",
+                path.display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// The writer's commit number, and the file it is mirrored to.
+struct CommitCounter {
+    sidecar: Option<std::path::PathBuf>,
+    id: String,
+    commits: u64,
+}
+
+impl CommitCounter {
+    /// Counts a commit in the transaction about to commit.
+    fn count(&mut self, tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
+        self.commits += 1;
+        tx.execute(
+            "INSERT INTO meta (key, value) VALUES ('commits', ?1) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+            params![self.commits as i64],
+        )?;
+        Ok(())
+    }
+    /// After the commit: the file beside the database says how far it got.
+    fn committed(&self) {
+        if let Some(path) = &self.sidecar {
+            if let Err(e) = std::fs::write(path, format!("{} {}\n", self.id, self.commits)) {
+                tracing::warn!(path = %path.display(), error = %e, "could not write the commits file");
+            }
         }
     }
 }
 
 /// The writer thread: takes everything waiting, writes it in one transaction, commits once,
 /// then answers.
-fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Request>) {
+fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Request>, mut counter: CommitCounter) {
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];
         while batch.len() < BATCH_MAX {
@@ -288,8 +451,20 @@ fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Request>) {
             }
         }
         // One commit (one fsync) for everything above; only then is anything acknowledged.
+        if !replies.is_empty() {
+            if let Err(e) = counter.count(&tx) {
+                for (reply, _) in replies {
+                    let _ = reply.send(Err(io("", format!("commit failed: {e}"))));
+                }
+                continue;
+            }
+        }
+        let wrote = !replies.is_empty();
         match tx.commit() {
             Ok(()) => {
+                if wrote {
+                    counter.committed();
+                }
                 for (reply, r) in replies {
                     let _ = reply.send(r);
                 }
@@ -333,9 +508,10 @@ fn in_savepoint(
 
 fn append(conn: &rusqlite::Connection, room: &str, batch: &WriteBatch) -> rusqlite::Result<()> {
     // Idempotent by version: an entry already stored is not written again.
-    let mut insert = conn.prepare_cached("INSERT OR IGNORE INTO log (room, version, frame) VALUES (?1, ?2, ?3)")?;
+    let mut insert =
+        conn.prepare_cached("INSERT OR IGNORE INTO log (room, version, frame, sum) VALUES (?1, ?2, ?3, ?4)")?;
     for e in &batch.entries {
-        insert.execute(params![room, e.version as i64, e.frame])?;
+        insert.execute(params![room, e.version as i64, e.frame, checksum(&e.frame).to_vec()])?;
     }
     upsert_clients(conn, room, &batch.clients)
 }
@@ -360,10 +536,10 @@ fn save_snapshot(
     compact_to: u64,
 ) -> rusqlite::Result<()> {
     conn.execute(
-        "INSERT INTO rooms (name, version, snapshot) VALUES (?1, ?2, ?3)
-         ON CONFLICT (name) DO UPDATE SET version = excluded.version, snapshot = excluded.snapshot
+        "INSERT INTO rooms (name, version, snapshot, sum) VALUES (?1, ?2, ?3, ?4)
+         ON CONFLICT (name) DO UPDATE SET version = excluded.version, snapshot = excluded.snapshot, sum = excluded.sum
          WHERE excluded.version >= rooms.version",
-        params![room, version as i64, snapshot],
+        params![room, version as i64, snapshot, checksum(snapshot).to_vec()],
     )?;
     conn.execute("DELETE FROM log WHERE room = ?1 AND version <= ?2", params![room, compact_to as i64])?;
     upsert_clients(conn, room, clients)
@@ -371,13 +547,18 @@ fn save_snapshot(
 
 fn load(conn: &rusqlite::Connection, room: &str) -> Result<Option<StoredRoom>, StoreError> {
     let corrupt = |reason: String| StoreError::Corrupt { room: room.into(), reason };
-    let snapshot: Option<(i64, String)> = conn
-        .query_row("SELECT version, snapshot FROM rooms WHERE name = ?1", params![room], |r| Ok((r.get(0)?, r.get(1)?)))
+    let snapshot: Option<(i64, String, Option<Vec<u8>>)> = conn
+        .query_row("SELECT version, snapshot, sum FROM rooms WHERE name = ?1", params![room], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?))
+        })
         .optional()
         .map_err(|e| io(room, e))?;
     let snapshot = match snapshot {
         None => None,
-        Some((version, text)) => {
+        Some((version, text, sum)) => {
+            if sum.as_deref() != Some(&checksum(&text)[..]) {
+                return Err(corrupt(format!("the snapshot of version {version} does not match its checksum")));
+            }
             let s: RoomSnapshot = crate::protocol::decode_trusted(&text)
                 .map_err(|e| corrupt(format!("the snapshot of version {version} does not parse: {e}")))?;
             if s.doc.version != version as u64 {
@@ -387,12 +568,21 @@ fn load(conn: &rusqlite::Connection, room: &str) -> Result<Option<StoredRoom>, S
         }
     };
     let mut stmt = conn
-        .prepare_cached("SELECT version, frame FROM log WHERE room = ?1 ORDER BY version")
+        .prepare_cached("SELECT version, frame, sum FROM log WHERE room = ?1 ORDER BY version")
         .map_err(|e| io(room, e))?;
-    let log = stmt
-        .query_map(params![room], |r| Ok(LogEntry { version: r.get::<_, i64>(0)? as u64, frame: r.get(1)? }))
+    let rows = stmt
+        .query_map(params![room], |r| {
+            Ok((LogEntry { version: r.get::<_, i64>(0)? as u64, frame: r.get(1)? }, r.get::<_, Option<Vec<u8>>>(2)?))
+        })
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(|e| io(room, e))?;
+    let mut log = Vec::with_capacity(rows.len());
+    for (entry, sum) in rows {
+        if sum.as_deref() != Some(&checksum(&entry.frame)[..]) {
+            return Err(corrupt(format!("the log entry of version {} does not match its checksum", entry.version)));
+        }
+        log.push(entry);
+    }
     let mut stmt =
         conn.prepare_cached("SELECT id, last_action FROM clients WHERE room = ?1").map_err(|e| io(room, e))?;
     let clients = stmt

@@ -347,3 +347,131 @@ async fn import_refuses_a_running_server_and_out_of_range_data() {
     drop(c);
     server.kill();
 }
+
+/// Starts the binary on `dir` expecting it to refuse: its error output.
+fn start_refused(dir: &std::path::Path) -> String {
+    let out = Command::new(env!("CARGO_BIN_EXE_objectsync"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--static", "/nonexistent", "--data"])
+        .arg(dir)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run the server");
+    assert!(!out.status.success(), "the server started on a damaged directory");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Writes a few acknowledged updates to room `r` of a server on `dir`, then kills it.
+async fn write_some(dir: &std::path::Path) {
+    let server = Binary::start(dir);
+    let mut c = within(Client::connect(&server.url("r"), ConnectOptions::default())).await.expect("connect");
+    let n = c.new_object_id();
+    within(c.act(vec![create_node(&n, 1)])).await.expect("create");
+    for i in 0..5 {
+        within(c.act(vec![set_x(&n, i)])).await.expect("set");
+    }
+    drop(c);
+    server.kill();
+}
+
+/// Damage is noticed, never served as if nothing happened: a database truncated to zero bytes, a
+/// lost write-ahead log (acknowledged versions gone) and a file that is not a database are each
+/// refused at start, naming the file and what to do; a byte flip that keeps the JSON valid makes
+/// that room refused (its checksum) while the others are served.
+#[tokio::test]
+async fn damaged_data_is_refused_not_served() {
+    // Truncated to zero bytes.
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_some(dir.path()).await;
+    std::fs::write(dir.path().join("objectsync.db"), b"").expect("truncate");
+    let _ = std::fs::remove_file(dir.path().join("objectsync.db-wal"));
+    let err = start_refused(dir.path());
+    assert!(err.contains("objectsync.db") && err.contains("truncated") && err.contains("backup"), "{err}");
+    // The write-ahead log lost after kill -9: the database is older than what was acknowledged.
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_some(dir.path()).await;
+    {
+        // The first commits reach the database file itself; the next ones stay in the WAL.
+        let conn = rusqlite::Connection::open(dir.path().join("objectsync.db")).expect("open");
+        conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).expect("checkpoint");
+    }
+    write_some(dir.path()).await;
+    std::fs::remove_file(dir.path().join("objectsync.db-wal")).expect("the WAL holds the last commits");
+    let err = start_refused(dir.path());
+    assert!(err.contains("write-ahead log") && err.contains("were acknowledged"), "{err}");
+    // Lost before the first checkpoint: the file is as good as empty.
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_some(dir.path()).await;
+    std::fs::remove_file(dir.path().join("objectsync.db-wal")).expect("the WAL holds every commit");
+    let err = start_refused(dir.path());
+    assert!(err.contains("write-ahead log") && err.contains("backup"), "{err}");
+    // Not a database at all.
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_some(dir.path()).await;
+    std::fs::write(dir.path().join("objectsync.db"), vec![0x5a; 8192]).expect("garble");
+    let _ = std::fs::remove_file(dir.path().join("objectsync.db-wal"));
+    let err = start_refused(dir.path());
+    assert!(err.contains("objectsync.db") && err.contains("backup"), "{err}");
+    // A byte flip inside a stored update that keeps the JSON valid.
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_some(dir.path()).await;
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("objectsync.db")).expect("open");
+        let changed = conn
+            .execute(
+                "UPDATE log SET frame = replace(frame, '\"value\":3', '\"value\":8') \
+                 WHERE room = 'r' AND instr(frame, '\"value\":3') > 0",
+                [],
+            )
+            .expect("flip");
+        assert_eq!(changed, 1, "one stored update changed, still valid JSON");
+    }
+    let server = Binary::start(dir.path());
+    let refused = Client::connect(&server.url("r"), ConnectOptions::default()).await;
+    match refused {
+        Err(ClientError::Closed { code, reason }) => {
+            assert_eq!(code, 4002);
+            assert!(reason.contains("checksum"), "{reason}");
+        }
+        other => panic!("the damaged room was served: {other:?}"),
+    }
+    let other = within(Client::connect(&server.url("other"), ConnectOptions::default())).await;
+    assert!(other.is_ok(), "the other rooms are served");
+    server.kill();
+}
+
+/// A database of schema 1 (no checksums) is converted when opened, and its rooms load.
+#[tokio::test]
+async fn a_schema_1_database_is_converted() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    {
+        let conn = rusqlite::Connection::open(dir.path().join("objectsync.db")).expect("open");
+        conn.execute_batch(
+            "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+             CREATE TABLE rooms (name TEXT PRIMARY KEY, version INTEGER NOT NULL, snapshot TEXT NOT NULL);
+             CREATE TABLE log (room TEXT NOT NULL, version INTEGER NOT NULL, frame TEXT NOT NULL,
+                               PRIMARY KEY (room, version)) WITHOUT ROWID;
+             CREATE TABLE clients (room TEXT NOT NULL, id TEXT NOT NULL, last_action INTEGER NOT NULL,
+                                   PRIMARY KEY (room, id)) WITHOUT ROWID;
+             PRAGMA user_version = 1;",
+        )
+        .expect("schema 1");
+        conn.execute("INSERT INTO meta (key, value) VALUES ('secret', ?1)", [vec![7u8; 32]]).expect("secret");
+        conn.execute(
+            "INSERT INTO rooms VALUES ('old', 1, '{\"doc\":{\"version\":1,\"next_server_id\":1,\"root\":{\"id\":\"root\",\"type\":\"Root\",\"children\":[{\"id\":\"graph\",\"type\":\"Graph\",\"attrs\":{\"name\":\"main\"}}]}},\"clients\":[]}')",
+            [],
+        )
+        .expect("room");
+        conn.execute(
+            "INSERT INTO log VALUES ('old', 2, '{\"t\":\"update\",\"v\":2,\"origin\":\"server\",\"changes\":[{\"op\":\"set\",\"obj\":\"graph\",\"attr\":\"name\",\"value\":\"kept\"}]}')",
+            [],
+        )
+        .expect("log");
+    }
+    let store = SqliteStore::open(dir.path()).expect("converted");
+    let stored = objectsync::store::Store::load(&store, "old").await.expect("load").expect("room");
+    let types = Arc::new(objectsync::demo::types());
+    let (doc, _, _) = objectsync::server::load_room(&types, &Default::default(), "old", stored).expect("loads");
+    assert_eq!(doc.version(), 2);
+    let graph = doc.key("graph").expect("graph");
+    assert_eq!(doc.value(graph, "name"), Some(&Value::from("kept")));
+}
