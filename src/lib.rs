@@ -51,6 +51,7 @@
 pub mod bench_preset;
 pub mod client;
 pub mod codegen;
+pub mod conformance_preset;
 pub mod demo;
 pub mod limits;
 pub mod model;

@@ -24,8 +24,9 @@ enum Command {
         /// Directory of static files served at / (the demo page).
         #[arg(long = "static", default_value = "client-ts/demo/dist")]
         static_dir: PathBuf,
-        /// Which types and rooms to serve: `demo` (the demo app) or `bench` (the benchmark's
-        /// workload: rooms named `nodes-<N>` start with a graph of N nodes; no rate limits).
+        /// Which types and rooms to serve: `demo` (the demo app), `bench` (the benchmark's
+        /// workload: rooms named `nodes-<N>` start with a graph of N nodes; no rate limits) or
+        /// `conformance` (every kind and hook of the protocol, see docs/protocol.md).
         #[arg(long, default_value = "demo")]
         preset: Preset,
         #[command(flatten)]
@@ -94,6 +95,7 @@ struct Storage {
 enum Preset {
     Demo,
     Bench,
+    Conformance,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -138,6 +140,7 @@ fn types(preset: Preset) -> objectsync::model::TypeRegistry {
     match preset {
         Preset::Demo => demo::types(),
         Preset::Bench => objectsync::bench_preset::types(),
+        Preset::Conformance => objectsync::conformance_preset::types(),
     }
 }
 
@@ -231,6 +234,7 @@ async fn serve(
     let server = match preset {
         Preset::Demo => demo::server(),
         Preset::Bench => objectsync::bench_preset::builder(),
+        Preset::Conformance => objectsync::conformance_preset::builder(),
     }
     .service_timeout_ms(service_timeout_ms)
     .store(store)

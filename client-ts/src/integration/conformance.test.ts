@@ -1711,3 +1711,137 @@ describe("a server with a short service timeout, then shut down", () => {
     await stopped;
   });
 });
+
+// ============================== the conformance preset: every kind and every hook of the server
+
+describe("objectsync serve --preset conformance", () => {
+  let conf: RunningServer;
+  let rooms = 0;
+  beforeAll(async () => {
+    conf = await startBinary(SERVER_BIN, ["serve", "--bind", "127.0.0.1:0", "--memory", "--static", "/nonexistent", "--preset", "conformance"]);
+  });
+  afterAll(async () => {
+    await conf?.stop();
+  });
+  async function joinConf(extra: JsonObject = {}, room = `conf-${++rooms}`): Promise<{ c: Conn; w: WelcomeMsg; room: string }> {
+    const c = new Conn(conf.wsUrl(room));
+    await c.opened;
+    c.send({ t: "hello", protocol: 1, ...extra });
+    const w = await c.next(isWelcome, "welcome");
+    return { c, w, room };
+  }
+  const isEvents =
+    (action: number) =>
+    (m: Flat): m is EventsMsg =>
+      m.t === "events" && m.action === action;
+
+  it("GET /types gives every attribute's kind and default", async () => {
+    // "`GET /types` answers the room's SObject types as JSON: every type with its attributes,
+    // each with its `kind` and `default`"
+    const res = await fetch(`http://${new URL(conf.wsUrl("x")).host}/types`);
+    const body = (await res.json()) as { types: { name: string; attrs: { name: string; kind: string; default: Json }[] }[] };
+    const item = body.types.find((t) => t.name === "Item");
+    const kinds = Object.fromEntries((item?.attrs ?? []).map((a) => [a.name, a.kind]));
+    expect(kinds).toEqual({
+      label: "string", count: "int", weight: "float", done: "bool", meta: "dict", tags: "list",
+      flags: "set", ping: "event", link: "ref", links: "ref_list", named: "ref_dict",
+    });
+    expect(item?.attrs.find((a) => a.name === "weight")?.default).toBe(1.5);
+  });
+
+  it("add, set_add/set_remove, ref, ref_list, ref_dict changes are applied and broadcast", async () => {
+    // The Changes table: `add` (int, float), `set_add`/`set_remove` (set), `set` of a `ref`,
+    // `list_insert` on a `ref_list`, `dict_set` on a `ref_dict`.
+    const a = await joinConf();
+    const b = await joinConf({}, a.room);
+    const changes: ChangeJson[] = [
+      { op: "add", obj: "item", attr: "count", value: 5 },
+      { op: "add", obj: "item", attr: "weight", value: 0.25 },
+      { op: "set_add", obj: "item", attr: "flags", value: "x" },
+      { op: "set_add", obj: "item", attr: "flags", value: 3 },
+      { op: "set_remove", obj: "item", attr: "flags", value: "x" },
+      { op: "set", obj: "item", attr: "link", value: "target" },
+      { op: "list_insert", obj: "item", attr: "links", value: "target" },
+      { op: "dict_set", obj: "item", attr: "named", key: "t", value: "target" },
+      { op: "set", obj: "item", attr: "done", value: true },
+    ];
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes });
+    const u = await b.c.next(isUpdate(1, a.w.client), "the update at b");
+    expect(u.changes.map((c) => c.op)).toEqual(changes.map((c) => c.op));
+    const fresh = await joinConf({}, a.room);
+    const item = findNode(nested(fresh.w).root, "item")?.attrs ?? {};
+    expect([item.count, item.weight, item.flags, item.link, item.links, item.named, item.done]).toEqual([5, 1.75, [3], "target", ["target"], { t: "target" }, true]);
+    // Deleting the target clears every reference to it, as separate steps in the same update.
+    a.c.send({ t: "action", id: 2, base: u.v, changes: [{ op: "delete", id: "target" }] });
+    const d = await b.c.next(isUpdate(2, a.w.client), "the delete at b");
+    expect(d.changes.map((c) => c.op)).toEqual(["set", "list_remove", "dict_remove", "delete"]);
+  });
+
+  it("emit: an `events` message to everyone, no version, never replayed", async () => {
+    // "`events` ... An accepted action that only emitted events: delivered to every client in
+    // order with updates, but it changes no state and takes no version"
+    const a = await joinConf();
+    const b = await joinConf({}, a.room);
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "emit", obj: "item", attr: "ping", args: { n: 1 } }] });
+    const e = await b.c.next(isEvents(1), "the events at b");
+    expect([e.v, e.origin, e.changes[0]?.op]).toEqual([a.w.version, a.w.client, "emit"]);
+    const fresh = await joinConf({}, a.room);
+    expect(fresh.w.version).toBe(a.w.version);
+  });
+
+  it("invalid (a validator), custom (server code), denied (the permission rule), dangling_ref", async () => {
+    // Error codes: "`invalid` | a validator of the type refused the value", "`custom` | server
+    // code refused with its own reason", "`denied` | the permission hook refused this client
+    // the change", "`dangling_ref` | a reference names an object that does not exist"
+    const a = await joinConf();
+    const cases: [ChangeJson, string][] = [
+      [{ op: "set", obj: "item", attr: "count", value: -1 }, "invalid"],
+      [{ op: "set", obj: "item", attr: "label", value: "forbidden" }, "custom"],
+      [{ op: "set", obj: "owned-item", attr: "label", value: "mine" }, "denied"],
+      [{ op: "create", id: `${a.w.client}:1`, type: "Item", parent: "lane-owned" }, "denied"],
+      [{ op: "set", obj: "item", attr: "link", value: "ghost" }, "dangling_ref"],
+    ];
+    let id = 0;
+    for (const [change, code] of cases) {
+      a.c.send({ t: "action", id: ++id, base: a.w.version, changes: [change] });
+      expect((await a.c.next(isReject(id), `reject ${id}`)).code).toBe(code);
+    }
+    // Inside the open lane the same client may create.
+    a.c.send({ t: "action", id: ++id, base: a.w.version, changes: [{ op: "create", id: `${a.w.client}:2`, type: "Item", parent: "lane-open" }] });
+    await a.c.next(isUpdate(id), "the create in the open lane");
+  });
+
+  it("read_only: a welcome says so and every action is refused with read_only", async () => {
+    // "`read_only` | `true` if this client may not change anything (its actions get `reject`
+    // with code `read_only`)"
+    const r = await joinConf({ token: "readonly" });
+    expect(r.w.read_only).toBe(true);
+    r.c.send({ t: "action", id: 1, base: r.w.version, changes: [{ op: "set", obj: "item", attr: "done", value: true }] });
+    expect((await r.c.next(isReject(1), "reject 1")).code).toBe("read_only");
+    // It still receives what others do.
+    const w = await joinConf({}, r.room);
+    w.c.send({ t: "action", id: 1, base: w.w.version, changes: [{ op: "set", obj: "item", attr: "done", value: true }] });
+    await r.c.next(isUpdate(1, w.w.client), "the writer's update");
+  });
+
+  it("4001: the auth hook refused", async () => {
+    // "4001 | unauthorized (the auth hook refused)"
+    const c = new Conn(conf.wsUrl("conf-refused"));
+    await c.opened;
+    c.send({ t: "hello", protocol: 1, token: "refuse" });
+    const closed = await c.waitClosed(10_000);
+    expect(closed.code).toBe(4001);
+    expect(closed.reason).toContain("refused");
+  });
+
+  it("server code's changes come as updates with origin server and no action", async () => {
+    // "`origin` is the client id that caused it (`"server"` for server code); `action` is that
+    // client's action id (absent for server code)"
+    const a = await joinConf();
+    a.c.send({ t: "call", id: 1, service: "tick" });
+    const u = await a.c.next(isUpdate(undefined, "server"), "the server's update");
+    expect(u.action).toBeUndefined();
+    expect(u.v).toBe(a.w.version + 1);
+    expect((await a.c.next(isResult(1), "result 1")).ok).toBe(1);
+  });
+});
