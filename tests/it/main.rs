@@ -3,6 +3,7 @@
 mod abuse;
 mod durability;
 mod faults;
+mod fuzz;
 mod harness;
 mod rooms;
 mod sync;
