@@ -32,7 +32,7 @@ slotmap::new_key_type! {
     pub struct ObjKey;
 }
 
-type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// Id -> key. Stores only keys: each id lives once, in its object, and the table compares
 /// against it there (about 9 bytes per object instead of 33).
@@ -107,6 +107,34 @@ pub(crate) struct TextHistory {
     /// Edits at versions `<= floor` may be missing (trimmed, or the text was replaced then).
     pub(crate) floor: u64,
     pub(crate) entries: VecDeque<TextEntry>,
+}
+
+/// A topic's history: edits or changes by version, with the floor below which some are missing.
+pub(crate) trait History {
+    /// The version of the newest entry, or the floor.
+    fn last_version(&self) -> u64;
+}
+
+impl History for TextHistory {
+    fn last_version(&self) -> u64 {
+        self.entries.back().map_or(self.floor, |e| e.version)
+    }
+}
+
+impl History for ListHistory {
+    fn last_version(&self) -> u64 {
+        self.entries.back().map_or(self.floor, |e| e.version)
+    }
+}
+
+/// Appends to a history of at most `max` entries; the oldest one dropped raises the floor.
+pub(crate) fn push_capped<T>(entries: &mut VecDeque<T>, floor: &mut u64, entry: T, max: usize, version: fn(&T) -> u64) {
+    entries.push_back(entry);
+    if entries.len() > max {
+        if let Some(old) = entries.pop_front() {
+            *floor = (*floor).max(version(&old));
+        }
+    }
 }
 
 /// Changes kept for one list topic: when it changed, and by whom (for `list_base_stale`).

@@ -6,7 +6,7 @@
 //! transformed here against the edits other actors made since (see [`super::text`]).
 
 use super::change::{Actor, AppliedChange, Change, NodeSnapshot, ObjId};
-use super::document::{AttrOp, Document, IdRule, ListEntry, ObjKey, TextEntry};
+use super::document::{push_capped, AttrOp, Document, History, IdRule, ListEntry, Map, ObjKey, TextEntry};
 use super::error::{ModelError, Rejection};
 use super::kind::TopicKind;
 use super::registry::{Access, SObjectType};
@@ -368,8 +368,11 @@ impl<'d> Tx<'d> {
             }
         };
         let is_set = matches!(op, AttrOp::Set(_));
-        let by_index =
-            matches!(op, AttrOp::ListInsert(..) | AttrOp::ListRemove(..) | AttrOp::ListMove(..) | AttrOp::ListSet(..));
+        // An append (no index) names no position: it is never stale.
+        let by_index = matches!(
+            op,
+            AttrOp::ListInsert(Some(_), _) | AttrOp::ListRemove(..) | AttrOp::ListMove(..) | AttrOp::ListSet(..)
+        );
         if let (true, Some(base), 0, Mode::Request) = (by_index, self.base, self.depth, self.mode) {
             self.check_list_base(key, slot, base)?;
         }
@@ -732,12 +735,8 @@ impl<'d> Tx<'d> {
                     h.floor = version;
                 }
                 Some(edit) => {
-                    h.entries.push_back(TextEntry { version, client: client.clone(), tie: tie.clone(), edit });
-                    if h.entries.len() > history_max {
-                        if let Some(old) = h.entries.pop_front() {
-                            h.floor = h.floor.max(old.version);
-                        }
-                    }
+                    let entry = TextEntry { version, client: client.clone(), tie: tie.clone(), edit };
+                    push_capped(&mut h.entries, &mut h.floor, entry, history_max, |e| e.version);
                 }
             }
         }
@@ -802,12 +801,8 @@ pub(crate) fn record_list_ops(
         if h.entries.back().is_some_and(|e| e.version == version && e.client.as_ref() == client) {
             continue;
         }
-        h.entries.push_back(ListEntry { version, client: client.cloned() });
-        if h.entries.len() > history_max {
-            if let Some(old) = h.entries.pop_front() {
-                h.floor = h.floor.max(old.version);
-            }
-        }
+        let entry = ListEntry { version, client: client.cloned() };
+        push_capped(&mut h.entries, &mut h.floor, entry, history_max, |e| e.version);
     }
 }
 
@@ -816,25 +811,27 @@ pub(crate) fn record_list_ops(
 fn sweep_texts(doc: &mut Document) {
     let horizon = doc.version.saturating_sub(doc.limits.text_history_versions_max);
     let mut floor = doc.texts_floor;
-    let objects = &doc.objects;
-    doc.texts.retain(|(key, _), h| {
-        let last = h.entries.back().map_or(h.floor, |e| e.version);
+    sweep(&mut doc.texts, &doc.objects, horizon, &mut floor);
+    sweep(&mut doc.lists, &doc.objects, horizon, &mut floor);
+    doc.texts_floor = floor;
+}
+
+/// Keeps the histories of live objects changed after `horizon`; raises `floor` past those of
+/// live objects it drops.
+fn sweep<H: History>(
+    histories: &mut Map<(ObjKey, u16), H>,
+    objects: &slotmap::SlotMap<ObjKey, super::document::SObject>,
+    horizon: u64,
+    floor: &mut u64,
+) {
+    histories.retain(|(key, _), h| {
+        let last = h.last_version();
         let keep = objects.contains_key(*key) && last > horizon;
         if !keep && objects.contains_key(*key) {
-            floor = floor.max(last);
+            *floor = (*floor).max(last);
         }
         keep
     });
-    let horizon_lists = horizon;
-    doc.lists.retain(|(key, _), h| {
-        let last = h.entries.back().map_or(h.floor, |e| e.version);
-        let keep = objects.contains_key(*key) && last > horizon_lists;
-        if !keep && objects.contains_key(*key) {
-            floor = floor.max(last);
-        }
-        keep
-    });
-    doc.texts_floor = floor;
 }
 
 /// Applies `step` (an inverse) to `doc` if the state still matches: pushes reference-clearing
@@ -1122,17 +1119,8 @@ impl Document {
                 match (kind, change, edit) {
                     (TopicKind::String, _, Some(edit)) => {
                         let h = self.texts.entry((key, slot)).or_default();
-                        h.entries.push_back(TextEntry {
-                            version: *version,
-                            client: client.clone(),
-                            tie: tie.clone(),
-                            edit,
-                        });
-                        if h.entries.len() > history_max {
-                            if let Some(old) = h.entries.pop_front() {
-                                h.floor = h.floor.max(old.version);
-                            }
-                        }
+                        let entry = TextEntry { version: *version, client: client.clone(), tie: tie.clone(), edit };
+                        push_capped(&mut h.entries, &mut h.floor, entry, history_max, |e| e.version);
                     }
                     (TopicKind::String, Change::Set { .. }, None) => {
                         let h = self.texts.entry((key, slot)).or_default();
@@ -1155,12 +1143,8 @@ impl Document {
                         if h.entries.back().is_some_and(|e| e.version == *version) {
                             continue;
                         }
-                        h.entries.push_back(ListEntry { version: *version, client: client.clone() });
-                        if h.entries.len() > history_max {
-                            if let Some(old) = h.entries.pop_front() {
-                                h.floor = h.floor.max(old.version);
-                            }
-                        }
+                        let entry = ListEntry { version: *version, client: client.clone() };
+                        push_capped(&mut h.entries, &mut h.floor, entry, history_max, |e| e.version);
                     }
                     _ => {}
                 }
