@@ -174,6 +174,42 @@ describe("edits", () => {
   });
 });
 
+describe("list changes by index made before someone else's change to the list", () => {
+  it("an unsent one is refused here (list_base_stale) through the reject event and its handle, and never sent", async () => {
+    const { join, settle, net, server, actionsOf } = world();
+    const a = await join();
+    const b = await join();
+    const rejects: RejectedError[] = [];
+    a.on("reject", (e) => rejects.push(e.error));
+    const items: JsonValue[][] = [];
+    const list = must(a, "n1").list("items");
+    list.on("changed", (e) => items.push([...e.value]));
+    const body = must(a, "n1").string("body");
+    body.insert(0, "x"); // sent
+    body.insert(1, "y"); // waits for its ack
+    const doomed = list.remove(0); // waits behind it (FIFO), made on the current version
+    const outcome = doomed.confirmed().then(
+      () => "confirmed",
+      (e: unknown) => e,
+    );
+    expect(list.value).toEqual(["b", "c"]);
+    must(b, "n1").list("items").remove(1); // b removes "b"
+    const sockB = net.sockets.find((s) => s.session?.client?.id === b.clientId);
+    while ((sockB?.toServer.length ?? 0) > 0) (sockB?.toServer.shift() as () => void)(); // b's edit reaches the room first
+    settle();
+    expect(rejects.map((e) => [e.code, e.action, e.change])).toEqual([["list_base_stale", doomed.id, 0]]);
+    expect(rejects[0]?.reason).toMatch(/n1\.items: the list changed first/);
+    expect(await outcome).toBe(rejects[0]);
+    expect(doomed.status).toBe("rejected");
+    expect(actionsOf(a).map((m) => m.id)).not.toContain(doomed.id);
+    // "c" was never shown removed in place of "a": the view went from a's guess straight to b's change.
+    expect(items).toEqual([["b", "c"], ["a", "c"]]);
+    expect(list.value).toEqual(server.value("n1", "items"));
+    expect(must(b, "n1").list("items").value).toEqual(["a", "c"]);
+    expect(body.value).toBe("xy");
+  });
+});
+
 describe("events", () => {
   it("topics report fine-grained events and one changed per batch, local or remote", async () => {
     const { join, settle } = world();

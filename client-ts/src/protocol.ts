@@ -368,6 +368,8 @@ export type ErrorCode =
   | "bad_base"
   | "text_base_too_old"
   | "text_base_stale"
+  | "list_base_stale"
+  | "list_base_too_old"
   | "empty_action"
   | "duplicate_action"
   | "nothing_to_undo"

@@ -20,6 +20,8 @@ class Peer {
   readonly inbox: string[] = [];
   readonly outbox: ClientMessage[] = [];
   readonly rejected: Rejection[] = [];
+  /** Per server `reject`, in order: [code, whether the action was doomed here already]. */
+  readonly serverRejects: [string, boolean][] = [];
   readonly diffs: TreeDiff[] = [];
   resyncs: string[] = [];
   session: ServerSession;
@@ -40,7 +42,10 @@ class Peer {
       if (m.t === "welcome") o = this.rebase.onWelcome(m);
       else if (m.t === "update") o = this.rebase.onUpdate(m);
       else if (m.t === "events") o = this.rebase.onEvents(m);
-      else if (m.t === "reject") o = this.rebase.onReject(m);
+      else if (m.t === "reject") {
+        this.serverRejects.push([m.code, this.rebase.pending.find((p) => p.id === m.action)?.doomed ?? false]);
+        o = this.rebase.onReject(m);
+      }
       if (o !== null) this.take(o);
     }
   }
@@ -570,5 +575,281 @@ describe("randomized convergence with a simulated server", () => {
         expect(p.rebase.mispredicted, `seed ${seed}`).toBe(0);
       }
     }
+  });
+});
+
+describe("list changes by index (list_base_stale)", () => {
+  const LIST_ROOT: NodeSnapshot = {
+    id: "root",
+    type: "Root",
+    children: [
+      { id: "n", type: "Node", attrs: { text: "", title: "t", ports: ["p0", "p1", "p2"], pos: { x: 0 }, labels: [], refs: ["t1", "t2", "t3"] } },
+      { id: "t1", type: "Target" },
+      { id: "t2", type: "Target" },
+      { id: "t3", type: "Target" },
+    ],
+  };
+  const remove0 = { op: "list_remove", obj: "n", attr: "ports", index: 0 } satisfies Change;
+  const listRoom = () => new SimServer({ root: structuredClone(LIST_ROOT) });
+  /** Every value of `attr` a peer's reported diffs carried. */
+  const reported = (p: Peer, attr: string) => p.diffs.flatMap((d) => d.attrs.filter((a) => a.attr === attr).map((a) => a.value));
+  function welcome(over: Partial<WelcomeMessage>): WelcomeMessage {
+    return { t: "welcome", protocol: 1, client: "c1", resume_token: "r", version: 3, acked: 0, presence: {}, read_only: false, ...over };
+  }
+  function commit(r: Rebase, ...changes: Change[]): ClientMessage[] {
+    r.begin();
+    for (const c of changes) {
+      const err = r.stage(c);
+      if (err !== null) throw new Error(err.reason);
+    }
+    return r.commit().outcome.send;
+  }
+
+  it("two clients remove index 0 of [p0, p1, p2] from the same base: the loser's view never shows [p2]", () => {
+    const server = listRoom();
+    const a = new Peer(server);
+    const b = new Peer(server);
+    a.sync();
+    b.sync();
+    a.edit(remove0);
+    b.edit(remove0);
+    expect([a.outbox, b.outbox]).toEqual([
+      [{ t: "action", id: 1, base: 0, changes: [remove0] }],
+      [{ t: "action", id: 1, base: 0, changes: [remove0] }],
+    ]);
+    a.up(); // a's remove lands first (v1)
+    b.up(); // b's, based on 0, is refused: p0 is gone, index 0 is p1 now
+    const seen: JsonValue[] = [b.value("ports") ?? null];
+    expect(b.inbox).toHaveLength(2); // a's update, then b's reject
+    b.down(1);
+    seen.push(b.value("ports") ?? null);
+    // Doomed by a's change: out of the local view, waiting for the server's reject.
+    expect(b.rebase.pending.map((p) => [p.id, p.doomed, p.staleList])).toEqual([[1, true, { obj: "n", attr: "ports", change: 0, changed: 1 }]]);
+    b.down(1);
+    seen.push(b.value("ports") ?? null);
+    expect(seen).toEqual([
+      ["p1", "p2"],
+      ["p1", "p2"],
+      ["p1", "p2"],
+    ]);
+    expect(reported(b, "ports")).not.toContainEqual(["p2"]);
+    expect(b.rejected.map((r) => [r.action.id, r.code])).toEqual([[1, "list_base_stale"]]);
+    a.sync();
+    b.sync();
+    expect(server.value("n", "ports")).toEqual(["p1", "p2"]);
+    expect(a.value("ports")).toEqual(["p1", "p2"]);
+    expect(b.value("ports")).toEqual(["p1", "p2"]);
+    expect(a.rejected).toEqual([]);
+    expect(b.rebase.pending).toHaveLength(0);
+  });
+
+  it("a doomed unsent action is refused here and never sent; later text edits shift as if it had never been made", () => {
+    const server = listRoom();
+    const a = new Peer(server);
+    const b = new Peer(server);
+    a.sync();
+    b.sync();
+    a.insert(0, "ab"); // 1: sent
+    a.insert(2, "c"); // 2: waits for 1
+    a.edit({ op: "text_insert", obj: "n", attr: "text", pos: 3, text: "X" }, remove0); // 3: waits (FIFO), made on v0
+    a.insert(4, "!"); // 4: made on "abcX"
+    expect(a.value("ports")).toEqual(["p1", "p2"]);
+    expect(a.value("text")).toBe("abcX!");
+    b.edit({ op: "list_remove", obj: "n", attr: "ports", index: 1 }); // removes p1
+    b.up(); // v1
+    a.down(); // b's change arrives before action 3 could be sent
+    expect(a.rejected.map((r) => [r.action.id, r.code, r.change])).toEqual([[3, "list_base_stale", 1]]);
+    expect(a.rejected[0]?.reason).toMatch(/n\.ports: the list changed first/);
+    // Never p2 removed by a's stale index 0: only b's removal shows.
+    expect(a.value("ports")).toEqual(["p0", "p2"]);
+    expect(reported(a, "ports")).not.toContainEqual(["p2"]);
+    expect(a.value("text")).toBe("abc!");
+    expect(a.rebase.pending.map((p) => p.id)).toEqual([1, 2, 4]);
+    a.sync();
+    b.sync();
+    expect(a.sentActions().map((m) => m.id)).toEqual([1, 2, 4]);
+    expect(server.value("n", "text")).toBe("abc!");
+    expect(server.value("n", "ports")).toEqual(["p0", "p2"]);
+    expect(a.value("text")).toBe("abc!");
+    expect(a.value("ports")).toEqual(["p0", "p2"]);
+    expect(a.rejected).toHaveLength(1);
+    expect(a.rebase.mispredicted).toBe(0);
+  });
+
+  it("the client's own earlier change does not doom its later one", () => {
+    const server = listRoom();
+    const a = new Peer(server);
+    const b = new Peer(server);
+    a.sync();
+    b.sync();
+    a.edit(remove0); // 1: removes p0
+    a.edit(remove0); // 2: made on top of 1, removes p1; both sent with base 0
+    a.edit({ op: "list_insert", obj: "n", attr: "ports", value: "mine" }); // 3: an append, base 0 too
+    expect(a.outbox.map((m) => (m.t === "action" ? m.base : null))).toEqual([0, 0, 0]);
+    b.edit({ op: "set", obj: "n", attr: "title", value: "other" }); // someone else's change, not to the list
+    b.up();
+    a.sync();
+    b.sync();
+    expect(a.rejected).toEqual([]);
+    expect(server.value("n", "ports")).toEqual(["p2", "mine"]);
+    expect(a.value("ports")).toEqual(["p2", "mine"]);
+    expect(b.value("ports")).toEqual(["p2", "mine"]);
+    expect(reported(a, "ports")).toEqual([["p1", "p2"], ["p2"], ["p2", "mine"]]);
+  });
+
+  it("pending dict ops, set ops and whole-value sets are never doomed by another client's list change", () => {
+    const server = listRoom();
+    const a = new Peer(server);
+    const b = new Peer(server);
+    a.sync();
+    b.sync();
+    a.edit({ op: "dict_set", obj: "n", attr: "pos", key: "x", value: 5 });
+    a.edit({ op: "dict_remove", obj: "n", attr: "pos", key: "x" }, { op: "dict_set", obj: "n", attr: "pos", key: "y", value: 1 });
+    a.edit({ op: "set_add", obj: "n", attr: "labels", value: "red" });
+    a.edit({ op: "set", obj: "n", attr: "title", value: "mine" });
+    a.edit({ op: "set", obj: "n", attr: "refs", value: ["t3"] }); // a whole-list set: no index to go stale
+    b.edit(remove0, { op: "set", obj: "n", attr: "refs", value: ["t1"] }, { op: "set_add", obj: "n", attr: "labels", value: "blue" });
+    b.up(); // b's changes to both lists land first
+    a.down();
+    expect(a.rebase.pending.map((p) => p.doomed)).toEqual([false, false, false, false, false]);
+    a.sync();
+    b.sync();
+    expect(a.rejected).toEqual([]);
+    expect(server.value("n", "refs")).toEqual(["t3"]);
+    expect(server.value("n", "labels")).toEqual(["blue", "red"]);
+    expect(server.value("n", "pos")).toEqual({ y: 1 });
+    for (const p of [a, b]) {
+      for (const attr of ["ports", "refs", "labels", "pos", "title"]) expect(p.value(attr), attr).toEqual(server.value("n", attr));
+    }
+  });
+
+  it("a ref_list cleared by another client's delete dooms a sent change by index to it; the server's reject ends it", () => {
+    const r = new Rebase();
+    r.onWelcome(welcome({ snapshot: { version: 3, next_server_id: 1, root: LIST_ROOT } }));
+    const move = { op: "list_move", obj: "n", attr: "refs", from: 1, to: 0 } satisfies Change;
+    expect(commit(r, move)).toEqual([{ t: "action", id: 1, base: 3, changes: [move] }]);
+    expect(r.local?.get("n")?.attrs.get("refs")).toEqual(["t2", "t1", "t3"]);
+    // Another client deletes t1: the server clears the reference (a list_remove in its update).
+    const o = r.onUpdate({
+      t: "update",
+      v: 4,
+      origin: "c9",
+      action: 7,
+      changes: [
+        { op: "delete", id: "t1" },
+        { op: "list_remove", obj: "n", attr: "refs", index: 0 },
+      ],
+    });
+    // Not the move replayed on [t2, t3] (which would take t3 to the front).
+    expect(r.local?.get("n")?.attrs.get("refs")).toEqual(["t2", "t3"]);
+    expect(o.diffs.flatMap((d) => d.attrs.filter((a) => a.attr === "refs").map((a) => a.value))).toEqual([["t2", "t3"]]);
+    expect(o.rejected).toEqual([]); // sent: the server's reject will say it
+    expect(o.send).toEqual([]);
+    expect(r.pending.map((p) => [p.id, p.doomed, p.staleList])).toEqual([[1, true, { obj: "n", attr: "refs", change: 0, changed: 4 }]]);
+    const rej = r.onReject({ t: "reject", action: 1, code: "list_base_stale", reason: "n.refs: based on 3, before the list changed at 4", change: 0 });
+    expect(rej.rejected.map((x) => [x.action.id, x.code, x.reason, x.change])).toEqual([
+      [1, "list_base_stale", "n.refs: based on 3, before the list changed at 4", 0],
+    ]);
+    expect(rej.diffs.every((d) => d.attrs.length === 0)).toBe(true);
+    expect(r.pending).toHaveLength(0);
+    expect(r.local?.get("n")?.attrs.get("refs")).toEqual(["t2", "t3"]);
+  });
+
+  it("resuming: doomed actions the server never saw are refused here, as it would; the rest is sent again", () => {
+    const r = new Rebase();
+    r.onWelcome(welcome({ snapshot: { version: 3, next_server_id: 1, root: LIST_ROOT } }));
+    expect(commit(r, { op: "list_move", obj: "n", attr: "refs", from: 1, to: 0 })).toHaveLength(1); // 1: sent, lost
+    r.onDisconnect();
+    expect(commit(r, { op: "list_set", obj: "n", attr: "refs", index: 0, value: "t3" })).toEqual([]); // 2: offline
+    expect(commit(r, { op: "dict_set", obj: "n", attr: "pos", key: "x", value: 1 })).toEqual([]); // 3: offline
+    expect(r.local?.get("n")?.attrs.get("refs")).toEqual(["t3", "t1", "t3"]);
+    expect(r.onWelcome(welcome({ version: 4, acked: 0 })).send).toEqual([]);
+    const o = r.onUpdate({ t: "update", v: 4, origin: "server", changes: [{ op: "list_remove", obj: "n", attr: "refs", index: 0 }] });
+    expect(o.rejected.map((x) => [x.action.id, x.code])).toEqual([
+      [2, "list_base_stale"],
+      [1, "list_base_stale"],
+    ]);
+    expect(o.send).toEqual([{ t: "action", id: 3, base: 4, changes: [{ op: "dict_set", obj: "n", attr: "pos", key: "x", value: 1 }] }]);
+    expect(r.local?.get("n")?.attrs.get("refs")).toEqual(["t2", "t3"]);
+    expect(r.local?.get("n")?.attrs.get("pos")).toEqual({ x: 1 });
+  });
+});
+
+describe("list changes by index after a reload from a snapshot", () => {
+  it("a pending change by index made before the snapshot is refused here, not sent on a guess; appends and other changes are sent", () => {
+    const root: NodeSnapshot = { id: "root", type: "Root", children: [{ id: "n", type: "Node", attrs: { ports: ["p0", "p1", "p2"], pos: { x: 0 } } }] };
+    const welcome = (over: Partial<WelcomeMessage>): WelcomeMessage => ({
+      t: "welcome", protocol: 1, client: "c1", resume_token: "r", version: 3, acked: 0, presence: {}, read_only: false, ...over,
+    });
+    const r = new Rebase();
+    r.onWelcome(welcome({ snapshot: { version: 3, next_server_id: 1, root } }));
+    r.onDisconnect();
+    for (const c of [
+      { op: "list_remove", obj: "n", attr: "ports", index: 0 },
+      { op: "list_insert", obj: "n", attr: "ports", value: "end" },
+      { op: "dict_set", obj: "n", attr: "pos", key: "x", value: 1 },
+    ] satisfies Change[]) {
+      r.begin();
+      expect(r.stage(c)).toBeNull();
+      r.commit();
+    }
+    // Someone removed p1 while this client was away; the snapshot does not say who.
+    const later: NodeSnapshot = { id: "root", type: "Root", children: [{ id: "n", type: "Node", attrs: { ports: ["p0", "p2"], pos: { x: 0 } } }] };
+    const o = r.onWelcome(welcome({ version: 9, snapshot: { version: 9, next_server_id: 1, root: later } }));
+    expect(o.rejected.map((x) => [x.action.id, x.code])).toEqual([[1, "list_base_stale"]]);
+    expect(o.send.map((m) => (m.t === "action" ? m.changes.map((c) => c.op) : []))).toEqual([["list_insert"], ["dict_set"]]);
+    expect(r.local?.get("n")?.attrs.get("ports")).toEqual(["p0", "p2", "end"]);
+  });
+});
+
+describe("randomized list edits by index with a simulated server", () => {
+  it("three clients removing, moving, setting and inserting by index converge; every stale one is caught before its reject (seeded)", () => {
+    const root: NodeSnapshot = {
+      id: "root",
+      type: "Root",
+      children: [{ id: "n", type: "Node", attrs: { text: "", ports: ["e0", "e1", "e2", "e3", "e4", "e5"] } }],
+    };
+    let stale = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const rng = new Rng(seed * 104729);
+      const server = new SimServer({ root: structuredClone(root) });
+      const peers = [new Peer(server), new Peer(server), new Peer(server)];
+      for (const p of peers) p.sync();
+      for (let step = 0; step < 100; step++) {
+        const p = rng.pick(peers);
+        const r = rng.next();
+        const ports = p.value("ports");
+        const len = Array.isArray(ports) ? ports.length : 0;
+        const at = (n: number) => rng.int(n);
+        const where = { obj: "n", attr: "ports" } as const;
+        if (r < 0.12 || (r < 0.55 && len === 0)) p.edit({ op: "list_insert", ...where, index: at(len + 1), value: `s${step}` });
+        else if (r < 0.18) p.edit({ op: "list_insert", ...where, value: `a${step}` });
+        else if (r < 0.3) p.edit({ op: "list_remove", ...where, index: at(len) });
+        else if (r < 0.38) p.edit({ op: "list_move", ...where, from: at(len), to: at(len) });
+        else if (r < 0.46) p.edit({ op: "list_set", ...where, index: at(len), value: `x${step}` });
+        else if (r < 0.5) p.edit({ op: "set", ...where, value: [`w${step}`, "w"] });
+        else if (r < 0.55) {
+          // A transaction with text too: its local effect goes with it when it is doomed.
+          const text = String(p.value("text"));
+          p.edit({ op: "text_insert", obj: "n", attr: "text", pos: at(text.length + 1), text: "t" }, { op: "list_remove", ...where, index: at(len) });
+        } else if (r < 0.62) {
+          const text = String(p.value("text"));
+          p.insert(at(text.length + 1), rng.pick(["y", "zz"]));
+        } else if (r < 0.8) p.up(rng.int(2) + 1);
+        else p.down(rng.int(3) + 1);
+      }
+      for (let k = 0; k < 5; k++) for (const p of peers) p.sync();
+      for (const p of peers) {
+        expect(p.value("ports"), `seed ${seed}`).toEqual(server.value("n", "ports"));
+        expect(p.value("text"), `seed ${seed}`).toBe(server.value("n", "text"));
+        expect(p.rebase.pending, `seed ${seed}`).toHaveLength(0);
+        expect(new Set(p.rejected.map((x) => x.code)), `seed ${seed}`).toEqual(new Set(p.rejected.length > 0 ? ["list_base_stale"] : []));
+        // The server never refused a stale list change this client still showed.
+        expect(p.serverRejects.filter(([code, doomed]) => code === "list_base_stale" && !doomed), `seed ${seed}`).toEqual([]);
+        expect(p.rebase.mispredicted, `seed ${seed}`).toBe(0);
+        stale += p.rejected.length;
+      }
+    }
+    expect(stale).toBeGreaterThan(20);
   });
 });

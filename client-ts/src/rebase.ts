@@ -17,10 +17,18 @@
  * relative to the new text: they wait for nothing and are never transformed (as on the server). An unanswered undo
  * or redo holds everything behind it (its effect is unknown until the server answers). Actions
  * are sent with `base` = the confirmed version at send time.
+ *
+ * List rule (`list-stale.ts`, the server's `list_base_stale`): a confirmed update by another
+ * actor that changes a list dooms every pending action changing that list by index whose base
+ * (or, unsent, the confirmed version it was made on) is below the update's version: its local
+ * effect goes at once (later text edits shift as if it had never been made); an unsent one is
+ * refused here and never sent, a sent one waits for the server's reject.
  */
 
 import type { TreeDiff } from "./diff.js";
 import { diffBatch } from "./diff.js";
+import type { StaleList } from "./list-stale.js";
+import { isByIndexListChange, staleListChange, staleListReason } from "./list-stale.js";
 import { Mirror } from "./mirror.js";
 import type {
   AttrChange,
@@ -56,8 +64,14 @@ export interface PendingAction {
   steps: Step[];
   /** Why it did not apply to the local view, if it did not (the server will likely refuse it). */
   localError: { readonly index: number; readonly error: ApplyError } | null;
-  /** Left out of the local view: a whole-string `set` by someone else made its text stale. */
+  /** Left out of the local view: the server refuses it (a whole-string `set` by someone else
+   * made its text stale, or see {@link staleList}). */
   doomed: boolean;
+  /** The confirmed version when it was made: what its list indexes were computed against. */
+  madeAt: number;
+  /** Doomed by the list rule (`list_base_stale`): another actor changed this list since its
+   * base. Its effect is gone from the local view and from later text edits already. */
+  staleList: StaleList | null;
 }
 
 /** A pending action the server refused (or that was lost in a resync). */
@@ -347,6 +361,8 @@ export class Rebase {
         steps: tx.steps,
         localError: null,
         doomed: false,
+        madeAt: this.mirrorState?.version ?? 0,
+        staleList: null,
       };
       this.pendingActions.push(action);
     }
@@ -367,6 +383,8 @@ export class Rebase {
       steps: [],
       localError: null,
       doomed: false,
+      madeAt: this.mirrorState?.version ?? 0,
+      staleList: null,
     };
     this.pendingActions.push(action);
     const outcome = emptyOutcome();
@@ -421,6 +439,22 @@ export class Rebase {
               });
             }
           }
+          // A snapshot does not say who changed a list since a pending change by index was made
+          // on it: the index may name another element now. Refused here, as the server would
+          // refuse it had it seen it in time (`list_base_stale`), rather than sent on a guess.
+          for (let i = this.pendingActions.length - 1; i >= 0; i--) {
+            const p = this.pendingActions[i] as PendingAction;
+            const by = p.kind === "action" ? p.changes.findIndex(isByIndexListChange) : -1;
+            if (by >= 0 && !p.doomed && (p.sentBase ?? p.madeAt) < snapshot.version) {
+              this.pendingActions.splice(i, 1);
+              outcome.rejected.unshift({
+                action: p,
+                code: "list_base_stale",
+                reason: "the room was reloaded from a snapshot: the list may have changed since this change was made",
+                change: by,
+              });
+            }
+          }
           this.settleDoomed(outcome);
           for (const p of this.pendingActions) p.sentBase = null;
           return [];
@@ -448,11 +482,14 @@ export class Rebase {
       outcome.resync = "reload";
       return outcome;
     }
-    const ackIndex =
-      u.origin === this.me && u.action !== undefined ? this.pendingActions.findIndex((p) => p.id === u.action) : -1;
-    const acked = ackIndex >= 0 ? (this.pendingActions[ackIndex] as PendingAction) : null;
+    const acked =
+      u.origin === this.me && u.action !== undefined ? (this.pendingActions.find((p) => p.id === u.action) ?? null) : null;
     const diff = this.rebuild((local) => {
       const hints: Hint[] = [];
+      // Pending list changes by index that another actor's change to the list made stale go
+      // first, on the state their changes were made on (before the update).
+      this.doomStaleLists(u, outcome);
+      const ackIndex = acked === null ? -1 : this.pendingActions.indexOf(acked);
       const applied = textAfterLastSet(u.changes);
       // How the text looked before the update, for undoing a misprediction.
       const before = new Map<TopicKey, string>();
@@ -478,7 +515,12 @@ export class Rebase {
           const mine = ownSets.get(k);
           const predicted = mine?.edits ?? [];
           let extra: TextEdit[];
-          if (predicted.length <= a.edits.length && predicted.every((e, i) => sameEdit(e, a.edits[i] as TextEdit))) {
+          if (acked.staleList !== null) {
+            // Accepted although thought stale: later edits were shifted as if it had never been
+            // made, so all of its edits are new to them.
+            this.mispredictions++;
+            extra = a.edits;
+          } else if (predicted.length <= a.edits.length && predicted.every((e, i) => sameEdit(e, a.edits[i] as TextEdit))) {
             extra = a.edits.slice(predicted.length);
           } else {
             // The server did something else than predicted: undo the prediction, then redo it.
@@ -571,22 +613,63 @@ export class Rebase {
   }
 
   /** Removes pending action `i` (reverted already) and shifts later text edits as if it had
-   * never been made. */
+   * never been made (done already for an action doomed by the list rule). */
   private removeAt(i: number): void {
-    const [action] = this.pendingActions.splice(i, 1);
-    if (action === undefined || action.kind !== "action") return;
+    const action = this.pendingActions[i];
+    if (action === undefined) return;
+    if (action.staleList === null) this.forgetEffects(action);
+    const at = this.pendingActions.indexOf(action);
+    if (at >= 0) this.pendingActions.splice(at, 1);
+  }
+
+  /** Shifts the text edits of the pending actions after `action` (reverted already) as if it
+   * had never been made. Call inside `rebuild`. */
+  private forgetEffects(action: PendingAction): void {
+    if (action.kind !== "action") return;
     const local = this.mustLocal();
     for (const k of textTopics(action.changes)) {
+      const i = this.pendingActions.indexOf(action);
+      if (i < 0) return;
       const [obj, attr] = splitTopic(k);
       if (firstSetIndex(action.changes, obj, attr) >= 0) {
         // Later edits to this text were made on a value that never existed: drop them.
-        this.dropTextEdits(k, i);
+        this.dropTextEdits(k, i + 1);
         continue;
       }
       const edits = textEditsByTopic(action.changes).get(k) ?? [];
       const text = local.get(obj)?.attrs.get(attr);
       const inverse = typeof text === "string" ? invertEdits(this.textBefore(k, text, i), edits) : null;
-      if (inverse !== null) this.transformPending(k, inverse, true, i);
+      if (inverse !== null) this.transformPending(k, inverse, true, i + 1);
+    }
+  }
+
+  /**
+   * The list rule: pending actions that change by index a list that `u` (another actor's
+   * update) changed, based below `u.v`, are doomed (see `list-stale.ts`). Their local effect
+   * goes, and later text edits shift as if they had never been made; unsent ones are refused
+   * here (`list_base_stale`) and never sent, sent ones wait for the server's reject. Call inside
+   * `rebuild`, before `u` applies (pending changes are relative to the state before it).
+   */
+  private doomStaleLists(u: UpdateMessage, outcome: Outcome): void {
+    if (u.origin === this.me) return;
+    const stale: [PendingAction, StaleList][] = [];
+    for (const p of this.pendingActions) {
+      if (p.kind !== "action" || p.doomed) continue;
+      const s = staleListChange({ changes: p.changes, base: p.sentBase ?? p.madeAt }, u, this.me);
+      if (s !== null) stale.push([p, s]);
+    }
+    for (const [p, s] of stale) {
+      const i = this.pendingActions.indexOf(p);
+      if (i < 0) continue;
+      if (p.sentBase === null) {
+        this.removeAt(i);
+        p.staleList = s;
+        outcome.rejected.push({ action: p, code: "list_base_stale", reason: staleListReason(s), change: s.change });
+      } else {
+        this.forgetEffects(p);
+        p.staleList = s;
+        p.doomed = true;
+      }
     }
   }
 
@@ -719,12 +802,17 @@ export class Rebase {
       const p = this.pendingActions[i] as PendingAction;
       if (!p.doomed) continue;
       this.removeAt(i);
-      outcome.rejected.push({
-        action: p,
-        code: "text_base_too_old",
-        reason: "the text was replaced by someone else before this edit reached the server",
-        change: undefined,
-      });
+      const s = p.staleList;
+      outcome.rejected.push(
+        s !== null
+          ? { action: p, code: "list_base_stale", reason: staleListReason(s), change: s.change }
+          : {
+              action: p,
+              code: "text_base_too_old",
+              reason: "the text was replaced by someone else before this edit reached the server",
+              change: undefined,
+            },
+      );
     }
   }
 

@@ -251,6 +251,17 @@ export class TcpProxy {
     for (const p of this.pairs) p.holding[dir] = true;
   }
 
+  /** Forwards, in order, what {@link hold} kept in direction `dir` on the open connections, and
+   * stops holding it there. */
+  release(dir: Direction): void {
+    for (const p of this.pairs) {
+      p.holding[dir] = false;
+      const to = dir === "up" ? p.upstream : p.client;
+      for (const chunk of p.held[dir].splice(0)) to.write(chunk);
+    }
+    this.activity.emit();
+  }
+
   /** Bytes held in direction `dir` on the open connections. */
   heldBytes(dir: Direction): number {
     let n = 0;

@@ -4,7 +4,9 @@
  * as the Rust server does (`src/model/tx.rs` `transform_request`: each edit of an action is
  * transformed against the edits other actors made to that topic since the action's base, ties
  * by actor id, the server's `""` first; after a whole-string `set` of the topic in the same
- * action, later edits are relative to the new text and are not transformed). State lives in an `ObjectTree`. Test-only; transport
+ * action, later edits are relative to the new text and are not transformed), and refuses list
+ * changes by index based before another actor's change to that list (`list_base_stale`, as
+ * `check_list_base` does). State lives in an `ObjectTree`. Test-only; transport
  * agnostic (a session sends text through a callback). Between `hold()` and `flush()` it sends a
  * burst as the Rust server does: one `batch` frame per client whose `hello` accepted batches.
  */
@@ -18,6 +20,7 @@ import type {
   ServerMessage,
   UpdateMessage,
 } from "../protocol.js";
+import { changesList, isByIndexListChange } from "../list-stale.js";
 import type { TextEdit } from "../text.js";
 import { transformSeqs } from "../text.js";
 import type { Step } from "../tree.js";
@@ -90,6 +93,8 @@ export class SimServer {
   /** Every message received, for assertions: [client id, message]. */
   readonly received: [string | null, { t: string } & Record<string, unknown>][] = [];
   private readonly texts = new Map<string, TextHistory>();
+  /** Per list topic: the versions it changed at and by whom (`null`: server code). */
+  private readonly lists = new Map<string, { version: number; client: string | null }[]>();
   private readonly clients = new Map<string, ClientRecord>();
   private readonly presence = new Map<string, JsonValue>();
   private nextClient = 1;
@@ -148,7 +153,9 @@ export class SimServer {
     if (failed !== null) throw new Error(`server change failed: ${failed.error.reason}`);
     this.version++;
     for (const c of changes) this.logText(c, null, "");
-    const msg: UpdateMessage = { t: "update", v: this.version, origin: "server", changes: steps.flatMap(wireChange) };
+    const wire = steps.flatMap(wireChange);
+    this.logLists(wire, null);
+    const msg: UpdateMessage = { t: "update", v: this.version, origin: "server", changes: wire };
     this.publish(msg);
     return msg;
   }
@@ -267,6 +274,10 @@ export class SimServer {
       if (c.op === "create" && !c.id.startsWith(`${client.id}:`)) return fail("bad_id", `${c.id} lacks ${client.id}:`, i);
       const refused = this.refuse(c, client.id);
       if (refused !== null) return fail(refused.code, refused.reason, i);
+      if (isByIndexListChange(c)) {
+        const changed = (this.lists.get(`${c.obj}\u0000${c.attr}`) ?? []).find((e) => e.version > msg.base && e.client !== client.id);
+        if (changed !== undefined) return fail("list_base_stale", `${c.obj}.${c.attr} changed at ${changed.version}, after base ${msg.base}`, i);
+      }
       if (c.op === "text_insert" || c.op === "text_delete") {
         const key = `${c.obj}\u0000${c.attr}`;
         let view = views.get(key);
@@ -318,7 +329,9 @@ export class SimServer {
     this.version++;
     for (const [c, e] of textLog) this.logText(c, client.id, client.id, e);
     client.undo.push(steps.filter((s) => s.op !== "emit"));
-    this.publish({ t: "update", v: this.version, origin: client.id, action: msg.id, changes: steps.flatMap(wireChange) });
+    const wire = steps.flatMap(wireChange);
+    this.logLists(wire, client.id);
+    this.publish({ t: "update", v: this.version, origin: client.id, action: msg.id, changes: wire });
   }
 
   /** A simple undo: the inverse of the client's latest transition (no text transposition). */
@@ -338,7 +351,9 @@ export class SimServer {
     }
     this.version++;
     for (const c of inverse) this.logText(c, client.id, client.id);
-    this.publish({ t: "update", v: this.version, origin: client.id, action: msg.id, changes: steps.flatMap(wireChange) });
+    const wire = steps.flatMap(wireChange);
+    this.logLists(wire, client.id);
+    this.publish({ t: "update", v: this.version, origin: client.id, action: msg.id, changes: wire });
   }
 
   private logText(c: Change, client: string | null, tie: string, edit?: TextEdit | null): void {
@@ -353,6 +368,18 @@ export class SimServer {
     }
     const e: TextEdit = edit ?? (c.op === "text_insert" ? { kind: "insert", pos: c.pos, text: c.text } : { kind: "delete", pos: c.pos, len: c.len });
     h.entries.push({ version: this.version, client, tie, edit: e });
+  }
+
+  /** Records the lists an update (version `this.version`) changed, and by whom. */
+  private logLists(changes: readonly Change[], client: string | null): void {
+    for (const c of changes) {
+      if (c.op !== "set" && !isByIndexListChange(c)) continue;
+      if (!changesList(c, c.obj, c.attr)) continue;
+      const key = `${c.obj}\u0000${c.attr}`;
+      let h = this.lists.get(key);
+      if (h === undefined) this.lists.set(key, (h = []));
+      if (h.at(-1)?.version !== this.version) h.push({ version: this.version, client });
+    }
   }
 
   private publish(msg: BatchedMessage): void {
