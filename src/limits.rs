@@ -131,6 +131,11 @@ pub struct ServerLimits {
     pub rooms_max: usize,
     /// Clients connected to one room.
     pub clients_per_room_max: usize,
+    /// Clients a room remembers (their last action id, so a re-sent action is never applied
+    /// twice): past it, the disconnected ones whose last action is oldest are forgotten, and a
+    /// later resume of one of them is a new client (a new id and a snapshot; its client drops the
+    /// actions it sent, which may or may not have been applied). At least `clients_per_room_max`.
+    pub room_known_clients_max: usize,
     /// Clients connected to the server.
     pub clients_max: usize,
     /// Commands waiting in one room's inbox; senders wait when it is full (backpressure).
@@ -169,6 +174,7 @@ impl Default for ServerLimits {
             room_log_bytes_max: 64 << 20,
             rooms_max: 10_000,
             clients_per_room_max: 1000,
+            room_known_clients_max: 100_000,
             clients_max: 20_000,
             room_inbox_len_max: 4096,
             room_inbox_bytes_max: 16 << 20,

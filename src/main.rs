@@ -161,7 +161,7 @@ async fn export(room: &str, data: &Path, preset: Preset) -> anyhow::Result<()> {
             "{e}\nthe room cannot be loaded; `objectsync export --raw {room}` prints what is stored as it is"
         )
     })?;
-    let snapshot = RoomSnapshot { doc: doc.snapshot(), clients };
+    let snapshot = RoomSnapshot { doc: doc.snapshot(), clients, clients_floor: 0 };
     println!("{}", serde_json::to_string_pretty(&snapshot)?);
     Ok(())
 }

@@ -249,6 +249,8 @@ struct Connected {
 struct Known {
     /// Highest action id processed (applied or refused).
     last_action: u64,
+    /// A version at or after that action's (for forgetting the oldest clients first).
+    last_version: u64,
 }
 
 /// A message waiting for the store: released, in order, once its version is durable.
@@ -307,6 +309,8 @@ pub(crate) struct RoomState {
     undo: UndoHistory,
     clients: HashMap<ClientId, Connected>,
     known: HashMap<ClientId, Known>,
+    /// See [`RoomSnapshot::clients_floor`].
+    clients_floor: u64,
     /// The last updates, for resuming clients: (version, encoded update).
     log: VecDeque<(u64, Frame)>,
     log_bytes: usize,
@@ -321,6 +325,8 @@ pub(crate) struct RoomSeed {
     pub(crate) generation: u64,
     pub(crate) doc: Document,
     pub(crate) clients: Vec<KnownClient>,
+    /// See [`RoomSnapshot::clients_floor`].
+    pub(crate) clients_floor: u64,
     /// Stored updates (for resuming clients), oldest first.
     pub(crate) log: Vec<LogEntry>,
     pub(crate) store: Arc<dyn Store>,
@@ -336,8 +342,11 @@ pub(crate) fn spawn(
 ) -> (RoomHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(limits.room_inbox_len_max);
     let inbox_bytes_max = limits.room_inbox_bytes_max.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
-    let RoomSeed { name, generation, doc, clients, log, store, server } = seed;
-    let known = clients.into_iter().map(|c| (c.id, Known { last_action: c.last_action })).collect();
+    let RoomSeed { name, generation, doc, clients, clients_floor, log, store, server } = seed;
+    // When a stored client last acted is not stored: at most now.
+    let loaded_at = doc.version();
+    let known =
+        clients.into_iter().map(|c| (c.id, Known { last_action: c.last_action, last_version: loaded_at })).collect();
     let mut resume_log = VecDeque::new();
     let mut log_bytes = 0;
     for e in log.into_iter().filter(|e| e.version <= doc.version()) {
@@ -363,6 +372,7 @@ pub(crate) fn spawn(
         doc,
         clients: HashMap::new(),
         known,
+        clients_floor,
         log: resume_log,
         log_bytes,
         limits,
@@ -548,6 +558,7 @@ impl RoomState {
                 .filter(|(_, k)| k.last_action > 0)
                 .map(|(id, k)| KnownClient { id: id.clone(), last_action: k.last_action })
                 .collect(),
+            clients_floor: self.clients_floor,
         }
     }
 
@@ -602,7 +613,12 @@ impl RoomState {
         if self.clients.len() >= self.limits.clients_per_room_max {
             return Err(JoinError::Full { room: self.name.to_string(), limit: self.limits.clients_per_room_max });
         }
-        let resumed = request.resume.filter(|r| r.resume_token == self.resume_token(&r.client));
+        // A client the room does not know, resuming from before clients were forgotten, may be
+        // one of them: it is a new client (its actions could not be deduplicated).
+        let resumed = request.resume.filter(|r| {
+            r.resume_token == self.resume_token(&r.client)
+                && (self.known.contains_key(&r.client) || r.version >= self.clients_floor)
+        });
         let (client, from) = match resumed {
             Some(r) => {
                 // The old connection may not have been noticed dead yet: the new one replaces it.
@@ -619,7 +635,7 @@ impl RoomState {
         };
         let catchup = from.and_then(|v| self.log_since(v));
         let resume_token = self.resume_token(&client);
-        let known = self.known.entry(client.clone()).or_insert(Known { last_action: 0 });
+        let known = self.known.entry(client.clone()).or_insert(Known { last_action: 0, last_version: 0 });
         let presence: BTreeMap<&str, &Value> = self
             .clients
             .iter()
@@ -651,6 +667,7 @@ impl RoomState {
             client.clone(),
             Connected { link, read_only: request.read_only, presence: Value::Null, batch: request.batch },
         );
+        self.forget_oldest_clients();
         self.metrics.joins.inc();
         tracing::debug!(%client, resumed = from.is_some(), "client joined");
         Ok(client)
@@ -703,8 +720,10 @@ impl RoomState {
             self.refuse(client, id, "duplicate_action", &reason);
             return None;
         }
+        let version = self.doc.version() + 1;
         if let Some(k) = self.known.get_mut(client) {
             k.last_action = id;
+            k.last_version = version;
         }
         Some(actor)
     }
@@ -905,6 +924,29 @@ impl RoomState {
         self.unsynced.clients.push(KnownClient { id: client.clone(), last_action: action });
         let version = self.unsynced.entries.last().map_or(self.doc.version(), |e| e.version);
         self.hold(Held { version, frame, to: Some(client.clone()) });
+    }
+
+    /// Past `room_known_clients_max`, forgets the disconnected clients whose last action is
+    /// oldest (a tenth of the bound at once), and raises `clients_floor` past them.
+    fn forget_oldest_clients(&mut self) {
+        let max = self.limits.room_known_clients_max.max(self.limits.clients_per_room_max);
+        if self.known.len() <= max {
+            return;
+        }
+        let mut idle: Vec<(u64, ClientId)> = self
+            .known
+            .iter()
+            .filter(|(id, _)| !self.clients.contains_key(*id))
+            .map(|(id, k)| (k.last_version, id.clone()))
+            .collect();
+        idle.sort_unstable();
+        let n = (self.known.len() - max + max / 10).min(idle.len());
+        for (last_version, id) in idle.into_iter().take(n) {
+            self.known.remove(&id);
+            self.undo.forget(&id);
+            self.clients_floor = self.clients_floor.max(last_version + 1);
+        }
+        tracing::debug!(forgotten = n, floor = self.clients_floor, "forgot the oldest clients");
     }
 
     /// Keeps a message until its version is durable.

@@ -332,6 +332,7 @@ impl Inner {
         }
         let refused = |reason: String| ServerError::RoomRefused { room: name.to_owned(), reason };
         let stored = self.store.load(name).await.map_err(|e| self.load_failed(name, e))?;
+        let clients_floor = stored.as_ref().and_then(|s| s.snapshot.as_ref()).map_or(0, |s| s.clients_floor);
         let (doc, clients, log) = match stored {
             Some(stored) => {
                 load_room(&self.types, &self.model_limits, name, stored).map_err(|e| self.load_failed(name, e))?
@@ -344,7 +345,7 @@ impl Inner {
                 }
                 if self.store.durable() {
                     // A stored room always starts from a snapshot: the log holds only what follows.
-                    let snapshot = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new() };
+                    let snapshot = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new(), clients_floor: 0 };
                     self.store.save_snapshot(name, &snapshot, 0).await.map_err(|e| refused(e.to_string()))?;
                 }
                 (doc, Vec::new(), Vec::new())
@@ -359,6 +360,7 @@ impl Inner {
             generation,
             doc,
             clients,
+            clients_floor,
             log,
             store: self.store.clone(),
             server: Arc::downgrade(self),

@@ -34,6 +34,15 @@ pub struct RoomSnapshot {
     pub doc: DocSnapshot,
     /// The clients it knows.
     pub clients: Vec<KnownClient>,
+    /// Clients were forgotten (to keep the room's records bounded) whose last action came
+    /// before this version: a resume of a client the room does not know, from a version below
+    /// it, is a new client (it may be one that was forgotten; its actions cannot be deduplicated).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub clients_floor: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// One accepted update as stored: the exact bytes clients got.
@@ -127,7 +136,8 @@ pub trait Store: Send + Sync + 'static {
     async fn load(&self, room: &str) -> Result<Option<StoredRoom>, StoreError>;
     /// Appends updates; when this returns they are durable.
     async fn append(&self, room: &str, batch: WriteBatch) -> Result<(), StoreError>;
-    /// Saves a snapshot; log entries at or below `compact_to` may then be dropped.
+    /// Saves a snapshot; log entries at or below `compact_to` may then be dropped. The
+    /// snapshot's clients replace the room's client records (forgotten clients go).
     async fn save_snapshot(&self, room: &str, snapshot: &RoomSnapshot, compact_to: u64) -> Result<(), StoreError>;
     /// Names of the stored rooms.
     async fn rooms(&self) -> Result<Vec<String>, StoreError>;
@@ -180,7 +190,8 @@ impl Store for MemoryStore {
             }
             r.snapshot = Some(snapshot.clone());
             r.log.retain(|e| e.version > compact_to);
-            merge_clients(&mut r.clients, snapshot.clients.clone());
+            // The snapshot lists every client the room still knows: forgotten ones go.
+            r.clients = snapshot.clients.clone();
         })
     }
     async fn rooms(&self) -> Result<Vec<String>, StoreError> {

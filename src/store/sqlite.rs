@@ -542,6 +542,8 @@ fn save_snapshot(
         params![room, version as i64, snapshot, checksum(snapshot).to_vec()],
     )?;
     conn.execute("DELETE FROM log WHERE room = ?1 AND version <= ?2", params![room, compact_to as i64])?;
+    // The snapshot lists every client the room still knows: forgotten ones go.
+    conn.execute("DELETE FROM clients WHERE room = ?1", params![room])?;
     upsert_clients(conn, room, clients)
 }
 
@@ -643,7 +645,7 @@ mod tests {
             attrs: Default::default(),
             children: Vec::new(),
         };
-        RoomSnapshot { doc: DocSnapshot { version, next_server_id: 1, root }, clients: Vec::new() }
+        RoomSnapshot { doc: DocSnapshot { version, next_server_id: 1, root }, clients: Vec::new(), clients_floor: 0 }
     }
 
     fn entry(version: u64) -> LogEntry {

@@ -113,7 +113,7 @@ fn check_round_trip_through_sqlite(depth: usize, value_depth: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     rt.block_on(async {
         let store = SqliteStore::open(dir.path()).expect("open");
-        let first = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new() };
+        let first = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new(), clients_floor: 0 };
         store.save_snapshot("deep", &first, 0).await.expect("first snapshot");
         let chain = div_chain("d", depth, value_depth);
         let create = Change::Create {
@@ -143,7 +143,7 @@ fn check_round_trip_through_sqlite(depth: usize, value_depth: usize) {
         let (replayed, _, _) = objectsync::server::load_room(&types, &limits, "deep", stored).expect("log replays");
         assert_eq!(replayed.snapshot(), doc.snapshot());
         // The latest snapshot, in a file opened afresh.
-        let latest = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new() };
+        let latest = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new(), clients_floor: 0 };
         store.save_snapshot("deep", &latest, 0).await.expect("snapshot");
         drop(store);
         let store = SqliteStore::open(dir.path()).expect("reopen");
@@ -672,4 +672,51 @@ fn find<'a>(node: &'a objectsync::model::NodeSnapshot, id: &str) -> Option<&'a o
         return Some(node);
     }
     node.children.iter().find_map(|c| find(c, id))
+}
+
+/// A room remembers at most `room_known_clients_max` clients: past it the disconnected ones
+/// whose last action is oldest are forgotten, and a resume of one of them is a new client (a
+/// new id and a snapshot), never a resume whose re-sent actions could apply twice; a recent
+/// client resumes as itself. Both hold after a restart.
+#[tokio::test]
+async fn a_room_remembers_a_bounded_number_of_clients_and_never_applies_an_action_twice() {
+    let limits =
+        objectsync::ServerLimits { room_known_clients_max: 3, clients_per_room_max: 3, ..TestServer::builder_limits() };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = || std::sync::Arc::new(objectsync::store::SqliteStore::open(dir.path()).expect("open"));
+    let ts = TestServer::start_with(TestServer::builder().limits(limits.clone()).store(store())).await;
+    let mut points = Vec::new();
+    for i in 0..6 {
+        let mut c = ts.client("r").await;
+        let n = c.new_object_id();
+        let acked = within(c.act(vec![create_node(&n, i)])).await.map(|_| 1).expect("acts");
+        points.push((c.resume_point(), c.mirror().clone(), acked));
+        within(c.close()).await.expect("close");
+    }
+    check_known_clients(&ts, &points, "running").await;
+    ts.stop().await;
+    let ts = TestServer::start_with(TestServer::builder().limits(limits).store(store())).await;
+    check_known_clients(&ts, &points, "restarted").await;
+    ts.stop().await;
+}
+
+/// The first client (forgotten) resumes as a new client; the last (remembered) as itself.
+async fn check_known_clients(
+    ts: &TestServer,
+    points: &[(objectsync::protocol::Resume, objectsync::client::Mirror, u64)],
+    when: &str,
+) {
+    let url = ts.url("r");
+    let connect = |i: usize| {
+        let (resume, mirror, _) = points[i].clone();
+        Client::connect(&url, ConnectOptions { resume: Some((resume, mirror)), ..ConnectOptions::default() })
+    };
+    let oldest = within(connect(0)).await.expect("connect");
+    assert_ne!(oldest.id(), points[0].0.client.as_str(), "{when}: a forgotten client is a new client");
+    assert_eq!(oldest.acked(), 0, "{when}");
+    within(oldest.close()).await.expect("close");
+    let latest = within(connect(5)).await.expect("connect");
+    assert_eq!(latest.id(), points[5].0.client.as_str(), "{when}: a recent client resumes as itself");
+    assert_eq!(latest.acked(), points[5].2, "{when}: its actions are still deduplicated");
+    within(latest.close()).await.expect("close");
 }
