@@ -119,7 +119,20 @@ function note(message: string): void {
 }
 
 client.on("state", () => status.request());
-client.on("ready", () => status.request());
+/** Whether this tab changed anything since it joined (so a lost undo history is news). */
+let editedSinceJoin = false;
+client.on("ready", ({ undoSteps, redoSteps }) => {
+  // Undo histories live in the room's memory: after it unloaded or the server restarted, the
+  // server holds none for this tab. Say so rather than let Ctrl+Z silently do nothing.
+  if (editedSinceJoin && undoSteps === 0 && redoSteps === 0) {
+    note("undo history starts afresh: the room was reloaded (your changes are all kept)");
+  }
+  editedSinceJoin = false;
+  status.request();
+});
+client.on("change", ({ local }) => {
+  if (local) editedSinceJoin = true;
+});
 client.on("change", () => status.request());
 client.on("reject", ({ error }) => {
   lastReject = `${error.code}: ${error.reason}`;

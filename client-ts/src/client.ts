@@ -79,8 +79,12 @@ export interface CallOptions {
 export interface ClientEvents {
   /** The connection state changed. */
   state: { readonly state: ConnectionState; readonly previous: ConnectionState };
-  /** A `welcome` was handled: the document is loaded (or resumed). */
-  ready: { readonly clientId: string; readonly resumed: boolean };
+  /**
+   * A `welcome` was handled: the document is loaded (or resumed). `undoSteps` / `redoSteps`:
+   * what the server still holds of this client's undo history (0 after the room unloaded or the
+   * server restarted; the document itself is intact), e.g. to tell the user undo starts afresh.
+   */
+  ready: { readonly clientId: string; readonly resumed: boolean; readonly undoSteps: number; readonly redoSteps: number };
   /** An object appeared in the local view. */
   created: { readonly object: SObject; readonly local: boolean };
   /** An object left the local view. */
@@ -434,7 +438,12 @@ export class ObjectSyncClient extends Emitter<ClientEvents> {
     for (const [id, c] of this.calls) {
       if (!c.sent) c.sent = this.connection?.send({ t: "call", id, service: c.service, args: c.args }) ?? false;
     }
-    this.dispatch("ready", { clientId: w.client, resumed: w.snapshot === undefined });
+    this.dispatch("ready", {
+      clientId: w.client,
+      resumed: w.snapshot === undefined,
+      undoSteps: w.undo_steps,
+      redoSteps: w.redo_steps,
+    });
     this.firstWelcome?.resolve();
     this.firstWelcome = null;
   }

@@ -51,6 +51,13 @@ describe("decodeServerMessage", () => {
     expect(m.read_only).toBe(false);
     expect(m.presence).toEqual({ c9z8y7x6w5: { name: "Bob" } });
     expect(m.snapshot?.root.children?.[0]?.children?.[0]?.attrs).toEqual({ pos: { x: 1, y: 2 }, ports: ["in", "out"] });
+    expect([m.undo_steps, m.redo_steps]).toEqual([0, 0]);
+  });
+
+  it("decodes the undo and redo steps a welcome says the room still holds", () => {
+    const m = ok(JSON.stringify({ t: "welcome", protocol: 1, client: "c", resume_token: "r", version: 3, acked: 2, presence: {}, undo_steps: 2, redo_steps: 1 }));
+    expect(m.t === "welcome" ? [m.undo_steps, m.redo_steps] : null).toEqual([2, 1]);
+    expect(decodeServerMessage(JSON.stringify({ t: "welcome", protocol: 1, client: "c", resume_token: "r", version: 3, acked: 0, presence: {}, undo_steps: -1 }))).toBeInstanceOf(DecodeError);
   });
 
   it("decodes the compact snapshot form into the same tree as the nested one", () => {

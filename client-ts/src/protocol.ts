@@ -270,6 +270,11 @@ export interface WelcomeMessage {
   presence: Record<string, JsonValue>;
   /** Whether this client may not change anything. */
   read_only: boolean;
+  /** Undo steps the room holds for this client (0 after the room unloaded or the server
+   * restarted: undo histories live in the room's memory). */
+  undo_steps: number;
+  /** Redo steps the room holds for this client. */
+  redo_steps: number;
 }
 /** One accepted state transition (version `v`). */
 export interface UpdateMessage {
@@ -759,6 +764,8 @@ function welcome(o: Obj, p: string): WelcomeMessage {
     acked: uint(o, "acked", p),
     presence,
     read_only: bool(o, "read_only", p, false),
+    undo_steps: field(o, "undo_steps") === undefined ? 0 : uint(o, "undo_steps", p),
+    redo_steps: field(o, "redo_steps") === undefined ? 0 : uint(o, "redo_steps", p),
   };
   const snap = field(o, "snapshot");
   if (snap !== undefined && snap !== null) m.snapshot = snapshot(snap, `${p}.snapshot`);

@@ -412,7 +412,7 @@ describe("server answers", () => {
 
 describe("welcome", () => {
   function welcome(over: Partial<WelcomeMessage>): WelcomeMessage {
-    return { t: "welcome", protocol: 1, client: "c1", resume_token: "r", version: 0, acked: 0, presence: {}, read_only: false, ...over };
+    return { t: "welcome", protocol: 1, client: "c1", resume_token: "r", version: 0, acked: 0, presence: {}, read_only: false, undo_steps: 0, redo_steps: 0, ...over };
   }
 
   it("with a snapshot: reloads and drops pending actions the room has processed", () => {
@@ -594,7 +594,7 @@ describe("list changes by index (list_base_stale)", () => {
   /** Every value of `attr` a peer's reported diffs carried. */
   const reported = (p: Peer, attr: string) => p.diffs.flatMap((d) => d.attrs.filter((a) => a.attr === attr).map((a) => a.value));
   function welcome(over: Partial<WelcomeMessage>): WelcomeMessage {
-    return { t: "welcome", protocol: 1, client: "c1", resume_token: "r", version: 3, acked: 0, presence: {}, read_only: false, ...over };
+    return { t: "welcome", protocol: 1, client: "c1", resume_token: "r", version: 3, acked: 0, presence: {}, read_only: false, undo_steps: 0, redo_steps: 0, ...over };
   }
   function commit(r: Rebase, ...changes: Change[]): ClientMessage[] {
     r.begin();
@@ -779,7 +779,7 @@ describe("list changes by index after a reload from a snapshot", () => {
   it("a pending change by index made before the snapshot is refused here, not sent on a guess; appends and other changes are sent", () => {
     const root: NodeSnapshot = { id: "root", type: "Root", children: [{ id: "n", type: "Node", attrs: { ports: ["p0", "p1", "p2"], pos: { x: 0 } } }] };
     const welcome = (over: Partial<WelcomeMessage>): WelcomeMessage => ({
-      t: "welcome", protocol: 1, client: "c1", resume_token: "r", version: 3, acked: 0, presence: {}, read_only: false, ...over,
+      t: "welcome", protocol: 1, client: "c1", resume_token: "r", version: 3, acked: 0, presence: {}, read_only: false, undo_steps: 0, redo_steps: 0, ...over,
     });
     const r = new Rebase();
     r.onWelcome(welcome({ snapshot: { version: 3, next_server_id: 1, root } }));

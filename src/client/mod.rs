@@ -134,6 +134,8 @@ pub struct Client {
     resume_token: String,
     acked: u64,
     read_only: bool,
+    /// Undo and redo steps the room held for this client when it joined.
+    undo_steps: (usize, usize),
     mirror: Mirror,
     presence: HashMap<CompactString, Value>,
     next_action: u64,
@@ -168,6 +170,7 @@ impl Client {
             resume_token: String::new(),
             acked: 0,
             read_only: false,
+            undo_steps: (0, 0),
             mirror: Mirror::default(),
             presence: HashMap::new(),
             next_action,
@@ -185,7 +188,18 @@ impl Client {
         })
         .await?;
         match c.recv().await? {
-            ServerMessage::Welcome { client, resume_token, version, acked, snapshot, presence, read_only } => {
+            ServerMessage::Welcome {
+                client,
+                resume_token,
+                version,
+                acked,
+                snapshot,
+                presence,
+                read_only,
+                undo_steps,
+                redo_steps,
+            } => {
+                c.undo_steps = (undo_steps, redo_steps);
                 c.id = client;
                 c.resume_token = resume_token;
                 c.acked = acked;
@@ -230,6 +244,12 @@ impl Client {
     /// Whether this client may change nothing.
     pub fn read_only(&self) -> bool {
         self.read_only
+    }
+    /// The undo and redo steps the room held for this client when it joined: `(0, 0)` for a
+    /// new client, and after the room unloaded or the server restarted (undo histories live in
+    /// the room's memory).
+    pub fn undo_steps(&self) -> (usize, usize) {
+        self.undo_steps
     }
     /// Other clients' presence.
     pub fn presence(&self) -> &HashMap<CompactString, Value> {

@@ -105,6 +105,11 @@ impl UndoHistory {
         }
     }
 
+    /// How many undo and redo steps `client` has.
+    pub fn steps(&self, client: &str) -> (usize, usize) {
+        self.clients.get(client).map_or((0, 0), |h| (h.undo.len(), h.redo.len()))
+    }
+
     /// Bytes held by every client's steps.
     pub fn bytes(&self) -> usize {
         self.bytes

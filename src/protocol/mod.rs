@@ -200,6 +200,17 @@ pub struct Welcome<'a> {
     /// Whether the client may change nothing.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub read_only: bool,
+    /// Undo steps the room holds for this client (0 after the room unloaded or the server
+    /// restarted: undo histories live in memory while the room is loaded).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub undo_steps: usize,
+    /// Redo steps the room holds for this client.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub redo_steps: usize,
+}
+
+fn is_zero(n: &usize) -> bool {
+    *n == 0
 }
 
 /// Encodes a `welcome`.
@@ -335,6 +346,12 @@ pub enum ServerMessage {
         /// May change nothing.
         #[serde(default)]
         read_only: bool,
+        /// Undo steps the room holds for this client.
+        #[serde(default)]
+        undo_steps: usize,
+        /// Redo steps the room holds for this client.
+        #[serde(default)]
+        redo_steps: usize,
     },
     /// A state transition.
     Update {

@@ -656,6 +656,8 @@ impl RoomState {
             },
             presence,
             read_only: request.read_only,
+            undo_steps: self.undo.steps(&client).0,
+            redo_steps: self.undo.steps(&client).1,
         });
         self.metrics.bytes_out.inc_by(welcome.len() as u64);
         link.out.try_queue(welcome.into()).map_err(|_| JoinError::NotReading)?;

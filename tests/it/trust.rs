@@ -720,3 +720,46 @@ async fn check_known_clients(
     assert_eq!(latest.acked(), points[5].2, "{when}: its actions are still deduplicated");
     within(latest.close()).await.expect("close");
 }
+
+/// What survives of undo is said in every welcome: a client that resumes while the room is
+/// loaded keeps its undo steps (and can undo); after the room unloads, it is told it has none,
+/// and its undo answers `nothing_to_undo`; the document is intact.
+#[tokio::test]
+async fn the_welcome_says_how_much_undo_survived() {
+    let limits = objectsync::ServerLimits { room_unload_grace_ms: 50, ..TestServer::builder_limits() };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = std::sync::Arc::new(objectsync::store::SqliteStore::open(dir.path()).expect("open"));
+    let ts = TestServer::start_with(TestServer::builder().limits(limits).store(store)).await;
+    let mut a = ts.client("r").await;
+    let n = a.new_object_id();
+    within(a.act(vec![create_node(&n, 1)])).await.expect("create");
+    within(a.act(vec![set_title(&n, "kept")])).await.expect("title");
+    let (resume, mirror) = a.into_resume();
+    // A watcher keeps the room loaded while the client is away.
+    let watcher = ts.client("r").await;
+    let back =
+        within(Client::connect(&ts.url("r"), ConnectOptions { resume: Some((resume, mirror)), ..Default::default() }))
+            .await
+            .expect("resume");
+    assert_eq!(back.undo_steps(), (2, 0), "kept while the room is loaded");
+    let (resume, mirror) = back.into_resume();
+    drop(watcher);
+    // Nobody left: the room unloads (grace 50 ms); a fresh client's join loads it again.
+    within(async {
+        while !ts.server.metrics().lines().any(|l| l == "objectsync_rooms 0") {
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    let mut again =
+        within(Client::connect(&ts.url("r"), ConnectOptions { resume: Some((resume, mirror)), ..Default::default() }))
+            .await
+            .expect("resume after the unload");
+    assert_eq!(again.undo_steps(), (0, 0), "gone with the unload, and the welcome says so");
+    let undone = within(again.undo(None)).await;
+    assert!(
+        matches!(undone, Err(objectsync::client::ClientError::Rejected { ref code, .. }) if code == "nothing_to_undo")
+    );
+    assert_eq!(again.mirror().value(&n, "title").and_then(Value::as_str), Some("kept"), "the document is intact");
+    ts.stop().await;
+}

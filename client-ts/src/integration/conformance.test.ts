@@ -53,6 +53,8 @@ interface WelcomeMsg {
   snapshot?: NestedSnapshot | CompactSnapshot;
   presence: { [client: string]: Json };
   read_only?: boolean;
+  undo_steps?: number;
+  redo_steps?: number;
 }
 interface UpdateMsg {
   t: "update";
@@ -746,6 +748,25 @@ describe("welcome", () => {
     // ...and then live traffic
     b.c.send({ t: "action", id: 4, base: r.w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: "live" }] });
     expect((await r.c.next(isUpdate(4, b.w.client), "live update")).v).toBe(r.w.version + 1);
+  });
+
+  it("welcome.undo_steps / redo_steps: what the room still holds of this client's undo history", async () => {
+    // "`undo_steps`, `redo_steps` | how many undo and redo steps the room holds for this client
+    // (absent: 0)"
+    const room = newRoom("undo-steps");
+    const a = await join(room);
+    expect([a.w.undo_steps, a.w.redo_steps]).toEqual([undefined, undefined]);
+    a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: "one" }] });
+    const u1 = await a.c.next(isUpdate(1), "update 1");
+    a.c.send({ t: "action", id: 2, base: u1.v, changes: [{ op: "dict_set", obj: "page", attr: "style", key: "color", value: "red" }] });
+    const u2 = await a.c.next(isUpdate(2), "update 2");
+    a.c.send({ t: "undo", id: 3 });
+    const u3 = await a.c.next(isUpdate(3), "the undo");
+    a.c.close();
+    await a.c.waitClosed();
+    const b = await join(room, { resume: { client: a.w.client, resume_token: a.w.resume_token, version: u3.v } });
+    expect([b.w.undo_steps, b.w.redo_steps]).toEqual([1, 1]);
+    expect(u2.v).toBeLessThan(u3.v);
   });
 
   it("resume: a resume at the room's version gets no snapshot and no catch-up", async () => {

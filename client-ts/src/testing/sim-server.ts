@@ -242,6 +242,9 @@ export class SimServer {
       acked: client.lastAction,
       presence,
       read_only: this.readOnly(client.id),
+      // The simulated server keeps no undo history.
+      undo_steps: 0,
+      redo_steps: 0,
     };
     if (!resumed) welcome.snapshot = { version: this.version, next_server_id: 1, root: this.snapshot() };
     session.send(JSON.stringify(welcome));
