@@ -1516,6 +1516,55 @@ describe("error messages and close codes", () => {
     await a.c.until("a ping", () => a.c.pings > 0, 15_000);
   });
 
+  it("hello_timeout and http_header_timeout: 10 s to say hello (else 4000), 10 s to send a request head (else closed)", { timeout: 40_000 }, async () => {
+    // "The first message of a client must be `hello`, within `hello_timeout` (10 s)" /
+    // "A connection must send its whole request head within `http_header_timeout` (10 s), else
+    // it is closed."
+    const silent = new Conn(url(newRoom("no-hello")));
+    await silent.opened;
+    const stalled = new Promise<string>((resolve) => {
+      const tcp = net.connect(server.port, "127.0.0.1", () => tcp.write("GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"));
+      let answer = "";
+      tcp.on("data", (d) => (answer += d.toString()));
+      tcp.on("close", () => resolve(answer));
+      tcp.on("error", () => undefined);
+    });
+    const [closed, answer] = await Promise.all([silent.waitClosed(30_000), stalled]);
+    expect(closed.code).toBe(4000);
+    expect(answer.startsWith("HTTP/1.1 200")).toBe(false);
+  });
+
+  it("outbound_queue_bytes_max: a client that lets 16 MiB pile up is cut off, however few messages that is", { timeout: 40_000 }, async () => {
+    // "`outbound_queue_bytes_max` | 16 MiB (16,777,216 bytes) waiting per client ... | close 4003"
+    // The client stops reading, so its close frame may never reach it: the metric says it.
+    const metric = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.get({ host: "127.0.0.1", port: server.port, path: "/metrics" }, (res) => {
+          let body = "";
+          res.on("data", (d) => (body += d.toString()));
+          res.on("end", () => resolve(Number(/^objectsync_slow_disconnects_total (\d+)/m.exec(body)?.[1] ?? "0")));
+        });
+        req.on("error", reject);
+      });
+    const before = await metric();
+    const a = await join(newRoom("bytes-cut"));
+    a.c.ws.pause();
+    const args = "y".repeat(256 * 1024);
+    // 100 results of 256 KiB (25 MiB): far fewer messages than outbound_queue_len_max.
+    for (let i = 1; i <= 100; i++) a.c.send({ t: "call", id: i, service: "echo", args });
+    const deadline = Date.now() + 30_000;
+    let after = before;
+    while (after === before && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 100));
+      after = await metric();
+    }
+    expect(after).toBeGreaterThan(before);
+    // Others are served.
+    const b = await join(newRoom("bytes-cut-other"));
+    b.c.send({ t: "call", id: 1, service: "echo", args: 1 });
+    expect((await b.c.next(isResult(1), "result 1")).ok).toEqual({ client: b.w.client, args: 1 });
+  });
+
   it("4005: a connection silent for idle_timeout (not even pongs) is closed", { timeout: 60_000 }, async () => {
     // "A connection silent for `idle_timeout` is closed." / "4005 | idle: no traffic (not even pongs)
     // for `idle_timeout`" / "`idle_timeout` | 30 s"
