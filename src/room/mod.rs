@@ -255,8 +255,9 @@ struct Known {
 
 /// A message waiting for the store: released, in order, once its version is durable.
 struct Held {
-    /// The version that must be durable first.
-    version: u64,
+    /// The store batch ([`RoomState::batch_seq`]) that must be committed first: the one holding
+    /// this update or the reject's client record, or a batch before it (keeping the order).
+    batch: u64,
     frame: Frame,
     /// `None`: to everyone; `Some`: to one client (a reject).
     to: Option<ClientId>,
@@ -265,7 +266,7 @@ struct Held {
 /// Where a join's outcome goes.
 type JoinReply = oneshot::Sender<Result<ClientId, JoinError>>;
 
-/// Store work in flight: resolves to the version now durable (`None` for a snapshot).
+/// Store work in flight: resolves to the number of the batch now committed (`None` for a snapshot).
 type StoreOp = Pin<Box<dyn Future<Output = Result<Option<u64>, StoreError>> + Send>>;
 
 /// Commands handled per wakeup before what they produced is sent (bounds the delay a batch adds).
@@ -291,6 +292,9 @@ pub(crate) struct RoomState {
     durable: bool,
     /// Written to the store next.
     unsynced: WriteBatch,
+    /// The number of the batch `unsynced` will be written as (store batches are numbered 1, 2,
+    /// ... in the order they are written, one at a time).
+    batch_seq: u64,
     /// Messages waiting for their version to be durable.
     held: VecDeque<Held>,
     /// Bytes of `held`: past `room_held_bytes_max` the actor takes no more commands until the
@@ -359,6 +363,7 @@ pub(crate) fn spawn(
         secret: store.secret(),
         durable: store.durable(),
         unsynced: WriteBatch::default(),
+        batch_seq: 1,
         held: VecDeque::new(),
         held_bytes: 0,
         inflight: None,
@@ -443,8 +448,8 @@ impl RoomState {
 
     /// Handles a finished store operation: releases what is now durable.
     fn store_done(&mut self, done: Result<Option<u64>, StoreError>) -> Result<(), StoreError> {
-        let Some(version) = done? else { return Ok(()) };
-        while self.held.front().is_some_and(|h| h.version <= version) {
+        let Some(committed) = done? else { return Ok(()) };
+        while self.held.front().is_some_and(|h| h.batch <= committed) {
             let Some(h) = self.held.pop_front() else { break };
             self.held_bytes -= h.frame.len();
             self.metrics.held_bytes.dec_by(h.frame.len() as i64);
@@ -472,11 +477,12 @@ impl RoomState {
         let store = self.store.clone();
         let name = self.name.to_string();
         if !self.unsynced.entries.is_empty() || !self.unsynced.clients.is_empty() {
-            // Everything before this batch is durable (one store operation at a time), so a batch
-            // of client records alone makes the current version's rejects releasable.
-            let last = self.unsynced.entries.last().map_or(self.doc.version(), |e| e.version);
+            // Messages held for this batch (its updates, the rejects whose client records it
+            // carries) are released once it commits.
+            let seq = self.batch_seq;
+            self.batch_seq += 1;
             let batch = std::mem::take(&mut self.unsynced);
-            self.inflight = Some(Box::pin(async move { store.append(&name, batch).await.map(|()| Some(last)) }));
+            self.inflight = Some(Box::pin(async move { store.append(&name, batch).await.map(|()| Some(seq)) }));
             return;
         }
         let due = self.updates_since_snapshot >= SNAPSHOT_EVERY_UPDATES
@@ -818,9 +824,13 @@ impl RoomState {
 
     /// Sends now, or after the updates before it are durable (keeping everyone's order).
     fn release_or_hold(&mut self, frame: Frame, to: Option<ClientId>) {
-        let pending = self.unsynced.entries.last().map(|e| e.version).or(self.held.back().map(|h| h.version));
+        let pending = if self.unsynced.entries.is_empty() && self.unsynced.clients.is_empty() {
+            self.held.back().map(|h| h.batch)
+        } else {
+            Some(self.batch_seq)
+        };
         match pending {
-            Some(version) if self.durable => self.hold(Held { version, frame, to }),
+            Some(batch) if self.durable => self.hold(Held { batch, frame, to }),
             _ => match to {
                 None => self.outbox.push(frame),
                 Some(client) => self.send_to(&client, frame),
@@ -923,9 +933,9 @@ impl RoomState {
         if !self.durable {
             return self.release_or_hold(frame, Some(client.clone()));
         }
+        // Released with the batch that commits the record (not with an earlier one in flight).
         self.unsynced.clients.push(KnownClient { id: client.clone(), last_action: action });
-        let version = self.unsynced.entries.last().map_or(self.doc.version(), |e| e.version);
-        self.hold(Held { version, frame, to: Some(client.clone()) });
+        self.hold(Held { batch: self.batch_seq, frame, to: Some(client.clone()) });
     }
 
     /// Past `room_known_clients_max`, forgets the disconnected clients whose last action is

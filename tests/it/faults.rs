@@ -15,12 +15,42 @@ struct FaultyStore {
     /// `false`: writes wait.
     open: tokio::sync::watch::Sender<bool>,
     failing_room: Mutex<Option<String>>,
+    /// Each write takes a permit (none are added unless a test does): writes one at a time.
+    permits: Option<tokio::sync::Semaphore>,
+    /// Client records of the appends committed so far: (client, last action).
+    committed_clients: Mutex<Vec<(String, u64)>>,
+    /// Appends begun (waiting for their permit included).
+    appends_begun: std::sync::atomic::AtomicUsize,
 }
 
 impl FaultyStore {
     fn new(dir: &std::path::Path) -> Arc<FaultyStore> {
         let (open, _) = tokio::sync::watch::channel(true);
-        Arc::new(FaultyStore { inner: SqliteStore::open(dir).expect("open"), open, failing_room: Mutex::new(None) })
+        Arc::new(FaultyStore {
+            inner: SqliteStore::open(dir).expect("open"),
+            open,
+            failing_room: Mutex::new(None),
+            permits: None,
+            committed_clients: Mutex::new(Vec::new()),
+            appends_begun: Default::default(),
+        })
+    }
+    /// A store whose writes each wait for a permit given by [`FaultyStore::allow_writes`].
+    fn with_permits(dir: &std::path::Path) -> Arc<FaultyStore> {
+        let (open, _) = tokio::sync::watch::channel(true);
+        Arc::new(FaultyStore {
+            inner: SqliteStore::open(dir).expect("open"),
+            open,
+            failing_room: Mutex::new(None),
+            permits: Some(tokio::sync::Semaphore::new(0)),
+            committed_clients: Mutex::new(Vec::new()),
+            appends_begun: Default::default(),
+        })
+    }
+    fn allow_writes(&self, n: usize) {
+        if let Some(p) = &self.permits {
+            p.add_permits(n);
+        }
     }
     async fn write_allowed(&self, room: &str) -> Result<(), StoreError> {
         if self.failing_room.lock().expect("lock").as_deref() == Some(room) {
@@ -28,6 +58,11 @@ impl FaultyStore {
         }
         let mut rx = self.open.subscribe();
         let _ = rx.wait_for(|open| *open).await;
+        if let Some(p) = &self.permits {
+            if let Ok(permit) = p.acquire().await {
+                permit.forget();
+            }
+        }
         Ok(())
     }
 }
@@ -44,8 +79,12 @@ impl Store for FaultyStore {
         self.inner.load(room).await
     }
     async fn append(&self, room: &str, batch: WriteBatch) -> Result<(), StoreError> {
+        self.appends_begun.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         self.write_allowed(room).await?;
-        self.inner.append(room, batch).await
+        let clients: Vec<(String, u64)> = batch.clients.iter().map(|c| (c.id.to_string(), c.last_action)).collect();
+        self.inner.append(room, batch).await?;
+        self.committed_clients.lock().expect("lock").extend(clients);
+        Ok(())
     }
     async fn save_snapshot(&self, room: &str, snapshot: &RoomSnapshot, compact_to: u64) -> Result<(), StoreError> {
         self.write_allowed(room).await?;
@@ -137,5 +176,47 @@ async fn a_failing_disk_closes_one_room_with_1011_and_loses_nothing_acknowledged
         back.mirror().value(&n, "title").and_then(|t| t.as_str().map(str::to_owned)),
         Some("acknowledged".into())
     );
+    ts.stop().await;
+}
+
+/// A reject is heard only once the batch holding its client record is committed, not with an
+/// earlier batch that was in flight when it was decided: otherwise a crash in between would make
+/// `acked` forget an action the client was told was refused.
+#[tokio::test]
+async fn a_reject_waits_for_its_own_record_not_an_earlier_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FaultyStore::with_permits(dir.path());
+    let ts = TestServer::start_with(objectsync::demo::server().store(store.clone())).await;
+    store.allow_writes(1); // the room's first snapshot
+    let mut c = ts.client("r").await;
+    let n = c.new_object_id();
+    // Action 1 (applied) goes to the store in batch 1, which waits; action 2 is refused meanwhile:
+    // its record goes in batch 2.
+    let applied = within(c.send_action(vec![create_node(&n, 1)])).await.expect("send");
+    within(async {
+        while store.appends_begun.load(std::sync::atomic::Ordering::SeqCst) == 0 {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    let refused =
+        within(c.send_action(vec![objectsync::model::Change::Delete { id: "root".into() }])).await.expect("send");
+    // Only batch 1 may commit.
+    store.allow_writes(1);
+    within(c.wait_ack(applied)).await.expect("action 1 acknowledged once batch 1 committed");
+    // A service result is never held: anything released before it is in the inbox by now.
+    within(c.call("echo", objectsync::model::Value::Int(1))).await.expect("echo");
+    let early = tokio::time::timeout(std::time::Duration::ZERO, c.next_event()).await;
+    assert!(
+        !matches!(early, Ok(Ok(objectsync::client::Event::Reject { .. }))),
+        "the reject was sent before its client record was committed: {early:?}"
+    );
+    store.allow_writes(100);
+    match within(c.wait_ack(refused)).await {
+        Err(objectsync::client::ClientError::Rejected { code, .. }) => assert_eq!(code, "root_immutable"),
+        other => panic!("{other:?}"),
+    }
+    let committed = store.committed_clients.lock().expect("lock").clone();
+    assert!(committed.iter().any(|(id, last)| id == c.id() && *last >= refused), "{committed:?}");
     ts.stop().await;
 }
