@@ -25,24 +25,19 @@ struct FaultyStore {
 
 impl FaultyStore {
     fn new(dir: &std::path::Path) -> Arc<FaultyStore> {
-        let (open, _) = tokio::sync::watch::channel(true);
-        Arc::new(FaultyStore {
-            inner: SqliteStore::open(dir).expect("open"),
-            open,
-            failing_room: Mutex::new(None),
-            permits: None,
-            committed_clients: Mutex::new(Vec::new()),
-            appends_begun: Default::default(),
-        })
+        Self::build(dir, None)
     }
     /// A store whose writes each wait for a permit given by [`FaultyStore::allow_writes`].
     fn with_permits(dir: &std::path::Path) -> Arc<FaultyStore> {
+        Self::build(dir, Some(tokio::sync::Semaphore::new(0)))
+    }
+    fn build(dir: &std::path::Path, permits: Option<tokio::sync::Semaphore>) -> Arc<FaultyStore> {
         let (open, _) = tokio::sync::watch::channel(true);
         Arc::new(FaultyStore {
             inner: SqliteStore::open(dir).expect("open"),
             open,
             failing_room: Mutex::new(None),
-            permits: Some(tokio::sync::Semaphore::new(0)),
+            permits,
             committed_clients: Mutex::new(Vec::new()),
             appends_begun: Default::default(),
         })
