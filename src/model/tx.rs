@@ -792,7 +792,10 @@ pub(crate) fn record_list_ops(
             AppliedChange::Set { new, .. } => matches!(new, super::Value::List(_)),
             _ => false,
         };
-        let (Some(key), Some(attr), true) = (doc.key(c.target()), c.attr(), list_op) else { continue };
+        if !list_op {
+            continue;
+        }
+        let (Some(key), Some(attr)) = (doc.key(c.target()), c.attr()) else { continue };
         let Ok((slot, kind)) = doc.resolve_attr(key, attr) else { continue };
         if !matches!(kind, TopicKind::List | TopicKind::RefList) {
             continue;

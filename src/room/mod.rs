@@ -229,7 +229,7 @@ impl RoomHandle {
     /// Waits until a client message of `bytes` fits in the room's inbox: a session whose room
     /// is behind stops reading its socket here (backpressure) instead of queueing without bound.
     pub(crate) async fn inbox_permit(&self, bytes: usize) -> Result<InboxPermit, RoomError> {
-        let n = u32::try_from(bytes.clamp(1, self.inbox_bytes_max)).unwrap_or(u32::MAX);
+        let n = u32::try_from(bytes.clamp(1, self.inbox_bytes_max)).expect("invariant: inbox_bytes_max fits a u32");
         self.inbox_bytes.clone().acquire_many_owned(n).await.map_err(|_| self.closed())
     }
 
@@ -345,7 +345,9 @@ pub(crate) fn spawn(
     shutdown: CancellationToken,
 ) -> (RoomHandle, tokio::task::JoinHandle<()>) {
     let (tx, rx) = mpsc::channel(limits.room_inbox_len_max);
-    let inbox_bytes_max = limits.room_inbox_bytes_max.clamp(1, tokio::sync::Semaphore::MAX_PERMITS);
+    // A message's permits are a u32: the bound is one too, so the largest message always fits.
+    let inbox_bytes_max =
+        limits.room_inbox_bytes_max.clamp(1, u32::MAX as usize).min(tokio::sync::Semaphore::MAX_PERMITS);
     let RoomSeed { name, generation, doc, clients, clients_floor, log, store, server } = seed;
     // When a stored client last acted is not stored: at most now.
     let loaded_at = doc.version();
@@ -648,6 +650,7 @@ impl RoomState {
             .filter(|(_, c)| !c.presence.is_null())
             .map(|(id, c)| (id.as_str(), &c.presence))
             .collect();
+        let (undo_steps, redo_steps) = self.undo.steps(&client);
         let welcome = protocol::encode_welcome(&protocol::Welcome {
             t: "welcome",
             protocol: protocol::PROTOCOL_VERSION,
@@ -662,8 +665,8 @@ impl RoomState {
             },
             presence,
             read_only: request.read_only,
-            undo_steps: self.undo.steps(&client).0,
-            redo_steps: self.undo.steps(&client).1,
+            undo_steps,
+            redo_steps,
         });
         self.metrics.bytes_out.inc_by(welcome.len() as u64);
         link.out.try_queue(welcome.into()).map_err(|_| JoinError::NotReading)?;

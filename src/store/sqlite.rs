@@ -271,7 +271,7 @@ fn read_meta(conn: &Connection, path: &Path) -> Result<([u8; 32], u64), StoreErr
     let secret: Vec<u8> = conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0)).map_err(e)?;
     let secret = <[u8; 32]>::try_from(secret.as_slice())
         .map_err(|_| damaged(path, "the store's secret has the wrong length"))?;
-    Ok((secret, read_commits(conn).unwrap_or(0)))
+    Ok((secret, read_commits(conn).map_err(e)?))
 }
 
 fn read_commits(conn: &Connection) -> rusqlite::Result<u64> {
@@ -340,6 +340,9 @@ fn check_commits(path: &Path, sidecar: &Path, secret: &[u8; 32], commits: u64) -
     let Ok(text) = std::fs::read_to_string(sidecar) else { return Ok(()) };
     let mut words = text.split_whitespace();
     let (Some(id), Some(seen)) = (words.next(), words.next().and_then(|n| n.parse::<u64>().ok())) else {
+        // Written by this program only: unreadable means it was edited or cut short by a crash
+        // while written. It is rewritten at the next commit; say so rather than ignore it.
+        tracing::warn!(path = %sidecar.display(), "the commits file is unreadable; it will be rewritten");
         return Ok(());
     };
     let on_purpose = format!("to use this file anyway (a backup restored on purpose), delete {}", sidecar.display());

@@ -90,15 +90,6 @@ impl Store for FaultyStore {
     }
 }
 
-fn metric(ts: &TestServer, name: &str) -> i64 {
-    ts.server
-        .metrics()
-        .lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse::<f64>().ok())
-        .map_or(0, |v| v as i64)
-}
-
 /// While the disk stalls, a room holds at most `room_held_bytes_max` of updates waiting for it
 /// (and its inbox at most `room_inbox_bytes_max`); the writer is slowed, not the server's
 /// memory grown. When the disk recovers every action is answered and nothing is lost.
@@ -127,7 +118,7 @@ async fn a_stalled_disk_bounds_what_a_room_holds_and_loses_nothing() {
     // one update that crossed it.
     let mut highest = 0;
     for _ in 0..50 {
-        highest = highest.max(metric(&ts, "objectsync_held_bytes"));
+        highest = highest.max(metric(&ts, "objectsync_held_bytes") as i64);
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     assert!(highest > 0, "updates are held while the disk stalls");

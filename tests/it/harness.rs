@@ -59,6 +59,16 @@ impl TestServer {
     }
 }
 
+/// A metric's value from the server's Prometheus text (0 if absent).
+pub fn metric(ts: &TestServer, name: &str) -> f64 {
+    ts.server
+        .metrics()
+        .lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse::<f64>().ok())
+        .unwrap_or(0.0)
+}
+
 /// Awaits `f`, failing the test if it takes longer than [`DEADLINE`].
 pub async fn within<T>(f: impl Future<Output = T>) -> T {
     tokio::time::timeout(DEADLINE, f).await.expect("timed out")
