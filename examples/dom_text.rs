@@ -20,7 +20,8 @@ async fn main() -> std::io::Result<()> {
             other => eprintln!("unknown argument {other}"),
         }
     }
-    let server = demo::server().static_dir(static_dir).build();
+    // The page's room is rebuilt at every start: nothing to keep.
+    let server = demo::server().static_dir(static_dir).in_memory().build().map_err(std::io::Error::other)?;
     let listener = tokio::net::TcpListener::bind(&bind).await?;
     println!("listening on http://{}", listener.local_addr()?);
     let room = server.room("dom").await.map_err(std::io::Error::other)?;

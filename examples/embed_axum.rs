@@ -10,7 +10,11 @@ use objectsync::{demo, Server};
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {
-    let sync = Server::builder(demo::types()).on_room_create(|_, tx| demo::build_room(tx)).build();
+    // Rooms are kept in SQLite in ./objectsync-data (the default store).
+    let sync = Server::builder(demo::types())
+        .on_room_create(|_, tx| demo::build_room(tx))
+        .build()
+        .map_err(std::io::Error::other)?;
     let app = Router::new().route("/", get(|| async { "my app" })).nest("/sync", sync.router());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
     println!("listening on http://{}", listener.local_addr()?);

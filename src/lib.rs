@@ -13,6 +13,8 @@
 //! - [`store`]: persistence of rooms behind a trait.
 //! - [`client`]: a Rust client (bots, tools, tests, benchmarks).
 //! - [`demo`]: the types of the bundled demos.
+//! - `cli` (default feature `cli`): the command line (`serve`, `codegen`, `export`, `import`)
+//!   for one's own types.
 //!
 //! Declaring a type and changing a document from server code:
 //!
@@ -49,6 +51,8 @@
 #![warn(missing_docs)]
 
 pub mod bench_preset;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod client;
 pub mod codegen;
 pub mod conformance_preset;
@@ -62,7 +66,7 @@ pub mod store;
 
 pub use limits::{ModelLimits, ServerLimits};
 pub use room::{RoomError, RoomHandle};
-pub use server::{Server, ServerBuilder};
+pub use server::{BuildError, Server, ServerBuilder};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

@@ -1,8 +1,12 @@
 //! Every limit of the engine, with its default and why. Checked at the edge of the layer that
 //! owns it; each breach is a named error carrying the limit.
 
-/// Limits enforced by the model (per document).
-#[derive(Clone, Debug, PartialEq, Eq)]
+use serde::{Deserialize, Serialize};
+
+/// Limits enforced by the model (per document). In serde form (a config file), missing fields
+/// keep their defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ModelLimits {
     /// Changes in one transaction, reactions and reference clearing included: bounds the work
     /// and memory one action can cause. A client's action is also limited at the wire.
@@ -83,8 +87,10 @@ const JSON_ENVELOPE_DEPTH: usize = 8;
 /// How often (in commits) idle text histories are swept.
 pub(crate) const TEXT_SWEEP_EVERY: u64 = 4096;
 
-/// Limits enforced by the server (per connection, per room, per process).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Limits enforced by the server (per connection, per room, per process). In serde form (a
+/// config file), missing fields keep their defaults.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServerLimits {
     /// Bytes in one WebSocket message: bounds what one frame can make the server buffer.
     pub frame_bytes_max: usize,
@@ -151,6 +157,23 @@ pub struct ServerLimits {
     /// A room with no clients and no commands for this long is saved to the store and
     /// unloaded, so idle rooms cost no memory.
     pub room_unload_grace_ms: u64,
+}
+
+impl ServerLimits {
+    /// The first limit that cannot work (a zero where the server needs at least one), as its
+    /// name and why.
+    pub fn invalid(&self) -> Option<(&'static str, &'static str)> {
+        [
+            (self.room_inbox_len_max == 0, "room_inbox_len_max", "a room's inbox holds at least one command"),
+            (self.ping_interval_ms == 0, "ping_interval_ms", "pings need an interval above 0"),
+            (self.idle_timeout_ms < 4, "idle_timeout_ms", "idleness is checked every quarter of it: at least 4 ms"),
+            (self.frame_bytes_max == 0, "frame_bytes_max", "no message would fit"),
+            (self.clients_per_room_max == 0, "clients_per_room_max", "no client could join"),
+            (self.rooms_max == 0, "rooms_max", "no room could load"),
+        ]
+        .into_iter()
+        .find_map(|(bad, name, why)| bad.then_some((name, why)))
+    }
 }
 
 impl Default for ServerLimits {

@@ -43,10 +43,12 @@ pub(crate) struct Closer {
 }
 
 impl Closer {
-    /// Asks the session to close with `code` (the first reason given wins).
-    pub(crate) fn close(&self, code: u16, reason: impl Into<String>) {
-        let _ = self.reason.set((code, reason.into()));
+    /// Asks the session to close with `code` (the first reason given wins); `true` if this call
+    /// gave the reason (so a client cut off by several senders at once is counted once).
+    pub(crate) fn close(&self, code: u16, reason: impl Into<String>) -> bool {
+        let first = self.reason.set((code, reason.into())).is_ok();
         self.token.cancel();
+        first
     }
     pub(crate) fn token(&self) -> &CancellationToken {
         &self.token
@@ -892,9 +894,10 @@ impl RoomState {
     /// Cuts off the clients whose queue refused a frame (close 4003): they can resume.
     fn cut_off_slow(&mut self, slow: Vec<(ClientId, QueueFull)>) {
         for (id, full) in slow {
-            self.metrics.slow_disconnects.inc();
             let reason = too_slow(full, &self.limits);
-            self.drop_client(&id, Some((close::TOO_SLOW, reason)));
+            if self.drop_client(&id, Some((close::TOO_SLOW, reason))) {
+                self.metrics.slow_disconnects.inc();
+            }
         }
     }
 
@@ -980,9 +983,11 @@ impl RoomState {
 
     /// Removes a client (closing its session if `close` is given) and tells the others its
     /// presence is gone.
-    fn drop_client(&mut self, client: &ClientId, close: Option<(u16, String)>) {
+    /// Removes a client (closing its session with `close`); `true` if `close` was the session's
+    /// first close reason.
+    fn drop_client(&mut self, client: &ClientId, close: Option<(u16, String)>) -> bool {
         let Some(c) = self.clients.remove(client) else {
-            return;
+            return false;
         };
         self.undo.departed(client);
         // A client that never had an action applied needs no record: its resume token is
@@ -990,14 +995,18 @@ impl RoomState {
         if self.known.get(client).is_some_and(|k| k.last_action == 0) {
             self.known.remove(client);
         }
-        if let Some((code, reason)) = close {
-            tracing::info!(%client, code, %reason, "client cut off");
-            c.link.closer.close(code, reason);
-        }
+        let first = match close {
+            Some((code, reason)) => {
+                tracing::info!(%client, code, %reason, "client cut off");
+                c.link.closer.close(code, reason)
+            }
+            None => false,
+        };
         if !c.presence.is_null() {
             let frame: Frame = protocol::encode_presence(client, &Value::Null).into();
             self.broadcast(&frame, None);
         }
+        first
     }
 }
 

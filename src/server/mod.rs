@@ -13,7 +13,7 @@ mod websocket;
 use crate::limits::{ModelLimits, ServerLimits};
 use crate::model::{Document, ModelError, Tx, TypeRegistry, Value};
 use crate::room::{self, ClientId, RoomHandle, RoomSeed};
-use crate::store::{KnownClient, LogEntry, MemoryStore, RoomSnapshot, Store, StoreError, StoredRoom};
+use crate::store::{KnownClient, LogEntry, MemoryStore, RoomSnapshot, SqliteStore, Store, StoreError, StoredRoom};
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -95,23 +95,72 @@ pub enum ServerError {
     ShuttingDown,
 }
 
+/// Why [`ServerBuilder::build`] could not make a server.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// The default store (SQLite in [`DEFAULT_DATA_DIR`](crate::store::DEFAULT_DATA_DIR)) could
+    /// not be opened.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// The model limits accept documents whose JSON the server could not read back
+    /// ([`ModelLimits::json_depth_max`] above
+    /// [`TRUSTED_JSON_DEPTH_MAX`](crate::protocol::TRUSTED_JSON_DEPTH_MAX)): such a room would
+    /// be accepted and then fail to load.
+    #[error(
+        "model limits tree_depth_max {tree_depth_max} and value_depth_max {value_depth_max} allow JSON {json_depth} levels deep; the server reads {}",
+        crate::protocol::TRUSTED_JSON_DEPTH_MAX
+    )]
+    TooDeep {
+        /// The limit.
+        tree_depth_max: usize,
+        /// The limit.
+        value_depth_max: usize,
+        /// The JSON depth they allow.
+        json_depth: usize,
+    },
+    /// A server limit cannot work ([`ServerLimits::invalid`]).
+    #[error("limit {name}: {why}")]
+    BadLimit {
+        /// The limit.
+        name: &'static str,
+        /// Why.
+        why: &'static str,
+    },
+}
+
+/// Where a server keeps its rooms.
+pub(crate) enum StoreChoice {
+    /// SQLite in [`DEFAULT_DATA_DIR`](crate::store::DEFAULT_DATA_DIR), opened by `build`.
+    Default,
+    /// The one given.
+    Given(Arc<dyn Store>),
+}
+
 /// Configures a [`Server`].
 pub struct ServerBuilder {
-    types: TypeRegistry,
-    limits: ServerLimits,
-    model_limits: ModelLimits,
+    pub(crate) types: TypeRegistry,
+    pub(crate) limits: ServerLimits,
+    pub(crate) model_limits: ModelLimits,
     auth: Option<AuthFn>,
     room_init: Option<RoomInitFn>,
     services: HashMap<String, ServiceFn>,
-    static_dir: Option<PathBuf>,
-    store: Arc<dyn Store>,
+    pub(crate) static_dir: Option<PathBuf>,
+    pub(crate) store: StoreChoice,
 }
 
 impl ServerBuilder {
-    /// Where rooms are saved when unloaded or at shutdown (default: [`MemoryStore`]).
+    /// Where rooms are stored: loaded from when first joined, written to with every accepted
+    /// change, saved to when unloaded or at shutdown. The default is a [`SqliteStore`] in
+    /// [`DEFAULT_DATA_DIR`](crate::store::DEFAULT_DATA_DIR), opened by [`build`](Self::build).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
-        self.store = store;
+        self.store = StoreChoice::Given(store);
         self
+    }
+    /// Keeps rooms in memory only ([`MemoryStore`]): nothing survives a restart. For tests,
+    /// examples and ephemeral rooms.
+    pub fn in_memory(self) -> Self {
+        self.store(Arc::new(MemoryStore::default()))
     }
     /// Server limits (frame size, rates, queues, rooms...).
     pub fn limits(mut self, limits: ServerLimits) -> Self {
@@ -161,30 +210,39 @@ impl ServerBuilder {
         self.static_dir = Some(dir.into());
         self
     }
-    /// The server.
+    /// The server, with its store opened (the default SQLite store is opened here).
     ///
-    /// # Panics
+    /// # Errors
     ///
-    /// If the model limits accept documents whose JSON the server could not read back
-    /// ([`ModelLimits::json_depth_max`] above
-    /// [`TRUSTED_JSON_DEPTH_MAX`](crate::protocol::TRUSTED_JSON_DEPTH_MAX)): such a room would
-    /// be accepted and then fail to load.
-    pub fn build(self) -> Server {
-        assert!(
-            self.model_limits.json_depth_max() <= crate::protocol::TRUSTED_JSON_DEPTH_MAX,
-            "model limits tree_depth_max {} and value_depth_max {} allow JSON {} levels deep; the server reads {}",
-            self.model_limits.tree_depth_max,
-            self.model_limits.value_depth_max,
-            self.model_limits.json_depth_max(),
-            crate::protocol::TRUSTED_JSON_DEPTH_MAX,
-        );
+    /// If the default store cannot be opened (another server holds it, the disk refuses, the
+    /// data is damaged), if the model limits accept documents the server could not read back,
+    /// or if a server limit cannot work.
+    pub fn build(self) -> Result<Server, BuildError> {
+        if self.model_limits.json_depth_max() > crate::protocol::TRUSTED_JSON_DEPTH_MAX {
+            return Err(BuildError::TooDeep {
+                tree_depth_max: self.model_limits.tree_depth_max,
+                value_depth_max: self.model_limits.value_depth_max,
+                json_depth: self.model_limits.json_depth_max(),
+            });
+        }
+        if let Some((name, why)) = self.limits.invalid() {
+            return Err(BuildError::BadLimit { name, why });
+        }
+        let store: Arc<dyn Store> = match self.store {
+            StoreChoice::Given(store) => store,
+            StoreChoice::Default => {
+                let store = SqliteStore::open(std::path::Path::new(crate::store::DEFAULT_DATA_DIR))?;
+                tracing::info!(path = %store.path().display(), "rooms are stored in SQLite");
+                Arc::new(store)
+            }
+        };
         // A restarted room rebuilds text and list histories from its stored log, which keeps
         // `room_log_versions_max` versions: a running room must not reach further back.
         let mut model_limits = self.model_limits;
         model_limits.text_history_versions_max =
             model_limits.text_history_versions_max.min(self.limits.room_log_versions_max as u64);
         let outbound = room::OutboundBudget::new(self.limits.outbound_bytes_max);
-        Server {
+        Ok(Server {
             inner: Arc::new(Inner {
                 types: Arc::new(self.types),
                 limits: Arc::new(self.limits),
@@ -193,7 +251,7 @@ impl ServerBuilder {
                 room_init: self.room_init,
                 services: self.services,
                 static_dir: self.static_dir,
-                store: self.store,
+                store,
                 rooms: Mutex::new(HashMap::new()),
                 loading: tokio::sync::Mutex::new(()),
                 generation: AtomicU64::new(0),
@@ -203,7 +261,7 @@ impl ServerBuilder {
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
             }),
-        }
+        })
     }
 }
 
@@ -259,7 +317,7 @@ impl Server {
             room_init: None,
             services: HashMap::new(),
             static_dir: None,
-            store: Arc::new(MemoryStore::default()),
+            store: StoreChoice::Default,
         }
     }
 

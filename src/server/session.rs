@@ -273,7 +273,9 @@ async fn read_loop(
             }
             Some(Err(e)) => {
                 match read_error_close(&e, limits) {
-                    Some((code, reason)) => link.closer.close(code, reason),
+                    Some((code, reason)) => {
+                        link.closer.close(code, reason);
+                    }
                     None => tracing::debug!(error = %e, "read error"),
                 }
                 return;
@@ -386,8 +388,9 @@ fn call(
 /// Queues a message for this session; a full queue cuts it off. `false` if cut off.
 fn queue(link: &SessionLink, inner: &Inner, text: String) -> bool {
     if let Err(full) = link.out.try_queue(text.into()) {
-        inner.metrics.slow_disconnects.inc();
-        link.closer.close(close::TOO_SLOW, too_slow(full, &inner.limits));
+        if link.closer.close(close::TOO_SLOW, too_slow(full, &inner.limits)) {
+            inner.metrics.slow_disconnects.inc();
+        }
         return false;
     }
     true

@@ -1,6 +1,6 @@
 //! Persistence behind the [`Store`] trait: per room, an append-only log of encoded updates and
 //! periodic snapshots (with the log compacted behind them). [`SqliteStore`] is the durable
-//! default of the server binary; [`MemoryStore`] keeps rooms in the process (tests, ephemeral
+//! default of the server (in [`DEFAULT_DATA_DIR`]); [`MemoryStore`] keeps rooms in the process (tests, ephemeral
 //! rooms).
 //!
 //! Knows no clients or sockets: rooms by name, entries by version, idempotent by version.
@@ -9,6 +9,10 @@
 mod sqlite;
 
 pub use sqlite::{RawRoom, RawSnapshot, SqliteStore};
+
+/// Where the server keeps its rooms unless told otherwise (relative to the working directory):
+/// the default of [`ServerBuilder::store`](crate::ServerBuilder::store) and of `serve --data`.
+pub const DEFAULT_DATA_DIR: &str = "objectsync-data";
 
 use crate::model::DocSnapshot;
 use async_trait::async_trait;

@@ -484,3 +484,45 @@ async fn a_schema_1_database_is_converted() {
     let graph = doc.key("graph").expect("graph");
     assert_eq!(doc.value(graph, "name"), Some(&Value::from("kept")));
 }
+
+/// The library's builder and the binary agree: without `--data` or `.store(...)`, rooms are
+/// kept in SQLite in `objectsync-data` under the working directory, and survive a restart.
+#[tokio::test]
+async fn the_default_store_is_sqlite_in_objectsync_data() {
+    let cwd = tempfile::tempdir().expect("tempdir");
+    let start = || {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_objectsync"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--static", "/nonexistent"])
+            .current_dir(cwd.path())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn the server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+        let addr: std::net::SocketAddr = line.trim().rsplit("//").next().and_then(|a| a.parse().ok()).expect("address");
+        Binary { child, addr }
+    };
+    let server = start();
+    let mut c = within(Client::connect(&server.url("kept"), ConnectOptions::default())).await.expect("connect");
+    let n = c.new_object_id();
+    within(c.act(vec![create_node(&n, 1)])).await.expect("create");
+    drop(c);
+    server.kill();
+    assert!(cwd.path().join(objectsync::store::DEFAULT_DATA_DIR).join("objectsync.db").is_file());
+    let server = start();
+    let c = within(Client::connect(&server.url("kept"), ConnectOptions::default())).await.expect("connect");
+    assert!(c.mirror().get(&n).is_some(), "the node made before the restart is there");
+    // The library's builder opens the same store by default: here it is held by the running
+    // binary, so building says so.
+    let held = std::process::Command::new(env!("CARGO_BIN_EXE_objectsync"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--static", "/nonexistent"])
+        .current_dir(cwd.path())
+        .stdin(Stdio::null())
+        .output()
+        .expect("run a second server");
+    assert!(!held.status.success());
+    let err = String::from_utf8_lossy(&held.stderr);
+    assert!(err.contains("objectsync-data"), "{err}");
+    server.kill();
+}

@@ -19,7 +19,10 @@ pub struct TestServer {
 impl TestServer {
     /// The demo types and room, with limits generous enough for bursts from one client.
     pub fn builder() -> ServerBuilder {
-        Server::builder(demo::types()).on_room_create(|_, tx| demo::build_room(tx)).limits(Self::builder_limits())
+        Server::builder(demo::types())
+            .on_room_create(|_, tx| demo::build_room(tx))
+            .limits(Self::builder_limits())
+            .in_memory()
     }
 
     /// The limits of [`builder`](Self::builder): the defaults, with rates for bursts.
@@ -32,7 +35,7 @@ impl TestServer {
     }
 
     pub async fn start_with(builder: ServerBuilder) -> TestServer {
-        let server = builder.build();
+        let server = builder.build().expect("server");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let s = server.clone();

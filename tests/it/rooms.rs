@@ -206,3 +206,14 @@ async fn a_client_close_is_answered_with_a_close_frame() {
     assert_eq!(answered, Some(1000));
     ts.stop().await;
 }
+
+/// A configuration that cannot work is an error of `build`, naming the limit, not a panic later.
+#[test]
+fn the_builder_refuses_limits_that_cannot_work() {
+    let limits = objectsync::ServerLimits { room_inbox_len_max: 0, ..objectsync::ServerLimits::default() };
+    let err = TestServer::builder().limits(limits).build().expect_err("a zero inbox");
+    assert!(matches!(err, objectsync::BuildError::BadLimit { name: "room_inbox_len_max", .. }), "{err}");
+    let deep = objectsync::ModelLimits { tree_depth_max: 600, ..objectsync::ModelLimits::default() };
+    let err = TestServer::builder().model_limits(deep).build().expect_err("too deep to read back");
+    assert!(err.to_string().contains("tree_depth_max 600"), "{err}");
+}

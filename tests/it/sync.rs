@@ -260,7 +260,8 @@ async fn permissions_per_subtree_are_enforced() {
             _ => Ok(()),
         }
     });
-    let ts = TestServer::start_with(Server::builder(types).on_room_create(|_, tx| demo::build_room(tx))).await;
+    let ts =
+        TestServer::start_with(Server::builder(types).on_room_create(|_, tx| demo::build_room(tx)).in_memory()).await;
     let mut a = ts.client("r").await;
     let mut b = ts.client("r").await;
     let layer = a.new_object_id();
@@ -350,7 +351,7 @@ async fn events_reach_everyone_without_a_version() {
     let mut types = objectsync::model::TypeRegistry::new();
     objectsync::sobject! { pub struct Bell: "Bell" { ring: Event } }
     types.register::<Bell>();
-    let ts = TestServer::start_with(Server::builder(types)).await;
+    let ts = TestServer::start_with(Server::builder(types).in_memory()).await;
     let mut a = ts.client("r").await;
     let mut b = ts.client("r").await;
     let bell = a.new_object_id();

@@ -11,8 +11,11 @@
  * weaken the test.
  */
 
-import net from "node:net";
+import fs from "node:fs";
 import http from "node:http";
+import net from "node:net";
+import os from "node:os";
+import path from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import WebSocket from "ws";
 import type { RunningServer } from "./harness.js";
@@ -1779,6 +1782,273 @@ describe("a server with a short service timeout, then shut down", () => {
     const stopped = short.stop();
     expect((await c.waitClosed(10_000)).code).toBe(1001);
     await stopped;
+  });
+});
+
+// ============================================ servers with small limits (`serve --limit NAME=VALUE`)
+
+describe("limits set with serve --limit", () => {
+  /** A server of the demo preset with these `--limit NAME=VALUE` settings (and `extra` args). */
+  async function limited(limits: string[], extra: string[] = ["--memory"]): Promise<RunningServer> {
+    return startBinary(SERVER_BIN, ["serve", "--bind", "127.0.0.1:0", "--static", "/nonexistent", ...extra, ...limits.flatMap((l) => ["--limit", l])]);
+  }
+  async function joinAt(s: RunningServer, room: string, extra: JsonObject = {}): Promise<{ c: Conn; w: WelcomeMsg }> {
+    const c = new Conn(s.wsUrl(room));
+    await c.opened;
+    c.send({ t: "hello", protocol: 1, ...extra });
+    const w = await c.next(isWelcome, "welcome");
+    return { c, w };
+  }
+  /** Opens a socket and says hello; resolves with the close (the server refused the client). */
+  async function refusedAt(s: RunningServer, room: string): Promise<Closed> {
+    const c = new Conn(s.wsUrl(room));
+    await c.opened;
+    c.send({ t: "hello", protocol: 1 });
+    return c.waitClosed();
+  }
+  function metricAt(s: RunningServer, name: string): Promise<number> {
+    return new Promise<number>((resolve, reject) => {
+      const req = http.get({ host: "127.0.0.1", port: s.port, path: "/metrics" }, (res) => {
+        let body = "";
+        res.on("data", (d) => (body += d.toString()));
+        res.on("end", () => resolve(Number(new RegExp(`^objectsync_${name} (\\d+)`, "m").exec(body)?.[1] ?? "0")));
+      });
+      req.on("error", reject);
+    });
+  }
+
+  it("a limit that cannot work is refused at start, naming it", async () => {
+    await expect(limited(["room_inbox_len_max=0"])).rejects.toThrow(/room_inbox_len_max/);
+    await expect(limited(["clients_maxx=3"])).rejects.toThrow(/unknown limit/);
+  });
+
+  it("clients_per_room_max: past it a client is closed with 4002; other rooms are served", async () => {
+    // "`clients_per_room_max` | 1,000 | close 4002" (here 2)
+    const s = await limited(["clients_per_room_max=2", "room_known_clients_max=2"]);
+    try {
+      await joinAt(s, "full");
+      await joinAt(s, "full");
+      expect((await refusedAt(s, "full")).code).toBe(4002);
+      const other = await joinAt(s, "other");
+      expect(other.w.t).toBe("welcome");
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("clients_max: past it a client is closed with 4002, in any room; a freed place is taken again", async () => {
+    // "`clients_max` | 20,000 per server | close 4002" (here 3)
+    const s = await limited(["clients_max=3"]);
+    try {
+      const first = await joinAt(s, "a");
+      await joinAt(s, "b");
+      await joinAt(s, "c");
+      expect((await refusedAt(s, "d")).code).toBe(4002);
+      first.c.ws.close(1000);
+      await first.c.waitClosed();
+      const deadline = Date.now() + 10_000;
+      let joined: WelcomeMsg | null = null;
+      while (joined === null && Date.now() < deadline) {
+        const c = new Conn(s.wsUrl("d"));
+        await c.opened;
+        c.send({ t: "hello", protocol: 1 });
+        await c.until("a welcome or a close", () => c.closed !== null || c.received.some((r) => r.msg.t === "welcome"));
+        joined = c.closed === null ? await c.next(isWelcome, "welcome") : null;
+      }
+      expect(joined?.t).toBe("welcome");
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("rooms_max: past it a client of another room is closed with 4002; loaded rooms are served", async () => {
+    // "`rooms_max` | 10,000 loaded at once | close 4002" (here 2)
+    const s = await limited(["rooms_max=2"]);
+    try {
+      const a = await joinAt(s, "one");
+      await joinAt(s, "two");
+      expect((await refusedAt(s, "three")).code).toBe(4002);
+      a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: "still here" }] });
+      expect((await a.c.next(isUpdate(1), "update 1")).changes[0]?.value).toBe("still here");
+      expect((await joinAt(s, "one")).w.t).toBe("welcome");
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("room_known_clients_max: the oldest disconnected client is forgotten, its resume is a new client", async () => {
+    // "a room remembers at most `room_known_clients_max` ... clients, forgetting the disconnected
+    // ones that acted longest ago ... a new client (a new id and a snapshot)" (here 2)
+    const s = await limited(["room_known_clients_max=2", "clients_per_room_max=2"]);
+    try {
+      const ids: { client: string; resume_token: string; version: number }[] = [];
+      for (let k = 0; k < 3; k++) {
+        const { c, w } = await joinAt(s, "known");
+        c.send({ t: "action", id: 1, base: w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: `by ${k}` }] });
+        const u = await c.next(isUpdate(1), "update 1");
+        ids.push({ client: w.client, resume_token: w.resume_token, version: u.v });
+        c.ws.close(1000);
+        await c.waitClosed();
+      }
+      const [oldest, , newest] = ids as [(typeof ids)[0], (typeof ids)[0], (typeof ids)[0]];
+      const forgotten = await joinAt(s, "known", { resume: oldest });
+      expect(forgotten.w.client).not.toBe(oldest.client);
+      expect(forgotten.w.snapshot).toBeDefined();
+      forgotten.c.close();
+      const kept = await joinAt(s, "known", { resume: newest });
+      expect(kept.w.client).toBe(newest.client);
+      expect(kept.w.acked).toBe(1);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("outbound_bytes_max: the client whose message would take the server past it is cut off (4003), well below its own queue's bound", { timeout: 40_000 }, async () => {
+    // "`outbound_bytes_max` | 1 GiB waiting for all clients of the server together | close 4003
+    // (the client whose message would go over)" (here 2 MiB; each client's own bound stays 16 MiB)
+    const s = await limited(["outbound_bytes_max=2MiB"]);
+    try {
+      const a = await joinAt(s, "global");
+      a.c.ws.pause();
+      const args = "y".repeat(256 * 1024);
+      // 60 results of 256 KiB (15 MiB, below this client's own bound of 16 MiB even before the
+      // socket buffers take their part).
+      for (let i = 1; i <= 60; i++) a.c.send({ t: "call", id: i, service: "echo", args });
+      const deadline = Date.now() + 30_000;
+      while ((await metricAt(s, "slow_disconnects_total")) === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      expect(await metricAt(s, "slow_disconnects_total")).toBe(1);
+      const b = await joinAt(s, "global-other");
+      b.c.send({ t: "call", id: 1, service: "echo", args: 1 });
+      expect((await b.c.next(isResult(1), "result 1")).ok).toEqual({ client: b.w.client, args: 1 });
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("room_inbox_bytes_max: a client that sends more than the inbox holds waits, nothing is dropped, and a message larger than the bound passes", { timeout: 30_000 }, async () => {
+    // "`room_inbox_bytes_max` | ... | senders wait (the session stops reading)" (here 16 KiB)
+    const s = await limited(["room_inbox_bytes_max=16KiB"]);
+    try {
+      const a = await joinAt(s, "inbox");
+      const n = 60;
+      for (let i = 1; i <= n; i++) {
+        const value = (i % 10 === 0 ? "z".repeat(64 * 1024) : "w".repeat(4 * 1024)) + i;
+        a.c.send({ t: "action", id: i, base: a.w.version, changes: [{ op: "set", obj: "graph", attr: "name", value }] });
+      }
+      await a.c.until(`${n} updates`, () => a.c.all(isUpdate()).length >= n, 20_000);
+      expect(a.c.all(isUpdate()).map((u) => u.action)).toEqual(Array.from({ length: n }, (_, i) => i + 1));
+      expect(a.c.all(isReject())).toEqual([]);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("room_held_bytes_max: with a real SQLite store, a room over it waits for the disk and then acknowledges everything, durably", { timeout: 40_000 }, async () => {
+    // "`room_held_bytes_max` | ... messages waiting for the store ... | the room waits" (here 8 KiB)
+    const data = fs.mkdtempSync(path.join(os.tmpdir(), "objectsync-held-"));
+    try {
+      let s = await limited(["room_held_bytes_max=8KiB"], ["--data", data]);
+      const a = await joinAt(s, "held");
+      const n = 80;
+      for (let i = 1; i <= n; i++) {
+        const value = (i % 20 === 0 ? "h".repeat(32 * 1024) : "g".repeat(2 * 1024)) + i;
+        a.c.send({ t: "action", id: i, base: a.w.version, changes: [{ op: "set", obj: "graph", attr: "name", value }] });
+      }
+      await a.c.until(`${n} updates`, () => a.c.all(isUpdate()).length >= n, 30_000);
+      expect(a.c.all(isReject())).toEqual([]);
+      const last = a.c.all(isUpdate()).at(-1) as UpdateMsg;
+      expect(last.action).toBe(n);
+      await s.stop();
+      s = await limited([], ["--data", data]);
+      try {
+        const b = await joinAt(s, "held");
+        expect(b.w.version).toBe(last.v);
+        const name = findNode(nested(b.w).root, "graph")?.attrs?.name as string;
+        expect([name.length, name.slice(-3)]).toEqual([32 * 1024 + 2, "h80"]);
+      } finally {
+        await s.stop();
+      }
+    } finally {
+      fs.rmSync(data, { recursive: true, force: true });
+    }
+  });
+
+  describe("undo in bytes (docs/model.md, Undo)", () => {
+    /** Counts this client's undo steps by undoing until `nothing_to_undo`. */
+    async function undoAll(c: Conn, firstId: number): Promise<number> {
+      for (let id = firstId; id < firstId + 100; id++) {
+        c.send({ t: "undo", id });
+        const answer = await c.next((m: Flat): m is UpdateMsg | RejectMsg => (m.t === "update" && m.action === id) || (m.t === "reject" && m.action === id), `the answer to undo ${id}`);
+        if (answer.t === "reject") {
+          expect(answer.code).toBe("nothing_to_undo");
+          return id - firstId;
+        }
+      }
+      throw new Error("more than 100 undo steps");
+    }
+    async function setName(c: Conn, id: number, base: number, value: string): Promise<number> {
+      c.send({ t: "action", id, base, changes: [{ op: "set", obj: "graph", attr: "name", value }] });
+      return (await c.next(isUpdate(id), `update ${id}`)).v;
+    }
+
+    it("undo_step_bytes_max: edits in one merge window stop merging at the bound", async () => {
+      // "a step stops growing by merging at `undo_step_bytes_max`" (here 64 KiB; 8 edits of 20 KB
+      // within the 500 ms window would otherwise be one step)
+      const s = await limited(["undo_step_bytes_max=64KiB"]);
+      try {
+        const { c, w } = await joinAt(s, "step");
+        let v = w.version;
+        for (let i = 1; i <= 8; i++) v = await setName(c, i, v, `${i}`.repeat(20_000));
+        const steps = await undoAll(c, 100);
+        expect(steps).toBeGreaterThan(1);
+        expect(steps).toBeLessThan(8);
+      } finally {
+        await s.stop();
+      }
+    });
+
+    it("undo_client_bytes_max: a client's oldest steps are dropped past the bound, the newest kept", async () => {
+      // "a client's history holds at most `undo_client_bytes_max` (... oldest steps dropped first)"
+      // (here 200 KiB, steps of about 100 KB made apart with undo_merge_window_ms 0)
+      const s = await limited(["undo_client_bytes_max=200KiB", "undo_merge_window_ms=0"]);
+      try {
+        const { c, w } = await joinAt(s, "client-bytes");
+        let v = w.version;
+        for (let i = 1; i <= 6; i++) v = await setName(c, i, v, `${i}`.repeat(50_000));
+        const steps = await undoAll(c, 100);
+        expect(steps).toBeGreaterThanOrEqual(1);
+        expect(steps).toBeLessThan(6);
+        // The newest steps were kept: undoing them went back to an edit of this client.
+        const check = await joinAt(s, "client-bytes");
+        const name = findNode(nested(check.w).root, "graph")?.attrs?.name as string;
+        expect(name.length === 50_000 && Number(name[0]) === 6 - steps).toBe(true);
+      } finally {
+        await s.stop();
+      }
+    });
+
+    it("undo_room_bytes_max: past it the histories of clients that left go first", async () => {
+      // "a room's histories together at most `undo_room_bytes_max`: past it the histories of
+      // clients that left go first" (here 300 KiB)
+      const s = await limited(["undo_room_bytes_max=300KiB", "undo_merge_window_ms=0"]);
+      try {
+        const gone = await joinAt(s, "room-bytes");
+        let v = await setName(gone.c, 1, gone.w.version, "a".repeat(50_000));
+        v = await setName(gone.c, 2, v, "b".repeat(50_000));
+        gone.c.ws.close(1000);
+        await gone.c.waitClosed();
+        const stays = await joinAt(s, "room-bytes");
+        v = stays.w.version;
+        for (let i = 1; i <= 2; i++) v = await setName(stays.c, i, v, `${i}`.repeat(50_000));
+        // The one who left comes back: its history is gone, the one who stayed keeps its own.
+        const back = await joinAt(s, "room-bytes", { resume: { client: gone.w.client, resume_token: gone.w.resume_token, version: v } });
+        expect(back.w.client).toBe(gone.w.client);
+        expect(back.w.undo_steps ?? 0).toBe(0);
+        expect(await undoAll(stays.c, 100)).toBe(2);
+      } finally {
+        await s.stop();
+      }
+    });
   });
 });
 
