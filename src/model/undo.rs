@@ -185,7 +185,7 @@ impl UndoHistory {
         let merge = !h.boundary
             && !t.changes.iter().any(is_structural)
             && h.undo.back().is_some_and(|last| {
-                now_ms.saturating_sub(last.last_ms) <= self.merge_window_ms
+                now_ms.saturating_sub(last.last_ms) < self.merge_window_ms
                     && last.bytes + bytes <= self.step_bytes_max
                     && !last.changes.iter().any(|(_, c)| is_structural(c))
                     && targets.iter().all(|id| last.targets.binary_search(id).is_ok())

@@ -1,5 +1,6 @@
 /**
- * Conformance of the real server (`target/debug/objectsync serve --memory`) to
+ * Conformance of the real server (`target/debug/objectsync serve --memory`, and servers with small
+ * limits set by `serve --limit NAME=VALUE`) to
  * `docs/protocol.md`, on the raw wire (the `ws` package and, for frames `ws` will not write, a
  * bare TCP socket). Written from the protocol page alone: every `it` quotes the sentence it
  * checks. The demo rooms (src/demo.rs) hold `graph` (Graph: `name`), `page` (Div: `style`) with
@@ -1514,7 +1515,7 @@ describe("error messages and close codes", () => {
   });
 
   it("the server sends WebSocket pings", { timeout: 30_000 }, async () => {
-    // "The server sends WebSocket pings; a client must answer pongs" / "`idle_timeout` | 30 s (pings every 10 s)"
+    // "The server sends WebSocket pings; a client must answer pongs" / "`ping_interval_ms` | a WebSocket ping every 10 s"
     const a = await join(newRoom("pings"));
     await a.c.until("a ping", () => a.c.pings > 0, 15_000);
   });
@@ -1785,6 +1786,40 @@ describe("a server with a short service timeout, then shut down", () => {
   });
 });
 
+// ================================================== document limits at their defaults
+
+describe("document limits at their defaults (docs/protocol.md, Per document)", () => {
+  it("tree_depth_max: 128 levels below the root are accepted, the 129th is too_deep", async () => {
+    // "`tree_depth_max` | 128 levels below the root | `reject` `too_deep`"
+    const { c, w } = await join(newRoom("tree-depth"));
+    // `page` is at depth 1: a chain of 127 objects under it reaches depth 128.
+    const changes: ChangeJson[] = [];
+    let parent = "page";
+    for (let i = 1; i <= 127; i++) {
+      changes.push({ op: "create", id: `${w.client}:${i}`, type: "Div", parent });
+      parent = `${w.client}:${i}`;
+    }
+    c.send({ t: "action", id: 1, base: w.version, changes });
+    const u = await c.next(isUpdate(1), "the chain of 127");
+    c.send({ t: "action", id: 2, base: u.v, changes: [{ op: "create", id: `${w.client}:128`, type: "Div", parent }] });
+    expect((await c.next(isReject(2), "one level more")).code).toBe("too_deep");
+  });
+
+  it("value_depth_max: 32 nested dicts are accepted, 33 are too_large", async () => {
+    // "`value_depth_max` | 32 nested lists/dicts in one value | `reject` `too_large`"
+    const { c, w } = await join(newRoom("value-depth"));
+    const nest = (levels: number): JsonObject => {
+      let v: JsonObject = {};
+      for (let i = 1; i < levels; i++) v = { k: v };
+      return v;
+    };
+    c.send({ t: "action", id: 1, base: w.version, changes: [{ op: "set", obj: "page", attr: "style", value: nest(32) }] });
+    await c.next(isUpdate(1), "32 levels");
+    c.send({ t: "action", id: 2, base: w.version, changes: [{ op: "set", obj: "page", attr: "style", value: nest(33) }] });
+    expect((await c.next(isReject(2), "33 levels")).code).toBe("too_large");
+  });
+});
+
 // ============================================ servers with small limits (`serve --limit NAME=VALUE`)
 
 describe("limits set with serve --limit", () => {
@@ -1969,6 +2004,171 @@ describe("limits set with serve --limit", () => {
         await s.stop();
       }
     } finally {
+      fs.rmSync(data, { recursive: true, force: true });
+    }
+  });
+
+  it("string_len_max: a string of the limit's bytes is accepted, one byte more is too_large", async () => {
+    // "`string_len_max` | 1 MiB (1,048,576 bytes) per string | `reject` `too_large`" (here 1 KiB)
+    const s = await limited(["string_len_max=1KiB"]);
+    try {
+      const { c, w } = await joinAt(s, "strings");
+      c.send({ t: "action", id: 1, base: w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: "é".repeat(512) }] });
+      await c.next(isUpdate(1), "update 1");
+      c.send({ t: "action", id: 2, base: w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: "x".repeat(1025) }] });
+      expect((await c.next(isReject(2), "reject 2")).code).toBe("too_large");
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("objects_max: creating past the room's object limit is too_large", async () => {
+    // "`objects_max` | 2,000,000 objects per room | `reject` `too_large`" (here the room's objects + 2)
+    const probe = await limited([]);
+    let count = 0;
+    try {
+      const { w } = await joinAt(probe, "objects");
+      const countAll = (n: NestedNode): number => 1 + (n.children ?? []).reduce((a, c) => a + countAll(c), 0);
+      count = countAll(nested(w).root);
+    } finally {
+      await probe.stop();
+    }
+    const s = await limited([`objects_max=${count + 2}`]);
+    try {
+      const { c, w } = await joinAt(s, "objects");
+      const create = (id: number) => c.send({ t: "action", id, base: w.version, changes: [{ op: "create", id: `${w.client}:${id}`, type: "Div", parent: "page" }] });
+      create(1);
+      create(2);
+      create(3);
+      await c.next(isUpdate(2), "update 2");
+      expect((await c.next(isReject(3), "reject 3")).code).toBe("too_large");
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("text_history_len_max and text_history_versions_max: a text edit based too far back is text_base_too_old, a recent one is transformed", async () => {
+    // "`text_history_len_max` | 512 edits kept per string attribute | `reject` `text_base_too_old`"
+    // / "`text_history_versions_max` | 10,000 versions" (here 4 edits and 8 versions)
+    const s = await limited(["text_history_len_max=4", "text_history_versions_max=8"]);
+    try {
+      const a = await joinAt(s, "text-history");
+      const b = await joinAt(s, "text-history");
+      let v = a.w.version;
+      const edit = async (who: { c: Conn; w: WelcomeMsg }, id: number, base: number) => {
+        who.c.send({ t: "action", id, base, changes: [{ op: "text_insert", obj: "hello", attr: "text", pos: 0, text: "a" }] });
+        const mine = (m: Flat): m is UpdateMsg | RejectMsg => (m.t === "update" && m.origin === who.w.client && m.action === id) || (m.t === "reject" && m.action === id);
+        return who.c.next(mine, `the answer to ${id}`);
+      };
+      // Three edits by a: b's edit based before them is transformed past them.
+      for (let i = 1; i <= 3; i++) v = ((await edit(a, i, v)) as UpdateMsg).v;
+      expect((await edit(b, 1, b.w.version)).t).toBe("update");
+      // Two more (five past b's base; four kept): too old.
+      for (let i = 4; i <= 5; i++) v = ((await edit(a, i, v)) as UpdateMsg).v;
+      const tooOld = await edit(b, 2, b.w.version);
+      expect(tooOld.t === "reject" && tooOld.code).toBe("text_base_too_old");
+      // Versions: after 9 versions of other changes, an edit based before them is too old even
+      // though the text has had no edit since.
+      const base = v;
+      for (let i = 6; i <= 14; i++) {
+        a.c.send({ t: "action", id: i, base: v, changes: [{ op: "set", obj: "graph", attr: "name", value: `${i}` }] });
+        v = (await a.c.next(isUpdate(i), `update ${i}`)).v;
+      }
+      const stale = await edit(b, 3, base);
+      expect(stale.t === "reject" && stale.code).toBe("text_base_too_old");
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("undo_steps_max: a client keeps its last steps only", async () => {
+    // "`undo_steps_max` | 200 undo steps per client | oldest steps dropped" (here 3)
+    const s = await limited(["undo_steps_max=3", "undo_merge_window_ms=0"]);
+    try {
+      const { c, w } = await joinAt(s, "undo-steps");
+      let v = w.version;
+      for (let i = 1; i <= 5; i++) {
+        c.send({ t: "action", id: i, base: v, changes: [{ op: "set", obj: "graph", attr: "name", value: `${i}` }] });
+        v = (await c.next(isUpdate(i), `update ${i}`)).v;
+      }
+      const answers: string[] = [];
+      for (let id = 6; id <= 10; id++) {
+        c.send({ t: "undo", id });
+        const m = await c.next((x: Flat): x is UpdateMsg | RejectMsg => (x.t === "update" || x.t === "reject") && x.action === id, `undo ${id}`);
+        answers.push(m.t === "update" ? "undone" : m.code);
+      }
+      expect(answers).toEqual(["undone", "undone", "undone", "nothing_to_undo", "nothing_to_undo"]);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("room_log_versions_max and room_log_bytes_max: a resume within the window gets a catch-up, past it a snapshot", async () => {
+    // "The room keeps its last `room_log_versions_max` (10,000) updates, at most
+    // `room_log_bytes_max` (64 MiB) of them ... older resumes get a snapshot" (here 5 and 64 KiB)
+    const s = await limited(["room_log_versions_max=5", "room_log_bytes_max=64KiB"]);
+    try {
+      const writer = await joinAt(s, "window");
+      let v = writer.w.version;
+      const write = async (n: number, size: number) => {
+        for (let i = 0; i < n; i++) {
+          const id = v + 1000;
+          writer.c.send({ t: "action", id, base: v, changes: [{ op: "set", obj: "graph", attr: "name", value: "n".repeat(size) }] });
+          v = (await writer.c.next(isUpdate(id), `update ${id}`)).v;
+        }
+      };
+      const away = await joinAt(s, "window");
+      const at = away.w.version;
+      away.c.ws.close(1000);
+      await away.c.waitClosed();
+      const resume = (version: number) => ({ resume: { client: away.w.client, resume_token: away.w.resume_token, version } });
+      await write(3, 10);
+      const within = await joinAt(s, "window", resume(at));
+      expect(within.w.snapshot).toBeUndefined();
+      within.c.close();
+      const at2 = v;
+      await write(6, 10);
+      const pastVersions = await joinAt(s, "window", resume(at2));
+      expect(pastVersions.w.snapshot).toBeDefined();
+      pastVersions.c.close();
+      const at3 = v;
+      await write(4, 20_000);
+      const pastBytes = await joinAt(s, "window", resume(at3));
+      expect(pastBytes.w.snapshot).toBeDefined();
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("ping_interval_ms: the server pings at its interval", async () => {
+    // "`ping_interval_ms` | a WebSocket ping every 10 s" (here every 100 ms)
+    const s = await limited(["ping_interval_ms=100"]);
+    try {
+      const { c } = await joinAt(s, "pings");
+      await c.until("three pings", () => c.pings >= 3, 5_000);
+    } finally {
+      await s.stop();
+    }
+  });
+
+  it("room_unload_grace_ms: a room with no clients is unloaded after the grace, and loads again with its state", async () => {
+    // "`room_unload_grace_ms` | 30 s with no clients and no commands | the room is saved and unloaded" (here 100 ms)
+    const data = fs.mkdtempSync(path.join(os.tmpdir(), "objectsync-unload-"));
+    const s = await limited(["room_unload_grace_ms=100"], ["--data", data]);
+    try {
+      const a = await joinAt(s, "unloads");
+      a.c.send({ t: "action", id: 1, base: a.w.version, changes: [{ op: "set", obj: "graph", attr: "name", value: "kept" }] });
+      await a.c.next(isUpdate(1), "update 1");
+      expect(await metricAt(s, "rooms")).toBe(1);
+      a.c.ws.close(1000);
+      await a.c.waitClosed();
+      const deadline = Date.now() + 10_000;
+      while ((await metricAt(s, "rooms")) !== 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      expect(await metricAt(s, "rooms")).toBe(0);
+      const b = await joinAt(s, "unloads");
+      expect(findNode(nested(b.w).root, "graph")?.attrs?.name).toBe("kept");
+    } finally {
+      await s.stop();
       fs.rmSync(data, { recursive: true, force: true });
     }
   });
