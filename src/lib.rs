@@ -7,6 +7,7 @@
 //! Layout (see `ARCHITECTURE.md`):
 //! - [`model`]: the pure core (tree, topics, changes, transactions, undo, snapshots).
 //! - [`limits`]: every limit, with its default and why.
+//! - [`metrics`]: the counters and gauges of `/metrics`, shared by rooms and the server.
 //! - [`protocol`]: the wire messages and their codec.
 //! - [`room`]: one actor per room owning its document.
 //! - [`server`]: the axum router, sessions, hooks, shutdown.
@@ -58,6 +59,7 @@ pub mod codegen;
 pub mod conformance_preset;
 pub mod demo;
 pub mod limits;
+pub mod metrics;
 pub mod model;
 pub mod protocol;
 pub mod room;

@@ -14,9 +14,9 @@ mod outbound;
 pub(crate) use outbound::{channel as outbound_channel, OutboundBudget, OutboundReceiver, OutboundSender, QueueFull};
 
 use crate::limits::ServerLimits;
+use crate::metrics::Metrics;
 use crate::model::{Actor, Change, Document, ModelError, ObjId, Rejection, Transition, Tx, UndoHistory, Value};
 use crate::protocol::{self, close, Resume};
-use crate::server::metrics::Metrics;
 use crate::server::Inner;
 use crate::store::{KnownClient, LogEntry, RoomSnapshot, Store, StoreError, WriteBatch};
 use compact_str::CompactString;

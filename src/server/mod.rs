@@ -6,11 +6,13 @@
 //! ([`Server::router`]).
 
 mod listener;
-pub mod metrics;
 mod session;
 mod websocket;
 
 use crate::limits::{ModelLimits, ServerLimits};
+/// The metrics, at their former path (now [`crate::metrics`]).
+pub use crate::metrics;
+use crate::metrics::Metrics;
 use crate::model::{Document, ModelError, Tx, TypeRegistry, Value};
 use crate::room::{self, ClientId, RoomHandle, RoomSeed};
 use crate::store::{KnownClient, LogEntry, MemoryStore, RoomSnapshot, SqliteStore, Store, StoreError, StoredRoom};
@@ -19,7 +21,6 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use metrics::Metrics;
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;

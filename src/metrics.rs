@@ -1,4 +1,8 @@
 //! Process metrics in Prometheus text format (`/metrics`), with `prometheus-client`.
+//!
+//! A crate-level concern: rooms count loads, updates, held bytes and slow clients; the server
+//! counts clients and bytes in and renders them. Must not: know rooms, sessions or sockets (it
+//! is counters only).
 
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::counter::Counter;
