@@ -10,12 +10,13 @@
  */
 
 import { ObjectSyncClient } from "../src/index.js";
+import { schema } from "../examples/generated/demo-types.js";
 import { Editor } from "./editor.js";
 import { FrameTask, Throttle } from "./frame.js";
 import type { Point } from "./geometry.js";
 import { BOUNDS, CANVAS, MARGIN, PAGE } from "./geometry.js";
 import { friendlyName, NAME_LEN_MAX, PeopleView, presenceOf } from "./presence.js";
-import { DEFAULTS, EdgeView, NodeView } from "./views.js";
+import { EdgeView, NodeView } from "./views.js";
 
 /** The element with `id`, which must exist and be a `T`. */
 function byId<T extends Element>(id: string, type: abstract new () => T): T {
@@ -86,7 +87,10 @@ document.title = `ObjectSync demo: ${room}`;
 
 // ---------------------------------------------------------------------------------- client
 
-const client = new ObjectSyncClient({ classes: { Node: NodeView, Edge: EdgeView }, defaults: DEFAULTS });
+// The generated schema with the views in place of the generated classes: its defaults fill the
+// objects this tab creates until the server's arrive, and every edit is checked against its
+// attribute's kind before it is sent.
+const client = new ObjectSyncClient({ schema: { ...schema, Node: NodeView, Edge: EdgeView } });
 const status = new FrameTask(() => renderStatus());
 const editor = new Editor(client, { viewport, world, nodeLayer, edgeLayer, preview }, (message) => note(message));
 const peopleView = new PeopleView(cursorLayer, people, name);

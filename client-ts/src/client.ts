@@ -7,6 +7,10 @@
  * One batch of events per local action or server message: structural events, then attribute
  * events, then destroyed objects, then created objects (`onStart` last, parents first), then
  * the emitted events the server delivered.
+ *
+ * With a generated schema (`new ObjectSyncClient({ schema })`, see `schema.ts`) the client is
+ * typed by it (`create` takes the schema's classes and type names, and attributes typed by
+ * kind) and checks every change against it before applying or sending it.
  */
 
 import type { ConnectionState, WebSocketConstructor } from "./connection.js";
@@ -30,6 +34,8 @@ import type {
 import { PROTOCOL_VERSION } from "./protocol.js";
 import type { Outcome } from "./rebase.js";
 import { Rebase } from "./rebase.js";
+import type { ClassFor, Schema, SchemaClass, TypedCreateOptions } from "./schema.js";
+import { defaultsOf, SchemaIndex } from "./schema.js";
 import type { ObjectHost, SObjectClass } from "./sobject.js";
 import { SObject } from "./sobject.js";
 import { EventTopic, Topic } from "./topics.js";
@@ -52,20 +58,38 @@ export interface ConnectOptions {
 }
 
 /** Options of the client. */
-export interface ClientOptions {
-  /** Classes to instantiate per type name (see {@link ObjectSyncClient.register}). */
+export interface ClientOptions<S extends Schema = Schema> {
+  /**
+   * The room's types (the `schema` export of `objectsync codegen ts`, or a copy with some
+   * classes replaced by subclasses): types the client (`create` by class or by type name, with
+   * typed attributes), makes each type's objects instances of its class, fills each type's
+   * defaults into objects created locally, and checks every change against the attribute's
+   * kind before sending it (throwing a `SchemaError`).
+   */
+  readonly schema?: S;
+  /** Classes to instantiate per type name (see {@link ObjectSyncClient.register}); these win over the schema's. */
   readonly classes?: Readonly<Record<string, SObjectClass>>;
-  /** Attribute values per type for objects created locally, until the server's arrive. */
+  /** Attribute values per type for objects created locally, until the server's arrive; these win over the schema's. */
   readonly defaults?: Readonly<Record<string, JsonObject>>;
 }
 
-/** Options of {@link ObjectSyncClient.create}. */
+/**
+ * Options of {@link ObjectSyncClient.create} as JSON, whatever the type (what an untyped client's
+ * `create` accepts; with a schema, `create` takes `TypedCreateOptions` of the type's class).
+ */
 export interface CreateOptions {
   /** Initial attributes (the server fills the rest with the type's defaults). */
   readonly attrs?: JsonObject;
   /** Position among the parent's children (the end if absent). */
   readonly index?: number;
   /** Children to create inside it. */
+  readonly children?: NodeSnapshot[];
+}
+
+/** What every variant of `create`'s options has in common (typed or not). */
+interface CreateOptionsLoose {
+  readonly attrs?: object;
+  readonly index?: number;
   readonly children?: NodeSnapshot[];
 }
 
@@ -116,8 +140,11 @@ interface PendingCall {
 /** Bounds the search for a free object id (ids of this client are unique anyway). */
 const ID_PROBE_MAX = 1_000_000;
 
-/** The client of one room; see the module docs. */
-export class ObjectSyncClient extends Emitter<ClientEvents> {
+/**
+ * The client of one room; see the module docs. `S` is the schema it was given (typed `create`);
+ * without one, any type name goes and `create` returns plain `SObject`s.
+ */
+export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientEvents> {
   private readonly rebase: Rebase;
   private connection: Connection | null = null;
   private readonly host: ObjectHost;
@@ -126,6 +153,8 @@ export class ObjectSyncClient extends Emitter<ClientEvents> {
   private readonly unannounced = new Set<string>();
   private readonly classes = new Map<string, SObjectClass>();
   private readonly defaults = new Map<string, JsonObject>();
+  /** The schema every change is checked against before it is applied; `null` without one. */
+  private readonly schema: SchemaIndex | null;
   private readonly records = new Map<number, ActionRecord>();
   private tx: ActionRecord | null = null;
   private token: string | undefined;
@@ -139,8 +168,13 @@ export class ObjectSyncClient extends Emitter<ClientEvents> {
   private readonly others = new Map<string, JsonValue>();
   private firstWelcome: { resolve: () => void; reject: (e: ObjectSyncError) => void } | null = null;
 
-  constructor(options: ClientOptions = {}) {
+  constructor(options: ClientOptions<S> = {}) {
     super();
+    this.schema = options.schema === undefined ? null : new SchemaIndex(options.schema);
+    for (const [type, cls] of Object.entries(options.schema ?? {})) {
+      this.classes.set(type, cls);
+      this.defaults.set(type, defaultsOf(cls.attrs));
+    }
     for (const [type, cls] of Object.entries(options.classes ?? {})) this.classes.set(type, cls);
     for (const [type, d] of Object.entries(options.defaults ?? {})) this.defaults.set(type, d);
     this.rebase = new Rebase({ defaults: (type) => this.defaults.get(type) });
@@ -319,11 +353,25 @@ export class ObjectSyncClient extends Emitter<ClientEvents> {
   }
 
   /**
-   * Creates an object of `type` under `parent` with a new id (`<clientId>:<n>`) and returns it
-   * at once (it exists locally from now on; a reject removes it).
+   * Creates an object under `parent` with a new id (`<clientId>:<n>`) and returns it at once (it
+   * exists locally from now on; a reject removes it). `type` is a type name or a generated class
+   * (or a subclass of one; its `typeName` is the type).
+   *
+   * With a schema, `type` must be one of its type names or classes, `attrs` is typed by that
+   * class's `attrs` (a misspelt attribute or a value of the wrong kind does not compile; see
+   * `KindValues`), and the object returned is an instance of it. Without one, any type name
+   * compiles and a plain `SObject` is returned, and a class `type` is typed as with a schema and
+   * registered (with its defaults) for its type unless a class is already. Throws `invalid` if
+   * this client makes objects of a class `type` as instances of a class that is not a `type`.
    */
-  create(type: string, parent: SObject | string, options: CreateOptions = {}): SObject {
+  create<K extends (keyof S & string) | S[keyof S]>(
+    type: K,
+    parent: SObject | string,
+    options?: TypedCreateOptions<ClassFor<S, K>>,
+  ): ClassFor<S, K>["prototype"];
+  create(typeOrClass: string | SchemaClass, parent: SObject | string, options: CreateOptionsLoose = {}): SObject {
     this.checkWritable();
+    const type = typeof typeOrClass === "string" ? typeOrClass : this.typeOfClass(typeOrClass);
     const local = this.rebase.local;
     let id = "";
     for (let i = 0; i < ID_PROBE_MAX; i++) {
@@ -332,7 +380,8 @@ export class ObjectSyncClient extends Emitter<ClientEvents> {
     }
     const change: Change = { op: "create", id, type, parent: typeof parent === "string" ? parent : parent.id };
     if (options.index !== undefined) change.index = options.index;
-    if (options.attrs !== undefined) change.attrs = options.attrs;
+    // Typed attributes are JSON of their kinds (`KindValues`), so the wire takes them as they are.
+    if (options.attrs !== undefined) change.attrs = options.attrs as JsonObject;
     if (options.children !== undefined) change.children = options.children;
     let obj: SObject | undefined;
     this.transaction(() => {
@@ -386,10 +435,33 @@ export class ObjectSyncClient extends Emitter<ClientEvents> {
   // ----------------------------------------------------------------------------- internals
 
   private submit(change: Change): ActionHandle {
-    if (this.tx === null) return this.transaction(() => this.submit(change));
+    const refused = this.schema?.check(change, (id) => this.rebase.local?.get(id)?.type) ?? null;
+    if (refused !== null) throw refused;
+    if (this.tx === null) return this.transaction(() => this.stage(change));
+    this.stage(change);
+    return this.tx;
+  }
+
+  /** Applies `change` to the local view inside the open transaction, or throws why it does not apply. */
+  private stage(change: Change): void {
     const error = this.rebase.stage(change);
     if (error !== null) throw new ObjectSyncError(error.code, error.reason);
-    return this.tx;
+  }
+
+  /**
+   * The type name of `cls` for `create(cls)`, once sure the objects of that type are `cls`
+   * instances (registering `cls` if no class is registered for it).
+   */
+  private typeOfClass(cls: SchemaClass): string {
+    const type = cls.typeName;
+    const registered = this.classes.get(type);
+    if (registered === undefined) {
+      // With a schema, every type it has is registered: the create's check refuses this one.
+      if (this.schema === null) this.register(type, cls, { defaults: defaultsOf(cls.attrs) });
+    } else if (registered !== cls && !(registered.prototype instanceof cls)) {
+      throw new ObjectSyncError("invalid", `this client makes ${type} objects as ${registered.name}, not ${cls.name}`);
+    }
+    return type;
   }
 
   private undoRedo(kind: "undo" | "redo", scope: SObject | string | undefined): ActionHandle {

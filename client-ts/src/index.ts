@@ -1,7 +1,9 @@
 /**
  * objectsync-client: the browser client of ObjectSync (wire protocol v1).
  *
- * Start with {@link ObjectSyncClient}; bind attributes to the DOM with `bindings`.
+ * Start with {@link ObjectSyncClient}; bind attributes to the DOM with `bindings`; give the
+ * client the `schema` that `objectsync codegen ts` generates for typed `create` and for changes
+ * checked against their attributes' kinds before they are sent.
  */
 
 export type { CallOptions, ClientEvents, ClientOptions, ConnectOptions, CreateOptions } from "./client.js";
@@ -10,9 +12,21 @@ export type { ConnectionEvents, ConnectionOptions, ConnectionState, WebSocketCon
 export { backoffDelayMs, Connection } from "./connection.js";
 export type { Disposer } from "./emitter.js";
 export { Emitter } from "./emitter.js";
-export type { AnyErrorCode } from "./errors.js";
-export { CallError, ObjectSyncError, RejectedError } from "./errors.js";
+export type { AnyErrorCode, SchemaErrorCode, SchemaErrorTarget } from "./errors.js";
+export { CallError, ObjectSyncError, RejectedError, SchemaError } from "./errors.js";
 export type { ActionHandle } from "./handle.js";
+export type {
+  AttrKind,
+  AttrSchema,
+  AttrsSchema,
+  ClassFor,
+  CreateAttrs,
+  KindValues,
+  ReadonlyJsonValue,
+  Schema,
+  SchemaClass,
+  TypedCreateOptions,
+} from "./schema.js";
 export type { SObjectClass, SObjectEvents, SObjectInit } from "./sobject.js";
 export { SObject } from "./sobject.js";
 export type {

@@ -3,8 +3,10 @@
  * the client (each edit is an action, or part of the open transaction) and reporting
  * fine-grained events plus a coarse `changed` once per batch.
  *
- * The client does not know the schema: the accessor a program picks (`obj.string("title")`)
- * says what the attribute is. A value of another shape reads as the kind's empty value.
+ * A topic does not know the schema: the accessor a program picks (`obj.string("title")`, or a
+ * generated getter) says what the attribute is. A value of another shape reads as the kind's
+ * empty value. A client given a schema checks each edit against the attribute's kind before it
+ * is applied or sent (`schema.ts`).
  */
 
 import type { AttrEvent } from "./diff.js";

@@ -12,7 +12,7 @@
 import { bindInput, bindStyle, bindText, ObjectSyncClient, SObject } from "../../src/index.js";
 // Generated from the server's types by `objectsync codegen ts`: a misspelt attribute is a
 // compile error here.
-import { DivObject, TextObject } from "../generated/demo-types.js";
+import { DivObject, schema, TextObject } from "../generated/demo-types.js";
 
 /** Where root-level views go. */
 const app = byId("app", HTMLElement);
@@ -70,7 +70,10 @@ class TextView extends TextObject {
   }
 }
 
-const client = new ObjectSyncClient({ classes: { Div: DivView, Text: TextView } });
+// The generated schema with the views in place of the generated classes: the client makes
+// `Div` and `Text` objects as views, types `create` by it, and checks every edit against its
+// attribute's kind before sending it.
+const client = new ObjectSyncClient({ schema: { ...schema, Div: DivView, Text: TextView } });
 
 client.on("state", ({ state }) => {
   document.body.dataset.state = state;

@@ -7,6 +7,10 @@ import type { DictTopic, ListTopic, RefTopic, StringTopic } from "../../src/inde
 export class GraphObject extends SObject {
   /** The type name on the wire. */
   static readonly typeName = "Graph";
+  /** Each attribute's wire kind and default: what `create` accepts and the client checks edits against. */
+  static readonly attrs = {
+    name: { kind: "string", default: "" },
+  } as const;
   /** `name` (string). */
   get name(): StringTopic {
     return this.string("name");
@@ -17,11 +21,18 @@ export class GraphObject extends SObject {
 export class NodeObject extends SObject {
   /** The type name on the wire. */
   static readonly typeName = "Node";
+  /** Each attribute's wire kind and default: what `create` accepts and the client checks edits against. */
+  static readonly attrs = {
+    title: { kind: "string", default: "node" },
+    pos: { kind: "dict", default: {"x":100,"y":100} },
+    color: { kind: "string", default: "#4f7cff" },
+    ports: { kind: "list", default: ["in","out"] },
+  } as const;
   /** `title` (string). */
   get title(): StringTopic {
     return this.string("title");
   }
-  /** `pos` (dict). */
+  /** `pos` (dict): its values are any JSON (the server declares no value type). */
   get pos(): DictTopic {
     return this.dict("pos");
   }
@@ -29,7 +40,7 @@ export class NodeObject extends SObject {
   get color(): StringTopic {
     return this.string("color");
   }
-  /** `ports` (list). */
+  /** `ports` (list): its elements are any JSON (the server declares no element type). */
   get ports(): ListTopic {
     return this.list("ports");
   }
@@ -39,6 +50,11 @@ export class NodeObject extends SObject {
 export class EdgeObject extends SObject {
   /** The type name on the wire. */
   static readonly typeName = "Edge";
+  /** Each attribute's wire kind and default: what `create` accepts and the client checks edits against. */
+  static readonly attrs = {
+    from: { kind: "ref", default: null },
+    to: { kind: "ref", default: null },
+  } as const;
   /** `from` (ref). */
   get from(): RefTopic {
     return this.ref("from");
@@ -53,7 +69,11 @@ export class EdgeObject extends SObject {
 export class DivObject extends SObject {
   /** The type name on the wire. */
   static readonly typeName = "Div";
-  /** `style` (dict). */
+  /** Each attribute's wire kind and default: what `create` accepts and the client checks edits against. */
+  static readonly attrs = {
+    style: { kind: "dict", default: {} },
+  } as const;
+  /** `style` (dict): its values are any JSON (the server declares no value type). */
   get style(): DictTopic {
     return this.dict("style");
   }
@@ -63,24 +83,32 @@ export class DivObject extends SObject {
 export class TextObject extends SObject {
   /** The type name on the wire. */
   static readonly typeName = "Text";
+  /** Each attribute's wire kind and default: what `create` accepts and the client checks edits against. */
+  static readonly attrs = {
+    text: { kind: "string", default: "" },
+    style: { kind: "dict", default: {} },
+  } as const;
   /** `text` (string). */
   get text(): StringTopic {
     return this.string("text");
   }
-  /** `style` (dict). */
+  /** `style` (dict): its values are any JSON (the server declares no value type). */
   get style(): DictTopic {
     return this.dict("style");
   }
 }
 
-/** The generated class of each type, by type name (for `ObjectSyncClient`'s `classes`). */
-export const classes = {
-  "Graph": GraphObject,
-  "Node": NodeObject,
-  "Edge": EdgeObject,
-  "Div": DivObject,
-  "Text": TextObject,
+/** Each type's generated class by type name: the client's typed schema (`new ObjectSyncClient({ schema })`). */
+export const schema = {
+  Graph: GraphObject,
+  Node: NodeObject,
+  Edge: EdgeObject,
+  Div: DivObject,
+  Text: TextObject,
 } as const;
+
+/** The same map as `schema`, for the untyped `classes` option of `ObjectSyncClient`. */
+export const classes = schema;
 
 /** Each type's attribute defaults (for `register(type, cls, { defaults })`). */
 export const defaults = {
