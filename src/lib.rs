@@ -77,3 +77,7 @@ struct ReadmeDoctests;
 #[doc = include_str!("../docs/getting-started.md")]
 #[cfg(doctest)]
 struct GettingStartedDoctests;
+
+#[doc = include_str!("../docs/kinds.md")]
+#[cfg(doctest)]
+struct KindsDoctests;
