@@ -248,8 +248,9 @@ async fn execute(command: Command, app: &dyn Fn() -> ServerBuilder) -> anyhow::R
 
 async fn serve(bind: SocketAddr, builder: ServerBuilder) -> anyhow::Result<()> {
     raise_fd_limit();
-    if let StoreChoice::Default = builder.store {
-        tracing::info!("rooms are stored in SQLite in {DEFAULT_DATA_DIR} (--data DIR for another, --memory for none)");
+    if matches!(builder.store, StoreChoice::Default) {
+        // `build` says where the default store is; say how to choose another.
+        tracing::info!("--data DIR keeps rooms in another directory, --memory in memory only");
     }
     let server = builder.build()?;
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
