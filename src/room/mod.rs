@@ -1,4 +1,6 @@
-//! One actor per room: [`RoomHandle`] is how everything else reaches it.
+//! One actor per room: [`RoomHandle`] is how everything else reaches it. The room owns its whole
+//! life: `registry.rs` loads it on first use (through `load.rs`), finds it again and unloads it;
+//! `outbound.rs` is a session's bounded queue.
 //!
 //! The actor owns the room's [`Document`] and [`UndoHistory`] and is the only code that touches
 //! them. It applies commands in arrival order, encodes each resulting message **once**, keeps the
@@ -6,18 +8,23 @@
 //! queue. A session whose queue is full is cut off (close 4003) instead of slowing the room or
 //! growing memory; it can resume from its last version.
 //!
-//! Must not: block on a socket, hold a lock across an await, or know the wire beyond
-//! `protocol`'s encoders.
+//! Must not: block on a socket, hold a lock across an await, know the wire beyond `protocol`'s
+//! encoders, or reach into `server` (the server uses rooms, never the other way).
 
+mod load;
 mod outbound;
+mod registry;
 
+pub use load::load_room;
+pub(crate) use load::{release_free_memory, Loader, RoomInitFn};
 pub(crate) use outbound::{channel as outbound_channel, OutboundBudget, OutboundReceiver, OutboundSender, QueueFull};
+pub(crate) use registry::Registry;
+pub use registry::{valid_room_name, ServerError};
 
 use crate::limits::ServerLimits;
 use crate::metrics::Metrics;
 use crate::model::{Actor, Change, Document, ModelError, ObjId, Rejection, Transition, Tx, UndoHistory, Value};
 use crate::protocol::{self, close, Resume};
-use crate::server::Inner;
 use crate::store::{KnownClient, LogEntry, RoomSnapshot, Store, StoreError, WriteBatch};
 use compact_str::CompactString;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -168,7 +175,7 @@ pub struct RoomHandle {
     inbox_bytes: Arc<tokio::sync::Semaphore>,
     inbox_bytes_max: usize,
     /// To find the room again after it was unloaded.
-    server: Weak<Inner>,
+    registry: Weak<Registry>,
 }
 
 impl std::fmt::Debug for RoomHandle {
@@ -223,8 +230,8 @@ impl RoomHandle {
             Ok(()) => return Ok(()),
             Err(mpsc::error::SendError(cmd)) => cmd,
         };
-        let inner = self.server.upgrade().ok_or_else(|| self.closed())?;
-        let fresh = inner.room(&self.name).await.map_err(|_| self.closed())?;
+        let registry = self.registry.upgrade().ok_or_else(|| self.closed())?;
+        let fresh = registry.room(&self.name).await.map_err(|_| self.closed())?;
         fresh.tx.send(cmd).await.map_err(|_| self.closed())
     }
 
@@ -287,7 +294,8 @@ pub(crate) struct RoomState {
     /// Tells this actor apart from a later one of the same room.
     generation: u64,
     store: Arc<dyn Store>,
-    server: Weak<Inner>,
+    /// To leave it when unloading or when the store fails.
+    registry: Weak<Registry>,
     /// Resume tokens are derived from it and the client id: nothing to store per client.
     secret: [u8; 32],
     /// Updates are broadcast only once durable (a durable store); else at once.
@@ -336,7 +344,7 @@ pub(crate) struct RoomSeed {
     /// Stored updates (for resuming clients), oldest first.
     pub(crate) log: Vec<LogEntry>,
     pub(crate) store: Arc<dyn Store>,
-    pub(crate) server: Weak<Inner>,
+    pub(crate) registry: Weak<Registry>,
 }
 
 /// Starts a room's actor; returns its handle and the task's join handle.
@@ -350,7 +358,7 @@ pub(crate) fn spawn(
     // A message's permits are a u32: the bound is one too, so the largest message always fits.
     let inbox_bytes_max =
         limits.room_inbox_bytes_max.clamp(1, u32::MAX as usize).min(tokio::sync::Semaphore::MAX_PERMITS);
-    let RoomSeed { name, generation, doc, clients, clients_floor, log, store, server } = seed;
+    let RoomSeed { name, generation, doc, clients, clients_floor, log, store, registry } = seed;
     // When a stored client last acted is not stored: at most now.
     let loaded_at = doc.version();
     let known =
@@ -376,7 +384,7 @@ pub(crate) fn spawn(
         last_snapshot: Instant::now(),
         outbox: Vec::new(),
         store,
-        server: server.clone(),
+        registry: registry.clone(),
         undo: UndoHistory::new(doc.limits()),
         doc,
         clients: HashMap::new(),
@@ -392,7 +400,7 @@ pub(crate) fn spawn(
     let span = tracing::info_span!("room", room = %name);
     let task = tokio::spawn(tracing::Instrument::instrument(state.run(rx, shutdown), span));
     let inbox_bytes = Arc::new(tokio::sync::Semaphore::new(inbox_bytes_max));
-    (RoomHandle { name, tx, server, inbox_bytes, inbox_bytes_max }, task)
+    (RoomHandle { name, tx, registry, inbox_bytes, inbox_bytes_max }, task)
 }
 
 impl RoomState {
@@ -504,8 +512,8 @@ impl RoomState {
     /// The store failed: what is held was never acknowledged. Close everyone, leave the
     /// registry; the next join loads the room from what the store has.
     fn fail(&mut self, e: &StoreError) {
-        if let Some(inner) = self.server.upgrade() {
-            inner.unregister(&self.name, self.generation);
+        if let Some(registry) = self.registry.upgrade() {
+            registry.unregister(&self.name, self.generation);
         }
         for (_, c) in self.clients.drain() {
             c.link.closer.close(close::STORE_FAILED, format!("storage failed: {e}"));
@@ -532,15 +540,14 @@ impl RoomState {
         }
     }
 
-    /// Saves the room and leaves the registry, while no one can load it. Commands already queued
-    /// are handled first (server code runs; joins are told to retry). `false` if the server is
-    /// gone or another actor replaced this one.
+    /// Saves the room and leaves the registry; until the save is done no one can load it (other
+    /// rooms load and save meanwhile). Commands already queued are handled first (server code
+    /// runs; joins are told to retry). `false` if the server is gone or another actor replaced
+    /// this one.
     async fn unload(&mut self, rx: &mut mpsc::Receiver<Command>) -> bool {
-        let Some(inner) = self.server.upgrade() else { return false };
-        let _loading = inner.loading.lock().await;
-        if !inner.unregister(&self.name, self.generation) {
-            return false;
-        }
+        let Some(registry) = self.registry.upgrade() else { return false };
+        // Held until this returns: the room's slot stays `Unloading` through the save.
+        let Some(_unloading) = registry.begin_unload(&self.name, self.generation) else { return false };
         rx.close();
         while let Ok(cmd) = rx.try_recv() {
             match cmd {
@@ -555,7 +562,7 @@ impl RoomState {
         tracing::debug!("room unloaded");
         // The room's document, logs and histories are freed when this actor ends: give that
         // memory back to the system (an idle server returns near its starting size).
-        tokio::task::spawn_blocking(crate::server::release_free_memory);
+        tokio::task::spawn_blocking(release_free_memory);
         true
     }
 

@@ -1,6 +1,6 @@
-//! The server: configuration and hooks ([`ServerBuilder`]), the room registry, the axum router
-//! (WebSocket rooms at `/ws/<room>`, `/healthz`, `/metrics`, static files) and graceful
-//! shutdown.
+//! The server: configuration and hooks ([`ServerBuilder`]), the axum router (WebSocket rooms at
+//! `/ws/<room>`, `/healthz`, `/metrics`, static files) and graceful shutdown. Rooms are found,
+//! loaded and unloaded by the room registry (`crate::room`), which the server only asks.
 //!
 //! The router can be served by [`Server::serve`] or mounted in an existing axum app
 //! ([`Server::router`]).
@@ -9,13 +9,18 @@ mod listener;
 mod session;
 mod websocket;
 
-use crate::limits::{ModelLimits, ServerLimits};
 /// The metrics, at their former path (now [`crate::metrics`]).
 pub use crate::metrics;
+/// Rebuilding a stored room, at its former path (now [`crate::room::load_room`]).
+pub use crate::room::load_room;
+/// Room names and why a room cannot be had, at their former path (now in [`crate::room`]).
+pub use crate::room::{valid_room_name, ServerError};
+
+use crate::limits::{ModelLimits, ServerLimits};
 use crate::metrics::Metrics;
-use crate::model::{Document, ModelError, Tx, TypeRegistry, Value};
-use crate::room::{self, ClientId, RoomHandle, RoomSeed};
-use crate::store::{KnownClient, LogEntry, MemoryStore, RoomSnapshot, SqliteStore, Store, StoreError, StoredRoom};
+use crate::model::{ModelError, Tx, TypeRegistry, Value};
+use crate::room::{self, ClientId, Loader, Registry, RoomHandle, RoomInitFn};
+use crate::store::{MemoryStore, SqliteStore, Store, StoreError};
 use axum::extract::{Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -25,8 +30,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -67,34 +72,7 @@ pub struct ServiceCall {
 }
 
 type AuthFn = Arc<dyn Fn(AuthRequest) -> BoxFuture<Result<Grant, String>> + Send + Sync>;
-type RoomInitFn = Arc<dyn Fn(&str, &mut Tx<'_>) -> Result<(), ModelError> + Send + Sync>;
 type ServiceFn = Arc<dyn Fn(ServiceCall) -> BoxFuture<Result<Value, String>> + Send + Sync>;
-
-/// Why the server could not provide a room.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-#[non_exhaustive]
-pub enum ServerError {
-    /// The room name is not 1-64 of `A-Z a-z 0-9 _ - .`.
-    #[error("bad room name {0:?}")]
-    BadRoomName(String),
-    /// `rooms_max` rooms are loaded.
-    #[error("too many rooms are loaded (limit {limit})")]
-    TooManyRooms {
-        /// The limit.
-        limit: usize,
-    },
-    /// The room hook refused to create the room.
-    #[error("room {room} refused: {reason}")]
-    RoomRefused {
-        /// Room name.
-        room: String,
-        /// The hook's words.
-        reason: String,
-    },
-    /// The server is shutting down.
-    #[error("the server is shutting down")]
-    ShuttingDown,
-}
 
 /// Why [`ServerBuilder::build`] could not make a server.
 #[derive(Debug, thiserror::Error)]
@@ -243,24 +221,27 @@ impl ServerBuilder {
         model_limits.text_history_versions_max =
             model_limits.text_history_versions_max.min(self.limits.room_log_versions_max as u64);
         let outbound = room::OutboundBudget::new(self.limits.outbound_bytes_max);
+        let types = Arc::new(self.types);
+        let limits = Arc::new(self.limits);
+        let metrics = Arc::new(Metrics::default());
+        let shutdown = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        let loader =
+            Loader { types: types.clone(), model_limits, room_init: self.room_init, store, metrics: metrics.clone() };
+        let rooms = Arc::new(Registry::new(loader, limits.clone(), shutdown.clone(), tasks.clone()));
         Ok(Server {
             inner: Arc::new(Inner {
-                types: Arc::new(self.types),
-                limits: Arc::new(self.limits),
-                model_limits,
+                types,
+                limits,
                 auth: self.auth,
-                room_init: self.room_init,
                 services: self.services,
                 static_dir: self.static_dir,
-                store,
-                rooms: Mutex::new(HashMap::new()),
-                loading: tokio::sync::Mutex::new(()),
-                generation: AtomicU64::new(0),
-                metrics: Arc::new(Metrics::default()),
+                rooms,
+                metrics,
                 clients: AtomicUsize::new(0),
                 outbound,
-                shutdown: CancellationToken::new(),
-                tasks: TaskTracker::new(),
+                shutdown,
+                tasks,
             }),
         })
     }
@@ -269,19 +250,11 @@ impl ServerBuilder {
 pub(crate) struct Inner {
     pub(crate) types: Arc<TypeRegistry>,
     pub(crate) limits: Arc<ServerLimits>,
-    model_limits: ModelLimits,
     auth: Option<AuthFn>,
-    room_init: Option<RoomInitFn>,
     pub(crate) services: HashMap<String, ServiceFn>,
     static_dir: Option<PathBuf>,
-    store: Arc<dyn Store>,
-    /// Loaded rooms with their actor's generation. A std mutex: held only to look up, insert or
-    /// remove, never across an await.
-    rooms: Mutex<HashMap<String, (u64, RoomHandle)>>,
-    /// Held while a room is loaded from or saved to the store, so a room being unloaded is never
-    /// loaded again before its state is saved.
-    pub(crate) loading: tokio::sync::Mutex<()>,
-    generation: AtomicU64,
+    /// The rooms: loaded, found again and unloaded there, each room on its own.
+    pub(crate) rooms: Arc<Registry>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) clients: AtomicUsize,
     /// Bytes queued to every session, against `outbound_bytes_max`.
@@ -300,11 +273,6 @@ impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server").field("types", &self.inner.types).finish()
     }
-}
-
-/// Whether `name` is a valid room name.
-pub fn valid_room_name(name: &str) -> bool {
-    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
 }
 
 impl Server {
@@ -340,7 +308,7 @@ impl Server {
 
     /// The room named `name`, created (and built by the room hook) if it is not loaded.
     pub async fn room(&self, name: &str) -> Result<RoomHandle, ServerError> {
-        self.inner.room(name).await
+        self.inner.rooms.room(name).await
     }
 
     /// Serves on `listener` until [`shutdown`](Self::shutdown) (or the token's cancellation),
@@ -357,7 +325,7 @@ impl Server {
         .await;
         self.inner.tasks.close();
         let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.tasks.wait()).await;
-        self.inner.rooms.lock().map(|mut r| r.clear()).ok();
+        self.inner.rooms.clear();
         r
     }
 
@@ -374,163 +342,12 @@ impl Server {
 }
 
 impl Inner {
-    /// The loaded room `name`, or the room loaded from the store (or created) now.
-    pub(crate) async fn room(self: &Arc<Self>, name: &str) -> Result<RoomHandle, ServerError> {
-        if !valid_room_name(name) {
-            return Err(ServerError::BadRoomName(name.to_owned()));
-        }
-        if let Some(h) = self.loaded(name)? {
-            return Ok(h);
-        }
-        let _loading = self.loading.lock().await;
-        if let Some(h) = self.loaded(name)? {
-            return Ok(h);
-        }
-        if self.rooms.lock().map_or(0, |r| r.len()) >= self.limits.rooms_max {
-            return Err(ServerError::TooManyRooms { limit: self.limits.rooms_max });
-        }
-        let refused = |reason: String| ServerError::RoomRefused { room: name.to_owned(), reason };
-        let stored = self.store.load(name).await.map_err(|e| self.load_failed(name, e))?;
-        let clients_floor = stored.as_ref().and_then(|s| s.snapshot.as_ref()).map_or(0, |s| s.clients_floor);
-        let (doc, clients, log) = match stored {
-            Some(stored) => {
-                load_room(&self.types, &self.model_limits, name, stored).map_err(|e| self.load_failed(name, e))?
-            }
-            None => {
-                let mut doc = Document::with_limits(self.types.clone(), self.model_limits.clone());
-                if let Some(init) = &self.room_init {
-                    doc.transact(&crate::model::Actor::Server, |tx| init(name, tx))
-                        .map_err(|r| refused(r.to_string()))?;
-                }
-                if self.store.durable() {
-                    // A stored room always starts from a snapshot: the log holds only what follows.
-                    let snapshot = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new(), clients_floor: 0 };
-                    self.store.save_snapshot(name, &snapshot, 0).await.map_err(|e| refused(e.to_string()))?;
-                }
-                (doc, Vec::new(), Vec::new())
-            }
-        };
-        // Building or loading a room makes transient copies of it (the stored or built snapshot,
-        // its checked form); give that memory back to the system instead of keeping it.
-        release_free_memory();
-        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
-        let seed = RoomSeed {
-            name: name.into(),
-            generation,
-            doc,
-            clients,
-            clients_floor,
-            log,
-            store: self.store.clone(),
-            server: Arc::downgrade(self),
-        };
-        let (handle, task) = room::spawn(seed, self.limits.clone(), self.metrics.clone(), self.shutdown.clone());
-        self.tasks.spawn(async move {
-            let _ = task.await;
-        });
-        self.rooms.lock().map_err(|_| ServerError::ShuttingDown)?.insert(name.to_owned(), (generation, handle.clone()));
-        Ok(handle)
-    }
-
-    /// A stored room that cannot be loaded is said loudly: it stays stored as it is, and every
-    /// join is refused until someone repairs it.
-    fn load_failed(&self, name: &str, e: StoreError) -> ServerError {
-        tracing::error!(
-            room = name,
-            error = %e,
-            "the room cannot be loaded; its stored data is kept as it is (`objectsync export --raw` prints it)"
-        );
-        self.metrics.room_load_failures.inc();
-        ServerError::RoomRefused { room: name.to_owned(), reason: e.to_string() }
-    }
-
-    fn loaded(&self, name: &str) -> Result<Option<RoomHandle>, ServerError> {
-        if self.shutdown.is_cancelled() {
-            return Err(ServerError::ShuttingDown);
-        }
-        let rooms = self.rooms.lock().map_err(|_| ServerError::ShuttingDown)?;
-        Ok(rooms.get(name).map(|(_, h)| h.clone()))
-    }
-
-    /// Removes room `name` from the registry if generation `generation` is the loaded one.
-    pub(crate) fn unregister(&self, name: &str, generation: u64) -> bool {
-        let Ok(mut rooms) = self.rooms.lock() else { return false };
-        match rooms.get(name) {
-            Some((g, _)) if *g == generation => {
-                rooms.remove(name);
-                true
-            }
-            _ => false,
-        }
-    }
-
     pub(crate) async fn authorize(&self, req: AuthRequest) -> Result<Grant, String> {
         match &self.auth {
             Some(f) => f(req).await,
             None => Ok(Grant::default()),
         }
     }
-}
-
-/// Returns freed heap memory to the system (glibc keeps it otherwise).
-pub(crate) fn release_free_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only releases free memory held by the allocator; it has no
-    // preconditions and touches no live allocation.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// Rebuilds a stored room: its snapshot, then every logged update after it, in order. A gap or
-/// an update that does not apply is corruption, reported with the room and version.
-pub fn load_room(
-    types: &Arc<TypeRegistry>,
-    limits: &ModelLimits,
-    room: &str,
-    stored: StoredRoom,
-) -> Result<(Document, Vec<KnownClient>, Vec<LogEntry>), StoreError> {
-    let corrupt = |reason: String| StoreError::Corrupt { room: room.into(), reason };
-    let snapshot = stored.snapshot.ok_or_else(|| corrupt("the log has no snapshot to start from".into()))?;
-    let mut doc = Document::from_snapshot(types.clone(), limits.clone(), snapshot.doc)
-        .map_err(|e| corrupt(format!("the snapshot is invalid: {e}")))?;
-    let start = doc.version();
-    let decode = |entry: &LogEntry| match crate::protocol::decode_server(&entry.frame) {
-        Ok(crate::protocol::ServerMessage::Update { v, origin, changes, .. }) if v == entry.version => {
-            let actor = match origin.as_str() {
-                "server" => crate::model::Actor::Server,
-                _ => crate::model::Actor::Client(origin),
-            };
-            Ok((actor, changes))
-        }
-        _ => Err(corrupt(format!("the update of version {} does not parse", entry.version))),
-    };
-    // The updates the snapshot already contains (kept for resuming clients) rebuild the text and
-    // list histories, so that an action decides as it would have before the restart.
-    let contained: Vec<(u64, crate::model::Actor, Vec<crate::model::Change>)> = stored
-        .log
-        .iter()
-        .filter(|e| e.version <= start)
-        .map(|e| decode(e).map(|(actor, changes)| (e.version, actor, changes)))
-        .collect::<Result<_, _>>()?;
-    doc.restore_histories(&contained);
-    drop(contained);
-    for entry in stored.log.iter().filter(|e| e.version > start) {
-        if entry.version != doc.version() + 1 {
-            return Err(corrupt(format!("version {} is missing from the log", doc.version() + 1)));
-        }
-        let (actor, changes) = decode(entry)?;
-        doc.restore_as(&actor, changes)
-            .map_err(|r| corrupt(format!("the update of version {} does not apply: {r}", entry.version)))?;
-    }
-    let mut clients = snapshot.clients;
-    for c in stored.clients {
-        match clients.iter_mut().find(|k| k.id == c.id) {
-            Some(k) => k.last_action = k.last_action.max(c.last_action),
-            None => clients.push(c),
-        }
-    }
-    Ok((doc, clients, stored.log))
 }
 
 async fn ws_handler(State(inner): State<Arc<Inner>>, Path(room): Path<String>, req: Request) -> Response {
@@ -566,17 +383,4 @@ async fn types_handler(State(inner): State<Arc<Inner>>) -> impl IntoResponse {
 async fn metrics_handler(State(inner): State<Arc<Inner>>) -> impl IntoResponse {
     inner.metrics.outbound_bytes.set(i64::try_from(inner.outbound.bytes()).unwrap_or(i64::MAX));
     ([("content-type", "text/plain; version=0.0.4")], inner.metrics.render())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn room_names() {
-        assert!(valid_room_name("demo-1.a_b"));
-        assert!(!valid_room_name(""));
-        assert!(!valid_room_name("a/b"));
-        assert!(!valid_room_name(&"x".repeat(65)));
-    }
 }

@@ -156,7 +156,7 @@ async fn join(inner: &Arc<Inner>, room_name: &str, hello: &Hello, read_only: boo
     // A room being unloaded answers "try again"; the next attempt loads it afresh.
     let mut last_error = String::new();
     for _ in 0..3 {
-        let room = inner.room(room_name).await.map_err(|e| e.to_string())?;
+        let room = inner.rooms.room(room_name).await.map_err(|e| e.to_string())?;
         let (out, rx) = outbound_channel(
             inner.limits.outbound_queue_len_max,
             inner.limits.outbound_queue_bytes_max,
@@ -528,7 +528,7 @@ fn release_memory_soon() {
     }
     *last = Some(Instant::now());
     drop(last);
-    tokio::task::spawn_blocking(super::release_free_memory);
+    tokio::task::spawn_blocking(crate::room::release_free_memory);
 }
 
 /// Queues `frame` on the socket, in fragments of at most [`FRAGMENT_BYTES`] when it is larger:

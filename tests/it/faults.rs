@@ -1,7 +1,8 @@
 //! Store faults over real sockets and a real SQLite file, injected by a store that wraps it: a
 //! disk that stalls (the room's memory stays bounded and nothing is lost once it recovers) and
 //! a disk that fails for one room (its writers get 1011, the other rooms carry on, nothing
-//! acknowledged is lost).
+//! acknowledged is lost), and one room held at the store (the other rooms load, join and unload
+//! as usual).
 
 use crate::harness::*;
 use objectsync::client::{Client, ConnectOptions};
@@ -21,6 +22,11 @@ struct FaultyStore {
     committed_clients: Mutex<Vec<(String, u64)>>,
     /// Appends begun (waiting for their permit included).
     appends_begun: std::sync::atomic::AtomicUsize,
+    /// Every operation on this room (loads included) waits at the store until it is `None` again.
+    held_room: tokio::sync::watch::Sender<Option<String>>,
+    /// The loads and snapshots begun and finished, in order (`"load r"`, `"loaded r"`, `"save r"`,
+    /// `"saved r"`): to wait for one, and to check their order.
+    ops: tokio::sync::watch::Sender<Vec<String>>,
 }
 
 impl FaultyStore {
@@ -40,7 +46,25 @@ impl FaultyStore {
             permits,
             committed_clients: Mutex::new(Vec::new()),
             appends_begun: Default::default(),
+            held_room: tokio::sync::watch::channel(None).0,
+            ops: tokio::sync::watch::channel(Vec::new()).0,
         })
+    }
+    /// Holds every store operation on `room` (or none) where it is until the next call.
+    fn hold_room(&self, room: Option<&str>) {
+        self.held_room.send_replace(room.map(str::to_owned));
+    }
+    async fn not_held(&self, room: &str) {
+        let mut rx = self.held_room.subscribe();
+        let _ = rx.wait_for(|held| held.as_deref() != Some(room)).await;
+    }
+    fn record(&self, op: String) {
+        self.ops.send_modify(|ops| ops.push(op));
+    }
+    /// Waits until operation `op` has been recorded `n` times.
+    async fn wait_op(&self, op: &str, n: usize) {
+        let mut rx = self.ops.subscribe();
+        let _ = within(rx.wait_for(|ops| ops.iter().filter(|o| *o == op).count() >= n)).await;
     }
     fn allow_writes(&self, n: usize) {
         if let Some(p) = &self.permits {
@@ -71,10 +95,15 @@ impl Store for FaultyStore {
         self.inner.secret()
     }
     async fn load(&self, room: &str) -> Result<Option<StoredRoom>, StoreError> {
-        self.inner.load(room).await
+        self.record(format!("load {room}"));
+        self.not_held(room).await;
+        let stored = self.inner.load(room).await;
+        self.record(format!("loaded {room}"));
+        stored
     }
     async fn append(&self, room: &str, batch: WriteBatch) -> Result<(), StoreError> {
         self.appends_begun.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.not_held(room).await;
         self.write_allowed(room).await?;
         let clients: Vec<(String, u64)> = batch.clients.iter().map(|c| (c.id.to_string(), c.last_action)).collect();
         self.inner.append(room, batch).await?;
@@ -82,8 +111,12 @@ impl Store for FaultyStore {
         Ok(())
     }
     async fn save_snapshot(&self, room: &str, snapshot: &RoomSnapshot, compact_to: u64) -> Result<(), StoreError> {
+        self.record(format!("save {room}"));
+        self.not_held(room).await;
         self.write_allowed(room).await?;
-        self.inner.save_snapshot(room, snapshot, compact_to).await
+        self.inner.save_snapshot(room, snapshot, compact_to).await?;
+        self.record(format!("saved {room}"));
+        Ok(())
     }
     async fn rooms(&self) -> Result<Vec<String>, StoreError> {
         self.inner.rooms().await
@@ -204,5 +237,78 @@ async fn a_reject_waits_for_its_own_record_not_an_earlier_batch() {
     }
     let committed = store.committed_clients.lock().expect("lock").clone();
     assert!(committed.iter().any(|(id, last)| id == c.id() && *last >= refused), "{committed:?}");
+    ts.stop().await;
+}
+
+/// Loading or saving one room never waits for another: while room `a`'s load, then its unload's
+/// save, is held at the store, clients still join rooms `b` and `c` (loaded from the store
+/// then). And a room being unloaded is not loaded again before its save is done: a join of `a`
+/// during the held save waits for it, then finds what `a` had.
+#[tokio::test]
+async fn a_room_held_at_the_store_does_not_hold_up_other_rooms() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FaultyStore::new(dir.path());
+    let limits = objectsync::ServerLimits { room_unload_grace_ms: 100, ..TestServer::builder_limits() };
+    let ts = TestServer::start_with(TestServer::builder().limits(limits).store(store.clone())).await;
+    let connect = |room: &str| {
+        let url = ts.url(room);
+        tokio::spawn(async move { Client::connect(&url, ConnectOptions::default()).await })
+    };
+
+    // Room a's load is held: a client joins room b meanwhile.
+    store.hold_room(Some("a"));
+    let joining_a = connect("a");
+    store.wait_op("load a", 1).await;
+    let _b = ts.client("b").await;
+    store.hold_room(None);
+    let mut a = within(joining_a).await.expect("task").expect("a joins once its load goes on");
+    let n = a.new_object_id();
+    within(a.act(vec![create_node(&n, 1)])).await.expect("created");
+
+    // Room a's unload saves, held: a client joins room c (a cold room, loaded meanwhile); a
+    // client joining a waits for the save.
+    store.hold_room(Some("a"));
+    drop(a);
+    store.wait_op("save a", 2).await;
+    let joining_a = connect("a");
+    let _c = ts.client("c").await;
+    let ops = store.ops.borrow().clone();
+    assert!(ops.contains(&"loaded c".to_owned()), "{ops:?}");
+    assert_eq!(ops.iter().filter(|o| *o == "load a").count(), 1, "a was loaded again while it was saved: {ops:?}");
+    store.hold_room(None);
+    let a = within(joining_a).await.expect("task").expect("a joins once it is saved");
+    assert!(a.mirror().get(&n).is_some(), "the node survived the unload");
+    let ops = store.ops.borrow().clone();
+    let saved = ops.iter().rposition(|o| o == "saved a").expect("saved");
+    let reloaded = ops.iter().rposition(|o| o == "load a").expect("loaded again");
+    assert!(saved < reloaded, "a was loaded again before its save was done: {ops:?}");
+    ts.stop().await;
+}
+
+/// A load that fails (the store refuses the new room's first snapshot) or is abandoned (its
+/// caller gives up while the store holds it) leaves nothing behind: the next ask loads the room
+/// afresh instead of waiting for a load that will never finish.
+#[tokio::test]
+async fn a_failed_or_abandoned_load_frees_the_room_for_the_next_ask() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = FaultyStore::new(dir.path());
+    let ts = TestServer::start_with(TestServer::builder().store(store.clone())).await;
+
+    *store.failing_room.lock().expect("lock") = Some("a".into());
+    for attempt in 1..=2 {
+        let refused = within(ts.server.room("a")).await.expect_err("the store refuses room a");
+        assert!(refused.to_string().contains("No space left"), "attempt {attempt}: {refused}");
+    }
+    *store.failing_room.lock().expect("lock") = None;
+    within(ts.server.room("a")).await.expect("a loads once the store takes it");
+
+    store.hold_room(Some("b"));
+    let server = ts.server.clone();
+    let abandoned = tokio::spawn(async move { server.room("b").await });
+    store.wait_op("load b", 1).await;
+    abandoned.abort();
+    assert!(within(abandoned).await.expect_err("aborted").is_cancelled());
+    store.hold_room(None);
+    within(ts.server.room("b")).await.expect("b loads after the abandoned load");
     ts.stop().await;
 }

@@ -207,6 +207,23 @@ async fn a_client_close_is_answered_with_a_close_frame() {
     ts.stop().await;
 }
 
+/// `rooms_max` counts the rooms loaded: past it a new room is refused (the server says which
+/// limit), the loaded ones are still served.
+#[tokio::test]
+async fn past_rooms_max_a_new_room_is_refused_and_loaded_rooms_are_served() {
+    let limits = ServerLimits { rooms_max: 2, ..TestServer::builder_limits() };
+    let ts = TestServer::start_with(TestServer::builder().limits(limits)).await;
+    let _a = ts.client("a").await;
+    let _b = ts.client("b").await;
+    let refused = within(ts.server.room("c")).await.expect_err("a third room");
+    assert_eq!(refused, objectsync::server::ServerError::TooManyRooms { limit: 2 });
+    within(ts.server.room("a")).await.expect("a loaded room is served");
+    let mut b = ts.client("b").await;
+    let n = b.new_object_id();
+    within(b.act(vec![create_node(&n, 1)])).await.expect("and changed");
+    ts.stop().await;
+}
+
 /// A configuration that cannot work is an error of `build`, naming the limit, not a panic later.
 #[test]
 fn the_builder_refuses_limits_that_cannot_work() {
