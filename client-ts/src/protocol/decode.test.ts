@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import type { ServerMessage } from "./protocol.js";
-import { DecodeError, decodeChange, decodeServerMessage, encodeClientMessage } from "./protocol.js";
-import { Rng } from "./testing/random.js";
+import { Rng } from "../testing/random.js";
+import type { ServerMessage } from "./messages.js";
+import { DecodeError, decodeChange, decodeServerMessage } from "./decode.js";
 
 function ok(text: string): ServerMessage {
   const m = decodeServerMessage(text);
@@ -249,15 +249,18 @@ describe("decodeServerMessage", () => {
   });
 });
 
-describe("decodeChange and encodeClientMessage", () => {
+describe("decodeChange", () => {
   it("decodes a change alone", () => {
     expect(decodeChange({ op: "delete", id: "x" })).toEqual({ op: "delete", id: "x" });
     expect(decodeChange({ op: "delete" })).toBeInstanceOf(DecodeError);
     expect(decodeChange(null)).toBeInstanceOf(DecodeError);
   });
 
-  it("encodes client messages as JSON text", () => {
-    const text = encodeClientMessage({ t: "hello", protocol: 1, resume: { client: "c5", resume_token: "r", version: 4 } });
-    expect(JSON.parse(text)).toEqual({ t: "hello", protocol: 1, resume: { client: "c5", resume_token: "r", version: 4 } });
+  it("refuses an op named like a member of Object.prototype as unknown", () => {
+    for (const op of ["constructor", "toString", "__proto__", "hasOwnProperty"]) {
+      const e = decodeChange({ op, obj: "a", attr: "b" });
+      expect(e, op).toBeInstanceOf(DecodeError);
+      expect((e as DecodeError).reason).toBe(`change.op: unknown change "${op}"`);
+    }
   });
 });
