@@ -4,6 +4,7 @@
 //!
 //! Must not: know rooms or sessions (the router does).
 
+use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
@@ -29,7 +30,7 @@ pub(crate) async fn serve(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
     loop {
-        let (tcp, _) = tokio::select! {
+        let (tcp, peer) = tokio::select! {
             biased;
             _ = shutdown.cancelled() => return Ok(()),
             accepted = listener.accept() => match accepted {
@@ -43,7 +44,9 @@ pub(crate) async fn serve(
         };
         // Updates are small and latency matters: no Nagle delay.
         let _ = tcp.set_nodelay(true);
-        let service = TowerToHyperService::new(router.clone());
+        // Requests carry the peer's address (axum's `ConnectInfo`), for the auth hook and the
+        // per-address limits.
+        let service = TowerToHyperService::new(router.clone().layer(axum::Extension(ConnectInfo(peer))));
         let conn = http.serve_connection(TokioIo::new(tcp), service).with_upgrades();
         let shutdown = shutdown.clone();
         tasks.spawn(async move {
