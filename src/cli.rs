@@ -154,10 +154,11 @@ enum Command {
         service_timeout_ms: Option<u64>,
     },
     /// Write the SObject types for TypeScript (`ts`: a class per type and the schema) or as
-    /// JSON (`json`: every type's attributes with kind and default, as `GET /types` serves them).
+    /// JSON (`json`: every type's attributes with kind and default, as `GET /types` serves them),
+    /// or the wire's constants for TypeScript (`protocol-ts`: close codes, error codes, limits).
     Codegen {
-        /// `ts` or `json`.
-        #[arg(value_parser = ["ts", "json"])]
+        /// `ts`, `json` or `protocol-ts`.
+        #[arg(value_parser = ["ts", "json", "protocol-ts"])]
         language: String,
         /// The module the generated TypeScript imports the client from.
         #[arg(long, default_value = "objectsync-client")]
@@ -228,6 +229,7 @@ async fn execute(command: Command, app: &dyn Fn() -> ServerBuilder) -> anyhow::R
             let types = app().types;
             let text = match language.as_str() {
                 "json" => crate::protocol::encode_types(&types) + "\n",
+                "protocol-ts" => crate::codegen::protocol_typescript(),
                 _ => crate::codegen::typescript(&types, &import),
             };
             match out {

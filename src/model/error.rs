@@ -262,6 +262,40 @@ pub enum ModelError {
 }
 
 impl ModelError {
+    /// Every code [`ModelError::code`] can return, each with its meaning in one line, in the
+    /// order of the variants: what `objectsync codegen protocol-ts` gives clients.
+    pub const CODES: &'static [(&'static str, &'static str)] = &[
+        ("no_such_object", "no object has this id (it never existed, or was deleted)"),
+        ("no_such_attribute", "the object's type has no attribute of this name"),
+        ("no_such_type", "no SObject type of this name is registered"),
+        ("wrong_kind", "the change or value does not fit the attribute's kind"),
+        ("duplicate_id", "an object with this id already exists"),
+        ("bad_id", "the object id is malformed or not the actor's to make (it lacks the client's prefix)"),
+        ("out_of_range", "an index or position is outside the list, children or text"),
+        ("splits_character", "a text position falls between the halves of a surrogate pair"),
+        ("no_such_key", "the dict has no such key"),
+        ("set_element", "the set element is not there (remove) or already there (add)"),
+        ("overflow", "adding would overflow the integer"),
+        ("dangling_ref", "a reference names an object that does not exist"),
+        ("cycle", "the move would put an object inside itself"),
+        ("root_immutable", "the root object is never deleted or moved"),
+        ("too_deep", "the tree would get deeper than tree_depth_max"),
+        ("too_many_changes", "the action has more changes than action_changes_max, reactions included"),
+        ("reaction_depth", "reactions nested deeper than reaction_depth_max"),
+        ("too_large", "a value, a string or the document is over its size limit"),
+        ("invalid", "a validator of the type refused the value"),
+        ("denied", "the permission hook refused this client the change"),
+        ("bad_base", "the action's base is ahead of the room"),
+        ("text_base_too_old", "a text edit is based before the attribute's kept text history"),
+        ("text_base_stale", "a text edit is based before this client's own later edit of that text"),
+        ("list_base_stale", "a list change by index is based before another actor's change to that list"),
+        ("list_base_too_old", "a list change by index is based before the list's kept history"),
+        ("empty_action", "the action has no changes"),
+        ("nothing_to_undo", "undo or redo found no step in the scope"),
+        ("undo_conflict", "the state moved on since the step in a way that conflicts with undoing it"),
+        ("custom", "server code refused with its own reason"),
+    ];
+
     /// A stable machine-readable code for the wire (`reject.code`).
     pub fn code(&self) -> &'static str {
         match self {
@@ -319,5 +353,98 @@ impl Rejection {
 impl From<ModelError> for Rejection {
     fn from(error: ModelError) -> Self {
         Rejection { change_index: None, error }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// One error of every variant. The match has no wildcard, so a new variant does not compile
+    /// until it has a slot here, and the test fails until it has a sample.
+    fn one_of_each() -> Vec<ModelError> {
+        let id = || CompactString::from("x");
+        let all = vec![
+            ModelError::NoSuchObject { id: id() },
+            ModelError::NoSuchAttribute { obj: id(), type_name: id(), attr: id() },
+            ModelError::NoSuchType { type_name: id() },
+            ModelError::WrongKind { obj: id(), attr: id(), kind: TopicKind::Int, reason: String::new() },
+            ModelError::DuplicateId { id: id() },
+            ModelError::BadId { id: id(), reason: "" },
+            ModelError::OutOfRange { target: String::new(), index: 1, len: 0 },
+            ModelError::SplitsCharacter { obj: id(), attr: id(), pos: 1 },
+            ModelError::NoSuchKey { obj: id(), attr: id(), key: id() },
+            ModelError::SetElement { obj: id(), attr: id(), reason: String::new() },
+            ModelError::Overflow { obj: id(), attr: id(), delta: String::new() },
+            ModelError::DanglingRef { obj: id(), attr: id(), target: id() },
+            ModelError::Cycle { id: id(), parent: id() },
+            ModelError::RootImmutable { verb: "deleted" },
+            ModelError::TooDeep { depth: 2, limit: 1 },
+            ModelError::TooManyChanges { limit: 1 },
+            ModelError::ReactionDepth { limit: 1 },
+            ModelError::TooLarge { what: String::new(), size: 2, limit: 1 },
+            ModelError::Invalid { obj: id(), attr: id(), reason: String::new() },
+            ModelError::Denied { obj: id(), reason: String::new() },
+            ModelError::BadBase { base: 2, version: 1 },
+            ModelError::TextBaseTooOld { obj: id(), attr: id(), base: 0, floor: 1 },
+            ModelError::TextBaseStale { obj: id(), attr: id(), base: 0, own: 1 },
+            ModelError::ListBaseStale { obj: id(), attr: id(), base: 0, changed: 1 },
+            ModelError::ListBaseTooOld { obj: id(), attr: id(), base: 0, floor: 1 },
+            ModelError::EmptyAction,
+            ModelError::NothingToUndo { verb: "undo", scope: String::new() },
+            ModelError::UndoConflict { verb: "undo", version: 1, reason: String::new() },
+            ModelError::Custom(String::new()),
+        ];
+        let mut seen = [false; 29];
+        for e in &all {
+            let slot = match e {
+                ModelError::NoSuchObject { .. } => 0,
+                ModelError::NoSuchAttribute { .. } => 1,
+                ModelError::NoSuchType { .. } => 2,
+                ModelError::WrongKind { .. } => 3,
+                ModelError::DuplicateId { .. } => 4,
+                ModelError::BadId { .. } => 5,
+                ModelError::OutOfRange { .. } => 6,
+                ModelError::SplitsCharacter { .. } => 7,
+                ModelError::NoSuchKey { .. } => 8,
+                ModelError::SetElement { .. } => 9,
+                ModelError::Overflow { .. } => 10,
+                ModelError::DanglingRef { .. } => 11,
+                ModelError::Cycle { .. } => 12,
+                ModelError::RootImmutable { .. } => 13,
+                ModelError::TooDeep { .. } => 14,
+                ModelError::TooManyChanges { .. } => 15,
+                ModelError::ReactionDepth { .. } => 16,
+                ModelError::TooLarge { .. } => 17,
+                ModelError::Invalid { .. } => 18,
+                ModelError::Denied { .. } => 19,
+                ModelError::BadBase { .. } => 20,
+                ModelError::TextBaseTooOld { .. } => 21,
+                ModelError::TextBaseStale { .. } => 22,
+                ModelError::ListBaseStale { .. } => 23,
+                ModelError::ListBaseTooOld { .. } => 24,
+                ModelError::EmptyAction => 25,
+                ModelError::NothingToUndo { .. } => 26,
+                ModelError::UndoConflict { .. } => 27,
+                ModelError::Custom(_) => 28,
+            };
+            seen[slot] = true;
+        }
+        assert!(seen.iter().all(|s| *s), "a variant has no sample in one_of_each: {seen:?}");
+        all
+    }
+
+    #[test]
+    fn codes_lists_every_variants_code_once() {
+        let all = one_of_each();
+        for e in &all {
+            assert!(ModelError::CODES.iter().any(|(c, _)| *c == e.code()), "{} is not in ModelError::CODES", e.code());
+        }
+        let mut codes: Vec<&str> = ModelError::CODES.iter().map(|(c, _)| *c).collect();
+        assert_eq!(codes, all.iter().map(ModelError::code).collect::<Vec<_>>(), "CODES in the order of the variants");
+        codes.sort_unstable();
+        codes.dedup();
+        assert_eq!(codes.len(), ModelError::CODES.len(), "a code twice in ModelError::CODES");
+        assert!(ModelError::CODES.iter().all(|(_, meaning)| !meaning.is_empty() && !meaning.contains('\n')));
     }
 }
