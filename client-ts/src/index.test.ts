@@ -24,5 +24,8 @@ describe("the package entry", () => {
     }
     expect(api.PROTOCOL_VERSION).toBe(1);
     expect(api.CloseCode.unauthorized).toBe(4001);
+    expect(api.CLOSE_CODE_MEANINGS[api.CloseCode.storeFailed]).toMatch(/storage/);
+    expect(api.ERROR_CODES.list_base_stale).toBeTypeOf("string");
+    expect(api.DEFAULT_LIMITS.frame_bytes_max).toBe(1 << 20);
   });
 });

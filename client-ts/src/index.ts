@@ -53,7 +53,17 @@ export {
 } from "./topics.js";
 export { bindClass, bindInput, bindStyle, bindText } from "./bindings.js";
 export type * from "./protocol.js";
-export { CloseCode, DecodeError, decodeChange, decodeServerMessage, encodeClientMessage, PROTOCOL_VERSION } from "./protocol.js";
+export {
+  CLOSE_CODE_MEANINGS,
+  CloseCode,
+  DecodeError,
+  DEFAULT_LIMITS,
+  decodeChange,
+  decodeServerMessage,
+  encodeClientMessage,
+  ERROR_CODES,
+  PROTOCOL_VERSION,
+} from "./protocol.js";
 export type { TextEdit } from "./text.js";
 export { applyEdit, applyEdits, diffText, transformOne, transformSeqs } from "./text.js";
 export { Mirror } from "./mirror.js";

@@ -1,61 +1,33 @@
 /**
  * The numbers and names of the wire: the protocol version, the error codes of `reject`, `error`
- * and `result.error`, and the WebSocket close codes the server uses.
+ * and `result.error`, and the WebSocket close codes the server uses. The codes, their meanings
+ * and the server's default limits come from `generated.ts`, which `objectsync codegen
+ * protocol-ts` writes from the server's own constants (never edited by hand); this module gives
+ * them the names the client has always exported.
  */
 
-/** The protocol version this client speaks (`hello.protocol`). */
+import { CLOSE_CODES } from "./generated.js";
+import type { ERROR_CODES } from "./generated.js";
+
+export { CLOSE_CODE_MEANINGS, DEFAULT_LIMITS, ERROR_CODES } from "./generated.js";
+
+/**
+ * The protocol version this client speaks (`hello.protocol`). Written here, not generated: it is
+ * the version of this client's messages; a test fails when the server's moves on.
+ */
 export const PROTOCOL_VERSION = 1;
 
 /** Error codes of `reject.code`, `error.code` and `result.error.code` (docs/protocol.md). */
-export type ErrorCode =
-  | "no_such_object"
-  | "no_such_attribute"
-  | "no_such_type"
-  | "wrong_kind"
-  | "duplicate_id"
-  | "bad_id"
-  | "out_of_range"
-  | "splits_character"
-  | "no_such_key"
-  | "set_element"
-  | "overflow"
-  | "dangling_ref"
-  | "cycle"
-  | "root_immutable"
-  | "too_deep"
-  | "too_many_changes"
-  | "reaction_depth"
-  | "too_large"
-  | "invalid"
-  | "denied"
-  | "read_only"
-  | "bad_base"
-  | "text_base_too_old"
-  | "text_base_stale"
-  | "list_base_stale"
-  | "list_base_too_old"
-  | "empty_action"
-  | "duplicate_action"
-  | "nothing_to_undo"
-  | "undo_conflict"
-  | "custom"
-  | "bad_message"
-  | "unknown_message"
-  | "rate_limited"
-  | "no_such_service"
-  | "timeout"
-  | "service_failed";
+export type ErrorCode = keyof typeof ERROR_CODES;
 
-/** WebSocket close codes the server uses (docs/protocol.md, "Close codes"). */
+/**
+ * WebSocket close codes the server uses, by name (docs/protocol.md, "Close codes"): the generated
+ * names, and `tooLarge` and `tooManyBadMessages`, this client's earlier names of two of them.
+ */
 export const CloseCode = {
-  normal: 1000,
-  goingAway: 1001,
-  tooLarge: 1009,
-  badHandshake: 4000,
-  unauthorized: 4001,
-  roomUnavailable: 4002,
-  tooSlow: 4003,
-  tooManyBadMessages: 4004,
-  idle: 4005,
+  ...CLOSE_CODES,
+  /** 1009, the same as `tooBig`. */
+  tooLarge: CLOSE_CODES.tooBig,
+  /** 4004, the same as `tooManyErrors`. */
+  tooManyBadMessages: CLOSE_CODES.tooManyErrors,
 } as const;
-
