@@ -6,7 +6,7 @@
 //! transformed here against the edits other actors made since (see [`super::text`]).
 
 use super::change::{Actor, AppliedChange, Change, NodeSnapshot, ObjId};
-use super::document::{push_capped, AttrOp, Document, History, IdRule, ListEntry, Map, ObjKey, TextEntry};
+use super::document::{AttrOp, Author, Document, IdRule, ObjKey};
 use super::error::{ModelError, Rejection};
 use super::kind::TopicKind;
 use super::registry::{Access, SObjectType};
@@ -719,29 +719,17 @@ impl<'d> Tx<'d> {
             doc.version += 1;
         }
         let version = doc.version;
-        let tie = CompactString::from(self.actor.tie_key());
         // Every edit of a client's transaction is its own (reactions and undo included), the
         // same when the transaction is restored from the log after a restart.
-        let client: Option<CompactString> = self.actor.client_id().map(CompactString::from);
-        let history_max = doc.limits.text_history_len_max;
+        let by = Author::of(&self.actor);
         if changes_state {
-            record_list_ops(doc, &self.applied, version, client.as_ref());
+            doc.record_list_ops(&self.applied, version, by.client.as_ref());
         }
         for t in self.text_log {
-            let h = doc.texts.entry(t.topic).or_default();
-            match t.edit {
-                None => {
-                    h.entries.clear();
-                    h.floor = version;
-                }
-                Some(edit) => {
-                    let entry = TextEntry { version, client: client.clone(), tie: tie.clone(), edit };
-                    push_capped(&mut h.entries, &mut h.floor, entry, history_max, |e| e.version);
-                }
-            }
+            doc.record_text(t.topic, version, &by, t.edit);
         }
         if changes_state && version.is_multiple_of(TEXT_SWEEP_EVERY) {
-            sweep_texts(doc);
+            doc.sweep_histories();
         }
         Transition { version, actor: self.actor, changes: self.applied }
     }
@@ -772,69 +760,6 @@ fn subtree_ids(node: &NodeSnapshot) -> Vec<ObjId> {
         stack.extend(n.children.iter().rev());
     }
     out
-}
-
-/// Records, for every list attribute `changes` touched, that it changed at `version` (by
-/// `client`): what [`Tx::check_list_base`] checks later changes by index against.
-pub(crate) fn record_list_ops(
-    doc: &mut Document,
-    changes: &[AppliedChange],
-    version: u64,
-    client: Option<&CompactString>,
-) {
-    let history_max = doc.limits.text_history_len_max;
-    for c in changes {
-        let list_op = match c {
-            AppliedChange::ListInsert { .. }
-            | AppliedChange::ListRemove { .. }
-            | AppliedChange::ListMove { .. }
-            | AppliedChange::ListSet { .. } => true,
-            AppliedChange::Set { new, .. } => matches!(new, super::Value::List(_)),
-            _ => false,
-        };
-        if !list_op {
-            continue;
-        }
-        let (Some(key), Some(attr)) = (doc.key(c.target()), c.attr()) else { continue };
-        let Ok((slot, kind)) = doc.resolve_attr(key, attr) else { continue };
-        if !matches!(kind, TopicKind::List | TopicKind::RefList) {
-            continue;
-        }
-        let h = doc.lists.entry((key, slot)).or_default();
-        if h.entries.back().is_some_and(|e| e.version == version && e.client.as_ref() == client) {
-            continue;
-        }
-        let entry = ListEntry { version, client: client.cloned() };
-        push_capped(&mut h.entries, &mut h.floor, entry, history_max, |e| e.version);
-    }
-}
-
-/// Drops text and list histories of deleted objects and of topics idle for
-/// `text_history_versions_max`.
-fn sweep_texts(doc: &mut Document) {
-    let horizon = doc.version.saturating_sub(doc.limits.text_history_versions_max);
-    let mut floor = doc.texts_floor;
-    sweep(&mut doc.texts, &doc.objects, horizon, &mut floor);
-    sweep(&mut doc.lists, &doc.objects, horizon, &mut floor);
-    doc.texts_floor = floor;
-}
-
-/// Keeps the histories of live objects changed after `horizon`; raises `floor` past those of
-/// live objects it drops.
-fn sweep<H: History>(
-    histories: &mut Map<(ObjKey, u16), H>,
-    objects: &slotmap::SlotMap<ObjKey, super::document::SObject>,
-    horizon: u64,
-    floor: &mut u64,
-) {
-    histories.retain(|(key, _), h| {
-        let last = h.last_version();
-        let keep = objects.contains_key(*key) && last > horizon;
-        if !keep && objects.contains_key(*key) {
-            *floor = (*floor).max(last);
-        }
-        keep
-    });
 }
 
 /// Applies `step` (an inverse) to `doc` if the state still matches: pushes reference-clearing
@@ -1090,68 +1015,4 @@ fn plan_text_undo(doc: &Document, changes: &[(u64, AppliedChange)]) -> Result<Te
         plan.push((o.id.clone(), doc.types.get(o.type_idx).attrs[usize::from(topic.1)].name.clone(), moved));
     }
     Ok(plan)
-}
-
-impl Document {
-    /// Rebuilds the text and list histories from updates already contained in this document
-    /// (the stored log before the snapshot it was loaded from), so that edits based on those
-    /// versions are transformed or refused exactly as the running room did. `updates` are the
-    /// versions `first..=self.version()` in order, each with the actor that made it; if they do
-    /// not reach the current version nothing is rebuilt (histories start at the snapshot).
-    pub fn restore_histories(&mut self, updates: &[(u64, Actor, Vec<Change>)]) {
-        let contiguous = updates.windows(2).all(|w| w[1].0 == w[0].0 + 1);
-        let (Some(first), Some(last)) = (updates.first(), updates.last()) else { return };
-        if !contiguous || last.0 != self.version || first.0 == 0 {
-            return;
-        }
-        self.texts.clear();
-        self.lists.clear();
-        self.texts_floor = first.0 - 1;
-        let history_max = self.limits.text_history_len_max;
-        for (version, actor, changes) in updates {
-            let client = actor.client_id().map(CompactString::from);
-            let tie = CompactString::from(actor.tie_key());
-            for change in changes {
-                let Some(key) = self.key(change.target()) else { continue };
-                let Some(Ok((slot, kind))) = change.attr().map(|a| self.resolve_attr(key, a)) else { continue };
-                let edit = match change {
-                    Change::TextInsert { pos, text, .. } => Some(TextEdit::Insert { pos: *pos, text: text.clone() }),
-                    Change::TextDelete { pos, len, .. } => Some(TextEdit::Delete { pos: *pos, len: *len }),
-                    _ => None,
-                };
-                match (kind, change, edit) {
-                    (TopicKind::String, _, Some(edit)) => {
-                        let h = self.texts.entry((key, slot)).or_default();
-                        let entry = TextEntry { version: *version, client: client.clone(), tie: tie.clone(), edit };
-                        push_capped(&mut h.entries, &mut h.floor, entry, history_max, |e| e.version);
-                    }
-                    (TopicKind::String, Change::Set { .. }, None) => {
-                        let h = self.texts.entry((key, slot)).or_default();
-                        h.entries.clear();
-                        h.floor = *version;
-                    }
-                    (TopicKind::List | TopicKind::RefList, _, None) => {
-                        let by_index = matches!(
-                            change,
-                            Change::ListInsert { .. }
-                                | Change::ListRemove { .. }
-                                | Change::ListMove { .. }
-                                | Change::ListSet { .. }
-                                | Change::Set { .. }
-                        );
-                        if !by_index {
-                            continue;
-                        }
-                        let h = self.lists.entry((key, slot)).or_default();
-                        if h.entries.back().is_some_and(|e| e.version == *version) {
-                            continue;
-                        }
-                        let entry = ListEntry { version: *version, client: client.clone() };
-                        push_capped(&mut h.entries, &mut h.floor, entry, history_max, |e| e.version);
-                    }
-                    _ => {}
-                }
-            }
-        }
-    }
 }
