@@ -64,6 +64,8 @@ pub fn builder() -> ServerBuilder {
         message_burst_max: 1_000_000,
         outbound_queue_len_max: 65_536,
         clients_per_room_max: 10_000,
+        // Every benchmark client comes from 127.0.0.1.
+        connections_per_address_max: 100_000,
         ..ServerLimits::default()
     };
     let model = crate::limits::ModelLimits { action_changes_max: 100_000, ..Default::default() };

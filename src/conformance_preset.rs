@@ -107,8 +107,8 @@ pub fn builder() -> ServerBuilder {
         .authorize(|req| async move {
             match req.token.as_deref() {
                 Some("refuse") => Err("this token is refused".to_owned()),
-                Some("readonly") => Ok(Grant { read_only: true }),
-                _ => Ok(Grant { read_only: false }),
+                Some("readonly") => Ok(Grant::new().read_only(true)),
+                _ => Ok(Grant::new()),
             }
         })
         .service(

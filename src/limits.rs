@@ -144,6 +144,18 @@ pub struct ServerLimits {
     pub room_known_clients_max: usize,
     /// Clients connected to the server.
     pub clients_max: usize,
+    /// Connections open at once from one address (the TCP peer, or the forwarded address
+    /// behind a trusted proxy): past it, a new one is closed with 4007, so one address cannot
+    /// take every place of the server.
+    pub connections_per_address_max: usize,
+    /// Connections open at once of one user (by the identity the auth hook gave): past it, a
+    /// new one is closed with 4007.
+    pub connections_per_user_max: usize,
+    /// Messages per second of one user across all its connections, sustained; bursts up to
+    /// `user_message_burst_max`. Past it, `error` `rate_limited` (like the per-connection rate).
+    pub user_messages_per_second_max: u32,
+    /// Size of the per-user token bucket.
+    pub user_message_burst_max: u32,
     /// Commands waiting in one room's inbox; senders wait when it is full (backpressure).
     pub room_inbox_len_max: usize,
     /// Bytes of client messages (actions, presence) waiting in one room's inbox, as received:
@@ -170,6 +182,8 @@ impl ServerLimits {
             (self.frame_bytes_max == 0, "frame_bytes_max", "no message would fit"),
             (self.clients_per_room_max == 0, "clients_per_room_max", "no client could join"),
             (self.rooms_max == 0, "rooms_max", "no room could load"),
+            (self.connections_per_address_max == 0, "connections_per_address_max", "no client could connect"),
+            (self.connections_per_user_max == 0, "connections_per_user_max", "no user could connect"),
         ]
         .into_iter()
         .find_map(|(bad, name, why)| bad.then_some((name, why)))
@@ -199,6 +213,10 @@ impl Default for ServerLimits {
             clients_per_room_max: 1000,
             room_known_clients_max: 100_000,
             clients_max: 20_000,
+            connections_per_address_max: 2_000,
+            connections_per_user_max: 100,
+            user_messages_per_second_max: 400,
+            user_message_burst_max: 800,
             room_inbox_len_max: 4096,
             room_inbox_bytes_max: 16 << 20,
             room_held_bytes_max: 32 << 20,

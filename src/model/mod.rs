@@ -11,6 +11,7 @@ mod attr;
 mod change;
 mod document;
 mod error;
+mod identity;
 mod kind;
 mod registry;
 pub mod text;
@@ -22,6 +23,7 @@ pub use attr::Attr;
 pub use change::{Actor, AppliedChange, Change, NodeSnapshot, ObjId};
 pub use document::{DocSnapshot, Document, ObjKey, SnapshotView, JSON_SAFE_INT_MAX, ROOT_ID};
 pub use error::{ModelError, Rejection};
+pub use identity::Identity;
 pub(crate) use kind::set_order;
 pub use kind::{kinds, Kind, TopicKind};
 #[doc(hidden)]

@@ -48,6 +48,11 @@ pub mod close {
     pub const IDLE: u16 = 4005;
     /// The room's storage failed; what was not acknowledged is lost; reconnect later.
     pub const STORE_FAILED: u16 = 1011;
+    /// The grant (a token) expired: get a new token and resume.
+    pub const TOKEN_EXPIRED: u16 = 4006;
+    /// Too many connections from this address or of this user (`connections_per_address_max`,
+    /// `connections_per_user_max`).
+    pub const TOO_MANY_CONNECTIONS: u16 = 4007;
 }
 
 /// A resume point sent in `hello`.
@@ -207,6 +212,32 @@ pub struct Welcome<'a> {
     /// Redo steps the room holds for this client.
     #[serde(skip_serializing_if = "is_zero")]
     pub redo_steps: usize,
+    /// Who this client is, as the auth hook said (absent for an anonymous client).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identity: Option<UserView<'a>>,
+    /// Who the clients in `presence` are, for those with an identity.
+    #[serde(skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub users: std::collections::BTreeMap<&'a str, UserView<'a>>,
+}
+
+/// What clients are told of an identity: the user id, name and roles (never the claims).
+#[derive(Serialize, Clone, Copy, Debug)]
+pub struct UserView<'a> {
+    /// The user id.
+    pub id: &'a str,
+    /// The display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<&'a str>,
+    /// The roles.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    pub roles: &'a [CompactString],
+}
+
+impl<'a> UserView<'a> {
+    /// The view of `identity`.
+    pub fn of(identity: &'a crate::model::Identity) -> Self {
+        UserView { id: &identity.user, name: identity.name.as_deref(), roles: &identity.roles }
+    }
 }
 
 fn is_zero(n: &usize) -> bool {
@@ -260,12 +291,16 @@ pub fn encode_reject(action: u64, code: &str, reason: &str, change: Option<usize
 struct PresenceOut<'a> {
     t: &'static str,
     client: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    user: Option<UserView<'a>>,
     state: &'a Value,
 }
 
-/// Encodes a `presence` (a `Null` state means gone).
-pub fn encode_presence(client: &str, state: &Value) -> String {
-    serde_json::to_string(&PresenceOut { t: "presence", client, state }).unwrap_or_default()
+/// Encodes a `presence` (a `Null` state means gone), with who the client is when it has an
+/// identity: the server's word, which a client's own state cannot change.
+pub fn encode_presence(client: &str, user: Option<&crate::model::Identity>, state: &Value) -> String {
+    let user = user.map(UserView::of);
+    serde_json::to_string(&PresenceOut { t: "presence", client, user, state }).unwrap_or_default()
 }
 
 #[derive(Serialize)]
@@ -576,7 +611,7 @@ mod tests {
 
     #[test]
     fn a_batch_holds_messages_in_order() {
-        let a = encode_presence("c1", &Value::Null);
+        let a = encode_presence("c1", None, &Value::Null);
         let b = encode_error("bad_message", "x");
         let batch = encode_batch([a.as_str(), b.as_str()].into_iter());
         match decode_server(&batch) {

@@ -23,7 +23,9 @@ pub use registry::{valid_room_name, ServerError};
 
 use crate::limits::ServerLimits;
 use crate::metrics::Metrics;
-use crate::model::{Actor, Change, Document, ModelError, ObjId, Rejection, Transition, Tx, UndoHistory, Value};
+use crate::model::{
+    Actor, Change, Document, Identity, ModelError, ObjId, Rejection, Transition, Tx, UndoHistory, Value,
+};
 use crate::protocol::{self, close, Resume};
 use crate::store::{KnownClient, LogEntry, RoomSnapshot, Store, StoreError, WriteBatch};
 use compact_str::CompactString;
@@ -96,6 +98,8 @@ pub(crate) struct JoinRequest {
     pub(crate) batch: bool,
     /// The client accepts snapshots in the compact form.
     pub(crate) compact_snapshots: bool,
+    /// Who the client is (the auth hook's word); `None` for an anonymous client.
+    pub(crate) identity: Option<Arc<Identity>>,
 }
 
 /// Why a room refused a join.
@@ -253,6 +257,7 @@ struct Connected {
     link: SessionLink,
     read_only: bool,
     presence: Value,
+    identity: Option<Arc<Identity>>,
 }
 
 struct Known {
@@ -632,8 +637,10 @@ impl RoomState {
         }
         // A client the room does not know, resuming from before clients were forgotten, may be
         // one of them: it is a new client (its actions could not be deduplicated).
+        // The token is bound to the identity: a resume by another user is a new client.
+        let user = request.identity.as_deref().map(|i| i.user.as_str());
         let resumed = request.resume.filter(|r| {
-            r.resume_token == self.resume_token(&r.client)
+            r.resume_token == self.resume_token(&r.client, user)
                 && (self.known.contains_key(&r.client) || r.version >= self.clients_floor)
         });
         let (client, from) = match resumed {
@@ -642,7 +649,8 @@ impl RoomState {
                 if let Some(old) = self.clients.remove(&r.client) {
                     old.link.closer.close(close::NORMAL, "replaced by a newer connection of the same client");
                     if !old.presence.is_null() {
-                        let frame: Frame = protocol::encode_presence(&r.client, &Value::Null).into();
+                        let frame: Frame =
+                            protocol::encode_presence(&r.client, old.identity.as_deref(), &Value::Null).into();
                         self.broadcast(&frame, None);
                     }
                 }
@@ -651,13 +659,19 @@ impl RoomState {
             None => (self.new_client_id(), None),
         };
         let catchup = from.and_then(|v| self.log_since(v));
-        let resume_token = self.resume_token(&client);
+        let resume_token = self.resume_token(&client, user);
         let known = self.known.entry(client.clone()).or_insert(Known { last_action: 0, last_version: 0 });
         let presence: BTreeMap<&str, &Value> = self
             .clients
             .iter()
             .filter(|(_, c)| !c.presence.is_null())
             .map(|(id, c)| (id.as_str(), &c.presence))
+            .collect();
+        let users: BTreeMap<&str, protocol::UserView<'_>> = self
+            .clients
+            .iter()
+            .filter(|(_, c)| !c.presence.is_null())
+            .filter_map(|(id, c)| Some((id.as_str(), protocol::UserView::of(c.identity.as_deref()?))))
             .collect();
         let (undo_steps, redo_steps) = self.undo.steps(&client);
         let welcome = protocol::encode_welcome(&protocol::Welcome {
@@ -676,6 +690,8 @@ impl RoomState {
             read_only: request.read_only,
             undo_steps,
             redo_steps,
+            identity: request.identity.as_deref().map(protocol::UserView::of),
+            users,
         });
         self.metrics.bytes_out.inc_by(welcome.len() as u64);
         link.out.try_queue(welcome.into()).map_err(|_| JoinError::NotReading)?;
@@ -685,7 +701,13 @@ impl RoomState {
         self.undo.returned(&client);
         self.clients.insert(
             client.clone(),
-            Connected { link, read_only: request.read_only, presence: Value::Null, batch: request.batch },
+            Connected {
+                link,
+                read_only: request.read_only,
+                presence: Value::Null,
+                batch: request.batch,
+                identity: request.identity,
+            },
         );
         self.forget_oldest_clients();
         self.metrics.joins.inc();
@@ -800,7 +822,7 @@ impl RoomState {
             return;
         };
         c.presence = state;
-        let frame: Frame = protocol::encode_presence(&client, &c.presence).into();
+        let frame: Frame = protocol::encode_presence(&client, c.identity.as_deref(), &c.presence).into();
         self.flush_outbox();
         self.broadcast(&frame, Some(&client));
     }
@@ -859,11 +881,17 @@ impl RoomState {
         }
     }
 
-    fn resume_token(&self, client: &str) -> String {
+    /// The resume token of `client` as user `user`: a resume by another user (or an anonymous
+    /// one of a user's client) does not match, so it becomes a new client.
+    fn resume_token(&self, client: &str, user: Option<&str>) -> String {
         let mut h = blake3::Hasher::new_keyed(&self.secret);
         h.update(self.name.as_bytes());
         h.update(&[0]);
         h.update(client.as_bytes());
+        if let Some(user) = user {
+            h.update(&[0]);
+            h.update(user.as_bytes());
+        }
         h.finalize().to_hex()[..32].to_owned()
     }
 
@@ -1010,7 +1038,7 @@ impl RoomState {
             None => false,
         };
         if !c.presence.is_null() {
-            let frame: Frame = protocol::encode_presence(client, &Value::Null).into();
+            let frame: Frame = protocol::encode_presence(client, c.identity.as_deref(), &Value::Null).into();
             self.broadcast(&frame, None);
         }
         first

@@ -5,9 +5,14 @@
 //! The router can be served by [`Server::serve`] or mounted in an existing axum app
 //! ([`Server::router`]).
 
+mod admission;
+mod auth;
+pub mod jwt;
 mod listener;
 mod session;
 mod websocket;
+
+pub use auth::{AuthRequest, Grant};
 
 /// The metrics, at their former path (now [`crate::metrics`]).
 pub use crate::metrics;
@@ -18,16 +23,17 @@ pub use crate::room::{valid_room_name, ServerError};
 
 use crate::limits::{ModelLimits, ServerLimits};
 use crate::metrics::Metrics;
-use crate::model::{ModelError, Tx, TypeRegistry, Value};
+use crate::model::{Identity, ModelError, Tx, TypeRegistry, Value};
 use crate::room::{self, ClientId, Loader, Registry, RoomHandle, RoomInitFn};
 use crate::store::{MemoryStore, SqliteStore, Store, StoreError};
-use axum::extract::{Path, Request, State};
+use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 use std::collections::HashMap;
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::pin::Pin;
 use std::sync::atomic::AtomicUsize;
@@ -44,22 +50,6 @@ const WRITE_BUFFER_BYTES: usize = 16 * 1024;
 /// A boxed future, as hooks return.
 pub type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-/// What the auth hook is asked.
-#[derive(Clone, Debug)]
-pub struct AuthRequest {
-    /// The room the client wants to join.
-    pub room: String,
-    /// The `token` of its `hello`.
-    pub token: Option<String>,
-}
-
-/// What the auth hook grants.
-#[derive(Clone, Debug, Default)]
-pub struct Grant {
-    /// The client may read but not change anything.
-    pub read_only: bool,
-}
-
 /// A service call as a service handler sees it.
 #[derive(Clone, Debug)]
 pub struct ServiceCall {
@@ -67,6 +57,8 @@ pub struct ServiceCall {
     pub room: RoomHandle,
     /// The caller's client id.
     pub client: ClientId,
+    /// Who the caller is (the auth hook's word); `None` for an anonymous client.
+    pub identity: Option<Arc<Identity>>,
     /// The call's arguments.
     pub args: Value,
 }
@@ -126,9 +118,33 @@ pub struct ServerBuilder {
     services: HashMap<String, ServiceFn>,
     pub(crate) static_dir: Option<PathBuf>,
     pub(crate) store: StoreChoice,
+    origins: auth::AllowedOrigins,
+    trusted_proxies: Vec<IpAddr>,
 }
 
 impl ServerBuilder {
+    /// Browser origins allowed to open connections besides the server's own (`Origin` headers
+    /// such as `"https://app.example.com"`; `"*"` allows any). By default a browser page of
+    /// another origin is refused (HTTP 403): with cookie authentication, any page the user
+    /// visits could otherwise open a connection in the user's name (cross-site WebSocket
+    /// hijacking). Clients that are not browsers send no `Origin` and are not concerned.
+    pub fn allowed_origins<S: Into<String>>(mut self, origins: impl IntoIterator<Item = S>) -> Self {
+        let list: Vec<String> = origins.into_iter().map(Into::into).collect();
+        self.origins = if list.iter().any(|o| o == "*") {
+            auth::AllowedOrigins::Any
+        } else {
+            auth::AllowedOrigins::List(list.into_iter().map(|o| o.trim_end_matches('/').to_owned()).collect())
+        };
+        self
+    }
+    /// Proxies (by address) whose `X-Forwarded-For` / `Forwarded` headers are believed: a
+    /// connection from one of them counts as coming from the address it forwarded, for
+    /// [`AuthRequest::remote`] and the per-address limit. Connections from anywhere else are
+    /// taken at their TCP address, whatever headers they send.
+    pub fn trust_proxies(mut self, proxies: impl IntoIterator<Item = IpAddr>) -> Self {
+        self.trusted_proxies = proxies.into_iter().collect();
+        self
+    }
     /// Where rooms are stored: loaded from when first joined, written to with every accepted
     /// change, saved to when unloaded or at shutdown. The default is a [`SqliteStore`] in
     /// [`DEFAULT_DATA_DIR`](crate::store::DEFAULT_DATA_DIR), opened by [`build`](Self::build).
@@ -156,8 +172,11 @@ impl ServerBuilder {
         self.model_limits = limits;
         self
     }
-    /// Decides who may join which room, and with what rights. Without it, everyone may join
-    /// every room read-write.
+    /// Decides who may join which room, as whom, and with what rights: asked with the upgrade
+    /// request (headers and cookies, path, query, the client's address) and the `hello`
+    /// token, it answers a [`Grant`] (an identity, read-only, an expiry) or a refusal, which
+    /// closes the connection with 4001 and the reason. Without it, everyone may join every
+    /// room, anonymous and read-write. [`jwt::JwtAuth`] is one ready to use.
     pub fn authorize<F, Fut>(mut self, f: F) -> Self
     where
         F: Fn(AuthRequest) -> Fut + Send + Sync + 'static,
@@ -165,6 +184,14 @@ impl ServerBuilder {
     {
         self.auth = Some(Arc::new(move |req| Box::pin(f(req))));
         self
+    }
+    /// Lets in clients with a valid signed token ([`jwt::JwtAuth`]), as the user its claims
+    /// name, in the rooms they open.
+    pub fn authorize_jwt(self, jwt: jwt::JwtAuth) -> Self {
+        self.authorize(move |req| {
+            let verdict = jwt.verify(&req);
+            async move { verdict }
+        })
     }
     /// Builds a new room's initial tree (runs once per room, as a server transaction); an error
     /// refuses the room (clients get close code 4002).
@@ -238,6 +265,9 @@ impl ServerBuilder {
                 static_dir: self.static_dir,
                 rooms,
                 metrics,
+                origins: self.origins,
+                trusted_proxies: self.trusted_proxies,
+                admission: admission::Admission::default(),
                 clients: AtomicUsize::new(0),
                 outbound,
                 shutdown,
@@ -256,6 +286,10 @@ pub(crate) struct Inner {
     /// The rooms: loaded, found again and unloaded there, each room on its own.
     pub(crate) rooms: Arc<Registry>,
     pub(crate) metrics: Arc<Metrics>,
+    origins: auth::AllowedOrigins,
+    trusted_proxies: Vec<IpAddr>,
+    /// Connections per address and per user, and each user's message rate.
+    pub(crate) admission: admission::Admission,
     pub(crate) clients: AtomicUsize,
     /// Bytes queued to every session, against `outbound_bytes_max`.
     pub(crate) outbound: Arc<room::OutboundBudget>,
@@ -287,6 +321,8 @@ impl Server {
             services: HashMap::new(),
             static_dir: None,
             store: StoreChoice::Default,
+            origins: auth::AllowedOrigins::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 
@@ -354,6 +390,21 @@ async fn ws_handler(State(inner): State<Arc<Inner>>, Path(room): Path<String>, r
     if !valid_room_name(&room) {
         return (StatusCode::NOT_FOUND, "bad room name").into_response();
     }
+    if !inner.origins.allows(req.headers()) {
+        let origin = req.headers().get(axum::http::header::ORIGIN).and_then(|o| o.to_str().ok()).unwrap_or("?");
+        tracing::warn!(%origin, %room, "refused a cross-origin connection (see ServerBuilder::allowed_origins, serve --allow-origin)");
+        return (StatusCode::FORBIDDEN, "this origin may not connect").into_response();
+    }
+    let peer = req.extensions().get::<ConnectInfo<SocketAddr>>().map(|c| c.0);
+    let upgrade_request = auth::AuthRequest {
+        room: room.clone(),
+        token: None,
+        path: req.uri().path().to_owned(),
+        query: req.uri().query().map(str::to_owned),
+        headers: req.headers().clone(),
+        remote: auth::client_address(peer, req.headers(), &inner.trusted_proxies),
+        peer,
+    };
     let upgrade = match websocket::Upgrade::from_request(req) {
         Ok(u) => u,
         Err(refusal) => return refusal.into_response(),
@@ -371,7 +422,7 @@ async fn ws_handler(State(inner): State<Arc<Inner>>, Path(room): Path<String>, r
     upgrade.accept(config, move |socket| {
         let tracker = inner.tasks.clone();
         async move {
-            tracker.track_future(session::run(socket, room, inner)).await;
+            tracker.track_future(session::run(socket, upgrade_request, inner)).await;
         }
     })
 }

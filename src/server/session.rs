@@ -2,9 +2,11 @@
 //! queue. Sessions only move bytes: they decode and forward to the room, and write what the room
 //! (or a service) queues. They never touch a `Document`.
 
+use super::admission::RateLimit;
 use super::websocket::{text_fragments, Socket};
-use super::{AuthRequest, Inner, ServiceCall};
-use crate::model::Value;
+use super::{AuthRequest, Grant, Inner, ServiceCall};
+use crate::limits::ServerLimits;
+use crate::model::Identity;
 use crate::protocol::{self, close, ClientMessage};
 use crate::room::{
     next_connection_id, outbound_channel, too_slow, ClientId, Closer, Command, Frame, JoinError, JoinRequest,
@@ -14,7 +16,7 @@ use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::oneshot;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::CloseFrame;
@@ -36,17 +38,30 @@ const CLOSE_DRAIN_TIMEOUT: Duration = Duration::from_secs(2);
 /// The same while the server shuts down.
 const SHUTDOWN_DRAIN_TIMEOUT: Duration = Duration::from_millis(250);
 
-pub(crate) async fn run(socket: Socket, room: String, inner: Arc<Inner>) {
-    let span = tracing::info_span!("session", room = %room, client = tracing::field::Empty);
+pub(crate) async fn run(socket: Socket, request: AuthRequest, inner: Arc<Inner>) {
+    let span = tracing::info_span!("session", room = %request.room, client = tracing::field::Empty);
     async move {
         let (mut sink, mut stream) = socket.split();
-        let code = match handshake(&mut stream, &inner).await {
-            Err((code, reason)) => {
-                tracing::debug!(code, %reason, "handshake refused");
-                let _ = sink.send(close_message(code, &reason)).await;
-                Some(code)
+        // The address's place is taken before anything else, so one address cannot hold every
+        // connection of the server, even with sockets that never say hello.
+        let place = match request.remote {
+            Some(ip) => inner.admission.address(ip, inner.limits.connections_per_address_max).ok_or(ip).map(Some),
+            None => Ok(None),
+        };
+        let code = match place {
+            Err(ip) => {
+                let reason = format!("{ip} has its limit of {} connections", inner.limits.connections_per_address_max);
+                let _ = sink.send(close_message(close::TOO_MANY_CONNECTIONS, &reason)).await;
+                Some(close::TOO_MANY_CONNECTIONS)
             }
-            Ok(hello) => connected(sink, &mut stream, room, hello, inner.clone()).await,
+            Ok(_place) => match handshake(&mut stream, &inner).await {
+                Err((code, reason)) => {
+                    tracing::debug!(code, %reason, "handshake refused");
+                    let _ = sink.send(close_message(code, &reason)).await;
+                    Some(code)
+                }
+                Ok(hello) => connected(sink, &mut stream, request, hello, inner.clone()).await,
+            },
         };
         // At shutdown every session drains at once, and the server waits for them: briefly.
         let drain_for = if inner.shutdown.is_cancelled() { SHUTDOWN_DRAIN_TIMEOUT } else { CLOSE_DRAIN_TIMEOUT };
@@ -105,16 +120,35 @@ async fn handshake(stream: &mut SplitStream<Socket>, inner: &Inner) -> Result<He
 async fn connected(
     mut sink: SplitSink<Socket, Message>,
     stream: &mut SplitStream<Socket>,
-    room_name: String,
+    mut request: AuthRequest,
     hello: Hello,
     inner: Arc<Inner>,
 ) -> Option<u16> {
-    let grant = match inner.authorize(AuthRequest { room: room_name.clone(), token: hello.token.clone() }).await {
+    let room_name = request.room.clone();
+    request.token = hello.token.clone();
+    let grant = match inner.authorize(request).await {
+        Ok(g) if g.expires_at.is_some_and(|t| t <= SystemTime::now()) => {
+            let _ = sink.send(close_message(close::UNAUTHORIZED, "the grant has expired")).await;
+            return Some(close::UNAUTHORIZED);
+        }
         Ok(g) => g,
         Err(reason) => {
+            tracing::info!(%reason, "refused by the auth hook");
             let _ = sink.send(close_message(close::UNAUTHORIZED, &reason)).await;
             return Some(close::UNAUTHORIZED);
         }
+    };
+    let user = grant.identity.as_ref().map(|i| i.user.clone());
+    let _user_place = match &user {
+        Some(u) => match inner.admission.user(u, inner.limits.connections_per_user_max) {
+            Some(place) => Some(place),
+            None => {
+                let reason = format!("user {u} has its limit of {} connections", inner.limits.connections_per_user_max);
+                let _ = sink.send(close_message(close::TOO_MANY_CONNECTIONS, &reason)).await;
+                return Some(close::TOO_MANY_CONNECTIONS);
+            }
+        },
+        None => None,
     };
     if inner.clients.fetch_add(1, Ordering::SeqCst) >= inner.limits.clients_max {
         inner.clients.fetch_sub(1, Ordering::SeqCst);
@@ -123,7 +157,7 @@ async fn connected(
         return Some(close::ROOM_UNAVAILABLE);
     }
     inner.metrics.clients.inc();
-    let joined = join(&inner, &room_name, &hello, grant.read_only).await;
+    let joined = join(&inner, &room_name, &hello, &grant).await;
     let code = match joined {
         Err(reason) => {
             let _ = sink.send(close_message(close::ROOM_UNAVAILABLE, &reason)).await;
@@ -132,7 +166,8 @@ async fn connected(
         Ok((room, client, link, rx)) => {
             tracing::Span::current().record("client", client.as_str());
             let writer = tokio::spawn(write_loop(sink, rx, link.closer.clone(), inner.clone()).in_current_span());
-            read_loop(stream, &room, &client, &link, &inner).await;
+            let peer = Peer { room: &room, client: &client, link: &link, identity: grant.identity.clone() };
+            read_loop(stream, &peer, grant.expires_at, &inner).await;
             let _ = room.send(Command::Leave { client, connection: link.connection }).await;
             if link.closer.reason().is_none() {
                 link.closer.close(close::NORMAL, "bye");
@@ -152,7 +187,7 @@ async fn connected(
 
 type Joined = (RoomHandle, ClientId, SessionLink, OutboundReceiver);
 
-async fn join(inner: &Arc<Inner>, room_name: &str, hello: &Hello, read_only: bool) -> Result<Joined, String> {
+async fn join(inner: &Arc<Inner>, room_name: &str, hello: &Hello, grant: &Grant) -> Result<Joined, String> {
     // A room being unloaded answers "try again"; the next attempt loads it afresh.
     let mut last_error = String::new();
     for _ in 0..3 {
@@ -166,7 +201,8 @@ async fn join(inner: &Arc<Inner>, room_name: &str, hello: &Hello, read_only: boo
         let (reply, answer) = oneshot::channel();
         let request = JoinRequest {
             resume: hello.resume.clone(),
-            read_only,
+            read_only: grant.read_only,
+            identity: grant.identity.clone(),
             batch: hello.batch,
             compact_snapshots: hello.compact_snapshots,
         };
@@ -180,43 +216,61 @@ async fn join(inner: &Arc<Inner>, room_name: &str, hello: &Hello, read_only: boo
     Err(last_error)
 }
 
-/// A token bucket: `rate` per second, up to `burst`.
-struct RateLimit {
-    tokens: f64,
-    rate: f64,
-    burst: f64,
-    last: Instant,
+/// A connection's message rates: its own, and its user's across all the user's connections.
+struct Rates {
+    connection: RateLimit,
+    user: Option<Arc<std::sync::Mutex<RateLimit>>>,
 }
 
-impl RateLimit {
-    fn allow(&mut self) -> bool {
-        let now = Instant::now();
-        self.tokens = (self.tokens + now.duration_since(self.last).as_secs_f64() * self.rate).min(self.burst);
-        self.last = now;
-        if self.tokens >= 1.0 {
-            self.tokens -= 1.0;
-            true
-        } else {
-            false
+impl Rates {
+    /// Takes a token of both buckets, or says which limit was passed.
+    fn allow(&mut self, limits: &ServerLimits) -> Result<(), String> {
+        if !self.connection.allow() {
+            return Err(format!("more than {} messages per second", limits.messages_per_second_max));
+        }
+        match &self.user {
+            Some(bucket) if !bucket.lock().unwrap_or_else(|e| e.into_inner()).allow() => {
+                Err(format!("more than {} messages per second for this user", limits.user_messages_per_second_max))
+            }
+            _ => Ok(()),
         }
     }
 }
 
+/// The session as the read loop sees it: its room, client, link and identity.
+struct Peer<'a> {
+    room: &'a RoomHandle,
+    client: &'a ClientId,
+    link: &'a SessionLink,
+    identity: Option<Arc<Identity>>,
+}
+
 async fn read_loop(
     stream: &mut SplitStream<Socket>,
-    room: &RoomHandle,
-    client: &ClientId,
-    link: &SessionLink,
+    peer: &Peer<'_>,
+    expires_at: Option<SystemTime>,
     inner: &Arc<Inner>,
 ) {
+    let link = peer.link;
     let limits = &inner.limits;
-    let mut rate = RateLimit {
-        tokens: f64::from(limits.message_burst_max),
-        rate: f64::from(limits.messages_per_second_max),
-        burst: f64::from(limits.message_burst_max),
-        last: Instant::now(),
+    let mut rate = Rates {
+        connection: RateLimit::new(limits.messages_per_second_max, limits.message_burst_max),
+        user: peer.identity.as_ref().map(|i| {
+            inner.admission.user_rate(&i.user, limits.user_messages_per_second_max, limits.user_message_burst_max)
+        }),
     };
     let mut errors = 0u32;
+    // The grant's end, on the runtime's clock (a grant already over was refused at join).
+    let expiry = expires_at.map(|t| {
+        let left = t.duration_since(SystemTime::now()).unwrap_or(Duration::ZERO);
+        tokio::time::Instant::now() + left
+    });
+    let expired = async move {
+        match expiry {
+            Some(at) => tokio::time::sleep_until(at).await,
+            None => std::future::pending().await,
+        }
+    };
     let idle = Duration::from_millis(limits.idle_timeout_ms);
     let mut last_seen = Instant::now();
     let mut idle_check = tokio::time::interval(idle / 4);
@@ -224,13 +278,17 @@ async fn read_loop(
     // each time (measurable with thousands of sessions).
     let closed = link.closer.token().cancelled();
     let shutdown = inner.shutdown.cancelled();
-    tokio::pin!(closed, shutdown);
+    tokio::pin!(closed, shutdown, expired);
     loop {
         let msg = tokio::select! {
             biased;
             _ = &mut closed => return,
             _ = &mut shutdown => {
                 link.closer.close(close::GOING_AWAY, "the server is shutting down");
+                return;
+            }
+            _ = &mut expired => {
+                link.closer.close(close::TOKEN_EXPIRED, "the token expired: get a new one and resume");
                 return;
             }
             _ = idle_check.tick() => {
@@ -255,8 +313,7 @@ async fn read_loop(
             // Pings cost an answer each (tungstenite queues the pong): they count against the
             // same rate as messages, so a ping flood is cut off like a message flood.
             Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                if !rate.allow() {
-                    let reason = format!("more than {} messages per second", limits.messages_per_second_max);
+                if let Err(reason) = rate.allow(limits) {
                     if !complain(link, inner, &mut errors, "rate_limited", &reason) {
                         return;
                     }
@@ -282,8 +339,7 @@ async fn read_loop(
             }
         };
         inner.metrics.bytes_in.inc_by(text.len() as u64);
-        if !rate.allow() {
-            let reason = format!("more than {} messages per second", limits.messages_per_second_max);
+        if let Err(reason) = rate.allow(limits) {
             if !complain(link, inner, &mut errors, "rate_limited", &reason) {
                 return;
             }
@@ -298,23 +354,17 @@ async fn read_loop(
                 continue;
             }
         };
-        if !dispatch(msg, text.len(), room, client, link, inner).await {
+        if !dispatch(msg, text.len(), peer, inner).await {
             return;
         }
     }
 }
 
 /// Forwards one decoded message; `false` when the session must end.
-async fn dispatch(
-    msg: ClientMessage,
-    bytes: usize,
-    room: &RoomHandle,
-    client: &ClientId,
-    link: &SessionLink,
-    inner: &Arc<Inner>,
-) -> bool {
+async fn dispatch(msg: ClientMessage, bytes: usize, peer: &Peer<'_>, inner: &Arc<Inner>) -> bool {
+    let (room, link) = (peer.room, peer.link);
     let limits = &inner.limits;
-    let client = client.clone();
+    let client = peer.client.clone();
     let cmd = match msg {
         ClientMessage::Hello { .. } => {
             return queue(link, inner, protocol::encode_error("bad_message", "hello was already received"));
@@ -345,7 +395,8 @@ async fn dispatch(
             Command::Presence { client, state, permit }
         }
         ClientMessage::Call { id, service, args } => {
-            call(id, service, args, room.clone(), client, link.clone(), inner.clone());
+            let caller = ServiceCall { room: room.clone(), client, identity: peer.identity.clone(), args };
+            call(id, service, caller, link.clone(), inner.clone());
             return true;
         }
     };
@@ -353,15 +404,7 @@ async fn dispatch(
 }
 
 /// Runs a service in its own task, with the timeout, and queues its `result`.
-fn call(
-    id: u64,
-    service: String,
-    args: Value,
-    room: RoomHandle,
-    client: ClientId,
-    link: SessionLink,
-    inner: Arc<Inner>,
-) {
+fn call(id: u64, service: String, caller: ServiceCall, link: SessionLink, inner: Arc<Inner>) {
     let Some(f) = inner.services.get(&service).cloned() else {
         let reason = format!("no service named {service:?}");
         queue(&link, &inner, protocol::encode_result(id, Err(("no_such_service", &reason))));
@@ -371,7 +414,7 @@ fn call(
     let tasks = inner.tasks.clone();
     tasks.spawn(
         async move {
-            let frame = match tokio::time::timeout(timeout, f(ServiceCall { room, client, args })).await {
+            let frame = match tokio::time::timeout(timeout, f(caller)).await {
                 Ok(Ok(v)) => protocol::encode_result(id, Ok(&v)),
                 Ok(Err(reason)) => protocol::encode_result(id, Err(("service_failed", &reason))),
                 Err(_) => {

@@ -5,6 +5,8 @@ mod durability;
 mod faults;
 mod fuzz;
 mod harness;
+mod identity;
 mod rooms;
 mod sync;
+mod tls;
 mod trust;

@@ -218,8 +218,8 @@ async fn services_answer_fail_and_time_out() {
 async fn read_only_clients_get_their_actions_rejected() {
     let builder = TestServer::builder().authorize(|req| async move {
         match req.token.as_deref() {
-            Some("writer") => Ok(Grant { read_only: false }),
-            Some("reader") => Ok(Grant { read_only: true }),
+            Some("writer") => Ok(Grant::new()),
+            Some("reader") => Ok(Grant::new().read_only(true)),
             _ => Err("unknown token".to_owned()),
         }
     });
@@ -227,7 +227,7 @@ async fn read_only_clients_get_their_actions_rejected() {
     let connect = |token: Option<&str>| {
         let url = ts.url("r");
         let token = token.map(str::to_owned);
-        async move { objectsync::client::Client::connect(&url, ConnectOptions { token, resume: None }).await }
+        async move { objectsync::client::Client::connect(&url, ConnectOptions { token, ..ConnectOptions::default() }).await }
     };
     let mut reader = within(connect(Some("reader"))).await.expect("reader");
     assert!(reader.read_only());
