@@ -9,7 +9,7 @@
 //! no owner: anyone may edit inside) and `lane-owned` (Lane owned by `nobody`: clients are
 //! denied), and `target` (Item, for references).
 
-use crate::model::{Change, ModelError, TypeRegistry, Value};
+use crate::model::{Change, Identity, ModelError, TypeRegistry, Value};
 use crate::server::{Grant, Server, ServerBuilder};
 use crate::{dict, sobject};
 
@@ -92,8 +92,9 @@ fn create(id: &str, type_name: &str, parent: &str, attrs: crate::model::Dict) ->
 }
 
 /// The server: the types above, each room's initial tree, the tokens `readonly` (a read-only
-/// client) and `refuse` (refused, close 4001), and the services `tick` (server code counts
-/// `board.ticks` up: an update with origin `server`) and `echo`.
+/// client), `refuse` (refused, close 4001) and `user:NAME` (user `NAME`, named `User NAME`),
+/// and the services `tick` (server code counts `board.ticks` up: an update with origin
+/// `server`), `echo` and `whoami` (the caller's user id, or null).
 pub fn builder() -> ServerBuilder {
     Server::builder(types())
         .on_room_create(|_, tx| {
@@ -108,6 +109,9 @@ pub fn builder() -> ServerBuilder {
             match req.token.as_deref() {
                 Some("refuse") => Err("this token is refused".to_owned()),
                 Some("readonly") => Ok(Grant::new().read_only(true)),
+                Some(t) if t.starts_with("user:") && t.len() > 5 => {
+                    Ok(Grant::user(Identity::user(&t[5..]).with_name(format!("User {}", &t[5..]))))
+                }
                 _ => Ok(Grant::new()),
             }
         })
@@ -115,6 +119,9 @@ pub fn builder() -> ServerBuilder {
             "echo",
             |call| async move { Ok(dict! { "client" => call.client.as_str(), "args" => call.args }.into()) },
         )
+        .service("whoami", |call| async move {
+            Ok(call.identity.as_ref().map_or(Value::Null, |i| Value::from(i.user.as_str())))
+        })
         .service("tick", |call| async move {
             let ticks = call
                 .room

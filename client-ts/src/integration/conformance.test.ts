@@ -2385,3 +2385,107 @@ describe("objectsync serve --preset conformance", () => {
     expect((await a.c.next(isResult(1), "result 1")).ok).toBe(1);
   });
 });
+
+// ============================================================== who is connecting (identity)
+
+describe("identity, origins and places (--preset conformance, token user:NAME)", () => {
+  let srv: RunningServer;
+  let rooms = 0;
+  beforeAll(async () => {
+    srv = await startBinary(SERVER_BIN, [
+      "serve", "--bind", "127.0.0.1:0", "--memory", "--static", "/nonexistent", "--preset", "conformance",
+      "--limit", "connections_per_address_max=6", "--limit", "connections_per_user_max=2",
+    ]);
+  });
+  afterAll(async () => {
+    await srv?.stop();
+  });
+  async function joinAs(token: string | null, room: string, options: WebSocket.ClientOptions = {}): Promise<{ c: Conn; w: WelcomeMsg }> {
+    const c = new Conn(srv.wsUrl(room), options);
+    await c.opened;
+    c.send({ t: "hello", protocol: 1, ...(token === null ? {} : { token }) });
+    return { c, w: await c.next(isWelcome, "welcome") };
+  }
+
+  it("connections_per_address_max: past it a connection is closed with 4007 before hello; another address connects", async () => {
+    // "`connections_per_address_max` | ... counted before `hello` | close 4007" (here 6)
+    // First in this block: no earlier socket of this server holds a place.
+    const room = `address-cap-${++rooms}`;
+    const held: Conn[] = [];
+    for (let i = 0; i < 6; i++) {
+      const c = new Conn(srv.wsUrl(room));
+      await c.opened;
+      held.push(c);
+    }
+    const over = new Conn(srv.wsUrl(room));
+    await over.opened;
+    expect((await over.waitClosed()).code).toBe(4007);
+    const other = await joinAs(null, room, { localAddress: "127.0.0.2" });
+    expect(other.w.t).toBe("welcome");
+    other.c.close();
+    for (const c of held) c.close();
+  });
+
+  it("welcome.identity says who the client is; presence and welcome.users carry the server's word, not the client's", async () => {
+    // "`identity` | who this client is, as the server's auth hook said" / "`user` is the
+    // client's identity ... the server's word, which the client's own `state` cannot change"
+    const room = `who-${++rooms}`;
+    const ann = await joinAs("user:ann", room);
+    expect((ann.w as WelcomeMsg & { identity?: Json }).identity).toEqual({ id: "ann", name: "User ann" });
+    const anon = await joinAs(null, room);
+    expect((anon.w as WelcomeMsg & { identity?: Json }).identity).toBeUndefined();
+    ann.c.send({ t: "presence", state: { name: "Someone Else", user: "root" } });
+    const p = (await anon.c.next(isPresence(ann.w.client), "ann's presence")) as PresenceMsg & { user?: Json };
+    expect(p.user).toEqual({ id: "ann", name: "User ann" });
+    expect(p.state).toEqual({ name: "Someone Else", user: "root" });
+    const late = await joinAs(null, room);
+    expect((late.w as WelcomeMsg & { users?: Record<string, Json> }).users?.[ann.w.client]).toEqual({ id: "ann", name: "User ann" });
+    ann.c.send({ t: "call", id: 1, service: "whoami", args: null });
+    expect((await ann.c.next(isResult(1), "whoami")).ok).toBe("ann");
+    for (const x of [ann, anon, late]) x.c.close();
+  });
+
+  it("a resume with another identity is a new client; the same identity resumes", async () => {
+    // "a client's resume is refused if the identity changed" (docs: a resume by another user is a new client)
+    const room = `resume-${++rooms}`;
+    const ann = await joinAs("user:ann", room);
+    ann.c.close();
+    const resume = { client: ann.w.client, resume_token: ann.w.resume_token, version: ann.w.version };
+    const c = new Conn(srv.wsUrl(room));
+    await c.opened;
+    c.send({ t: "hello", protocol: 1, token: "user:bob", resume });
+    const bob = await c.next(isWelcome, "bob's welcome");
+    expect(bob.client).not.toBe(ann.w.client);
+    c.close();
+    const d = new Conn(srv.wsUrl(room));
+    await d.opened;
+    d.send({ t: "hello", protocol: 1, token: "user:ann", resume });
+    expect((await d.next(isWelcome, "ann's welcome")).client).toBe(ann.w.client);
+    d.close();
+  });
+
+  it("a cross-origin browser upgrade is answered 403; the server's own origin and no Origin are let in", async () => {
+    // "A browser's upgrade whose `Origin` is not the server's own ... is answered `403`"
+    const evil = new Conn(srv.wsUrl(`origin-${++rooms}`), { headers: { Origin: "http://evil.example" } });
+    await evil.until("a refusal", () => evil.closed !== null);
+    expect(evil.httpStatus).toBe(403);
+    const own = await joinAs(null, `origin-${++rooms}`, { headers: { Origin: `http://${srv.address}` } });
+    expect(own.w.t).toBe("welcome");
+    own.c.close();
+  });
+
+  it("connections_per_user_max: a user's third connection is closed with 4007, another user's is not", async () => {
+    // "`connections_per_user_max` | ... (here 2) | close 4007"
+    const room = `user-cap-${++rooms}`;
+    const one = await joinAs("user:cat", room);
+    const two = await joinAs("user:cat", room);
+    const third = new Conn(srv.wsUrl(room));
+    await third.opened;
+    third.send({ t: "hello", protocol: 1, token: "user:cat" });
+    expect((await third.waitClosed()).code).toBe(4007);
+    const dog = await joinAs("user:dog", room);
+    expect(dog.w.t).toBe("welcome");
+    for (const x of [one, two, dog]) x.c.close();
+  });
+
+});
