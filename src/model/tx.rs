@@ -2,18 +2,27 @@
 //! and either commits them as one [`Transition`] (one version) or rolls every step back.
 //!
 //! Rollback applies the exact inverse of each recorded step in reverse order, so a refused action
-//! leaves the document as it was, bit for bit. Text edits based on an older version are
-//! transformed here against the edits other actors made since (see [`super::text`]).
+//! leaves the document as it was, bit for bit. Beside it, in `tx/`: `concurrent` (text edits
+//! based on an older version, transformed against the edits others made since; list changes by
+//! index checked against them), `replay` (undo and redo, and rollback: inverse steps replayed
+//! against the current state) and `text_undo` (own text edits moved past later ones before they
+//! are undone).
+
+mod concurrent;
+mod replay;
+mod text_undo;
 
 use super::change::{Actor, AppliedChange, Change, NodeSnapshot, ObjId};
 use super::document::{AttrOp, Author, Document, IdRule, ObjKey};
 use super::error::{ModelError, Rejection};
 use super::kind::TopicKind;
 use super::registry::{Access, SObjectType};
-use super::text::{exclude, transform_one, transform_seqs, utf16_len, TextEdit};
+use super::text::TextEdit;
 use super::value::Dict;
 use crate::limits::TEXT_SWEEP_EVERY;
 use compact_str::CompactString;
+use concurrent::TopicView;
+use replay::replay_on;
 use std::collections::HashSet;
 
 /// The result of a committed transaction: the ordered steps actually applied (reactions and
@@ -56,13 +65,6 @@ struct TextLog {
     topic: (ObjKey, u16),
     /// `None`: the whole text was replaced, older edits can no longer be transformed.
     edit: Option<TextEdit>,
-}
-
-/// For one topic: the edits other actors made since the action's base, rewritten to apply after
-/// this action's own earlier edits to that topic.
-struct TopicView {
-    topic: (ObjKey, u16),
-    concurrent: Vec<(TextEdit, CompactString)>,
 }
 
 /// An open transaction on a [`Document`]. Reads go through `Deref<Target = Document>`; changes
@@ -148,25 +150,6 @@ impl Document {
                 Err(error.into())
             }
         }
-    }
-
-    /// Undoes `changes` (each with the version of its transition) as one new transaction by
-    /// `actor`: their inverses in reverse order, each checked against the current state. Text
-    /// edits are first moved past every later edit of their topic (see [`plan_text_undo`]), so
-    /// undoing them keeps what others typed since.
-    pub(crate) fn replay(&mut self, actor: &Actor, changes: &[(u64, AppliedChange)]) -> Result<Transition, ModelError> {
-        let mut plan = plan_text_undo(self, changes)?;
-        let mut tx = Tx::new(self, actor.clone(), None, Mode::Replay);
-        for (version, change) in changes.iter().rev() {
-            let Some(inverse) = change.inverse() else {
-                continue;
-            };
-            if let Err(e) = tx.replay(inverse, *version, &mut plan) {
-                tx.rollback();
-                return Err(e);
-            }
-        }
-        Ok(tx.commit())
     }
 }
 
@@ -368,20 +351,10 @@ impl<'d> Tx<'d> {
             }
         };
         let is_set = matches!(op, AttrOp::Set(_));
-        // An append (no index) names no position: it is never stale.
-        let by_index = matches!(
-            op,
-            AttrOp::ListInsert(Some(_), _) | AttrOp::ListRemove(..) | AttrOp::ListMove(..) | AttrOp::ListSet(..)
-        );
-        if let (true, Some(base), 0, Mode::Request) = (by_index, self.base, self.depth, self.mode) {
-            self.check_list_base(key, slot, base)?;
-        }
+        self.check_list_request(key, slot, &op)?;
         let step = self.doc.attr_op(key, slot, op)?;
         if is_set && kind == TopicKind::String {
-            self.text_log.push(TextLog { topic: (key, slot), edit: None });
-            // Later edits in this action are relative to the new text: nothing to transform.
-            self.views.retain(|v| v.topic != (key, slot));
-            self.views.push(TopicView { topic: (key, slot), concurrent: Vec::new() });
+            self.text_replaced((key, slot));
         }
         match step {
             AppliedChange::Emit { ref args, .. } if self.has_validators(key, slot) => {
@@ -415,114 +388,6 @@ impl<'d> Tx<'d> {
             self.nested(|tx| r(tx, key))?;
         }
         Ok(())
-    }
-
-    /// Applies a text edit from a request, transformed against concurrent edits if it is based
-    /// on an older version.
-    fn text_edit(&mut self, key: ObjKey, slot: u16, kind: TopicKind, edit: TextEdit) -> Result<(), ModelError> {
-        if kind != TopicKind::String {
-            let (obj, attr) = self.names(key, slot);
-            return Err(ModelError::WrongKind { obj, attr, kind, reason: "text edits apply to string topics".into() });
-        }
-        let from_request = self.depth == 0 && self.mode == Mode::Request;
-        let edits = match self.base {
-            Some(base) if from_request => self.transform_request(key, slot, base, edit)?,
-            _ => vec![edit],
-        };
-        for edit in edits {
-            self.apply_text(key, slot, edit)?;
-        }
-        self.validate(key, slot, None)
-    }
-
-    fn apply_text(&mut self, key: ObjKey, slot: u16, edit: TextEdit) -> Result<(), ModelError> {
-        let op = match &edit {
-            TextEdit::Insert { pos, text } => AttrOp::TextInsert(*pos, text.clone()),
-            TextEdit::Delete { pos, len } => AttrOp::TextDelete(*pos, *len),
-        };
-        let step = self.doc.attr_op(key, slot, op)?;
-        self.applied.push(step);
-        self.text_log.push(TextLog { topic: (key, slot), edit: Some(edit) });
-        Ok(())
-    }
-
-    fn transform_request(
-        &mut self,
-        key: ObjKey,
-        slot: u16,
-        base: u64,
-        edit: TextEdit,
-    ) -> Result<Vec<TextEdit>, ModelError> {
-        let topic = (key, slot);
-        let at = match self.views.iter().position(|v| v.topic == topic) {
-            Some(i) => i,
-            None => {
-                let concurrent = self.concurrent_edits(topic, base)?;
-                self.views.push(TopicView { topic, concurrent });
-                self.views.len() - 1
-            }
-        };
-        let my_tie = CompactString::from(self.actor.tie_key());
-        let view = &mut self.views[at];
-        let mut edits = vec![edit];
-        let mut rewritten = Vec::with_capacity(view.concurrent.len());
-        for (other, tie) in view.concurrent.drain(..) {
-            let (mine, theirs) = transform_seqs(&edits, std::slice::from_ref(&other), my_tie < tie);
-            edits = mine;
-            rewritten.extend(theirs.into_iter().map(|e| (e, tie.clone())));
-        }
-        view.concurrent = rewritten;
-        Ok(edits)
-    }
-
-    /// Committed edits to `topic` after version `since`, in order. An edit by this transaction's
-    /// own client is an error: its client should have based on it.
-    fn concurrent_edits(&self, topic: (ObjKey, u16), since: u64) -> Result<Vec<(TextEdit, CompactString)>, ModelError> {
-        let history = self.doc.texts.get(&topic);
-        let floor = history.map_or(0, |h| h.floor).max(self.doc.texts_floor).max(self.age_floor());
-        let (obj, attr) = self.names(topic.0, topic.1);
-        if since < floor && since < self.doc.version {
-            return Err(ModelError::TextBaseTooOld { obj, attr, base: since, floor });
-        }
-        let mut out = Vec::new();
-        for e in history.into_iter().flat_map(|h| h.entries.iter()).filter(|e| e.version > since) {
-            if e.client.is_some() && e.client.as_deref() == self.actor.client_id() {
-                return Err(ModelError::TextBaseStale { obj, attr, base: since, own: e.version });
-            }
-            out.push((e.edit.clone(), e.tie.clone()));
-        }
-        Ok(out)
-    }
-
-    /// A list change by index must be based on every change to that list by anyone else: an
-    /// index computed before another client inserted, removed or moved an element would hit a
-    /// different element. (The client's own later changes are fine: it made them on top.)
-    fn check_list_base(&self, key: ObjKey, slot: u16, base: u64) -> Result<(), ModelError> {
-        let history = self.doc.lists.get(&(key, slot));
-        let floor = history.map_or(0, |h| h.floor).max(self.doc.texts_floor).max(self.age_floor());
-        if base < floor && base < self.doc.version {
-            let (obj, attr) = self.names(key, slot);
-            return Err(ModelError::ListBaseTooOld { obj, attr, base, floor });
-        }
-        let me = self.actor.client_id();
-        let foreign = history
-            .into_iter()
-            .flat_map(|h| h.entries.iter())
-            .find(|e| e.version > base && (e.client.is_none() || e.client.as_deref() != me));
-        match foreign {
-            Some(e) => {
-                let (obj, attr) = self.names(key, slot);
-                Err(ModelError::ListBaseStale { obj, attr, base, changed: e.version })
-            }
-            None => Ok(()),
-        }
-    }
-
-    /// Bases older than `text_history_versions_max` are refused whatever the histories hold, so
-    /// that a running room and one restarted from its log (which keeps that many versions)
-    /// decide alike.
-    fn age_floor(&self) -> u64 {
-        self.doc.version.saturating_sub(self.doc.limits.text_history_versions_max)
     }
 
     fn names(&self, key: ObjKey, slot: u16) -> (CompactString, CompactString) {
@@ -634,84 +499,6 @@ impl<'d> Tx<'d> {
         r
     }
 
-    /// Replays one inverse step (undo/redo), checking that the state is still what the step
-    /// expects. Reference clearing it causes runs reactions; the step itself does not.
-    fn replay(&mut self, step: AppliedChange, since: u64, plan: &mut TextUndoPlan) -> Result<(), ModelError> {
-        if self.applied.len() >= self.doc.limits.action_changes_max {
-            return Err(ModelError::TooManyChanges { limit: self.doc.limits.action_changes_max });
-        }
-        let conflict = |reason: String| ModelError::UndoConflict { verb: "undo", version: since, reason };
-        // Text: apply the inverse of the edit as the plan moved it to the end of its history.
-        if let AppliedChange::TextInsert { obj, attr, .. } | AppliedChange::TextDelete { obj, attr, .. } = &step {
-            let key = self.doc.resolve(obj).map_err(|e| conflict(e.to_string()))?;
-            let (slot, _) = self.doc.resolve_attr(key, attr)?;
-            self.permit(key, None, &step.to_change())?;
-            // Without a plan (the object was restored by this same undo), the edit applies where
-            // it was made: the restored object is in the state it had then.
-            let planned = plan.iter_mut().find(|(o, a, _)| o == obj && a == attr).and_then(|(_, _, edits)| edits.pop());
-            let own = match (planned, &step) {
-                (Some(own), _) => own,
-                (None, AppliedChange::TextInsert { pos, text, .. }) => {
-                    OwnEdit { insert: false, pos: *pos, text: text.clone() }
-                }
-                (None, AppliedChange::TextDelete { pos, text, .. }) => {
-                    OwnEdit { insert: true, pos: *pos, text: text.clone() }
-                }
-                (None, _) => return Ok(()),
-            };
-            let edit = own.inverse();
-            let done = self.doc.attr_op(key, slot, edit.op()).map_err(|e| conflict(e.to_string()))?;
-            let expected = matches!((&done, &own), (AppliedChange::TextDelete { text, .. }, OwnEdit { insert: true, text: t, .. }) if text == t)
-                || !own.insert;
-            self.applied.push(done);
-            if !expected {
-                return Err(conflict(format!("{obj}.{attr}: the inserted text was changed since")));
-            }
-            self.text_log.push(TextLog { topic: (key, slot), edit: Some(edit.edit()) });
-            return self.validate(key, slot, None);
-        }
-        let (object, destination) = self.replay_targets(&step).map_err(|e| conflict(e.to_string()))?;
-        if self.doc.types.permission_hook().is_some() {
-            self.permit(object, destination, &step.to_change())?;
-        }
-        let before = self.applied.len();
-        let result = self.replay_step(step);
-        result.map_err(|e| match e {
-            ModelError::UndoConflict { .. } => e,
-            other => conflict(other.to_string()),
-        })?;
-        // The replayed step (last) is validated; reference clearing before it runs reactions.
-        let last = self.applied.len().saturating_sub(1);
-        if last >= before {
-            let step = &self.applied[last];
-            if let (Some(key), Some(attr)) = (self.doc.key(step.target()), step.attr()) {
-                let (slot, _) = self.doc.resolve_attr(key, attr)?;
-                self.validate(key, slot, None)?;
-            }
-        }
-        if last > before {
-            self.react_range(before, last)?;
-        }
-        Ok(())
-    }
-
-    fn replay_targets(&self, step: &AppliedChange) -> Result<(ObjKey, Option<ObjKey>), ModelError> {
-        Ok(match step {
-            AppliedChange::Create { parent, .. } => (self.doc.resolve(parent)?, None),
-            AppliedChange::Move { id, to_parent, .. } => (self.doc.resolve(id)?, Some(self.doc.resolve(to_parent)?)),
-            other => (self.doc.resolve(other.target())?, None),
-        })
-    }
-
-    /// Applies an inverse step if the state still matches what it expects.
-    fn replay_step(&mut self, step: AppliedChange) -> Result<(), ModelError> {
-        let step = replay_on(self.doc, step, &mut self.applied)?;
-        if let Some(s) = step {
-            self.applied.push(s);
-        }
-        Ok(())
-    }
-
     fn commit(self) -> Transition {
         let doc = self.doc;
         let changes_state = self.applied.iter().any(AppliedChange::changes_state);
@@ -760,259 +547,4 @@ fn subtree_ids(node: &NodeSnapshot) -> Vec<ObjId> {
         stack.extend(n.children.iter().rev());
     }
     out
-}
-
-/// Applies `step` (an inverse) to `doc` if the state still matches: pushes reference-clearing
-/// consequences to `out` and returns the step as applied.
-fn replay_on(
-    doc: &mut Document,
-    step: AppliedChange,
-    out: &mut Vec<AppliedChange>,
-) -> Result<Option<AppliedChange>, ModelError> {
-    let conflict = |reason: String| ModelError::UndoConflict { verb: "undo", version: 0, reason };
-    let attr_of = |doc: &Document, obj: &str, attr: &str| -> Result<(ObjKey, u16), ModelError> {
-        let key = doc.resolve(obj)?;
-        Ok((key, doc.resolve_attr(key, attr)?.0))
-    };
-    use AppliedChange as A;
-    let done = match step {
-        A::Create { parent, index, node } => {
-            let pk = doc.resolve(&parent)?;
-            let mut seen = HashSet::new();
-            let node = doc.normalize_node(&node, doc.depth(pk) + 1, IdRule::Any, &mut seen, true)?;
-            doc.check_refs(&node, &seen)?;
-            drop(seen);
-            let index = (index as usize).min(doc.children(pk).len());
-            doc.insert_subtree(pk, index, &node);
-            A::Create { parent, index: index as u32, node }
-        }
-        A::Delete { node, .. } => {
-            let key = doc.resolve(&node.id)?;
-            if key == doc.root() {
-                return Err(ModelError::RootImmutable { verb: "deleted" });
-            }
-            for (referrer, slot) in doc.external_refs_into(key) {
-                for op in doc.clearing_ops(referrer, slot, key) {
-                    out.push(doc.attr_op(referrer, slot, op)?);
-                }
-            }
-            doc.remove_subtree(key)
-        }
-        A::Move { id, from_parent, to_parent, to_index, .. } => {
-            let key = doc.resolve(&id)?;
-            let current = doc.parent(key).and_then(|p| doc.id(p)).unwrap_or_default();
-            if current != from_parent {
-                return Err(conflict(format!("{id} was moved to {current} since")));
-            }
-            let pk = doc.resolve(&to_parent)?;
-            let len = doc.children(pk).len() - usize::from(current == to_parent);
-            doc.move_object(key, pk, Some(to_index.min(len as u32)))?
-        }
-        A::Set { obj, attr, old, new } => {
-            let (key, slot) = attr_of(doc, &obj, &attr)?;
-            if doc.value_at(key, slot) != Some(&old) {
-                return Err(conflict(format!("{obj}.{attr} changed since")));
-            }
-            doc.attr_op(key, slot, AttrOp::Set(new))?
-        }
-        A::Add { obj, attr, delta, old, new } => {
-            let (key, slot) = attr_of(doc, &obj, &attr)?;
-            doc.attr_op(key, slot, AttrOp::AddExact { delta, old, new })?
-        }
-        A::TextInsert { obj, attr, pos, text } => {
-            let (key, slot) = attr_of(doc, &obj, &attr)?;
-            doc.attr_op(key, slot, AttrOp::TextInsert(pos, text))?
-        }
-        A::TextDelete { obj, attr, pos, text } => {
-            let (key, slot) = attr_of(doc, &obj, &attr)?;
-            let len = u32::try_from(utf16_len(&text)).unwrap_or(u32::MAX);
-            let done = doc.attr_op(key, slot, AttrOp::TextDelete(pos, len))?;
-            if let A::TextDelete { text: removed, .. } = &done {
-                if *removed != text {
-                    // Put it back before refusing: the caller rolls back only what it recorded.
-                    let _ = doc.attr_op(key, slot, AttrOp::TextInsert(pos, removed.clone()));
-                    return Err(conflict(format!("{obj}.{attr} changed since")));
-                }
-            }
-            done
-        }
-        A::DictSet { obj, attr, key: k, old, new } => {
-            let (key, slot) = attr_of(doc, &obj, &attr)?;
-            let current = doc.value_at(key, slot).and_then(|v| v.as_dict()).and_then(|d| d.get(&k));
-            if current != old.as_ref() {
-                return Err(conflict(format!("{obj}.{attr}[{k:?}] changed since")));
-            }
-            match new {
-                Some(v) => doc.attr_op(key, slot, AttrOp::DictSet(k, v))?,
-                None => doc.attr_op(key, slot, AttrOp::DictRemove(k))?,
-            }
-        }
-        A::ListInsert { obj, attr, index, value } => {
-            let (key, slot) = attr_of(doc, &obj, &attr)?;
-            doc.attr_op(key, slot, AttrOp::ListInsert(Some(index), value))?
-        }
-        A::ListRemove { obj, attr, index, value } => {
-            let (key, slot) = attr_of(doc, &obj, &attr)?;
-            let current = doc.value_at(key, slot).and_then(|v| v.as_list()).and_then(|l| l.get(index as usize));
-            if current != Some(&value) {
-                return Err(conflict(format!("{obj}.{attr}[{index}] changed since")));
-            }
-            doc.attr_op(key, slot, AttrOp::ListRemove(index))?
-        }
-        A::ListMove { obj, attr, from, to } => {
-            let (key, slot) = attr_of(doc, &obj, &attr)?;
-            doc.attr_op(key, slot, AttrOp::ListMove(from, to))?
-        }
-        A::ListSet { obj, attr, index, old, new } => {
-            let (key, slot) = attr_of(doc, &obj, &attr)?;
-            let current = doc.value_at(key, slot).and_then(|v| v.as_list()).and_then(|l| l.get(index as usize));
-            if current != Some(&old) {
-                return Err(conflict(format!("{obj}.{attr}[{index}] changed since")));
-            }
-            doc.attr_op(key, slot, AttrOp::ListSet(index, new))?
-        }
-        A::SetAdd { obj, attr, value } => {
-            let (key, slot) = attr_of(doc, &obj, &attr)?;
-            doc.attr_op(key, slot, AttrOp::SetAdd(value))?
-        }
-        A::SetRemove { obj, attr, value } => {
-            let (key, slot) = attr_of(doc, &obj, &attr)?;
-            doc.attr_op(key, slot, AttrOp::SetRemove(value))?
-        }
-        A::Emit { .. } => return Ok(None),
-    };
-    Ok(Some(done))
-}
-
-/// One own text edit of the step being undone, as it would read had it been made after every
-/// later edit of its topic. Deletes keep the text they removed.
-#[derive(Clone, Debug)]
-struct OwnEdit {
-    insert: bool,
-    pos: u32,
-    text: CompactString,
-}
-
-impl OwnEdit {
-    fn len(&self) -> u32 {
-        u32::try_from(utf16_len(&self.text)).unwrap_or(u32::MAX)
-    }
-    fn edit(&self) -> TextEdit {
-        if self.insert {
-            TextEdit::Insert { pos: self.pos, text: self.text.clone() }
-        } else {
-            TextEdit::Delete { pos: self.pos, len: self.len() }
-        }
-    }
-    fn inverse(&self) -> OwnEdit {
-        OwnEdit { insert: !self.insert, pos: self.pos, text: self.text.clone() }
-    }
-    fn op(&self) -> AttrOp {
-        if self.insert {
-            AttrOp::TextInsert(self.pos, self.text.clone())
-        } else {
-            AttrOp::TextDelete(self.pos, self.len())
-        }
-    }
-}
-
-/// A string topic: object and attribute slot.
-type Topic = (ObjKey, u16);
-
-/// An own edit with its place in the history: version, and ordinal among the topic's edits at
-/// that version (from 1).
-type OwnAt = (u64, u32, OwnEdit);
-
-/// Per topic (object id, attribute), the step's own edits moved to the end of the topic's
-/// history, in order.
-type TextUndoPlan = Vec<(ObjId, CompactString, Vec<OwnEdit>)>;
-
-/// Moves each topic's own edits (those of `changes`) past every later edit in its history, by
-/// transposition: an edit `o` that followed own edit `e` is rewritten as if `e` had not happened
-/// (`exclude`), and `e` as if made after it. When `o` depends on `e` (it edited inside text `e`
-/// inserted, or deleted across the place `e` deleted from) the undo is refused as a conflict.
-fn plan_text_undo(doc: &Document, changes: &[(u64, AppliedChange)]) -> Result<TextUndoPlan, ModelError> {
-    let conflict = |version: u64, reason: String| ModelError::UndoConflict { verb: "undo", version, reason };
-    // (topic, [(version, ordinal among the topic's edits in that version, edit)])
-    let mut own: Vec<(Topic, Vec<OwnAt>)> = Vec::new();
-    let mut counts: Vec<((ObjKey, u16), u64, u32)> = Vec::new();
-    for (v, c) in changes {
-        let (obj, attr, edit) = match c {
-            AppliedChange::TextInsert { obj, attr, pos, text } => {
-                (obj, attr, OwnEdit { insert: true, pos: *pos, text: text.clone() })
-            }
-            AppliedChange::TextDelete { obj, attr, pos, text } => {
-                (obj, attr, OwnEdit { insert: false, pos: *pos, text: text.clone() })
-            }
-            _ => continue,
-        };
-        // An object that does not exist now is restored by the undo itself, as it was.
-        let Some(key) = doc.key(obj) else { continue };
-        let (slot, _) = doc.resolve_attr(key, attr).map_err(|e| conflict(*v, e.to_string()))?;
-        let topic = (key, slot);
-        let n = match counts.iter_mut().find(|(t, cv, _)| *t == topic && cv == v) {
-            Some(entry) => {
-                entry.2 += 1;
-                entry.2
-            }
-            None => {
-                counts.push((topic, *v, 1));
-                1
-            }
-        };
-        match own.iter_mut().find(|(t, _)| *t == topic) {
-            Some((_, list)) => list.push((*v, n, edit)),
-            None => own.push((topic, vec![(*v, n, edit)])),
-        }
-    }
-    let mut plan = Vec::with_capacity(own.len());
-    for (topic, mine) in own {
-        let (first_v, first_n) = (mine[0].0, mine[0].1);
-        let missing = || {
-            let (obj, attr) = (
-                doc.id(topic.0).unwrap_or_default(),
-                &doc.types.get(doc.objects[topic.0].type_idx).attrs[usize::from(topic.1)].name,
-            );
-            conflict(first_v, format!("{obj}.{attr}: the text history no longer reaches back to this edit"))
-        };
-        let history = doc.texts.get(&topic).ok_or_else(missing)?;
-        let mut moved: Vec<OwnEdit> = Vec::with_capacity(mine.len());
-        let mut next_own = 0;
-        let mut started = false;
-        let mut at: (u64, u32) = (0, 0);
-        for entry in &history.entries {
-            at = if entry.version == at.0 { (at.0, at.1 + 1) } else { (entry.version, 1) };
-            if !started {
-                if at == (first_v, first_n) {
-                    started = true;
-                } else {
-                    continue;
-                }
-            }
-            if let Some((v, n, e)) = mine.get(next_own) {
-                if (*v, *n) == at {
-                    moved.push(e.clone());
-                    next_own += 1;
-                    continue;
-                }
-            }
-            // Another edit after some of ours: transpose it before them.
-            let mut other = entry.edit.clone();
-            for e in moved.iter_mut().rev() {
-                other = exclude(&other, &e.edit())
-                    .ok_or_else(|| conflict(first_v, "the text was edited inside this change since".into()))?;
-                let shifted = transform_one(&e.edit(), &other, false);
-                match shifted.as_slice() {
-                    [TextEdit::Insert { pos, .. }] | [TextEdit::Delete { pos, .. }] => e.pos = *pos,
-                    _ => return Err(conflict(first_v, "the text was edited inside this change since".into())),
-                }
-            }
-        }
-        if next_own != mine.len() {
-            return Err(missing());
-        }
-        let o = &doc.objects[topic.0];
-        plan.push((o.id.clone(), doc.types.get(o.type_idx).attrs[usize::from(topic.1)].name.clone(), moved));
-    }
-    Ok(plan)
 }
