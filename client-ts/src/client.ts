@@ -11,9 +11,14 @@
  * With a generated schema (`new ObjectSyncClient({ schema })`, see `schema.ts`) the client is
  * typed by it (`create` takes the schema's classes and type names, and attributes typed by
  * kind) and checks every change against it before applying or sending it.
+ *
+ * Its parts in `client/`: `options.ts` (the options and events, types only) and `calls.ts` (the
+ * service calls waiting for their results).
  */
 
-import type { ConnectionState, WebSocketConstructor } from "./connection.js";
+import { ServiceCalls } from "./client/calls.js";
+import type { CallOptions, ClientEvents, ClientOptions, ConnectOptions, CreateOptionsLoose } from "./client/options.js";
+import type { ConnectionState } from "./connection.js";
 import { Connection } from "./connection.js";
 import type { TreeDiff } from "./diff.js";
 import { isEmptyDiff } from "./diff.js";
@@ -21,16 +26,7 @@ import { Emitter } from "./emitter.js";
 import { CallError, ObjectSyncError, RejectedError } from "./errors.js";
 import type { ActionHandle } from "./handle.js";
 import { ActionRecord } from "./handle.js";
-import type {
-  Change,
-  EmitChange,
-  HelloMessage,
-  JsonObject,
-  JsonValue,
-  NodeSnapshot,
-  ResultMessage,
-  WelcomeMessage,
-} from "./protocol.js";
+import type { Change, EmitChange, HelloMessage, JsonObject, JsonValue, WelcomeMessage } from "./protocol.js";
 import { PROTOCOL_VERSION } from "./protocol.js";
 import type { Outcome } from "./rebase.js";
 import { Rebase } from "./rebase.js";
@@ -41,101 +37,7 @@ import { SObject } from "./sobject.js";
 import { EventTopic, Topic } from "./topics.js";
 import { ROOT_ID } from "./tree.js";
 
-/** Options of {@link ObjectSyncClient.connect}. */
-export interface ConnectOptions {
-  /** Passed to the server's auth hook (`hello.token`). */
-  readonly token?: string;
-  /** The WebSocket constructor (default `globalThis.WebSocket`). */
-  readonly WebSocket?: WebSocketConstructor;
-  /** First reconnect delay (default 100 ms, doubling). */
-  readonly backoffInitialMs?: number;
-  /** Reconnect delay cap (default 10 s). */
-  readonly backoffMaxMs?: number;
-  /** Reconnect after this long without any message; 0 (default) disables. */
-  readonly silenceTimeoutMs?: number;
-  /** Random numbers for the backoff jitter (default `Math.random`). */
-  readonly random?: () => number;
-}
-
-/** Options of the client. */
-export interface ClientOptions<S extends Schema = Schema> {
-  /**
-   * The room's types (the `schema` export of `objectsync codegen ts`, or a copy with some
-   * classes replaced by subclasses): types the client (`create` by class or by type name, with
-   * typed attributes), makes each type's objects instances of its class, fills each type's
-   * defaults into objects created locally, and checks every change against the attribute's
-   * kind before sending it (throwing a `SchemaError`).
-   */
-  readonly schema?: S;
-  /** Classes to instantiate per type name (see {@link ObjectSyncClient.register}); these win over the schema's. */
-  readonly classes?: Readonly<Record<string, SObjectClass>>;
-  /** Attribute values per type for objects created locally, until the server's arrive; these win over the schema's. */
-  readonly defaults?: Readonly<Record<string, JsonObject>>;
-}
-
-/**
- * Options of {@link ObjectSyncClient.create} as JSON, whatever the type (what an untyped client's
- * `create` accepts; with a schema, `create` takes `TypedCreateOptions` of the type's class).
- */
-export interface CreateOptions {
-  /** Initial attributes (the server fills the rest with the type's defaults). */
-  readonly attrs?: JsonObject;
-  /** Position among the parent's children (the end if absent). */
-  readonly index?: number;
-  /** Children to create inside it. */
-  readonly children?: NodeSnapshot[];
-}
-
-/** What every variant of `create`'s options has in common (typed or not). */
-interface CreateOptionsLoose {
-  readonly attrs?: object;
-  readonly index?: number;
-  readonly children?: NodeSnapshot[];
-}
-
-/** Options of {@link ObjectSyncClient.call}. */
-export interface CallOptions {
-  /** Give up after this long (default 15 s; the server's own limit is 10 s). */
-  readonly timeoutMs?: number;
-}
-
-/** Events of the client. */
-export interface ClientEvents {
-  /** The connection state changed. */
-  state: { readonly state: ConnectionState; readonly previous: ConnectionState };
-  /**
-   * A `welcome` was handled: the document is loaded (or resumed). `undoSteps` / `redoSteps`:
-   * what the server still holds of this client's undo history (0 after the room unloaded or the
-   * server restarted; the document itself is intact), e.g. to tell the user undo starts afresh.
-   */
-  ready: { readonly clientId: string; readonly resumed: boolean; readonly undoSteps: number; readonly redoSteps: number };
-  /** An object appeared in the local view. */
-  created: { readonly object: SObject; readonly local: boolean };
-  /** An object left the local view. */
-  destroyed: { readonly object: SObject; readonly local: boolean };
-  /** The server refused an action of this client; its effects were rolled back. */
-  reject: { readonly error: RejectedError };
-  /** Another client's presence changed (`null`: cleared or left). */
-  presence: { readonly client: string; readonly state: JsonValue };
-  /** The server reported an error, or sent something this client could not read. */
-  error: { readonly error: ObjectSyncError };
-  /** A batch of local-view changes was reported (after all its other events). */
-  change: { readonly local: boolean };
-  /**
-   * The confirmed version or the number of pending actions changed — also when an own action
-   * was acknowledged exactly as predicted (which changes nothing visible), e.g. for a status line.
-   */
-  sync: { readonly version: number | null; readonly pending: number };
-}
-
-interface PendingCall {
-  readonly service: string;
-  readonly args: JsonValue;
-  readonly resolve: (v: JsonValue) => void;
-  readonly reject: (e: CallError) => void;
-  readonly timer: ReturnType<typeof setTimeout>;
-  sent: boolean;
-}
+export type { CallOptions, ClientEvents, ClientOptions, ConnectOptions, CreateOptions } from "./client/options.js";
 
 /** Bounds the search for a free object id (ids of this client are unique anyway). */
 const ID_PROBE_MAX = 1_000_000;
@@ -162,8 +64,7 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
   private forceReload = false;
   private objectCounter = 0;
   private isReadOnly = false;
-  private callCounter = 0;
-  private readonly calls = new Map<number, PendingCall>();
+  private readonly calls = new ServiceCalls();
   private myPresence: JsonValue = null;
   private readonly others = new Map<string, JsonValue>();
   private firstWelcome: { resolve: () => void; reject: (e: ObjectSyncError) => void } | null = null;
@@ -219,7 +120,7 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
     conn.handle("events", (e) => this.process(this.rebase.onEvents(e), false));
     conn.handle("reject", (r) => this.process(this.rebase.onReject(r), false));
     conn.handle("presence", (p) => this.setOther(p.client, p.state));
-    conn.handle("result", (r) => this.onResult(r));
+    conn.handle("result", (r) => this.calls.settle(r));
     conn.handle("error", (e) => this.dispatch("error", { error: new ObjectSyncError(e.code, e.reason) }));
     conn.on("decodeError", (e) => this.dispatch("error", { error: new ObjectSyncError("bad_message", e.error.reason) }));
     let lastClose = "";
@@ -249,11 +150,7 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
 
   /** Closes the connection for good. Pending calls fail with `closed`. */
   close(): void {
-    for (const [id, c] of this.calls) {
-      clearTimeout(c.timer);
-      c.reject(new CallError("closed", "the client was closed", c.service));
-      this.calls.delete(id);
-    }
+    this.calls.closeAll();
     this.connection?.close();
   }
 
@@ -416,20 +313,9 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
   /** Calls a server service; rejects with a {@link CallError}. Waits for the connection if needed. */
   call(service: string, args: JsonValue = null, options: CallOptions = {}): Promise<JsonValue> {
     const timeoutMs = options.timeoutMs ?? 15_000;
-    return new Promise<JsonValue>((resolve, reject) => {
-      if (this.connection === null) {
-        reject(new CallError("not_ready", "connect() first", service));
-        return;
-      }
-      const id = ++this.callCounter;
-      const timer = setTimeout(() => {
-        this.calls.delete(id);
-        reject(new CallError("timeout", `${service} did not answer within ${timeoutMs} ms`, service));
-      }, timeoutMs);
-      const call: PendingCall = { service, args, resolve, reject, timer, sent: false };
-      this.calls.set(id, call);
-      call.sent = this.connection.send({ t: "call", id, service, args });
-    });
+    const connection = this.connection;
+    if (connection === null) return Promise.reject(new CallError("not_ready", "connect() first", service));
+    return this.calls.start(service, args, timeoutMs, (m) => connection.send(m));
   }
 
   // ----------------------------------------------------------------------------- internals
@@ -507,9 +393,7 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
     }
     for (const [id, state] of Object.entries(w.presence)) this.setOther(id, state);
     if (this.myPresence !== null) this.connection?.send({ t: "presence", state: this.myPresence });
-    for (const [id, c] of this.calls) {
-      if (!c.sent) c.sent = this.connection?.send({ t: "call", id, service: c.service, args: c.args }) ?? false;
-    }
+    this.calls.sendUnsent((m) => this.connection?.send(m) ?? false);
     this.dispatch("ready", {
       clientId: w.client,
       resumed: w.snapshot === undefined,
@@ -522,21 +406,7 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
 
   private onDisconnected(): void {
     this.rebase.onDisconnect();
-    for (const [id, c] of this.calls) {
-      if (!c.sent) continue;
-      clearTimeout(c.timer);
-      c.reject(new CallError("disconnected", "the connection dropped before the result arrived", c.service));
-      this.calls.delete(id);
-    }
-  }
-
-  private onResult(r: ResultMessage): void {
-    const c = this.calls.get(r.id);
-    if (c === undefined) return;
-    this.calls.delete(r.id);
-    clearTimeout(c.timer);
-    if (r.error !== undefined) c.reject(new CallError(r.error.code, r.error.reason, c.service));
-    else c.resolve(r.ok);
+    this.calls.failSent();
   }
 
   private setOther(client: string, state: JsonValue): void {
