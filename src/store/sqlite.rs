@@ -412,7 +412,6 @@ fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Request>, mut counter: Co
                 Err(_) => break,
             }
         }
-        let mut replies: Vec<(WriteReply, Result<(), StoreError>)> = Vec::new();
         let tx = match conn.transaction() {
             Ok(tx) => tx,
             Err(e) => {
@@ -420,62 +419,77 @@ fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Request>, mut counter: Co
                 continue;
             }
         };
+        let mut replies: Vec<(WriteReply, Result<(), StoreError>)> = Vec::new();
         for request in batch {
-            match request {
-                Request::Load { room, reply } => {
-                    let _ = reply.send(load(&tx, &room));
-                }
-                Request::Rooms { reply } => {
-                    let r = tx
-                        .prepare("SELECT name FROM rooms UNION SELECT DISTINCT room FROM log ORDER BY 1")
-                        .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>())
-                        .map_err(|e| io("", e));
-                    let _ = reply.send(r);
-                }
-                Request::Append { room, batch, reply } => {
-                    let r = in_savepoint(&tx, |sp| append(sp, &room, &batch)).map_err(|e| io(&room, e));
-                    replies.push((reply, r));
-                }
-                Request::Replace { room, snapshot, version, reply } => {
-                    let r = in_savepoint(&tx, |sp| {
-                        sp.execute("DELETE FROM log WHERE room = ?1", params![room])?;
-                        sp.execute("DELETE FROM clients WHERE room = ?1", params![room])?;
-                        sp.execute("DELETE FROM rooms WHERE name = ?1", params![room])?;
-                        save_snapshot(sp, &room, &snapshot, version, &[], 0)
-                    })
-                    .map_err(|e| io(&room, e));
-                    replies.push((reply, r));
-                }
-                Request::Snapshot { room, snapshot, version, clients, compact_to, reply } => {
-                    let r = in_savepoint(&tx, |sp| save_snapshot(sp, &room, &snapshot, version, &clients, compact_to))
-                        .map_err(|e| io(&room, e));
-                    replies.push((reply, r));
-                }
+            handle(&tx, request, &mut replies);
+        }
+        commit(tx, &mut counter, replies);
+    }
+}
+
+/// Handles one request inside the batch's transaction: reads are answered at once, each write
+/// in a savepoint of its own, its outcome kept in `replies` until the commit.
+fn handle(tx: &rusqlite::Transaction<'_>, request: Request, replies: &mut Vec<(WriteReply, Result<(), StoreError>)>) {
+    match request {
+        Request::Load { room, reply } => {
+            let _ = reply.send(load(tx, &room));
+        }
+        Request::Rooms { reply } => {
+            let r = tx
+                .prepare("SELECT name FROM rooms UNION SELECT DISTINCT room FROM log ORDER BY 1")
+                .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| io("", e));
+            let _ = reply.send(r);
+        }
+        Request::Append { room, batch, reply } => {
+            let r = in_savepoint(tx, |sp| append(sp, &room, &batch)).map_err(|e| io(&room, e));
+            replies.push((reply, r));
+        }
+        Request::Replace { room, snapshot, version, reply } => {
+            let r = in_savepoint(tx, |sp| {
+                sp.execute("DELETE FROM log WHERE room = ?1", params![room])?;
+                sp.execute("DELETE FROM clients WHERE room = ?1", params![room])?;
+                sp.execute("DELETE FROM rooms WHERE name = ?1", params![room])?;
+                save_snapshot(sp, &room, &snapshot, version, &[], 0)
+            })
+            .map_err(|e| io(&room, e));
+            replies.push((reply, r));
+        }
+        Request::Snapshot { room, snapshot, version, clients, compact_to, reply } => {
+            let r = in_savepoint(tx, |sp| save_snapshot(sp, &room, &snapshot, version, &clients, compact_to))
+                .map_err(|e| io(&room, e));
+            replies.push((reply, r));
+        }
+    }
+}
+
+/// One commit (one fsync) for the whole batch; only then is any write acknowledged.
+fn commit(
+    tx: rusqlite::Transaction<'_>,
+    counter: &mut CommitCounter,
+    replies: Vec<(WriteReply, Result<(), StoreError>)>,
+) {
+    let wrote = !replies.is_empty();
+    if wrote {
+        if let Err(e) = counter.count(&tx) {
+            for (reply, _) in replies {
+                let _ = reply.send(Err(io("", format!("commit failed: {e}"))));
+            }
+            return;
+        }
+    }
+    match tx.commit() {
+        Ok(()) => {
+            if wrote {
+                counter.committed();
+            }
+            for (reply, r) in replies {
+                let _ = reply.send(r);
             }
         }
-        // One commit (one fsync) for everything above; only then is anything acknowledged.
-        if !replies.is_empty() {
-            if let Err(e) = counter.count(&tx) {
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(io("", format!("commit failed: {e}"))));
-                }
-                continue;
-            }
-        }
-        let wrote = !replies.is_empty();
-        match tx.commit() {
-            Ok(()) => {
-                if wrote {
-                    counter.committed();
-                }
-                for (reply, r) in replies {
-                    let _ = reply.send(r);
-                }
-            }
-            Err(e) => {
-                for (reply, _) in replies {
-                    let _ = reply.send(Err(io("", format!("commit failed: {e}"))));
-                }
+        Err(e) => {
+            for (reply, _) in replies {
+                let _ = reply.send(Err(io("", format!("commit failed: {e}"))));
             }
         }
     }
