@@ -24,7 +24,8 @@
 //! ```
 //!
 //! `my-app serve` then serves it with rooms in SQLite (`--data DIR`, default
-//! [`DEFAULT_DATA_DIR`]) or in memory (`--memory`); `my-app codegen ts --out src/schema.ts` writes
+//! [`DEFAULT_DATA_DIR`]) or in memory (`--memory`), over HTTPS and WSS with `--tls-cert FILE
+//! --tls-key FILE`; `my-app codegen ts --out src/schema.ts` writes
 //! its TypeScript classes and schema; `my-app export ROOM` and `my-app import ROOM FILE` copy a
 //! room out of and into the data directory. `--limit NAME=VALUE` (repeatable) sets any field of
 //! [`ServerLimits`](crate::ServerLimits) or [`ModelLimits`](crate::ModelLimits) by name. `--help`
@@ -36,6 +37,7 @@
 use crate::limits::{ModelLimits, ServerLimits};
 use crate::server::{load_room, valid_room_name, ServerBuilder, StoreChoice};
 use crate::store::{RoomSnapshot, SqliteStore, Store, DEFAULT_DATA_DIR};
+use crate::tls::TlsConfig;
 use anyhow::{anyhow, bail, Context};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use serde::de::DeserializeOwned;
@@ -144,6 +146,8 @@ enum Command {
         static_dir: Option<PathBuf>,
         #[command(flatten)]
         storage: Storage,
+        #[command(flatten)]
+        tls: Tls,
         /// Set a limit by its field name in ServerLimits or ModelLimits, e.g. `clients_max=500`
         /// or `frame_bytes_max=4MiB` (`server.` or `model.` in front where a name is in both).
         #[arg(long = "limit", value_name = "NAME=VALUE")]
@@ -202,9 +206,25 @@ struct Storage {
     memory: bool,
 }
 
+#[derive(clap::Args)]
+struct Tls {
+    /// Serve HTTPS and WSS on --bind with this certificate chain (PEM: the server's certificate
+    /// first, then any intermediates). Needs --tls-key.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key of --tls-cert (PEM: PKCS#8, SEC1 or PKCS#1).
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+}
+
 async fn execute(command: Command, app: &dyn Fn() -> ServerBuilder) -> anyhow::Result<()> {
     match command {
-        Command::Serve { bind, static_dir, storage, limits, service_timeout_ms } => {
+        Command::Serve { bind, static_dir, storage, tls, limits, service_timeout_ms } => {
+            // Before anything is opened: a wrong file fails the start at once, naming it.
+            let tls = match (tls.tls_cert, tls.tls_key) {
+                (Some(cert), Some(key)) => Some(TlsConfig::from_pem_files(cert, key)?),
+                _ => None,
+            };
             let mut builder = app();
             for spec in &limits {
                 set_limit(&mut builder.limits, &mut builder.model_limits, spec)
@@ -223,7 +243,7 @@ async fn execute(command: Command, app: &dyn Fn() -> ServerBuilder) -> anyhow::R
                 tracing::info!(path = %store.path().display(), "rooms are stored in SQLite");
                 builder = builder.store(Arc::new(store));
             }
-            serve(bind, builder).await
+            serve(bind, builder, tls).await
         }
         Command::Codegen { language, import, out } => {
             let types = app().types;
@@ -248,7 +268,7 @@ async fn execute(command: Command, app: &dyn Fn() -> ServerBuilder) -> anyhow::R
     }
 }
 
-async fn serve(bind: SocketAddr, builder: ServerBuilder) -> anyhow::Result<()> {
+async fn serve(bind: SocketAddr, builder: ServerBuilder, tls: Option<TlsConfig>) -> anyhow::Result<()> {
     raise_fd_limit();
     if matches!(builder.store, StoreChoice::Default) {
         // `build` says where the default store is; say how to choose another.
@@ -257,14 +277,18 @@ async fn serve(bind: SocketAddr, builder: ServerBuilder) -> anyhow::Result<()> {
     let server = builder.build()?;
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
     // Tests and scripts wait for this line to know the port (useful with --bind 127.0.0.1:0).
-    println!("listening on http://{}", listener.local_addr()?);
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    println!("listening on {scheme}://{}", listener.local_addr()?);
     let stopper = server.clone();
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("shutting down");
         stopper.shutdown();
     });
-    server.serve(listener).await?;
+    match tls {
+        Some(tls) => server.serve_tls(listener, tls).await?,
+        None => server.serve(listener).await?,
+    }
     Ok(())
 }
 

@@ -12,6 +12,7 @@
 //! - [`room`]: one actor per room owning its document.
 //! - [`server`]: the axum router, sessions, hooks, shutdown.
 //! - [`store`]: persistence of rooms behind a trait.
+//! - [`tls`]: a certificate and key for [`Server::serve_tls`] (HTTPS and WSS).
 //! - [`client`]: a Rust client (bots, tools, tests, benchmarks).
 //! - [`demo`]: the types of the bundled demos.
 //! - `cli` (default feature `cli`): the command line (`serve`, `codegen`, `export`, `import`)
@@ -65,10 +66,12 @@ pub mod protocol;
 pub mod room;
 pub mod server;
 pub mod store;
+pub mod tls;
 
 pub use limits::{ModelLimits, ServerLimits};
 pub use room::{RoomError, RoomHandle};
 pub use server::{BuildError, Server, ServerBuilder};
+pub use tls::{TlsConfig, TlsError};
 
 #[doc = include_str!("../README.md")]
 #[cfg(doctest)]

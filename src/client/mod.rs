@@ -7,6 +7,7 @@
 //! [`next_event`](Client::next_event).
 
 mod mirror;
+mod tls;
 
 pub use mirror::{Mirror, MirrorNode};
 
@@ -30,9 +31,13 @@ fn socket_config() -> tokio_tungstenite::tungstenite::protocol::WebSocketConfig 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ClientError {
-    /// Could not connect or the socket failed.
+    /// Could not connect or the socket failed (a server certificate that no trusted root
+    /// vouches for included).
     #[error("connection: {0}")]
     Connection(String),
+    /// [`ConnectOptions::tls_roots_pem`] holds no usable certificate.
+    #[error("tls_roots_pem: {0}")]
+    TlsRoots(String),
     /// The server closed the connection.
     #[error("closed by the server with {code}: {reason}")]
     Closed {
@@ -125,6 +130,9 @@ pub struct ConnectOptions {
     pub token: Option<String>,
     /// Resume as an earlier client (from [`Client::resume_point`]), with its mirror.
     pub resume: Option<(Resume, Mirror)>,
+    /// For `wss://` URLs: root certificates (PEM) trusted besides the public ones (Mozilla's,
+    /// built in), e.g. a private CA's or a self-signed server's own certificate.
+    pub tls_roots_pem: Option<Vec<u8>>,
 }
 
 /// A connection to one room.
@@ -153,10 +161,13 @@ impl std::fmt::Debug for Client {
 }
 
 impl Client {
-    /// Connects to `url` (`ws://host:port/ws/<room>`), says hello and waits for the welcome.
-    /// When resuming, the catch-up updates are applied to the given mirror before this returns.
+    /// Connects to `url` (`ws://host:port/ws/<room>`, or `wss://` over TLS), says hello and
+    /// waits for the welcome. When resuming, the catch-up updates are applied to the given
+    /// mirror before this returns.
     pub async fn connect(url: &str, options: ConnectOptions) -> Result<Client, ClientError> {
-        let (ws, _) = tokio_tungstenite::connect_async_with_config(url, Some(socket_config()), true)
+        let secure = url.get(..6).is_some_and(|scheme| scheme.eq_ignore_ascii_case("wss://"));
+        let connector = if secure { Some(tls::connector(options.tls_roots_pem.as_deref())?) } else { None };
+        let (ws, _) = tokio_tungstenite::connect_async_tls_with_config(url, Some(socket_config()), true, connector)
             .await
             .map_err(|e| ClientError::Connection(e.to_string()))?;
         let (resume, old_mirror) = match options.resume {

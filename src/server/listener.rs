@@ -1,14 +1,20 @@
-//! The accept loop of [`Server::serve`](super::Server::serve): HTTP/1.1 connections on hyper
-//! with a deadline for the request head, so a connection that never finishes its headers (or
-//! sits idle between requests) is closed instead of held forever.
+//! The accept loop of [`Server::serve`](super::Server::serve) and
+//! [`Server::serve_tls`](super::Server::serve_tls): HTTP/1.1 connections on hyper with a deadline
+//! for the request head, so a connection that never finishes its headers (or sits idle between
+//! requests) is closed instead of held forever. With TLS, each connection's handshake runs in its
+//! own task under the same deadline: a client that never finishes it holds one socket for that
+//! long, and a failed handshake ends only its own connection.
 //!
 //! Must not: know rooms or sessions (the router does).
 
+use crate::tls::TlsConfig;
 use axum::extract::ConnectInfo;
 use axum::Router;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
+use std::net::SocketAddr;
 use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -16,6 +22,34 @@ use tokio_util::task::TaskTracker;
 /// After a failed accept (out of file descriptors, say), the loop waits this long before the
 /// next one instead of spinning.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(50);
+
+impl super::Server {
+    /// Serves HTTPS and WSS on `listener` with `tls` (see [`TlsConfig::from_pem_files`]), as
+    /// [`serve`](Self::serve) serves plain HTTP: until [`shutdown`](Self::shutdown), then every
+    /// session closes with 1001 and is waited for (at most 5 s). A TLS handshake must finish
+    /// within `http_header_timeout_ms`, like a request head.
+    ///
+    /// TLS is a matter of how a server is served, not of what it is: one server can be served
+    /// plainly on one listener and with TLS on another, and its [`router`](Self::router) mounted
+    /// behind a TLS-terminating proxy needs none of this.
+    pub async fn serve_tls(&self, listener: TcpListener, tls: TlsConfig) -> std::io::Result<()> {
+        let header_timeout = Duration::from_millis(self.inner.limits.http_header_timeout_ms);
+        let r = accept_loop(
+            listener,
+            self.router(),
+            header_timeout,
+            Some(tls),
+            self.inner.shutdown.clone(),
+            self.inner.tasks.clone(),
+        )
+        .await;
+        // The end of `Server::serve`.
+        self.inner.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.tasks.wait()).await;
+        self.inner.rooms.clear();
+        r
+    }
+}
 
 /// Accepts connections until `shutdown`, serving `router` on each; connections still serving
 /// plain HTTP then finish their request and close (WebSocket sessions close themselves on
@@ -27,8 +61,21 @@ pub(crate) async fn serve(
     shutdown: CancellationToken,
     tasks: TaskTracker,
 ) -> std::io::Result<()> {
+    accept_loop(listener, router, header_timeout, None, shutdown, tasks).await
+}
+
+/// [`serve`], with TLS on every connection when `tls` is given.
+async fn accept_loop(
+    listener: TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    tls: Option<TlsConfig>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+) -> std::io::Result<()> {
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(header_timeout);
+    let acceptor = tls.map(|tls| tls.acceptor());
     loop {
         let (tcp, peer) = tokio::select! {
             biased;
@@ -44,21 +91,59 @@ pub(crate) async fn serve(
         };
         // Updates are small and latency matters: no Nagle delay.
         let _ = tcp.set_nodelay(true);
-        // Requests carry the peer's address (axum's `ConnectInfo`), for the auth hook and the
-        // per-address limits.
-        let service = TowerToHyperService::new(router.clone().layer(axum::Extension(ConnectInfo(peer))));
-        let conn = http.serve_connection(TokioIo::new(tcp), service).with_upgrades();
-        let shutdown = shutdown.clone();
-        tasks.spawn(async move {
-            tokio::pin!(conn);
-            tokio::select! {
-                r = conn.as_mut() => log_end(r),
-                _ = shutdown.cancelled() => {
-                    conn.as_mut().graceful_shutdown();
-                    log_end(conn.await);
-                }
+        let (http, router, shutdown) = (http.clone(), router.clone(), shutdown.clone());
+        match &acceptor {
+            None => {
+                tasks.spawn(serve_connection(http, tcp, peer, router, shutdown));
             }
-        });
+            Some(acceptor) => {
+                let accept = acceptor.accept(tcp);
+                tasks.spawn(async move {
+                    // The handshake is this task's, never the accept loop's: a slow or failed
+                    // one holds up no other connection.
+                    let tls = tokio::select! {
+                        handshake = tokio::time::timeout(header_timeout, accept) => match handshake {
+                            Ok(Ok(tls)) => tls,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                                return;
+                            }
+                            Err(_) => {
+                                tracing::debug!(%peer, timeout_ms = header_timeout.as_millis(), "TLS handshake timed out");
+                                return;
+                            }
+                        },
+                        _ = shutdown.cancelled() => return,
+                    };
+                    serve_connection(http, tls, peer, router, shutdown).await;
+                });
+            }
+        }
+    }
+}
+
+/// Serves HTTP/1.1 (and its WebSocket upgrades) on one connection until it ends; on `shutdown`
+/// a request in flight finishes first.
+async fn serve_connection<I>(
+    http: hyper::server::conn::http1::Builder,
+    io: I,
+    peer: SocketAddr,
+    router: Router,
+    shutdown: CancellationToken,
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    // Requests carry the peer's address (axum's `ConnectInfo`), for the auth hook and the
+    // per-address limits.
+    let service = TowerToHyperService::new(router.layer(axum::Extension(ConnectInfo(peer))));
+    let conn = http.serve_connection(TokioIo::new(io), service).with_upgrades();
+    tokio::pin!(conn);
+    tokio::select! {
+        r = conn.as_mut() => log_end(r),
+        _ = shutdown.cancelled() => {
+            conn.as_mut().graceful_shutdown();
+            log_end(conn.await);
+        }
     }
 }
 
