@@ -224,6 +224,12 @@ const CLOSE_CODES: &[(&str, u16, &str)] = &[
     ("TOO_SLOW", close::TOO_SLOW, "the client did not read fast enough (its outbound queue filled); resume"),
     ("TOO_MANY_ERRORS", close::TOO_MANY_ERRORS, "more than errors_max bad or rate-limited messages"),
     ("IDLE", close::IDLE, "no traffic, not even pongs, for idle_timeout_ms"),
+    ("TOKEN_EXPIRED", close::TOKEN_EXPIRED, "the grant expired (a token's exp): get a new token and resume; nothing is lost"),
+    (
+        "TOO_MANY_CONNECTIONS",
+        close::TOO_MANY_CONNECTIONS,
+        "too many connections from this address or of this user (connections_per_address_max, connections_per_user_max)",
+    ),
 ];
 
 /// The codes the session and the room send besides the model's and the decoder's, each with the

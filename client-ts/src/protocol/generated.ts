@@ -32,6 +32,10 @@ export const CLOSE_CODES = {
   tooManyErrors: 4004,
   /** 4005: no traffic, not even pongs, for idle_timeout_ms. */
   idle: 4005,
+  /** 4006: the grant expired (a token's exp): get a new token and resume; nothing is lost. */
+  tokenExpired: 4006,
+  /** 4007: too many connections from this address or of this user (connections_per_address_max, connections_per_user_max). */
+  tooManyConnections: 4007,
 } as const;
 
 /** What each close code of {@link CLOSE_CODES} means, by number. */
@@ -48,6 +52,8 @@ export const CLOSE_CODE_MEANINGS: { readonly [code: number]: string } = {
   4003: "the client did not read fast enough (its outbound queue filled); resume",
   4004: "more than errors_max bad or rate-limited messages",
   4005: "no traffic, not even pongs, for idle_timeout_ms",
+  4006: "the grant expired (a token's exp): get a new token and resume; nothing is lost",
+  4007: "too many connections from this address or of this user (connections_per_address_max, connections_per_user_max)",
 };
 
 /** Every code the server sends in `reject.code`, `error.code` and `result.error.code`, with what it means. */
