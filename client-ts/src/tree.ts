@@ -9,7 +9,23 @@
  * objects take their defaults from the optional `defaults` provider. No DOM, no I/O.
  */
 
-import type { AttrChange, Change, EmitChange, JsonObject, JsonValue, NodeSnapshot, SetElement } from "./protocol.js";
+import type {
+  AttrChange,
+  Change,
+  EmitChange,
+  JsonObject,
+  JsonValue,
+  ListInsertChange,
+  ListMoveChange,
+  ListRemoveChange,
+  ListSetChange,
+  NodeSnapshot,
+  SetAddChange,
+  SetElement,
+  SetRemoveChange,
+  TextDeleteChange,
+  TextInsertChange,
+} from "./protocol.js";
 import { checkEdit } from "./text.js";
 import {
   deepFreeze,
@@ -120,10 +136,6 @@ export function nextAttrValue(
 ): { value: JsonValue | undefined } | ApplyError {
   const where = `${change.obj}.${change.attr}`;
   const wrong = (what: string): ApplyError => ({ code: "wrong_kind", reason: `${where}: ${change.op} needs ${what}` });
-  const range = (i: number, len: number): ApplyError => ({
-    code: "out_of_range",
-    reason: `${where}: index ${i} is out of range (length ${len})`,
-  });
   switch (change.op) {
     case "set":
       return { value: change.value };
@@ -131,23 +143,9 @@ export function nextAttrValue(
       if (typeof current !== "number") return wrong("a number");
       return { value: current + change.value };
     case "text_insert":
-    case "text_delete": {
+    case "text_delete":
       if (typeof current !== "string") return wrong("a string");
-      const edit =
-        change.op === "text_insert"
-          ? ({ kind: "insert", pos: change.pos, text: change.text } as const)
-          : ({ kind: "delete", pos: change.pos, len: change.len } as const);
-      const bad = checkEdit(current, edit);
-      if (bad !== null) {
-        return { code: bad, reason: `${where}: ${change.op} at ${change.pos} does not fit a text of ${current.length} units` };
-      }
-      return {
-        value:
-          edit.kind === "insert"
-            ? current.slice(0, edit.pos) + edit.text + current.slice(edit.pos)
-            : current.slice(0, edit.pos) + current.slice(edit.pos + edit.len),
-      };
-    }
+      return nextText(current, change, where);
     case "dict_set":
       if (!isJsonObject(current)) return wrong("a dict");
       return { value: withKey(current, change.key, change.value) };
@@ -155,19 +153,59 @@ export function nextAttrValue(
       if (!isJsonObject(current)) return wrong("a dict");
       if (!hasKey(current, change.key)) return { code: "no_such_key", reason: `${where}: no key "${change.key}"` };
       return { value: withoutKey(current, change.key) };
-    case "list_insert": {
+    case "list_insert":
+    case "list_remove":
+    case "list_move":
+    case "list_set":
       if (!Array.isArray(current)) return wrong("a list");
+      return nextList(current, change, where);
+    case "set_add":
+    case "set_remove":
+      if (!Array.isArray(current) || !current.every(isSetElement)) return wrong("a set");
+      return nextSet(current as readonly SetElement[], change, where);
+    case "emit":
+      return { value: current };
+  }
+}
+
+/** A text edit applied to `current`. */
+function nextText(current: string, change: TextInsertChange | TextDeleteChange, where: string): { value: string } | ApplyError {
+  const edit =
+    change.op === "text_insert"
+      ? ({ kind: "insert", pos: change.pos, text: change.text } as const)
+      : ({ kind: "delete", pos: change.pos, len: change.len } as const);
+  const bad = checkEdit(current, edit);
+  if (bad !== null) {
+    return { code: bad, reason: `${where}: ${change.op} at ${change.pos} does not fit a text of ${current.length} units` };
+  }
+  return {
+    value:
+      edit.kind === "insert"
+        ? current.slice(0, edit.pos) + edit.text + current.slice(edit.pos)
+        : current.slice(0, edit.pos) + current.slice(edit.pos + edit.len),
+  };
+}
+
+/** A list change by index applied to `current`. */
+function nextList(
+  current: readonly JsonValue[],
+  change: ListInsertChange | ListRemoveChange | ListMoveChange | ListSetChange,
+  where: string,
+): { value: JsonValue } | ApplyError {
+  const range = (i: number, len: number): ApplyError => ({
+    code: "out_of_range",
+    reason: `${where}: index ${i} is out of range (length ${len})`,
+  });
+  switch (change.op) {
+    case "list_insert": {
       const i = change.index ?? current.length;
       if (i > current.length) return range(i, current.length);
       return { value: frozenArray([...current.slice(0, i), change.value, ...current.slice(i)]) };
     }
-    case "list_remove": {
-      if (!Array.isArray(current)) return wrong("a list");
+    case "list_remove":
       if (change.index >= current.length) return range(change.index, current.length);
       return { value: frozenArray(current.filter((_, i) => i !== change.index)) };
-    }
     case "list_move": {
-      if (!Array.isArray(current)) return wrong("a list");
       if (change.from >= current.length) return range(change.from, current.length);
       if (change.to >= current.length) return range(change.to, current.length);
       const out = current.slice();
@@ -176,27 +214,23 @@ export function nextAttrValue(
       return { value: frozenArray(out) };
     }
     case "list_set": {
-      if (!Array.isArray(current)) return wrong("a list");
       if (change.index >= current.length) return range(change.index, current.length);
       const out = current.slice();
       out[change.index] = change.value;
       return { value: frozenArray(out) };
     }
-    case "set_add":
-    case "set_remove": {
-      if (!Array.isArray(current) || !current.every(isSetElement)) return wrong("a set");
-      const set = current as readonly SetElement[];
-      const at = setPosition(set, change.value);
-      if (change.op === "set_add") {
-        if (at.found) return { code: "set_element", reason: `${where}: ${JSON.stringify(change.value)} is already in the set` };
-        return { value: frozenArray([...set.slice(0, at.index), change.value, ...set.slice(at.index)]) };
-      }
-      if (!at.found) return { code: "set_element", reason: `${where}: ${JSON.stringify(change.value)} is not in the set` };
-      return { value: frozenArray(set.filter((_, i) => i !== at.index)) };
-    }
-    case "emit":
-      return { value: current };
   }
+}
+
+/** A set element added to or removed from `set` (kept in canonical order). */
+function nextSet(set: readonly SetElement[], change: SetAddChange | SetRemoveChange, where: string): { value: JsonValue } | ApplyError {
+  const at = setPosition(set, change.value);
+  if (change.op === "set_add") {
+    if (at.found) return { code: "set_element", reason: `${where}: ${JSON.stringify(change.value)} is already in the set` };
+    return { value: frozenArray([...set.slice(0, at.index), change.value, ...set.slice(at.index)]) };
+  }
+  if (!at.found) return { code: "set_element", reason: `${where}: ${JSON.stringify(change.value)} is not in the set` };
+  return { value: frozenArray(set.filter((_, i) => i !== at.index)) };
 }
 
 /** The tree of objects; see the module docs. */

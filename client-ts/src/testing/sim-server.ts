@@ -18,6 +18,8 @@ import type {
   JsonValue,
   NodeSnapshot,
   ServerMessage,
+  TextDeleteChange,
+  TextInsertChange,
   UpdateMessage,
 } from "../protocol.js";
 import { changesList, isByIndexListChange } from "../list-stale.js";
@@ -282,37 +284,8 @@ export class SimServer {
         if (changed !== undefined) return fail("list_base_stale", `${c.obj}.${c.attr} changed at ${changed.version}, after base ${msg.base}`, i);
       }
       if (c.op === "text_insert" || c.op === "text_delete") {
-        const key = `${c.obj}\u0000${c.attr}`;
-        let view = views.get(key);
-        if (view === undefined) {
-          const h = this.texts.get(key) ?? { floor: 0, entries: [] };
-          if (msg.base < h.floor && msg.base < this.version) return fail("text_base_too_old", "history too short", i);
-          view = [];
-          for (const e of h.entries) {
-            if (e.version <= msg.base) continue;
-            if (e.client === client.id) return fail("text_base_stale", "own edit since base", i);
-            view.push([e.edit, e.tie]);
-          }
-          views.set(key, view);
-        }
-        let edits: TextEdit[] = [c.op === "text_insert" ? { kind: "insert", pos: c.pos, text: c.text } : { kind: "delete", pos: c.pos, len: c.len }];
-        const rewritten: [TextEdit, string][] = [];
-        for (const [other, tie] of view) {
-          const [mine, theirs] = transformSeqs(edits, [other], client.id < tie);
-          edits = mine;
-          for (const t of theirs) rewritten.push([t, tie]);
-        }
-        views.set(key, rewritten);
-        for (const e of edits) {
-          const tc: Change =
-            e.kind === "insert"
-              ? { op: "text_insert", obj: c.obj, attr: c.attr, pos: e.pos, text: e.text }
-              : { op: "text_delete", obj: c.obj, attr: c.attr, pos: e.pos, len: e.len };
-          const err = this.tree.apply(tc, steps);
-          if (err !== null) return fail(err.code, err.reason, i);
-          applied.push(tc);
-          textLog.push([tc, e]);
-        }
+        const err = this.applyTextEdit(client.id, msg.base, c, { steps, applied, views, textLog });
+        if (err !== null) return fail(err.code, err.reason, i);
         continue;
       }
       const err = this.tree.apply(c, steps);
@@ -335,6 +308,51 @@ export class SimServer {
     const wire = steps.flatMap(wireChange);
     this.logLists(wire, client.id);
     this.publish({ t: "update", v: this.version, origin: client.id, action: msg.id, changes: wire });
+  }
+
+  /**
+   * Applies a client's text edit made at `base`, transformed against the edits of others since
+   * (as the server's `transform_request`; `run.views` keeps each topic's transformed view for the
+   * rest of the action); why not, if it does not apply.
+   */
+  private applyTextEdit(
+    clientId: string,
+    base: number,
+    c: TextInsertChange | TextDeleteChange,
+    run: { steps: Step[]; applied: Change[]; views: Map<string, [TextEdit, string][]>; textLog: [Change, TextEdit | null][] },
+  ): { code: string; reason: string } | null {
+    const key = `${c.obj}\u0000${c.attr}`;
+    let view = run.views.get(key);
+    if (view === undefined) {
+      const h = this.texts.get(key) ?? { floor: 0, entries: [] };
+      if (base < h.floor && base < this.version) return { code: "text_base_too_old", reason: "history too short" };
+      view = [];
+      for (const e of h.entries) {
+        if (e.version <= base) continue;
+        if (e.client === clientId) return { code: "text_base_stale", reason: "own edit since base" };
+        view.push([e.edit, e.tie]);
+      }
+      run.views.set(key, view);
+    }
+    let edits: TextEdit[] = [c.op === "text_insert" ? { kind: "insert", pos: c.pos, text: c.text } : { kind: "delete", pos: c.pos, len: c.len }];
+    const rewritten: [TextEdit, string][] = [];
+    for (const [other, tie] of view) {
+      const [mine, theirs] = transformSeqs(edits, [other], clientId < tie);
+      edits = mine;
+      for (const t of theirs) rewritten.push([t, tie]);
+    }
+    run.views.set(key, rewritten);
+    for (const e of edits) {
+      const tc: Change =
+        e.kind === "insert"
+          ? { op: "text_insert", obj: c.obj, attr: c.attr, pos: e.pos, text: e.text }
+          : { op: "text_delete", obj: c.obj, attr: c.attr, pos: e.pos, len: e.len };
+      const err = this.tree.apply(tc, run.steps);
+      if (err !== null) return err;
+      run.applied.push(tc);
+      run.textLog.push([tc, e]);
+    }
+    return null;
   }
 
   /** A simple undo: the inverse of the client's latest transition (no text transposition). */
