@@ -35,6 +35,7 @@
 //! user who writes its own `main` can turn the feature off.
 
 use crate::limits::{ModelLimits, ServerLimits};
+use crate::server::jwt::JwtAuth;
 use crate::server::{load_room, valid_room_name, ServerBuilder, StoreChoice};
 use crate::store::{RoomSnapshot, SqliteStore, Store, DEFAULT_DATA_DIR};
 use crate::tls::TlsConfig;
@@ -135,6 +136,8 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+// Parsed once at start: the size of `serve`'s options costs nothing.
+#[allow(clippy::large_enum_variant)]
 enum Command {
     /// Serve WebSocket rooms (at /ws/<room>), /healthz, /metrics, /types and static files.
     Serve {
@@ -148,6 +151,8 @@ enum Command {
         storage: Storage,
         #[command(flatten)]
         tls: Tls,
+        #[command(flatten)]
+        access: Access,
         /// Set a limit by its field name in ServerLimits or ModelLimits, e.g. `clients_max=500`
         /// or `frame_bytes_max=4MiB` (`server.` or `model.` in front where a name is in both).
         #[arg(long = "limit", value_name = "NAME=VALUE")]
@@ -217,15 +222,86 @@ struct Tls {
     tls_key: Option<PathBuf>,
 }
 
+/// Who may connect: origins, trusted proxies, signed tokens.
+#[derive(clap::Args)]
+struct Access {
+    /// A browser origin allowed besides the server's own (repeatable; `*` for any), e.g.
+    /// `https://app.example.com`. Others are refused with HTTP 403.
+    #[arg(long = "allow-origin", value_name = "ORIGIN")]
+    allow_origins: Vec<String>,
+    /// A proxy (by IP address) whose X-Forwarded-For / Forwarded headers are believed
+    /// (repeatable).
+    #[arg(long = "trust-proxy", value_name = "IP")]
+    trust_proxies: Vec<std::net::IpAddr>,
+    /// Let in clients with a JWT signed with HS256 and the secret in FILE (replaces the
+    /// application's auth hook; docs/operations.md, Security).
+    #[arg(long, value_name = "FILE", group = "jwt")]
+    jwt_hs256_secret_file: Option<PathBuf>,
+    /// Let in clients with a JWT signed with RS256, verified with the public key in FILE (PEM).
+    #[arg(long, value_name = "FILE", group = "jwt")]
+    jwt_rs256_key: Option<PathBuf>,
+    /// Let in clients with a JWT signed with ES256, verified with the public key in FILE (PEM).
+    #[arg(long, value_name = "FILE", group = "jwt")]
+    jwt_es256_key: Option<PathBuf>,
+    /// Let in clients with a JWT verified with the key of the JWKS document in FILE named by the
+    /// token's `kid`.
+    #[arg(long, value_name = "FILE", group = "jwt")]
+    jwks: Option<PathBuf>,
+    /// Require this `iss` in tokens.
+    #[arg(long, value_name = "ISSUER", requires = "jwt")]
+    jwt_issuer: Option<String>,
+    /// Require this `aud` in tokens.
+    #[arg(long, value_name = "AUDIENCE", requires = "jwt")]
+    jwt_audience: Option<String>,
+}
+
+impl Access {
+    fn apply(self, mut builder: ServerBuilder) -> anyhow::Result<ServerBuilder> {
+        if !self.allow_origins.is_empty() {
+            builder = builder.allowed_origins(self.allow_origins);
+        }
+        if !self.trust_proxies.is_empty() {
+            builder = builder.trust_proxies(self.trust_proxies);
+        }
+        let read = |path: &Path| std::fs::read(path).with_context(|| path.display().to_string());
+        let file = |path: &Path, e: crate::server::jwt::KeyError| anyhow!("{}: {e}", path.display());
+        let jwt = if let Some(path) = &self.jwt_hs256_secret_file {
+            let secret = read(path)?;
+            // A secret file usually ends with a newline that is not part of the secret.
+            let secret = secret.strip_suffix(b"\n").unwrap_or(&secret);
+            Some(JwtAuth::hs256(secret).map_err(|e| file(path, e))?)
+        } else if let Some(path) = &self.jwt_rs256_key {
+            Some(JwtAuth::rs256_pem(&read(path)?).map_err(|e| file(path, e))?)
+        } else if let Some(path) = &self.jwt_es256_key {
+            Some(JwtAuth::es256_pem(&read(path)?).map_err(|e| file(path, e))?)
+        } else if let Some(path) = &self.jwks {
+            let text = String::from_utf8(read(path)?).with_context(|| path.display().to_string())?;
+            Some(JwtAuth::jwks(&text).map_err(|e| file(path, e))?)
+        } else {
+            None
+        };
+        if let Some(mut jwt) = jwt {
+            if let Some(iss) = self.jwt_issuer {
+                jwt = jwt.issuer(iss);
+            }
+            if let Some(aud) = self.jwt_audience {
+                jwt = jwt.audience(aud);
+            }
+            builder = builder.authorize_jwt(jwt);
+        }
+        Ok(builder)
+    }
+}
+
 async fn execute(command: Command, app: &dyn Fn() -> ServerBuilder) -> anyhow::Result<()> {
     match command {
-        Command::Serve { bind, static_dir, storage, tls, limits, service_timeout_ms } => {
+        Command::Serve { bind, static_dir, storage, tls, access, limits, service_timeout_ms } => {
             // Before anything is opened: a wrong file fails the start at once, naming it.
             let tls = match (tls.tls_cert, tls.tls_key) {
                 (Some(cert), Some(key)) => Some(TlsConfig::from_pem_files(cert, key)?),
                 _ => None,
             };
-            let mut builder = app();
+            let mut builder = access.apply(app())?;
             for spec in &limits {
                 set_limit(&mut builder.limits, &mut builder.model_limits, spec)
                     .map_err(|e| anyhow!("--limit {spec}: {e}"))?;

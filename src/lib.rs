@@ -84,3 +84,7 @@ struct GettingStartedDoctests;
 #[doc = include_str!("../docs/kinds.md")]
 #[cfg(doctest)]
 struct KindsDoctests;
+
+#[doc = include_str!("../docs/operations.md")]
+#[cfg(doctest)]
+struct OperationsDoctests;

@@ -26,7 +26,7 @@ import { Emitter } from "./emitter.js";
 import { CallError, ObjectSyncError, RejectedError } from "./errors.js";
 import type { ActionHandle } from "./handle.js";
 import { ActionRecord } from "./handle.js";
-import type { Change, EmitChange, HelloMessage, JsonObject, JsonValue, WelcomeMessage } from "./protocol.js";
+import type { Change, EmitChange, HelloMessage, JsonObject, JsonValue, UserInfo, WelcomeMessage } from "./protocol.js";
 import { PROTOCOL_VERSION } from "./protocol.js";
 import type { Outcome } from "./rebase.js";
 import { Rebase } from "./rebase.js";
@@ -60,6 +60,10 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
   private readonly records = new Map<number, ActionRecord>();
   private tx: ActionRecord | null = null;
   private token: string | undefined;
+  /** Asked for a token before every connection attempt, when `connect` got a function. */
+  private tokenSource: (() => string | Promise<string>) | null = null;
+  private myIdentity: UserInfo | null = null;
+  private readonly otherUsers = new Map<string, UserInfo>();
   private resumeToken: string | null = null;
   private forceReload = false;
   private objectCounter = 0;
@@ -104,10 +108,21 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
    */
   connect(url: string, options: ConnectOptions = {}): Promise<void> {
     if (this.connection !== null) return Promise.reject(new ObjectSyncError("already_connected", "connect() was already called"));
-    this.token = options.token;
+    if (typeof options.token === "function") this.tokenSource = options.token;
+    else this.token = options.token;
+    const source = this.tokenSource;
     const conn = new Connection({
       url,
       hello: () => this.hello(),
+      // A fresh token for every attempt: a session closed because its token expired (4006)
+      // comes back with a new one and resumes.
+      ...(source !== null
+        ? {
+            prepare: async () => {
+              this.token = await source();
+            },
+          }
+        : {}),
       ...(options.WebSocket !== undefined ? { WebSocket: options.WebSocket } : {}),
       ...(options.backoffInitialMs !== undefined ? { backoffInitialMs: options.backoffInitialMs } : {}),
       ...(options.backoffMaxMs !== undefined ? { backoffMaxMs: options.backoffMaxMs } : {}),
@@ -119,7 +134,7 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
     conn.handle("update", (u) => this.process(this.rebase.onUpdate(u), false));
     conn.handle("events", (e) => this.process(this.rebase.onEvents(e), false));
     conn.handle("reject", (r) => this.process(this.rebase.onReject(r), false));
-    conn.handle("presence", (p) => this.setOther(p.client, p.state));
+    conn.handle("presence", (p) => this.setOther(p.client, p.state, p.user ?? null));
     conn.handle("result", (r) => this.calls.settle(r));
     conn.handle("error", (e) => this.dispatch("error", { error: new ObjectSyncError(e.code, e.reason) }));
     conn.on("decodeError", (e) => this.dispatch("error", { error: new ObjectSyncError("bad_message", e.error.reason) }));
@@ -206,6 +221,19 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
   /** Other clients' presence states by client id. */
   get presence(): ReadonlyMap<string, JsonValue> {
     return new Map(this.others);
+  }
+
+  /** Who this client is, as the server's auth hook said (`null`: anonymous, or not connected yet). */
+  get identity(): UserInfo | null {
+    return this.myIdentity;
+  }
+
+  /**
+   * Who the other clients with a presence are, by client id, as the server says (a client's own
+   * presence state cannot change it): show names from here, not from the state.
+   */
+  get users(): ReadonlyMap<string, UserInfo> {
+    return new Map(this.otherUsers);
   }
 
   /**
@@ -381,6 +409,7 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
   private onWelcome(w: WelcomeMessage): void {
     this.resumeToken = w.resume_token;
     this.isReadOnly = w.read_only;
+    this.myIdentity = w.identity ?? null;
     const outcome = this.rebase.onWelcome(w);
     if (outcome.resync !== null) {
       this.resync(outcome.resync);
@@ -389,9 +418,9 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
     this.process(outcome, false);
     // Presence: the welcome lists everyone else now.
     for (const id of [...this.others.keys()]) {
-      if (!Object.prototype.hasOwnProperty.call(w.presence, id)) this.setOther(id, null);
+      if (!Object.prototype.hasOwnProperty.call(w.presence, id)) this.setOther(id, null, null);
     }
-    for (const [id, state] of Object.entries(w.presence)) this.setOther(id, state);
+    for (const [id, state] of Object.entries(w.presence)) this.setOther(id, state, w.users?.[id] ?? null);
     if (this.myPresence !== null) this.connection?.send({ t: "presence", state: this.myPresence });
     this.calls.sendUnsent((m) => this.connection?.send(m) ?? false);
     this.dispatch("ready", {
@@ -399,6 +428,7 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
       resumed: w.snapshot === undefined,
       undoSteps: w.undo_steps,
       redoSteps: w.redo_steps,
+      identity: this.myIdentity,
     });
     this.firstWelcome?.resolve();
     this.firstWelcome = null;
@@ -409,17 +439,20 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
     this.calls.failSent();
   }
 
-  private setOther(client: string, state: JsonValue): void {
+  private setOther(client: string, state: JsonValue, user: UserInfo | null): void {
     if (client === this.clientId) return;
     const had = this.others.has(client);
     if (state === null) {
+      this.otherUsers.delete(client);
       if (!had) return;
       this.others.delete(client);
     } else {
+      if (user === null) this.otherUsers.delete(client);
+      else this.otherUsers.set(client, user);
       if (had && JSON.stringify(this.others.get(client)) === JSON.stringify(state)) return;
       this.others.set(client, state);
     }
-    this.dispatch("presence", { client, state });
+    this.dispatch("presence", { client, state, user: state === null ? null : user });
   }
 
   private resync(kind: "resume" | "reload"): void {

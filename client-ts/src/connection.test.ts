@@ -59,6 +59,35 @@ describe("Connection", () => {
     expect(conn.send({ t: "presence", state: 1 })).toBe(true);
   });
 
+  it("runs prepare before each attempt, and gives up with the reason when it fails", async () => {
+    const server = new SimServer({ root: { id: "root", type: "Root", attrs: {} } });
+    const net = new FakeNetwork(server);
+    let prepared = 0;
+    const ok = new Connection({
+      url: "ws://test/ws/room",
+      WebSocket: net.WebSocket,
+      hello: () => ({ t: "hello", protocol: 1, token: `t${prepared}` }),
+      prepare: () => {
+        prepared++;
+        return Promise.resolve();
+      },
+    });
+    ok.connect();
+    expect(net.last).toBeUndefined();
+    await vi.runAllTimersAsync();
+    net.deliverAll();
+    expect(prepared).toBe(1);
+    expect(net.last?.sent[0]).toEqual({ t: "hello", protocol: 1, token: "t1" });
+    expect(ok.state).toBe("open");
+    const closes: { code: number; reason: string; reconnectInMs: number | null }[] = [];
+    const failing = new Connection({ url: "ws://test/ws/room", WebSocket: net.WebSocket, hello: () => ({ t: "hello", protocol: 1 }), prepare: () => Promise.reject(new Error("no token")) });
+    failing.on("close", (e) => closes.push(e));
+    failing.connect();
+    await vi.runAllTimersAsync();
+    expect(closes).toEqual([{ code: 4001, reason: "could not prepare the connection: no token", reconnectInMs: null }]);
+    expect(failing.state).toBe("closed");
+  });
+
   it("dispatches decoded messages to the handlers of their type, and reports bad frames", () => {
     const { server, net, conn } = setup();
     const updates: UpdateMessage[] = [];

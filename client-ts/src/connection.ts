@@ -47,6 +47,9 @@ export interface ConnectionOptions {
   readonly url: string;
   /** Builds the `hello` of each attempt (resume data changes between attempts). */
   readonly hello: () => HelloMessage;
+  /** Runs before each attempt opens its socket (e.g. fetches a fresh token); if it fails, the
+   * connection gives up (`close` with `reconnectInMs: null`, code 4001 and the error). */
+  readonly prepare?: () => Promise<void>;
   /** The WebSocket constructor; `globalThis.WebSocket` by default. */
   readonly WebSocket?: WebSocketConstructor;
   /** First reconnect delay before jitter (default 100 ms); doubles on each failed attempt. */
@@ -159,6 +162,26 @@ export class Connection extends Emitter<ConnectionEvents> {
   // -------------------------------------------------------------------------------------------
 
   private open(): void {
+    const prepare = this.options.prepare;
+    if (prepare === undefined) {
+      this.openSocket();
+      return;
+    }
+    prepare().then(
+      () => {
+        if (this.started && this.socket === null) this.openSocket();
+      },
+      (e: unknown) => {
+        this.started = false;
+        this.clearTimers();
+        const reason = `could not prepare the connection: ${e instanceof Error ? e.message : String(e)}`;
+        this.dispatch("close", { code: CloseCode.unauthorized, reason, reconnectInMs: null });
+        this.setState("closed");
+      },
+    );
+  }
+
+  private openSocket(): void {
     const Ctor = this.options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
     if (Ctor === undefined) throw new Error("no WebSocket available: pass one in the options");
     let ws: WebSocketLike;

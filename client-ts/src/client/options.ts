@@ -5,14 +5,19 @@
 
 import type { ConnectionState, WebSocketConstructor } from "../connection.js";
 import type { ObjectSyncError, RejectedError } from "../errors.js";
-import type { JsonObject, JsonValue, NodeSnapshot } from "../protocol.js";
+import type { JsonObject, JsonValue, NodeSnapshot, UserInfo } from "../protocol.js";
 import type { Schema } from "../schema.js";
 import type { SObject, SObjectClass } from "../sobject.js";
 
 /** Options of `ObjectSyncClient.connect`. */
 export interface ConnectOptions {
-  /** Passed to the server's auth hook (`hello.token`). */
-  readonly token?: string;
+  /**
+   * Passed to the server's auth hook (`hello.token`). A function is asked before every
+   * connection attempt (it may fetch a fresh signed token from the application's backend), so a
+   * session closed because its token expired (close 4006) reconnects with a new one and resumes
+   * without losing anything. If it throws, the client stops (`closed`).
+   */
+  readonly token?: string | (() => string | Promise<string>);
   /** The WebSocket constructor (default `globalThis.WebSocket`). */
   readonly WebSocket?: WebSocketConstructor;
   /** First reconnect delay (default 100 ms, doubling). */
@@ -76,15 +81,25 @@ export interface ClientEvents {
    * what the server still holds of this client's undo history (0 after the room unloaded or the
    * server restarted; the document itself is intact), e.g. to tell the user undo starts afresh.
    */
-  ready: { readonly clientId: string; readonly resumed: boolean; readonly undoSteps: number; readonly redoSteps: number };
+  ready: {
+    readonly clientId: string;
+    readonly resumed: boolean;
+    readonly undoSteps: number;
+    readonly redoSteps: number;
+    /** Who this client is, as the server's auth hook said (`null`: anonymous). */
+    readonly identity: UserInfo | null;
+  };
   /** An object appeared in the local view. */
   created: { readonly object: SObject; readonly local: boolean };
   /** An object left the local view. */
   destroyed: { readonly object: SObject; readonly local: boolean };
   /** The server refused an action of this client; its effects were rolled back. */
   reject: { readonly error: RejectedError };
-  /** Another client's presence changed (`null`: cleared or left). */
-  presence: { readonly client: string; readonly state: JsonValue };
+  /**
+   * Another client's presence changed (`null`: cleared or left). `user`: who it is, as the server
+   * says (`null` for an anonymous client, or when it left).
+   */
+  presence: { readonly client: string; readonly state: JsonValue; readonly user: UserInfo | null };
   /** The server reported an error, or sent something this client could not read. */
   error: { readonly error: ObjectSyncError };
   /** A batch of local-view changes was reported (after all its other events). */

@@ -60,6 +60,19 @@ describe("decodeServerMessage", () => {
     expect(decodeServerMessage(JSON.stringify({ t: "welcome", protocol: 1, client: "c", resume_token: "r", version: 3, acked: 0, presence: {}, undo_steps: -1 }))).toBeInstanceOf(DecodeError);
   });
 
+  it("decodes who the client and the others are: welcome.identity, welcome.users, presence.user", () => {
+    const w = ok(
+      JSON.stringify({ t: "welcome", protocol: 1, client: "c1", resume_token: "r", version: 3, acked: 0, presence: { c2: { x: 1 } }, identity: { id: "ann", name: "Ann", roles: ["admin"] }, users: { c2: { id: "bob" } } }),
+    );
+    expect(w.t === "welcome" ? [w.identity, w.users] : null).toEqual([{ id: "ann", name: "Ann", roles: ["admin"] }, { c2: { id: "bob" } }]);
+    const p = ok(JSON.stringify({ t: "presence", client: "c2", user: { id: "bob", name: "Bob" }, state: { x: 2 } }));
+    expect(p.t === "presence" ? p.user : null).toEqual({ id: "bob", name: "Bob" });
+    const anon = ok(JSON.stringify({ t: "presence", client: "c3", state: null }));
+    expect(anon.t === "presence" ? anon.user : "?").toBeUndefined();
+    expect(decodeServerMessage(JSON.stringify({ t: "presence", client: "c2", user: { name: "no id" }, state: null }))).toBeInstanceOf(DecodeError);
+    expect(decodeServerMessage(JSON.stringify({ t: "presence", client: "c2", user: { id: "x", roles: [1] }, state: null }))).toBeInstanceOf(DecodeError);
+  });
+
   it("decodes the compact snapshot form into the same tree as the nested one", () => {
     const welcome = (snapshot: unknown) =>
       ok(JSON.stringify({ t: "welcome", protocol: 1, client: "c", resume_token: "r", version: 41, acked: 0, snapshot }));

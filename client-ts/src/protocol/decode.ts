@@ -12,9 +12,11 @@ import type {
   BatchedMessage,
   BatchMessage,
   EventsMessage,
+  PresenceMessage,
   RejectMessage,
   ServerMessage,
   UpdateMessage,
+  UserInfo,
   WelcomeMessage,
 } from "./messages.js";
 import type { Obj } from "./readers.js";
@@ -126,7 +128,32 @@ function welcome(o: Obj, p: string): WelcomeMessage {
   };
   const snap = field(o, "snapshot");
   if (snap !== undefined && snap !== null) m.snapshot = snapshot(snap, `${p}.snapshot`);
+  const identity = field(o, "identity");
+  if (identity !== undefined && identity !== null) m.identity = userInfo(identity, `${p}.identity`);
+  const users = field(o, "users");
+  if (users !== undefined && users !== null) {
+    const byClient: Record<string, UserInfo> = {};
+    for (const [client, u] of Object.entries(obj(users, `${p}.users`))) {
+      Object.defineProperty(byClient, client, { value: userInfo(u, `${p}.users.${client}`), enumerable: true, writable: true, configurable: true });
+    }
+    m.users = byClient;
+  }
   return m;
+}
+
+/** `{"id": ..., "name"?: ..., "roles"?: [...]}`. */
+function userInfo(v: unknown, p: string): UserInfo {
+  const o = obj(v, p);
+  const u: UserInfo = { id: str(o, "id", p) };
+  const name = optStr(o, "name", p);
+  if (name !== undefined) u.name = name;
+  if (field(o, "roles") !== undefined) {
+    u.roles = array(o, "roles", p).map((r, i) => {
+      if (typeof r !== "string") throw new Invalid(`${p}.roles[${i}]: expected a string`);
+      return r;
+    });
+  }
+  return u;
 }
 
 /** Every message but `welcome` and `batch`; `p` prefixes field paths, `at` names the message
@@ -158,7 +185,10 @@ function decodeTyped(o: Obj, t: string, p: string, at: string): BatchedMessage {
     }
     case "presence": {
       const state = field(o, "state");
-      return { t, client: str(o, "client", p), state: state === undefined ? null : json(state, p) };
+      const m: PresenceMessage = { t, client: str(o, "client", p), state: state === undefined ? null : json(state, p) };
+      const user = field(o, "user");
+      if (user !== undefined && user !== null) m.user = userInfo(user, `${p}.user`);
+      return m;
     }
     case "result": {
       const id = int(o, "id", p);

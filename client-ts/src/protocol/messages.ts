@@ -89,6 +89,16 @@ export interface WelcomeMessage {
   undo_steps: number;
   /** Redo steps the room holds for this client. */
   redo_steps: number;
+  /** Who this client is, as the server's auth hook said (absent: anonymous). */
+  identity?: UserInfo;
+  /** Who the clients in `presence` are, for those with an identity. */
+  users?: Record<string, UserInfo>;
+}
+/** A client's identity as the server tells it: the user id, and a name and roles if any. */
+export interface UserInfo {
+  id: string;
+  name?: string;
+  roles?: string[];
 }
 /** One accepted state transition (version `v`). */
 export interface UpdateMessage {
@@ -121,6 +131,8 @@ export interface RejectMessage {
 export interface PresenceMessage {
   t: "presence";
   client: string;
+  /** Who the client is: the server's word, which its own `state` cannot change (absent: anonymous). */
+  user?: UserInfo;
   state: JsonValue;
 }
 /** A service error (`result.error`). */
