@@ -118,8 +118,9 @@ pub struct ServerLimits {
     pub errors_max: u32,
     /// Time an HTTP connection has to send a whole request head (and, between requests on a
     /// kept-alive connection, the next one): a connection that never finishes its headers is
-    /// closed instead of held. Applies to [`Server::serve`](crate::Server::serve); an app that
-    /// mounts the router in its own server sets its own.
+    /// closed instead of held; with TLS, the same deadline holds for the handshake. Applies to
+    /// [`Server::serve`](crate::Server::serve) and [`Server::serve_tls`](crate::Server::serve_tls);
+    /// an app that mounts the router in its own server sets its own.
     pub http_header_timeout_ms: u64,
     /// Time for a new connection to send `hello`.
     pub hello_timeout_ms: u64,

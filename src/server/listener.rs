@@ -33,39 +33,14 @@ impl super::Server {
     /// plainly on one listener and with TLS on another, and its [`router`](Self::router) mounted
     /// behind a TLS-terminating proxy needs none of this.
     pub async fn serve_tls(&self, listener: TcpListener, tls: TlsConfig) -> std::io::Result<()> {
-        let header_timeout = Duration::from_millis(self.inner.limits.http_header_timeout_ms);
-        let r = accept_loop(
-            listener,
-            self.router(),
-            header_timeout,
-            Some(tls),
-            self.inner.shutdown.clone(),
-            self.inner.tasks.clone(),
-        )
-        .await;
-        // The end of `Server::serve`.
-        self.inner.tasks.close();
-        let _ = tokio::time::timeout(Duration::from_secs(5), self.inner.tasks.wait()).await;
-        self.inner.rooms.clear();
-        r
+        self.serve_on(listener, Some(tls)).await
     }
 }
 
-/// Accepts connections until `shutdown`, serving `router` on each; connections still serving
-/// plain HTTP then finish their request and close (WebSocket sessions close themselves on
-/// `shutdown`). Connection tasks are tracked by `tasks`.
-pub(crate) async fn serve(
-    listener: TcpListener,
-    router: Router,
-    header_timeout: Duration,
-    shutdown: CancellationToken,
-    tasks: TaskTracker,
-) -> std::io::Result<()> {
-    accept_loop(listener, router, header_timeout, None, shutdown, tasks).await
-}
-
-/// [`serve`], with TLS on every connection when `tls` is given.
-async fn accept_loop(
+/// Accepts connections until `shutdown`, serving `router` on each (over TLS when `tls` is
+/// given); connections still serving plain HTTP then finish their request and close (WebSocket
+/// sessions close themselves on `shutdown`). Connection tasks are tracked by `tasks`.
+pub(crate) async fn accept_loop(
     listener: TcpListener,
     router: Router,
     header_timeout: Duration,

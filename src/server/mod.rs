@@ -350,11 +350,21 @@ impl Server {
     /// Serves on `listener` until [`shutdown`](Self::shutdown) (or the token's cancellation),
     /// then closes every session with 1001 and waits for them (at most 5 s).
     pub async fn serve(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        self.serve_on(listener, None).await
+    }
+
+    /// Serves on `listener` (with TLS if given) until shutdown, then waits for the sessions.
+    async fn serve_on(
+        &self,
+        listener: tokio::net::TcpListener,
+        tls: Option<crate::tls::TlsConfig>,
+    ) -> std::io::Result<()> {
         let header_timeout = Duration::from_millis(self.inner.limits.http_header_timeout_ms);
-        let r = listener::serve(
+        let r = listener::accept_loop(
             listener,
             self.router(),
             header_timeout,
+            tls,
             self.inner.shutdown.clone(),
             self.inner.tasks.clone(),
         )
