@@ -28,7 +28,7 @@
 
 use super::{AuthRequest, Grant};
 use crate::model::{Identity, Value};
-use jsonwebtoken::jwk::JwkSet;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -151,8 +151,15 @@ impl JwtAuth {
                 let header = jsonwebtoken::decode_header(token).map_err(|e| format!("invalid token: {e}"))?;
                 let kid = header.kid.ok_or("invalid token: no kid to choose a key of the JWKS")?;
                 let jwk = set.find(&kid).ok_or_else(|| format!("invalid token: no key {kid:?} in the JWKS"))?;
+                // The algorithm is the key's, never the token's own say (a token naming HS256
+                // must not get a public key used as an HMAC secret).
+                let alg = match &jwk.algorithm {
+                    AlgorithmParameters::EllipticCurve(p) if p.curve == EllipticCurve::P256 => Algorithm::ES256,
+                    AlgorithmParameters::RSA(_) => Algorithm::RS256,
+                    _ => return Err(format!("JWKS key {kid:?}: only RS256 and ES256 (P-256) keys are used")),
+                };
                 let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable JWKS key {kid:?}: {e}"))?;
-                Ok((key, header.alg))
+                Ok((key, alg))
             }
         }
     }

@@ -313,3 +313,66 @@ async fn one_user_is_capped_in_connections_and_in_messages_across_them() {
     }
     ts.stop().await;
 }
+
+/// Unpadded base64url, as JWKs write key coordinates.
+fn base64url(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut out = String::new();
+    for chunk in bytes.chunks(3) {
+        let n = chunk.iter().enumerate().fold(0u32, |n, (i, b)| n | u32::from(*b) << (16 - 8 * i));
+        for i in 0..=chunk.len() {
+            out.push(char::from(ALPHABET[(n >> (18 - 6 * i) & 63) as usize]));
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn es256_tokens_are_verified_with_a_public_key_or_a_jwks_document() {
+    let key = rcgen::KeyPair::generate().expect("a P-256 key");
+    let signing = EncodingKey::from_ec_pem(key.serialize_pem().as_bytes()).expect("signing key");
+    let sign = |claims: serde_json::Value, kid: Option<&str>| {
+        let mut header = Header::new(jsonwebtoken::Algorithm::ES256);
+        header.kid = kid.map(str::to_owned);
+        encode(&header, &claims, &signing).expect("encode")
+    };
+    let claims = json!({"sub": "jo", "exp": now_secs() + 600, "iss": "https://auth.example"});
+    // A public key in PEM, with the issuer required.
+    let jwt = JwtAuth::es256_pem(key.public_key_pem().as_bytes()).expect("public key").issuer("https://auth.example");
+    let ts = TestServer::start_with(TestServer::builder().authorize_jwt(jwt)).await;
+    let mut c = open(ts.addr, "127.0.0.1", "r", &[]).await.expect("open");
+    assert_eq!(
+        hello(&mut c, json!({"token": sign(claims.clone(), None)})).await.expect("welcome")["identity"]["id"],
+        "jo"
+    );
+    let other_issuer = sign(json!({"sub": "jo", "exp": now_secs() + 600, "iss": "https://evil.example"}), None);
+    let mut d = open(ts.addr, "127.0.0.1", "r", &[]).await.expect("open");
+    assert_eq!(hello(&mut d, json!({"token": other_issuer})).await.expect_err("wrong issuer"), 4001);
+    let hs = token(json!({"sub": "jo", "exp": now_secs() + 600}));
+    let mut e = open(ts.addr, "127.0.0.1", "r", &[]).await.expect("open");
+    assert_eq!(hello(&mut e, json!({"token": hs})).await.expect_err("another algorithm"), 4001);
+    ts.stop().await;
+    // The same key in a JWKS document, chosen by kid.
+    let point = key.public_key_raw();
+    assert_eq!((point.len(), point[0]), (65, 4), "an uncompressed P-256 point");
+    let jwks = json!({"keys": [{"kty": "EC", "crv": "P-256", "kid": "k1", "alg": "ES256", "use": "sig",
+        "x": base64url(&point[1..33]), "y": base64url(&point[33..])}]});
+    let ts =
+        TestServer::start_with(TestServer::builder().authorize_jwt(JwtAuth::jwks(&jwks.to_string()).expect("jwks")))
+            .await;
+    let mut f = open(ts.addr, "127.0.0.1", "r", &[]).await.expect("open");
+    hello(&mut f, json!({"token": sign(claims.clone(), Some("k1"))})).await.expect("the JWKS key");
+    let mut g = open(ts.addr, "127.0.0.1", "r", &[]).await.expect("open");
+    assert_eq!(
+        hello(&mut g, json!({"token": sign(claims.clone(), Some("k2"))})).await.expect_err("an unknown kid"),
+        4001
+    );
+    // A token that names HS256 for the JWKS key's kid is refused: the key decides the algorithm.
+    let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
+    header.kid = Some("k1".into());
+    let confused = encode(&header, &claims, &EncodingKey::from_secret(key.public_key_pem().as_bytes()).expect("key"))
+        .expect("encode");
+    let mut h = open(ts.addr, "127.0.0.1", "r", &[]).await.expect("open");
+    assert_eq!(hello(&mut h, json!({"token": confused})).await.expect_err("algorithm confusion"), 4001);
+    ts.stop().await;
+}
