@@ -32,7 +32,7 @@ async fn main() -> std::io::Result<()> {
             let color = colors[(tick % 4) as usize];
             let r = room
                 .transact(move |tx| {
-                    let key = tx.key("hello").ok_or_else(|| ModelError::Custom("no text".into()))?;
+                    let key = tx.key("hello").ok_or_else(|| ModelError::hook("no text"))?;
                     let text: demo::Text = tx.handle(key)?;
                     text.text().set(tx, format!("Hello from Rust, tick {tick}"))?;
                     text.style().set_key(tx, "color", color)

@@ -59,7 +59,7 @@ pub fn types() -> TypeRegistry {
             _ => Ok(()),
         })
         .on_change(Item::label, |tx, item| match item.label().get(tx)? {
-            "forbidden" => Err(ModelError::Custom("the label \"forbidden\" is refused by server code".into())),
+            "forbidden" => Err(ModelError::hook("the label \"forbidden\" is refused by server code")),
             _ => Ok(()),
         });
     t.register::<Lane>();
@@ -126,8 +126,7 @@ pub fn builder() -> ServerBuilder {
             let ticks = call
                 .room
                 .transact(|tx| {
-                    let board: Board =
-                        tx.handle(tx.key("board").ok_or_else(|| ModelError::Custom("no board".into()))?)?;
+                    let board: Board = tx.handle(tx.key("board").ok_or_else(|| ModelError::hook("no board"))?)?;
                     let next = board.ticks().get(tx)? + 1;
                     board.ticks().set(tx, next)?;
                     Ok(next)

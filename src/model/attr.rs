@@ -52,7 +52,17 @@ impl<K: Kind> Attr<K> {
     /// The current value.
     pub fn get<'d>(&self, doc: &'d Document) -> Result<K::View<'d>, ModelError> {
         let v = doc.value_at(self.obj, self.slot).ok_or_else(|| self.gone())?;
-        K::view(v).ok_or_else(|| ModelError::Custom(format!("attribute does not hold a {} value", K::KIND)))
+        // Values conform to their attribute's kind; a handle of another kind reaches this
+        // attribute only through an object of another type (`T::from_key` on a foreign key).
+        K::view(v).ok_or_else(|| {
+            let o = &doc.objects[self.obj];
+            ModelError::WrongKind {
+                obj: o.id.clone(),
+                attr: doc.types.get(o.type_idx).attrs[usize::from(self.slot)].name.clone(),
+                kind: K::KIND,
+                reason: format!("attribute does not hold a {} value", K::KIND),
+            }
+        })
     }
 
     fn gone(&self) -> ModelError {

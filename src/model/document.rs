@@ -97,7 +97,7 @@ impl Document {
     /// An empty document with the given limits.
     pub fn with_limits(types: Arc<TypeRegistry>, limits: ModelLimits) -> Self {
         let mut objects = SlotMap::with_key();
-        let root_type = types.index_of(ROOT_TYPE).unwrap_or(0);
+        let root_type = types.index_of(ROOT_TYPE).expect("invariant: every TypeRegistry defines the root type");
         let attrs = types.get(root_type).attrs.iter().map(|a| a.default.clone()).collect();
         let root = objects.insert(SObject {
             id: ROOT_ID.into(),
@@ -284,8 +284,12 @@ impl Document {
         let mut created = Vec::with_capacity(node.count());
         let mut stack = vec![(parent, Some(index), node)];
         while let Some((p, at, n)) = stack.pop() {
-            let type_idx = self.types.index_of(&n.type_name).unwrap_or(0);
+            let type_idx = self
+                .types
+                .index_of(&n.type_name)
+                .expect("invariant: insert_subtree takes normalized nodes, of known types");
             let def = self.types.get(type_idx);
+            // A normalized node holds every stored attribute; events hold none (their default).
             let attrs =
                 def.attrs.iter().map(|a| n.attrs.get(&a.name).cloned().unwrap_or_else(|| a.default.clone())).collect();
             let key = self.objects.insert(SObject {
@@ -385,14 +389,27 @@ impl Document {
         }
     }
 
+    /// Where `key` sits: its parent and its index among the parent's children. The root sits
+    /// nowhere: it is never deleted or moved (`verb`). The two links agree by construction; were
+    /// they ever to disagree, the object is refused as missing rather than a sibling taken for
+    /// it.
+    fn place(&self, key: ObjKey, verb: &'static str) -> Result<(ObjKey, usize), ModelError> {
+        let o = &self.objects[key];
+        let Some(parent) = o.parent else {
+            return Err(ModelError::RootImmutable { verb });
+        };
+        let index = self.objects[parent].children.iter().position(|&c| c == key);
+        debug_assert!(index.is_some(), "invariant: {} is among its parent's children", o.id);
+        index.map(|i| (parent, i)).ok_or_else(|| ModelError::NoSuchObject { id: o.id.clone() })
+    }
+
     /// Removes a subtree (references into it must already be cleared) and returns where it was
     /// and what it was.
-    pub(crate) fn remove_subtree(&mut self, key: ObjKey) -> AppliedChange {
-        let parent = self.objects[key].parent.unwrap_or(self.root);
-        let index = self.objects[parent].children.iter().position(|&c| c == key).unwrap_or(0);
+    pub(crate) fn remove_subtree(&mut self, key: ObjKey) -> Result<AppliedChange, ModelError> {
+        let (parent, index) = self.place(key, "deleted")?;
         self.objects[parent].children.remove(index);
         let node = self.take_node(key);
-        AppliedChange::Delete { parent: self.objects[parent].id.clone(), index: index as u32, node }
+        Ok(AppliedChange::Delete { parent: self.objects[parent].id.clone(), index: index as u32, node })
     }
 
     fn take_node(&mut self, key: ObjKey) -> NodeSnapshot {
@@ -404,17 +421,9 @@ impl Document {
         let children = std::mem::take(&mut self.objects[key].children);
         let children = children.into_iter().map(|c| self.take_node(c)).collect();
         self.refs.forget(key);
-        if let Some(id) = self.objects.get(key).map(|o| o.id.clone()) {
-            self.ids.remove(&self.objects, &id);
-        }
-        let Some(o) = self.objects.remove(key) else {
-            return NodeSnapshot {
-                id: CompactString::default(),
-                type_name: CompactString::default(),
-                attrs: Dict::new(),
-                children,
-            };
-        };
+        let id = self.objects[key].id.clone();
+        self.ids.remove(&self.objects, &id);
+        let o = self.objects.remove(key).expect("invariant: the object was read above, and no descendant is itself");
         let def = self.types.get(o.type_idx);
         let mut attrs = Dict::new();
         for (a, v) in def.attrs.iter().zip(o.attrs.into_vec()) {
@@ -443,8 +452,7 @@ impl Document {
         if depth > self.limits.tree_depth_max {
             return Err(ModelError::TooDeep { depth, limit: self.limits.tree_depth_max });
         }
-        let from_parent = self.objects[key].parent.unwrap_or(self.root);
-        let from_index = self.objects[from_parent].children.iter().position(|&c| c == key).unwrap_or(0);
+        let (from_parent, from_index) = self.place(key, "moved")?;
         let len_after = self.objects[parent].children.len() - usize::from(from_parent == parent);
         let to_index = match index {
             Some(i) if i as usize > len_after => {

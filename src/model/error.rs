@@ -256,9 +256,14 @@ pub enum ModelError {
         /// What changed since.
         reason: String,
     },
-    /// An error raised by user code (a reaction, a build hook, a `transact` closure).
-    #[error("{0}")]
-    Custom(String),
+    /// Server code refused: a hook of the application (a reaction, a build or delete hook, a
+    /// `transact` closure, the room hook) returned this error with its own reason. Made with
+    /// [`ModelError::hook`]; its wire code is `custom`.
+    #[error("{reason}")]
+    Hook {
+        /// The hook's words.
+        reason: String,
+    },
 }
 
 impl ModelError {
@@ -296,6 +301,19 @@ impl ModelError {
         ("custom", "server code refused with its own reason"),
     ];
 
+    /// A hook's refusal with its own reason ([`ModelError::Hook`], wire code `custom`).
+    pub fn hook(reason: impl Into<String>) -> Self {
+        ModelError::Hook { reason: reason.into() }
+    }
+
+    /// What `ModelError::Custom(reason)` was: [`ModelError::hook`].
+    #[deprecated(note = "the variant is `ModelError::Hook { reason }`; make one with `ModelError::hook(reason)`")]
+    #[doc(hidden)]
+    #[allow(non_snake_case)]
+    pub fn Custom(reason: String) -> Self {
+        ModelError::Hook { reason }
+    }
+
     /// A stable machine-readable code for the wire (`reject.code`).
     pub fn code(&self) -> &'static str {
         match self {
@@ -327,7 +345,7 @@ impl ModelError {
             ModelError::EmptyAction => "empty_action",
             ModelError::NothingToUndo { .. } => "nothing_to_undo",
             ModelError::UndoConflict { .. } => "undo_conflict",
-            ModelError::Custom(_) => "custom",
+            ModelError::Hook { .. } => "custom",
         }
     }
 }
@@ -360,8 +378,8 @@ impl From<ModelError> for Rejection {
 mod tests {
     use super::*;
 
-    /// One error of every variant. The match has no wildcard, so a new variant does not compile
-    /// until it has a slot here, and the test fails until it has a sample.
+    /// One error of every variant, each in its slot of [`slot_of`]: the test fails until every
+    /// variant has a sample.
     fn one_of_each() -> Vec<ModelError> {
         let id = || CompactString::from("x");
         let all = vec![
@@ -393,45 +411,53 @@ mod tests {
             ModelError::EmptyAction,
             ModelError::NothingToUndo { verb: "undo", scope: String::new() },
             ModelError::UndoConflict { verb: "undo", version: 1, reason: String::new() },
-            ModelError::Custom(String::new()),
+            ModelError::Hook { reason: String::new() },
         ];
-        let mut seen = [false; 29];
+        let mut seen = [false; VARIANTS];
         for e in &all {
-            let slot = match e {
-                ModelError::NoSuchObject { .. } => 0,
-                ModelError::NoSuchAttribute { .. } => 1,
-                ModelError::NoSuchType { .. } => 2,
-                ModelError::WrongKind { .. } => 3,
-                ModelError::DuplicateId { .. } => 4,
-                ModelError::BadId { .. } => 5,
-                ModelError::OutOfRange { .. } => 6,
-                ModelError::SplitsCharacter { .. } => 7,
-                ModelError::NoSuchKey { .. } => 8,
-                ModelError::SetElement { .. } => 9,
-                ModelError::Overflow { .. } => 10,
-                ModelError::DanglingRef { .. } => 11,
-                ModelError::Cycle { .. } => 12,
-                ModelError::RootImmutable { .. } => 13,
-                ModelError::TooDeep { .. } => 14,
-                ModelError::TooManyChanges { .. } => 15,
-                ModelError::ReactionDepth { .. } => 16,
-                ModelError::TooLarge { .. } => 17,
-                ModelError::Invalid { .. } => 18,
-                ModelError::Denied { .. } => 19,
-                ModelError::BadBase { .. } => 20,
-                ModelError::TextBaseTooOld { .. } => 21,
-                ModelError::TextBaseStale { .. } => 22,
-                ModelError::ListBaseStale { .. } => 23,
-                ModelError::ListBaseTooOld { .. } => 24,
-                ModelError::EmptyAction => 25,
-                ModelError::NothingToUndo { .. } => 26,
-                ModelError::UndoConflict { .. } => 27,
-                ModelError::Custom(_) => 28,
-            };
-            seen[slot] = true;
+            seen[slot_of(e)] = true;
         }
         assert!(seen.iter().all(|s| *s), "a variant has no sample in one_of_each: {seen:?}");
         all
+    }
+
+    /// How many variants [`slot_of`] knows.
+    const VARIANTS: usize = 29;
+
+    /// A variant's place, in the order of the enum. The match has no wildcard, so a new variant
+    /// does not compile until it has a slot here.
+    fn slot_of(e: &ModelError) -> usize {
+        match e {
+            ModelError::NoSuchObject { .. } => 0,
+            ModelError::NoSuchAttribute { .. } => 1,
+            ModelError::NoSuchType { .. } => 2,
+            ModelError::WrongKind { .. } => 3,
+            ModelError::DuplicateId { .. } => 4,
+            ModelError::BadId { .. } => 5,
+            ModelError::OutOfRange { .. } => 6,
+            ModelError::SplitsCharacter { .. } => 7,
+            ModelError::NoSuchKey { .. } => 8,
+            ModelError::SetElement { .. } => 9,
+            ModelError::Overflow { .. } => 10,
+            ModelError::DanglingRef { .. } => 11,
+            ModelError::Cycle { .. } => 12,
+            ModelError::RootImmutable { .. } => 13,
+            ModelError::TooDeep { .. } => 14,
+            ModelError::TooManyChanges { .. } => 15,
+            ModelError::ReactionDepth { .. } => 16,
+            ModelError::TooLarge { .. } => 17,
+            ModelError::Invalid { .. } => 18,
+            ModelError::Denied { .. } => 19,
+            ModelError::BadBase { .. } => 20,
+            ModelError::TextBaseTooOld { .. } => 21,
+            ModelError::TextBaseStale { .. } => 22,
+            ModelError::ListBaseStale { .. } => 23,
+            ModelError::ListBaseTooOld { .. } => 24,
+            ModelError::EmptyAction => 25,
+            ModelError::NothingToUndo { .. } => 26,
+            ModelError::UndoConflict { .. } => 27,
+            ModelError::Hook { .. } => 28,
+        }
     }
 
     #[test]

@@ -584,7 +584,7 @@ fn typed_handles_read_and_write() {
         a.count().add(tx, 2)?;
         a.weight().set(tx, 0.5)?;
         a.on().set(tx, true)?;
-        let b = tx.key("c1:b").ok_or(ModelError::Custom("b".into()))?;
+        let b = tx.key("c1:b").ok_or(ModelError::hook("b"))?;
         a.next().set(tx, Some(b))?;
         a.links().push(tx, b)?;
         a.named().set_key(tx, "k", b)?;
@@ -928,6 +928,37 @@ fn a_bad_snapshot_is_refused_clearly() {
     snap.root.children[0].children[0].attrs.insert("next", "ghost");
     let r = Document::from_snapshot(registry(), ModelLimits::default(), snap);
     assert_eq!(r.map(|_| ()).map_err(|e| e.code()), Err("dangling_ref"));
+}
+
+#[test]
+fn a_snapshot_whose_root_is_not_the_root_is_refused_naming_it() {
+    let d = graph();
+    let mut wrong_id = d.snapshot();
+    wrong_id.root.id = "top".into();
+    let r = Document::from_snapshot(registry(), ModelLimits::default(), wrong_id);
+    assert_eq!(r.map(|_| ()).map_err(|e| e.code()), Err("bad_id"));
+    let mut wrong_type = d.snapshot();
+    wrong_type.root.type_name = "Graph".into();
+    let e = Document::from_snapshot(registry(), ModelLimits::default(), wrong_type).map(|_| ()).expect_err("refused");
+    assert!(e.code() == "wrong_kind" && e.to_string().contains("Graph"), "{e}");
+}
+
+#[test]
+fn the_tree_primitives_refuse_the_root_rather_than_take_a_child_for_it() {
+    let mut d = graph();
+    let (root, before) = (d.root(), d.snapshot());
+    assert_eq!(d.remove_subtree(root).map(|_| ()).map_err(|e| e.code()), Err("root_immutable"));
+    let first = d.children(root)[0];
+    assert_eq!(d.move_object(root, first, None).map(|_| ()).map_err(|e| e.code()), Err("root_immutable"));
+    assert_eq!(d.snapshot(), before);
+}
+
+#[test]
+fn a_hook_refuses_with_its_words_and_the_custom_code() {
+    let mut d = graph();
+    let r = d.transact(&Actor::Server, |_| Err::<(), _>(ModelError::hook("not today")));
+    let e = r.map(|_| ()).expect_err("refused").error;
+    assert_eq!((e.code(), e.to_string()), ("custom", "not today".to_owned()));
 }
 
 // ----- property tests -----

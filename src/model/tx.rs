@@ -313,7 +313,7 @@ impl<'d> Tx<'d> {
                 self.applied.push(step);
             }
         }
-        let step = self.doc.remove_subtree(key);
+        let step = self.doc.remove_subtree(key)?;
         self.applied.push(step);
         Ok(())
     }
@@ -322,7 +322,7 @@ impl<'d> Tx<'d> {
     fn apply_attr(&mut self, change: Change) -> Result<(ObjKey, u16), ModelError> {
         let key = self.doc.resolve(change.target())?;
         let Some(attr) = change.attr() else {
-            return Err(ModelError::Custom("not an attribute change".into()));
+            unreachable!("invariant: Tx::apply sends create, delete and move elsewhere");
         };
         let (slot, kind) = self.doc.resolve_attr(key, attr)?;
         self.permit(key, None, &change)?;
@@ -347,7 +347,7 @@ impl<'d> Tx<'d> {
             Change::SetRemove { value, .. } => AttrOp::SetRemove(value),
             Change::Emit { args, .. } => AttrOp::Emit(args),
             Change::Create { .. } | Change::Delete { .. } | Change::Move { .. } => {
-                return Err(ModelError::Custom("not an attribute change".into()))
+                unreachable!("invariant: Tx::apply sends create, delete and move elsewhere")
             }
         };
         let is_set = matches!(op, AttrOp::Set(_));

@@ -190,7 +190,7 @@ async fn services_answer_fail_and_time_out() {
             let title = call.args.as_str().unwrap_or_default().to_owned();
             call.room
                 .transact(move |tx| {
-                    let page = tx.key("hello").ok_or(objectsync::model::ModelError::Custom("no hello".into()))?;
+                    let page = tx.key("hello").ok_or(objectsync::model::ModelError::hook("no hello"))?;
                     let text: demo::Text = tx.handle(page)?;
                     text.text().set(tx, title)
                 })
@@ -307,7 +307,7 @@ async fn server_code_changes_reach_every_client() {
     let mut b = ts.client("r").await;
     let room = ts.server.room("r").await.expect("room");
     within(room.transact(|tx| {
-        let key = tx.key("hello").ok_or(objectsync::model::ModelError::Custom("no hello".into()))?;
+        let key = tx.key("hello").ok_or(objectsync::model::ModelError::hook("no hello"))?;
         let text: demo::Text = tx.handle(key)?;
         text.text().set(tx, "Hello from Rust")?;
         text.style().set_key(tx, "color", "red")

@@ -129,11 +129,18 @@ fn check_header(snapshot: &DocSnapshot) -> Result<(), ModelError> {
             });
         }
     }
-    if snapshot.root.id != ROOT_ID || snapshot.root.type_name != ROOT_TYPE {
-        return Err(ModelError::Custom(format!(
-            "the root must be {ROOT_ID:?} of type {ROOT_TYPE:?}, not {:?} of type {:?}",
-            snapshot.root.id, snapshot.root.type_name
-        )));
+    let root = &snapshot.root;
+    if root.id != ROOT_ID {
+        return Err(ModelError::BadId { id: root.id.clone(), reason: "the root of a snapshot has the id \"root\"" });
+    }
+    if root.type_name != ROOT_TYPE {
+        // As `Document::handle` says an object is not of the type asked for.
+        return Err(ModelError::WrongKind {
+            obj: root.id.clone(),
+            attr: CompactString::default(),
+            kind: TopicKind::Ref,
+            reason: format!("the root is a {ROOT_TYPE}, not a {}", root.type_name),
+        });
     }
     Ok(())
 }

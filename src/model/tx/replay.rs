@@ -233,7 +233,7 @@ fn replay_delete(doc: &mut Document, id: &str, out: &mut Vec<AppliedChange>) -> 
             out.push(doc.attr_op(referrer, slot, op)?);
         }
     }
-    Ok(doc.remove_subtree(key))
+    doc.remove_subtree(key)
 }
 
 /// Moves an object back, if it is still where the step put it.
@@ -245,7 +245,10 @@ fn replay_move(
     to_index: u32,
 ) -> Result<AppliedChange, ModelError> {
     let key = doc.resolve(id)?;
-    let current = doc.parent(key).and_then(|p| doc.id(p)).unwrap_or_default();
+    let Some(parent) = doc.parent(key) else {
+        return Err(ModelError::RootImmutable { verb: "moved" });
+    };
+    let current = doc.objects[parent].id.as_str();
     if current != from_parent {
         return Err(conflict(format!("{id} was moved to {current} since")));
     }
@@ -294,8 +297,10 @@ fn replay_text_delete(
     let done = doc.attr_op(key, slot, AttrOp::TextDelete(pos, len))?;
     if let AppliedChange::TextDelete { text: removed, .. } = &done {
         if *removed != text {
-            // Put it back before refusing: the caller rolls back only what it recorded.
-            let _ = doc.attr_op(key, slot, AttrOp::TextInsert(pos, removed.clone()));
+            // Put it back before refusing: the caller rolls back only what it recorded. It was
+            // there a moment ago, so it fits again.
+            let back = doc.attr_op(key, slot, AttrOp::TextInsert(pos, removed.clone()));
+            debug_assert!(back.is_ok(), "invariant: removed text goes back where it was: {back:?}");
             return Err(conflict(format!("{obj}.{attr} changed since")));
         }
     }
