@@ -19,7 +19,7 @@ use async_trait::async_trait;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// What a room remembers of a client across unloads and restarts, so an action id it already
 /// sent is never applied twice.
@@ -91,13 +91,23 @@ pub enum StoreError {
         /// What is wrong.
         reason: String,
     },
-    /// The storage failed (I/O, database).
+    /// The storage failed, said in words: a store's own failures that carry no error of the
+    /// backend (the writer thread stopped, a lock poisoned), and those of stores of one's own.
     #[error("room {room}: storage failed: {reason}")]
     Io {
         /// Room name (empty for the store as a whole).
         room: String,
         /// What failed.
         reason: String,
+    },
+    /// The storage backend failed (the file system, the database): `source` is its error, kept
+    /// as it came (downcast [`StoreCause::error`] to tell, say, a full disk from a locked file).
+    #[error("room {room}: storage failed: {source}")]
+    Backend {
+        /// Room name (empty for the store as a whole).
+        room: String,
+        /// The backend's error, with what was being done or the file at fault.
+        source: StoreCause,
     },
     /// Another process has the data directory open for writing (a running server, an import).
     #[error("{dir} is in use by another process ({reason}): stop the server before importing or opening it again")]
@@ -126,6 +136,59 @@ pub enum StoreError {
         /// Highest version this build reads.
         supported: i64,
     },
+}
+
+/// The error a storage backend gave, with what was being done or the file at fault. Shared, so
+/// that a [`StoreError`] stays cheap to clone (one failed commit answers every write it held);
+/// two are equal when they say the same.
+#[derive(Clone)]
+pub struct StoreCause {
+    context: Option<String>,
+    error: Arc<dyn std::error::Error + Send + Sync + 'static>,
+}
+
+impl StoreCause {
+    /// The backend's error as it came.
+    pub fn new(error: impl std::error::Error + Send + Sync + 'static) -> Self {
+        StoreCause { context: None, error: Arc::new(error) }
+    }
+    /// With what was being done, or the file at fault (said before the error).
+    pub fn context(mut self, context: impl Into<String>) -> Self {
+        self.context = Some(context.into());
+        self
+    }
+    /// The backend's error, to downcast (e.g. to `std::io::Error`).
+    pub fn error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+        &*self.error
+    }
+}
+
+impl std::fmt::Display for StoreCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.context {
+            Some(context) => write!(f, "{context}: {}", self.error),
+            None => write!(f, "{}", self.error),
+        }
+    }
+}
+
+impl std::fmt::Debug for StoreCause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StoreCause").field("context", &self.context).field("error", &self.error).finish()
+    }
+}
+
+impl PartialEq for StoreCause {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+/// Its source is the backend error's own: the error itself is already in its message.
+impl std::error::Error for StoreCause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.error.source()
+    }
 }
 
 /// Where rooms live. Implementations are shared by every room of a server.
@@ -181,6 +244,7 @@ impl Store for MemoryStore {
     async fn append(&self, room: &str, batch: WriteBatch) -> Result<(), StoreError> {
         self.with(room, |rooms| {
             let r = rooms.entry(room.to_owned()).or_default();
+            // The last version stored: the log's, else the snapshot's, else none yet (0).
             let last = r.log.last().map(|e| e.version).or(r.snapshot.as_ref().map(|s| s.doc.version)).unwrap_or(0);
             r.log.extend(batch.entries.into_iter().filter(|e| e.version > last));
             merge_clients(&mut r.clients, batch.clients);

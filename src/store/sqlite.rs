@@ -3,7 +3,7 @@
 //! commit (group commit): a burst of updates from many rooms costs one fsync. Room actors never
 //! wait on the disk: they await a reply.
 
-use super::{KnownClient, LogEntry, RoomSnapshot, Store, StoreError, StoredRoom, WriteBatch};
+use super::{KnownClient, LogEntry, RoomSnapshot, Store, StoreCause, StoreError, StoredRoom, WriteBatch};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 use serde::Serialize;
@@ -78,8 +78,19 @@ impl std::fmt::Debug for SqliteStore {
     }
 }
 
+/// A failure said in words (no backend error to keep).
 fn io(room: &str, e: impl std::fmt::Display) -> StoreError {
     StoreError::Io { room: room.into(), reason: e.to_string() }
+}
+
+/// A backend error, kept as the source.
+fn backend(room: &str, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend { room: room.into(), source: StoreCause::new(e) }
+}
+
+/// A backend error about a file, which it names.
+fn backend_at(path: &Path, e: impl std::error::Error + Send + Sync + 'static) -> StoreError {
+    StoreError::Backend { room: String::new(), source: StoreCause::new(e).context(path.display().to_string()) }
 }
 
 impl SqliteStore {
@@ -87,14 +98,14 @@ impl SqliteStore {
     /// Refused while another store (another server, an `import`) has the directory open for
     /// writing: two writers would mix their rooms' logs.
     pub fn open(dir: &Path) -> Result<SqliteStore, StoreError> {
-        std::fs::create_dir_all(dir).map_err(|e| io("", format!("{}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir).map_err(|e| backend_at(dir, e))?;
         let lock_path = dir.join("objectsync.lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(&lock_path)
-            .map_err(|e| io("", format!("{}: {e}", lock_path.display())))?;
+            .map_err(|e| backend_at(&lock_path, e))?;
         if let Err(e) = lock.try_lock() {
             return Err(StoreError::Locked { dir: dir.display().to_string(), reason: e.to_string() });
         }
@@ -115,13 +126,17 @@ impl SqliteStore {
     fn open_unlocked(dir: &Path, writable: bool) -> Result<SqliteStore, StoreError> {
         let path = dir.join("objectsync.db");
         let sidecar = dir.join(COMMITS_FILE);
-        let empty = std::fs::metadata(&path).map_or(true, |m| m.len() == 0);
+        let empty = match std::fs::metadata(&path) {
+            Ok(m) => m.len() == 0,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(backend_at(&path, e)),
+        };
         if writable && empty && sidecar.exists() {
             // Before anything is written: a new database would hide what happened.
             let what = "the database is missing or empty (deleted or truncated), but this directory held a store";
             return Err(damaged(&path, &format!("{what}; to start empty on purpose, delete {}", sidecar.display())));
         }
-        let conn = Connection::open(&path).map_err(|e| io("", format!("{}: {e}", path.display())))?;
+        let conn = Connection::open(&path).map_err(|e| backend_at(&path, e))?;
         let (secret, commits) = if writable { init(&conn, &path)? } else { read_meta(&conn, &path)? };
         if writable {
             check_commits(&path, &sidecar, &secret, commits)?;
@@ -131,7 +146,7 @@ impl SqliteStore {
         std::thread::Builder::new()
             .name("objectsync-store".into())
             .spawn(move || writer(conn, rx, counter))
-            .map_err(|e| io("", e))?;
+            .map_err(|e| backend("", e))?;
         Ok(SqliteStore { requests, secret, path, _lock: None })
     }
 
@@ -145,13 +160,13 @@ impl SqliteStore {
     pub fn read_raw(dir: &Path, room: &str) -> Result<RawRoom, StoreError> {
         let path = dir.join("objectsync.db");
         let conn = Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .map_err(|e| io("", format!("{}: {e}", path.display())))?;
+            .map_err(|e| backend_at(&path, e))?;
         let snapshot = conn
             .query_row("SELECT version, snapshot FROM rooms WHERE name = ?1", params![room], |r| {
                 Ok(RawSnapshot { version: r.get::<_, i64>(0)? as u64, text: r.get(1)? })
             })
             .optional()
-            .map_err(|e| io(room, e))?;
+            .map_err(|e| backend(room, e))?;
         let log = conn
             .prepare("SELECT version, frame FROM log WHERE room = ?1 ORDER BY version")
             .and_then(|mut stmt| {
@@ -160,7 +175,7 @@ impl SqliteStore {
                 })?
                 .collect::<Result<Vec<_>, _>>()
             })
-            .map_err(|e| io(room, e))?;
+            .map_err(|e| backend(room, e))?;
         let clients = conn
             .prepare("SELECT id, last_action FROM clients WHERE room = ?1 ORDER BY id")
             .and_then(|mut stmt| {
@@ -169,14 +184,14 @@ impl SqliteStore {
                 })?
                 .collect::<Result<Vec<_>, _>>()
             })
-            .map_err(|e| io(room, e))?;
+            .map_err(|e| backend(room, e))?;
         Ok(RawRoom { room: room.to_owned(), snapshot, log, clients })
     }
 
     /// Replaces everything stored for `room` with `snapshot` (restoring a backup). Run it while
     /// no server has the room loaded.
     pub async fn replace_room(&self, room: &str, snapshot: &RoomSnapshot) -> Result<(), StoreError> {
-        let text = serde_json::to_string(snapshot).map_err(|e| io(room, e))?;
+        let text = serde_json::to_string(snapshot).map_err(|e| backend(room, e))?;
         let (room_name, version) = (room.to_owned(), snapshot.doc.version);
         self.ask(room, |reply| Request::Replace { room: room_name, snapshot: text, version, reply }).await
     }
@@ -218,7 +233,7 @@ pub struct RawSnapshot {
 /// commit number.
 fn init(conn: &Connection, path: &Path) -> Result<([u8; 32], u64), StoreError> {
     let e = |e: rusqlite::Error| damaged(path, &e.to_string());
-    let size = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
+    let size = std::fs::metadata(path).map_err(|e| backend_at(path, e))?.len();
     conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
     // FULL: a commit is on disk when it returns (WAL is synced at every commit).
     conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
@@ -276,6 +291,7 @@ fn read_meta(conn: &Connection, path: &Path) -> Result<([u8; 32], u64), StoreErr
 
 fn read_commits(conn: &Connection) -> rusqlite::Result<u64> {
     let v: Option<i64> = conn.query_row("SELECT value FROM meta WHERE key = 'commits'", [], |r| r.get(0)).optional()?;
+    // No row: no commit counted yet (a new store, or one of schema 1 before its first commit).
     Ok(v.unwrap_or(0) as u64)
 }
 
@@ -337,7 +353,15 @@ fn damaged(path: &Path, what: &str) -> StoreError {
 
 /// Compares the database with the commits file beside it.
 fn check_commits(path: &Path, sidecar: &Path, secret: &[u8; 32], commits: u64) -> Result<(), StoreError> {
-    let Ok(text) = std::fs::read_to_string(sidecar) else { return Ok(()) };
+    let text = match std::fs::read_to_string(sidecar) {
+        Ok(text) => text,
+        // None yet: a new store, or one from before the commits file.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => {
+            tracing::warn!(path = %sidecar.display(), error = %e, "the commits file cannot be read; it will be rewritten");
+            return Ok(());
+        }
+    };
     let mut words = text.split_whitespace();
     let (Some(id), Some(seen)) = (words.next(), words.next().and_then(|n| n.parse::<u64>().ok())) else {
         // Written by this program only: unreadable means it was edited or cut short by a crash
@@ -415,7 +439,7 @@ fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Request>, mut counter: Co
         let tx = match conn.transaction() {
             Ok(tx) => tx,
             Err(e) => {
-                fail_all(batch, &e.to_string());
+                fail_all(batch, backend("", e));
                 continue;
             }
         };
@@ -438,11 +462,11 @@ fn handle(tx: &rusqlite::Transaction<'_>, request: Request, replies: &mut Vec<(W
             let r = tx
                 .prepare("SELECT name FROM rooms UNION SELECT DISTINCT room FROM log ORDER BY 1")
                 .and_then(|mut s| s.query_map([], |r| r.get::<_, String>(0))?.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| io("", e));
+                .map_err(|e| backend("", e));
             let _ = reply.send(r);
         }
         Request::Append { room, batch, reply } => {
-            let r = in_savepoint(tx, |sp| append(sp, &room, &batch)).map_err(|e| io(&room, e));
+            let r = in_savepoint(tx, |sp| append(sp, &room, &batch)).map_err(|e| backend(&room, e));
             replies.push((reply, r));
         }
         Request::Replace { room, snapshot, version, reply } => {
@@ -452,12 +476,12 @@ fn handle(tx: &rusqlite::Transaction<'_>, request: Request, replies: &mut Vec<(W
                 sp.execute("DELETE FROM rooms WHERE name = ?1", params![room])?;
                 save_snapshot(sp, &room, &snapshot, version, &[], 0)
             })
-            .map_err(|e| io(&room, e));
+            .map_err(|e| backend(&room, e));
             replies.push((reply, r));
         }
         Request::Snapshot { room, snapshot, version, clients, compact_to, reply } => {
             let r = in_savepoint(tx, |sp| save_snapshot(sp, &room, &snapshot, version, &clients, compact_to))
-                .map_err(|e| io(&room, e));
+                .map_err(|e| backend(&room, e));
             replies.push((reply, r));
         }
     }
@@ -472,9 +496,7 @@ fn commit(
     let wrote = !replies.is_empty();
     if wrote {
         if let Err(e) = counter.count(&tx) {
-            for (reply, _) in replies {
-                let _ = reply.send(Err(io("", format!("commit failed: {e}"))));
-            }
+            fail_writes(replies, commit_failed(e));
             return;
         }
     }
@@ -487,17 +509,27 @@ fn commit(
                 let _ = reply.send(r);
             }
         }
-        Err(e) => {
-            for (reply, _) in replies {
-                let _ = reply.send(Err(io("", format!("commit failed: {e}"))));
-            }
-        }
+        Err(e) => fail_writes(replies, commit_failed(e)),
     }
 }
 
-fn fail_all(batch: Vec<Request>, reason: &str) {
+/// A failed commit: every write it held fails with the same error.
+fn commit_failed(e: rusqlite::Error) -> StoreError {
+    StoreError::Backend { room: String::new(), source: StoreCause::new(e).context("commit failed") }
+}
+
+/// Answers every write of a batch with `e`. (A reply whose asker is gone has no one to tell:
+/// sending is allowed to fail, here and below.)
+fn fail_writes(replies: Vec<(WriteReply, Result<(), StoreError>)>, e: StoreError) {
+    for (reply, _) in replies {
+        let _ = reply.send(Err(e.clone()));
+    }
+}
+
+/// Answers every request of a batch with `e` (its transaction could not begin).
+fn fail_all(batch: Vec<Request>, e: StoreError) {
     for request in batch {
-        let e = io("", reason);
+        let e = e.clone();
         match request {
             Request::Load { reply, .. } => drop(reply.send(Err(e))),
             Request::Append { reply, .. } | Request::Snapshot { reply, .. } | Request::Replace { reply, .. } => {
@@ -571,7 +603,7 @@ fn load(conn: &rusqlite::Connection, room: &str) -> Result<Option<StoredRoom>, S
             Ok((r.get(0)?, r.get(1)?, r.get(2)?))
         })
         .optional()
-        .map_err(|e| io(room, e))?;
+        .map_err(|e| backend(room, e))?;
     let snapshot = match snapshot {
         None => None,
         Some((version, text, sum)) => {
@@ -588,13 +620,13 @@ fn load(conn: &rusqlite::Connection, room: &str) -> Result<Option<StoredRoom>, S
     };
     let mut stmt = conn
         .prepare_cached("SELECT version, frame, sum FROM log WHERE room = ?1 ORDER BY version")
-        .map_err(|e| io(room, e))?;
+        .map_err(|e| backend(room, e))?;
     let rows = stmt
         .query_map(params![room], |r| {
             Ok((LogEntry { version: r.get::<_, i64>(0)? as u64, frame: r.get(1)? }, r.get::<_, Option<Vec<u8>>>(2)?))
         })
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| io(room, e))?;
+        .map_err(|e| backend(room, e))?;
     let mut log = Vec::with_capacity(rows.len());
     for (entry, sum) in rows {
         if sum.as_deref() != Some(&checksum(&entry.frame)[..]) {
@@ -603,13 +635,13 @@ fn load(conn: &rusqlite::Connection, room: &str) -> Result<Option<StoredRoom>, S
         log.push(entry);
     }
     let mut stmt =
-        conn.prepare_cached("SELECT id, last_action FROM clients WHERE room = ?1").map_err(|e| io(room, e))?;
+        conn.prepare_cached("SELECT id, last_action FROM clients WHERE room = ?1").map_err(|e| backend(room, e))?;
     let clients = stmt
         .query_map(params![room], |r| {
             Ok(KnownClient { id: r.get::<_, String>(0)?.into(), last_action: r.get::<_, i64>(1)? as u64 })
         })
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-        .map_err(|e| io(room, e))?;
+        .map_err(|e| backend(room, e))?;
     if snapshot.is_none() && log.is_empty() && clients.is_empty() {
         return Ok(None);
     }
@@ -633,7 +665,7 @@ impl Store for SqliteStore {
         self.ask(room, |reply| Request::Append { room: room_name, batch, reply }).await
     }
     async fn save_snapshot(&self, room: &str, snapshot: &RoomSnapshot, compact_to: u64) -> Result<(), StoreError> {
-        let text = serde_json::to_string(snapshot).map_err(|e| io(room, e))?;
+        let text = serde_json::to_string(snapshot).map_err(|e| backend(room, e))?;
         let (room_name, version, clients) = (room.to_owned(), snapshot.doc.version, snapshot.clients.clone());
         self.ask(room, |reply| Request::Snapshot {
             room: room_name,
@@ -703,6 +735,17 @@ mod tests {
         drop(conn);
         let e = SqliteStore::open(dir.path()).map(|_| ()).map_err(|e| e.to_string());
         assert!(matches!(&e, Err(m) if m.contains("schema version 99") && m.contains("upgrade")), "{e:?}");
+    }
+
+    #[test]
+    fn a_failure_of_the_file_system_keeps_its_error_and_names_the_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("not-a-directory");
+        std::fs::write(&file, "x").expect("write");
+        let e = SqliteStore::open(&file).map(|_| ()).expect_err("a file is not a data directory");
+        let StoreError::Backend { source, .. } = &e else { panic!("{e:?}") };
+        assert!(source.error().downcast_ref::<std::io::Error>().is_some(), "{e:?}");
+        assert!(e.to_string().contains("not-a-directory"), "{e}");
     }
 
     #[tokio::test]
