@@ -86,7 +86,13 @@ fn class_name(type_name: &str) -> String {
 
 /// A JavaScript string literal for `s` (JSON's escaping is valid JavaScript).
 fn js_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+    serde_json::to_string(s).expect("invariant: a string always serializes to JSON")
+}
+
+/// A value as a JSON literal. A `Value` always serializes to JSON: its keys are strings, and
+/// serde_json writes any float (a non-finite one as `null`).
+fn json_literal(v: &crate::model::Value) -> String {
+    serde_json::to_string(v).expect("invariant: a Value always serializes to JSON")
 }
 
 /// A JavaScript property key for `name`: bare if it is an identifier, else a string literal.
@@ -110,7 +116,7 @@ fn attr_entry(a: &AttrInfo<'_>) -> String {
     if a.kind == TopicKind::Event {
         return format!("{}: {{ kind: {kind} }},", js_key(a.name));
     }
-    let default = serde_json::to_string(a.default).unwrap_or_else(|_| "null".into());
+    let default = json_literal(a.default);
     format!("{}: {{ kind: {kind}, default: {default} }},", js_key(a.name))
 }
 
@@ -190,9 +196,7 @@ pub fn typescript(types: &TypeRegistry, import_from: &str) -> String {
         let fields: Vec<String> = attrs
             .iter()
             .filter(|a| a.kind != TopicKind::Event)
-            .map(|a| {
-                format!("{}: {}", js_string(a.name), serde_json::to_string(a.default).unwrap_or_else(|_| "null".into()))
-            })
+            .map(|a| format!("{}: {}", js_string(a.name), json_literal(a.default)))
             .collect();
         let _ = writeln!(out, "  {}: {{ {} }},", js_string(type_name), fields.join(", "));
     }

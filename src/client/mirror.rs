@@ -107,7 +107,7 @@ impl Mirror {
         match change {
             Change::Create { id, type_name, parent, index, attrs, children } => {
                 let p = self.nodes.get_mut(parent.as_str()).ok_or_else(|| format!("no parent {parent}"))?;
-                let i = index.map_or(p.children.len(), |i| (i as usize).min(p.children.len()));
+                let i = position(*index, p.children.len(), || format!("children of {parent}"))?;
                 p.children.insert(i, id.clone());
                 let node = NodeSnapshot {
                     id: id.clone(),
@@ -143,7 +143,7 @@ impl Mirror {
                     p.children.retain(|c| c != id);
                 }
                 let p = self.nodes.get_mut(parent.as_str()).ok_or_else(|| format!("no parent {parent}"))?;
-                let i = index.map_or(p.children.len(), |i| (i as usize).min(p.children.len()));
+                let i = position(*index, p.children.len(), || format!("children of {parent}"))?;
                 p.children.insert(i, id.clone());
                 if let Some(n) = self.nodes.get_mut(id.as_str()) {
                     n.parent = Some(parent.clone());
@@ -152,20 +152,26 @@ impl Mirror {
             Change::Set { obj, attr, value } => *self.attr_mut(obj, attr)? = value.clone(),
             Change::Add { obj, attr, value } => {
                 let v = self.attr_mut(obj, attr)?;
+                // The server adds only numbers to numbers, and refuses an overflow.
                 *v = match (&*v, value) {
-                    (Value::Int(a), Value::Int(d)) => Value::Int(a.wrapping_add(*d)),
-                    (a, d) => Value::Float(a.as_f64().unwrap_or(0.0) + d.as_f64().unwrap_or(0.0)),
+                    (Value::Int(a), Value::Int(d)) => {
+                        Value::Int(a.checked_add(*d).ok_or_else(|| format!("{obj}.{attr}: {a} + {d} overflows"))?)
+                    }
+                    (a, d) => match (a.as_f64(), d.as_f64()) {
+                        (Some(a), Some(d)) => Value::Float(a + d),
+                        _ => return Err(format!("{obj}.{attr}: cannot add {d} to {a}")),
+                    },
                 };
             }
             Change::TextInsert { obj, attr, pos, text } => {
                 let v = self.attr_mut(obj, attr)?;
-                let s = v.as_str().unwrap_or_default();
+                let s = v.as_str().ok_or_else(|| format!("{obj}.{attr} is not a string"))?;
                 let edit = TextEdit::Insert { pos: *pos, text: text.clone() };
                 *v = Value::from(edit.apply(s).ok_or_else(|| format!("{obj}.{attr}: bad insert at {pos}"))?);
             }
             Change::TextDelete { obj, attr, pos, len } => {
                 let v = self.attr_mut(obj, attr)?;
-                let s = v.as_str().unwrap_or_default();
+                let s = v.as_str().ok_or_else(|| format!("{obj}.{attr} is not a string"))?;
                 let edit = TextEdit::Delete { pos: *pos, len: *len };
                 *v = Value::from(edit.apply(s).ok_or_else(|| format!("{obj}.{attr}: bad delete at {pos}"))?);
             }
@@ -183,27 +189,25 @@ impl Mirror {
             },
             Change::ListInsert { obj, attr, index, value } => {
                 let l = list_mut(self.attr_mut(obj, attr)?)?;
-                let i = index.map_or(l.len(), |i| (i as usize).min(l.len()));
+                let i = position(*index, l.len(), || format!("{obj}.{attr}"))?;
                 l.insert(i, value.clone());
             }
             Change::ListRemove { obj, attr, index } => {
                 let l = list_mut(self.attr_mut(obj, attr)?)?;
-                if (*index as usize) < l.len() {
-                    l.remove(*index as usize);
-                }
+                element(*index, l.len(), || format!("{obj}.{attr}"))?;
+                l.remove(*index as usize);
             }
             Change::ListMove { obj, attr, from, to } => {
                 let l = list_mut(self.attr_mut(obj, attr)?)?;
-                if (*from as usize) < l.len() {
-                    let v = l.remove(*from as usize);
-                    l.insert((*to as usize).min(l.len()), v);
-                }
+                element(*from, l.len(), || format!("{obj}.{attr}"))?;
+                element(*to, l.len(), || format!("{obj}.{attr}"))?;
+                let v = l.remove(*from as usize);
+                l.insert(*to as usize, v);
             }
             Change::ListSet { obj, attr, index, value } => {
                 let l = list_mut(self.attr_mut(obj, attr)?)?;
-                if let Some(slot) = l.get_mut(*index as usize) {
-                    *slot = value.clone();
-                }
+                element(*index, l.len(), || format!("{obj}.{attr}"))?;
+                l[*index as usize] = value.clone();
             }
             Change::SetAdd { obj, attr, value } => {
                 let l = list_mut(self.attr_mut(obj, attr)?)?;
@@ -221,9 +225,67 @@ impl Mirror {
     }
 }
 
+/// Where an insert lands among `len` items: at `index`, or the end. An index past the end means
+/// the mirror and the server disagree.
+fn position(index: Option<u32>, len: usize, what: impl FnOnce() -> String) -> Result<usize, String> {
+    match index {
+        Some(i) if i as usize > len => Err(format!("{}: index {i} beyond {len}", what())),
+        Some(i) => Ok(i as usize),
+        None => Ok(len),
+    }
+}
+
+/// Checks that `index` names one of `len` items (the server refuses any other).
+fn element(index: u32, len: usize, what: impl FnOnce() -> String) -> Result<(), String> {
+    if (index as usize) < len {
+        Ok(())
+    } else {
+        Err(format!("{}: no element {index} of {len}", what()))
+    }
+}
+
 fn list_mut(v: &mut Value) -> Result<&mut thin_vec::ThinVec<Value>, String> {
     match v {
         Value::List(l) => Ok(l),
         _ => Err("not a list".into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::{DocSnapshot, NodeSnapshot};
+
+    /// The root with a list `l` of one element and a string `s`.
+    fn mirror() -> Mirror {
+        let mut attrs = crate::model::Dict::new();
+        attrs.insert("l", Value::List(vec![Value::from(1)].into()));
+        attrs.insert("s", "ab");
+        let root = NodeSnapshot { id: "root".into(), type_name: "Root".into(), attrs, children: Vec::new() };
+        Mirror::from_snapshot(DocSnapshot { version: 1, next_server_id: 1, root })
+    }
+
+    #[test]
+    fn a_change_the_mirror_cannot_follow_is_an_error_not_a_guess() {
+        let obj = || compact_str::CompactString::from("root");
+        let attr = || compact_str::CompactString::from("l");
+        let refused = [
+            Change::ListInsert { obj: obj(), attr: attr(), index: Some(2), value: Value::Null },
+            Change::ListRemove { obj: obj(), attr: attr(), index: 1 },
+            Change::ListMove { obj: obj(), attr: attr(), from: 0, to: 1 },
+            Change::ListSet { obj: obj(), attr: attr(), index: 1, value: Value::Null },
+            Change::Add { obj: obj(), attr: attr(), value: Value::from(1) },
+            Change::TextInsert { obj: obj(), attr: attr(), pos: 0, text: "x".into() },
+        ];
+        for change in refused {
+            let mut m = mirror();
+            assert!(m.apply(&change).is_err(), "{change:?} was followed");
+            assert_eq!(m.value("root", "l"), mirror().value("root", "l"), "{change:?} changed the list");
+        }
+        let mut m = mirror();
+        m.apply(&Change::ListInsert { obj: obj(), attr: attr(), index: Some(1), value: Value::Null })
+            .expect("at the end");
+        m.apply(&Change::TextInsert { obj: obj(), attr: "s".into(), pos: 2, text: "c".into() }).expect("a string");
+        assert_eq!(m.value("root", "s"), Some(&Value::from("abc")));
     }
 }
