@@ -42,8 +42,8 @@ sobject! {
 }
 
 sobject! {
-    /// A subtree with an owner: a client whose id is not `owner` may change nothing inside it
-    /// (an empty owner lets everyone in).
+    /// A subtree with an owner: a client that is not `owner` (by client id, or by user id with
+    /// a `user:NAME` token) may change nothing inside it (an empty owner lets everyone in).
     pub struct Lane: "Lane" {
         owner: Str,
     }
@@ -65,11 +65,12 @@ pub fn types() -> TypeRegistry {
     t.register::<Lane>();
     t.permission(|a| {
         let Some(client) = a.actor.client_id() else { return Ok(()) };
+        let user = a.identity.map(|i| i.user.as_str());
         for place in std::iter::once(a.object).chain(a.destination) {
             let lane =
                 std::iter::once(place).chain(a.doc.ancestors(place)).find(|&k| a.doc.type_name(k) == Some("Lane"));
             match lane.and_then(|l| a.doc.value(l, "owner")).and_then(Value::as_str) {
-                Some(owner) if !owner.is_empty() && owner != client => {
+                Some(owner) if !owner.is_empty() && owner != client && Some(owner) != user => {
                     return Err(format!("this lane belongs to {owner}"))
                 }
                 _ => {}

@@ -28,6 +28,7 @@ pub use snapshot::{DocSnapshot, SnapshotView};
 
 use super::change::{AppliedChange, NodeSnapshot, ObjId};
 use super::error::ModelError;
+use super::identity::Identity;
 use super::kind::TopicKind;
 use super::registry::{SObjectType, TypeIdx, TypeRegistry, ROOT_TYPE};
 use super::value::{Dict, Value};
@@ -80,6 +81,11 @@ pub struct Document {
     /// anywhere.
     pub(crate) texts_floor: u64,
     pub(crate) next_server_id: u64,
+    /// Who the clients are, as the room was told (for the hooks: permission, validators,
+    /// reactions). Not part of the document's state: never in a snapshot or a transition.
+    identities: HashMap<CompactString, Arc<Identity>>,
+    /// The client whose transaction is running, if a client's.
+    pub(crate) acting: Option<CompactString>,
 }
 
 impl std::fmt::Debug for Document {
@@ -120,7 +126,37 @@ impl Document {
             lists: Map::default(),
             texts_floor: 0,
             next_server_id: 1,
+            identities: HashMap::new(),
+            acting: None,
         }
+    }
+
+    /// Tells the document who client `client` is (`None`: anonymous), for the hooks to see.
+    pub fn set_identity(&mut self, client: &str, identity: Option<Arc<Identity>>) {
+        match identity {
+            Some(identity) => {
+                self.identities.insert(client.into(), identity);
+            }
+            None => {
+                self.identities.remove(client);
+            }
+        }
+    }
+
+    /// Who client `client` is, if the room was told.
+    pub fn identity(&self, client: &str) -> Option<&Identity> {
+        self.identities.get(client).map(|i| &**i)
+    }
+
+    /// The client whose transaction is running (`None` between transactions and for server
+    /// code): what a validator, which sees only the document, asks to know who acts.
+    pub fn acting_client(&self) -> Option<&str> {
+        self.acting.as_deref()
+    }
+
+    /// The identity of the client whose transaction is running, if it has one.
+    pub fn acting_identity(&self) -> Option<&Identity> {
+        self.acting.as_deref().and_then(|c| self.identity(c))
     }
 
     /// Version of the last applied transition (0 for a new document).

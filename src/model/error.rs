@@ -306,14 +306,6 @@ impl ModelError {
         ModelError::Hook { reason: reason.into() }
     }
 
-    /// What `ModelError::Custom(reason)` was: [`ModelError::hook`].
-    #[deprecated(note = "the variant is `ModelError::Hook { reason }`; make one with `ModelError::hook(reason)`")]
-    #[doc(hidden)]
-    #[allow(non_snake_case)]
-    pub fn Custom(reason: String) -> Self {
-        ModelError::Hook { reason }
-    }
-
     /// A stable machine-readable code for the wire (`reject.code`).
     pub fn code(&self) -> &'static str {
         match self {

@@ -73,6 +73,8 @@ pub type PermissionFn = Arc<dyn Fn(&Access<'_>) -> Result<(), String> + Send + S
 pub struct Access<'a> {
     /// Who asks.
     pub actor: &'a Actor,
+    /// Who the asking client is, as the auth hook said (`None`: anonymous).
+    pub identity: Option<&'a super::Identity>,
     /// The document before the change.
     pub doc: &'a Document,
     /// The object changed; for a create, the parent it is created under.

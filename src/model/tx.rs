@@ -15,6 +15,7 @@ mod text_undo;
 use super::change::{Actor, AppliedChange, Change, NodeSnapshot, ObjId};
 use super::document::{AttrOp, Author, Document, IdRule, ObjKey};
 use super::error::{ModelError, Rejection};
+use super::identity::Identity;
 use super::kind::TopicKind;
 use super::registry::{Access, SObjectType};
 use super::text::TextEdit;
@@ -156,6 +157,7 @@ impl Document {
 impl<'d> Tx<'d> {
     fn new(doc: &'d mut Document, actor: Actor, base: Option<u64>, mode: Mode) -> Self {
         let next_server_id_at_start = doc.next_server_id;
+        doc.acting = actor.client_id().map(Into::into);
         Tx {
             doc,
             actor,
@@ -172,6 +174,12 @@ impl<'d> Tx<'d> {
     /// Who acts in this transaction.
     pub fn actor(&self) -> &Actor {
         &self.actor
+    }
+
+    /// The identity of the client acting (`None` for server code or an anonymous client): what
+    /// reactions and build hooks see of who made the change.
+    pub fn identity(&self) -> Option<&Identity> {
+        self.actor.client_id().and_then(|c| self.doc.identity(c))
     }
 
     /// The steps applied so far.
@@ -403,7 +411,8 @@ impl<'d> Tx<'d> {
         let Some(hook) = self.doc.types.permission_hook() else {
             return Ok(());
         };
-        let access = Access { actor: &self.actor, doc: self.doc, object, destination, change };
+        let identity = self.actor.client_id().and_then(|c| self.doc.identity(c));
+        let access = Access { actor: &self.actor, identity, doc: self.doc, object, destination, change };
         hook(&access).map_err(|reason| ModelError::Denied { obj: self.doc.objects[object].id.clone(), reason })
     }
 
@@ -501,6 +510,7 @@ impl<'d> Tx<'d> {
 
     fn commit(self) -> Transition {
         let doc = self.doc;
+        doc.acting = None;
         let changes_state = self.applied.iter().any(AppliedChange::changes_state);
         if changes_state {
             doc.version += 1;
@@ -523,6 +533,7 @@ impl<'d> Tx<'d> {
 
     fn rollback(self) {
         let doc = self.doc;
+        doc.acting = None;
         let mut scratch = Vec::new();
         for step in self.applied.into_iter().rev() {
             if let Some(inverse) = step.inverse() {

@@ -699,6 +699,8 @@ impl RoomState {
             link.out.try_queue(frame).map_err(|_| JoinError::NotReading)?;
         }
         self.undo.returned(&client);
+        // The hooks (permission, validators, reactions) see who acts.
+        self.doc.set_identity(&client, request.identity.clone());
         self.clients.insert(
             client.clone(),
             Connected {
@@ -1024,6 +1026,7 @@ impl RoomState {
         let Some(c) = self.clients.remove(client) else {
             return false;
         };
+        self.doc.set_identity(client, None);
         self.undo.departed(client);
         // A client that never had an action applied needs no record: its resume token is
         // derived, and there is nothing to deduplicate.

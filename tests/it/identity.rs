@@ -376,3 +376,121 @@ async fn es256_tokens_are_verified_with_a_public_key_or_a_jwks_document() {
     assert_eq!(hello(&mut h, json!({"token": confused})).await.expect_err("algorithm confusion"), 4001);
     ts.stop().await;
 }
+
+objectsync::sobject! {
+    /// A card only its owner may edit.
+    pub struct Card: "Card" {
+        owner: Str,
+        text: Str,
+        last_editor: Str,
+    }
+}
+
+/// Types whose hooks decide by identity: the permission hook (a card is its owner's, on every
+/// connection of the owner), a validator (`admin:` texts need the admin role) and a reaction
+/// (who edited last).
+fn card_types() -> objectsync::model::TypeRegistry {
+    let mut types = objectsync::model::TypeRegistry::new();
+    types
+        .register::<Card>()
+        .validate(Card::text, |doc, _, text| match text.starts_with("admin:") {
+            true if !doc.acting_identity().is_some_and(|i| i.has_role("admin")) => Err("admins only".into()),
+            _ => Ok(()),
+        })
+        .on_change(Card::text, |tx, card| {
+            let who = tx.identity().map_or("anonymous".to_owned(), |i| i.user.to_string());
+            card.last_editor().set(tx, who)
+        });
+    types.permission(|a| {
+        let card = std::iter::once(a.object).find(|&k| a.doc.type_name(k) == Some("Card"));
+        let owner = card.and_then(|k| a.doc.value(k, "owner")).and_then(Value::as_str);
+        match (owner, a.identity) {
+            (Some(owner), Some(me)) if owner == me.user => Ok(()),
+            (Some(owner), _) => Err(format!("this card is {owner}'s")),
+            (None, _) => Ok(()),
+        }
+    });
+    types
+}
+
+#[tokio::test]
+async fn the_permission_hook_validators_and_reactions_see_who_acts_across_a_users_connections() {
+    let builder = objectsync::Server::builder(card_types())
+        .in_memory()
+        .limits(TestServer::builder_limits())
+        .on_room_create(|_, tx| {
+            for (id, owner) in [("card-a", "alice"), ("card-b", "bob")] {
+                tx.apply(objectsync::model::Change::Create {
+                    id: id.into(),
+                    type_name: "Card".into(),
+                    parent: "root".into(),
+                    index: None,
+                    attrs: objectsync::dict! { "owner" => owner },
+                    children: Vec::new(),
+                })?;
+            }
+            Ok(())
+        })
+        .authorize(|req| async move {
+            match req.cookie("session") {
+                Some("s-alice") => Ok(Grant::user(Identity::user("alice").with_role("admin"))),
+                Some("s-bob") => Ok(Grant::user(Identity::user("bob"))),
+                _ => Err("who are you?".into()),
+            }
+        });
+    let ts = TestServer::start_with(builder).await;
+    let join = |session: &'static str| async move {
+        let mut ws = open(ts.addr, "127.0.0.1", "cards", &[("cookie", session)]).await.expect("open");
+        let w = hello(&mut ws, json!({})).await.expect("welcome");
+        (ws, w["version"].as_u64().expect("version"))
+    };
+    let (mut alice1, v) = join("session=s-alice").await;
+    let (mut alice2, _) = join("session=s-alice").await;
+    let (mut bob, _) = join("session=s-bob").await;
+    let mut id = 0;
+    let mut edit = |card: &str, text: &str| {
+        id += 1;
+        (
+            id,
+            json!({"t": "action", "id": id, "base": v, "changes": [{"op": "set", "obj": card, "attr": "text", "value": text}]}),
+        )
+    };
+    /// The answer to action `id`: the update's changes, or the reject's code.
+    async fn answer(ws: &mut Ws, id: u64) -> Result<serde_json::Value, String> {
+        loop {
+            let m = next(ws).await.expect("a message");
+            match m["t"].as_str() {
+                Some("update") if m["action"] == id => return Ok(m["changes"].clone()),
+                Some("reject") if m["action"] == id => return Err(m["code"].as_str().unwrap_or("?").to_owned()),
+                _ => continue,
+            }
+        }
+    }
+    let (a, msg) = edit("card-a", "from alice's first tab");
+    send(&mut alice1, msg).await;
+    let changes = answer(&mut alice1, a).await.expect("alice edits her card");
+    assert!(
+        changes.to_string().contains(r#""attr":"last_editor","#) && changes.to_string().contains(r#""value":"alice""#),
+        "{changes}"
+    );
+    let (a2, msg) = edit("card-a", "from alice's second tab");
+    send(&mut alice2, msg).await;
+    answer(&mut alice2, a2).await.expect("and from her other connection");
+    let (b, msg) = edit("card-b", "alice was here");
+    send(&mut alice1, msg).await;
+    assert_eq!(answer(&mut alice1, b).await.expect_err("not her card"), "denied");
+    let (c, msg) = edit("card-b", "bob's own");
+    send(&mut bob, msg).await;
+    answer(&mut bob, c).await.expect("bob edits his card");
+    let (d, msg) = edit("card-a", "bob was here");
+    send(&mut bob, msg).await;
+    assert_eq!(answer(&mut bob, d).await.expect_err("not his card"), "denied");
+    // The validator sees the acting identity's roles.
+    let (e, msg) = edit("card-b", "admin: bob");
+    send(&mut bob, msg).await;
+    assert_eq!(answer(&mut bob, e).await.expect_err("bob is no admin"), "invalid");
+    let (f, msg) = edit("card-a", "admin: alice");
+    send(&mut alice1, msg).await;
+    answer(&mut alice1, f).await.expect("alice is an admin");
+    ts.stop().await;
+}

@@ -2445,6 +2445,24 @@ describe("identity, origins and places (--preset conformance, token user:NAME)",
     for (const x of [ann, anon, late]) x.c.close();
   });
 
+  it("the permission hook sees the identity: user nobody may edit inside lane-owned on both its connections; others are denied", async () => {
+    // "any change inside `lane-owned` is refused `denied` (the permission rule) except by the user
+    // `nobody` (token `user:nobody`, on any of its connections)"
+    const room = `owner-${++rooms}`;
+    const set = (c: Conn, id: number, base: number, value: string) =>
+      c.send({ t: "action", id, base, changes: [{ op: "set", obj: "owned-item", attr: "label", value }] });
+    const first = await joinAs("user:nobody", room);
+    const second = await joinAs("user:nobody", room);
+    const other = await joinAs("user:eve", room);
+    set(first.c, 1, first.w.version, "by nobody");
+    const u = await first.c.next(isUpdate(1), "nobody's first edit");
+    set(second.c, 1, u.v, "by nobody, other tab");
+    await second.c.next(isUpdate(1), "nobody's second connection");
+    set(other.c, 1, u.v + 1, "by eve");
+    expect((await other.c.next(isReject(1), "eve's edit")).code).toBe("denied");
+    for (const x of [first, second, other]) x.c.close();
+  });
+
   it("a resume with another identity is a new client; the same identity resumes", async () => {
     // "a client's resume is refused if the identity changed" (docs: a resume by another user is a new client)
     const room = `resume-${++rooms}`;
