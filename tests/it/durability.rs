@@ -6,44 +6,19 @@ use objectsync::client::{Client, ClientError, ConnectOptions, Mirror};
 use objectsync::model::{Change, Value};
 use objectsync::protocol::Resume;
 use objectsync::store::SqliteStore;
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 
 /// The real `objectsync` binary serving the demo rooms from `dir`.
-struct Binary {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
+struct Binary;
 
 impl Binary {
-    fn start(dir: &std::path::Path) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_objectsync"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--static", "/nonexistent", "--data"])
-            .arg(dir)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-        let addr = line.trim().rsplit("//").next().and_then(|a| a.parse().ok()).expect("address");
-        Binary { child, addr }
-    }
-    fn url(&self, room: &str) -> String {
-        format!("ws://{}/ws/{room}", self.addr)
-    }
-    fn kill(mut self) {
-        // SIGKILL: no shutdown, no flush.
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn start(dir: &std::path::Path) -> ServerProcess {
+        ServerProcess::spawn(
+            Command::new(env!("CARGO_BIN_EXE_objectsync"))
+                .args(["serve", "--bind", "127.0.0.1:0", "--static", "/nonexistent", "--data"])
+                .arg(dir),
+        )
     }
 }
 
@@ -491,17 +466,11 @@ async fn a_schema_1_database_is_converted() {
 async fn the_default_store_is_sqlite_in_objectsync_data() {
     let cwd = tempfile::tempdir().expect("tempdir");
     let start = || {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_objectsync"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--static", "/nonexistent"])
-            .current_dir(cwd.path())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-        let addr: std::net::SocketAddr = line.trim().rsplit("//").next().and_then(|a| a.parse().ok()).expect("address");
-        Binary { child, addr }
+        ServerProcess::spawn(
+            Command::new(env!("CARGO_BIN_EXE_objectsync"))
+                .args(["serve", "--bind", "127.0.0.1:0", "--static", "/nonexistent"])
+                .current_dir(cwd.path()),
+        )
     };
     let server = start();
     let mut c = within(Client::connect(&server.url("kept"), ConnectOptions::default())).await.expect("connect");

@@ -116,3 +116,53 @@ pub fn set_x(id: &str, x: i64) -> Change {
 pub fn set_title(id: &str, title: &str) -> Change {
     Change::Set { obj: id.into(), attr: "title".into(), value: title.into() }
 }
+
+/// The real `objectsync` binary as a child process, at the address of its first stdout line
+/// (`listening on http://ADDR`, or `https://` with TLS). Killed when dropped.
+pub struct ServerProcess {
+    child: std::process::Child,
+    pub addr: std::net::SocketAddr,
+}
+
+impl ServerProcess {
+    /// Starts `cmd` (stdout is taken; stderr dropped) and waits for its listening line.
+    pub fn spawn(cmd: &mut std::process::Command) -> ServerProcess {
+        use std::io::BufRead;
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("spawn the server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
+        let addr = line
+            .trim()
+            .strip_prefix("listening on ")
+            .and_then(|url| url.split_once("://"))
+            .and_then(|(_, addr)| addr.parse().ok())
+            .unwrap_or_else(|| panic!("not a listening line: {line:?}"));
+        ServerProcess { child, addr }
+    }
+
+    /// The WebSocket URL of `room`, with `scheme` (`ws` or `wss`).
+    pub fn url_with(&self, scheme: &str, room: &str) -> String {
+        format!("{scheme}://{}/ws/{room}", self.addr)
+    }
+
+    /// The plain WebSocket URL of `room`.
+    pub fn url(&self, room: &str) -> String {
+        self.url_with("ws", room)
+    }
+
+    /// SIGKILL: no shutdown, no flush.
+    pub fn kill(self) {
+        drop(self);
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

@@ -7,9 +7,8 @@ use crate::harness::*;
 use objectsync::client::{Client, ClientError, ConnectOptions, Event};
 use objectsync::model::Change;
 use objectsync::TlsConfig;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
 
@@ -46,43 +45,19 @@ impl Certificate {
 }
 
 /// The real `objectsync` binary serving the demo rooms in memory over TLS.
-struct Binary {
-    child: Child,
-    addr: std::net::SocketAddr,
-}
+struct Binary;
 
 impl Binary {
-    fn start(cert: &Path, key: &Path) -> Binary {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_objectsync"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--memory", "--static", "/nonexistent"])
-            .args(["--limit", &format!("http_header_timeout_ms={HEADER_TIMEOUT_MS}")])
-            .arg("--tls-cert")
-            .arg(cert)
-            .arg("--tls-key")
-            .arg(key)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("spawn the server");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().expect("stdout")).read_line(&mut line).expect("listening line");
-        let addr = line
-            .trim()
-            .strip_prefix("listening on https://")
-            .unwrap_or_else(|| panic!("not an https listening line: {line:?}"))
-            .parse()
-            .expect("address");
-        Binary { child, addr }
-    }
-    fn url(&self, scheme: &str, room: &str) -> String {
-        format!("{scheme}://{}/ws/{room}", self.addr)
-    }
-}
-
-impl Drop for Binary {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+    fn start(cert: &Path, key: &Path) -> ServerProcess {
+        ServerProcess::spawn(
+            Command::new(env!("CARGO_BIN_EXE_objectsync"))
+                .args(["serve", "--bind", "127.0.0.1:0", "--memory", "--static", "/nonexistent"])
+                .args(["--limit", &format!("http_header_timeout_ms={HEADER_TIMEOUT_MS}")])
+                .arg("--tls-cert")
+                .arg(cert)
+                .arg("--tls-key")
+                .arg(key),
+        )
     }
 }
 
@@ -103,7 +78,7 @@ async fn create_and_see(a: &mut Client, b: &mut Client, x: i64) {
 async fn a_client_that_trusts_the_certificate_acts_over_wss() {
     let cert = Certificate::new();
     let server = Binary::start(&cert.cert_path(), &cert.key_path());
-    let url = server.url("wss", "tls");
+    let url = server.url_with("wss", "tls");
     let mut a = within(Client::connect(&url, cert.trusted())).await.expect("connect over wss");
     let mut b = within(Client::connect(&url, cert.trusted())).await.expect("connect over wss");
     create_and_see(&mut a, &mut b, 1).await;
@@ -113,11 +88,11 @@ async fn a_client_that_trusts_the_certificate_acts_over_wss() {
 async fn plain_and_untrusting_clients_fail_cleanly_and_the_server_keeps_serving() {
     let cert = Certificate::new();
     let server = Binary::start(&cert.cert_path(), &cert.key_path());
-    let url = server.url("wss", "tls");
+    let url = server.url_with("wss", "tls");
     let mut a = within(Client::connect(&url, cert.trusted())).await.expect("connect over wss");
 
     // Plain WebSocket to the TLS port: the server reads no ClientHello and closes.
-    let plain = within(Client::connect(&server.url("ws", "tls"), ConnectOptions::default())).await;
+    let plain = within(Client::connect(&server.url_with("ws", "tls"), ConnectOptions::default())).await;
     assert!(matches!(plain, Err(ClientError::Connection(_))), "{plain:?}");
     // The public roots do not vouch for a self-signed certificate.
     let untrusting = within(Client::connect(&url, ConnectOptions::default())).await;
@@ -151,7 +126,7 @@ async fn a_connection_that_never_says_hello_is_closed_after_the_header_timeout()
     assert!(waited >= Duration::from_millis(HEADER_TIMEOUT_MS - 50), "closed after {waited:?}: before the deadline");
     assert!(waited < Duration::from_secs(5), "closed after {waited:?}");
     // Meanwhile and after, a real client is served.
-    let url = server.url("wss", "tls");
+    let url = server.url_with("wss", "tls");
     let mut a = within(Client::connect(&url, cert.trusted())).await.expect("connect over wss");
     let mut b = within(Client::connect(&url, cert.trusted())).await.expect("connect over wss");
     create_and_see(&mut a, &mut b, 3).await;
