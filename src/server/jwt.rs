@@ -30,6 +30,7 @@ use super::{AuthRequest, Grant};
 use crate::model::{Identity, Value};
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -144,9 +145,10 @@ impl JwtAuth {
         grant_of(&data.claims, &req.room)
     }
 
-    fn key_for(&self, token: &str) -> Result<(DecodingKey, Algorithm), String> {
+    /// The key (borrowed when there is one, made from the JWKS entry otherwise) and its algorithm.
+    fn key_for(&self, token: &str) -> Result<(Cow<'_, DecodingKey>, Algorithm), String> {
         match &self.keys {
-            Keys::One(key, alg) => Ok(((**key).clone(), *alg)),
+            Keys::One(key, alg) => Ok((Cow::Borrowed(&**key), *alg)),
             Keys::Set(set) => {
                 let header = jsonwebtoken::decode_header(token).map_err(|e| format!("invalid token: {e}"))?;
                 let kid = header.kid.ok_or("invalid token: no kid to choose a key of the JWKS")?;
@@ -159,7 +161,7 @@ impl JwtAuth {
                     _ => return Err(format!("JWKS key {kid:?}: only RS256 and ES256 (P-256) keys are used")),
                 };
                 let key = DecodingKey::from_jwk(jwk).map_err(|e| format!("unusable JWKS key {kid:?}: {e}"))?;
-                Ok((key, alg))
+                Ok((Cow::Owned(key), alg))
             }
         }
     }
