@@ -2455,9 +2455,10 @@ describe("identity, origins and places (--preset conformance, token user:NAME)",
     const second = await joinAs("user:nobody", room);
     const other = await joinAs("user:eve", room);
     set(first.c, 1, first.w.version, "by nobody");
-    const u = await first.c.next(isUpdate(1), "nobody's first edit");
+    const u = await first.c.next(isUpdate(1, first.w.client), "nobody's first edit");
     set(second.c, 1, u.v, "by nobody, other tab");
-    await second.c.next(isUpdate(1), "nobody's second connection");
+    // Not isUpdate(1) alone: first's update (also action 1) reaches second as well.
+    await second.c.next(isUpdate(1, second.w.client), "nobody's second connection");
     set(other.c, 1, u.v + 1, "by eve");
     expect((await other.c.next(isReject(1), "eve's edit")).code).toBe("denied");
     for (const x of [first, second, other]) x.c.close();
