@@ -176,9 +176,16 @@ pub fn decode_client(text: &str) -> Result<ClientMessage, ProtocolError> {
     })
 }
 
+/// Serializes a message the server or client writes. Nothing in these messages can fail to
+/// serialize (string keys only, no `Serialize` impl that returns an error, non-finite floats
+/// become `null`): a failure is a bug, not a frame to send empty.
+fn to_json<T: Serialize + ?Sized>(message: &T) -> String {
+    serde_json::to_string(message).expect("invariant: protocol messages always serialize")
+}
+
 /// Encodes a client message (for the Rust client and tests).
 pub fn encode_client(msg: &ClientMessage) -> String {
-    serde_json::to_string(msg).unwrap_or_default()
+    to_json(msg)
 }
 
 /// `welcome`, borrowing the document for its snapshot.
@@ -246,7 +253,7 @@ fn is_zero(n: &usize) -> bool {
 
 /// Encodes a `welcome`.
 pub fn encode_welcome(w: &Welcome<'_>) -> String {
-    serde_json::to_string(w).unwrap_or_default()
+    to_json(w)
 }
 
 #[derive(Serialize)]
@@ -269,7 +276,7 @@ pub fn encode_update(
     events_only: bool,
 ) -> String {
     let t = if events_only { "events" } else { "update" };
-    serde_json::to_string(&UpdateOut { t, v, origin, action, changes }).unwrap_or_default()
+    to_json(&UpdateOut { t, v, origin, action, changes })
 }
 
 #[derive(Serialize)]
@@ -284,7 +291,7 @@ struct RejectOut<'a> {
 
 /// Encodes a `reject`.
 pub fn encode_reject(action: u64, code: &str, reason: &str, change: Option<usize>) -> String {
-    serde_json::to_string(&RejectOut { t: "reject", action, code, reason, change }).unwrap_or_default()
+    to_json(&RejectOut { t: "reject", action, code, reason, change })
 }
 
 #[derive(Serialize)]
@@ -300,7 +307,7 @@ struct PresenceOut<'a> {
 /// identity: the server's word, which a client's own state cannot change.
 pub fn encode_presence(client: &str, user: Option<&crate::model::Identity>, state: &Value) -> String {
     let user = user.map(UserView::of);
-    serde_json::to_string(&PresenceOut { t: "presence", client, user, state }).unwrap_or_default()
+    to_json(&PresenceOut { t: "presence", client, user, state })
 }
 
 #[derive(Serialize)]
@@ -325,7 +332,7 @@ pub fn encode_result(id: u64, outcome: Result<&Value, (&str, &str)>) -> String {
         Ok(v) => (Some(v), None),
         Err((code, reason)) => (None, Some(ErrorBody { code, reason })),
     };
-    serde_json::to_string(&ResultOut { t: "result", id, ok, error }).unwrap_or_default()
+    to_json(&ResultOut { t: "result", id, ok, error })
 }
 
 #[derive(Serialize)]
@@ -353,7 +360,7 @@ pub fn encode_batch<'a>(messages: impl Iterator<Item = &'a str> + Clone) -> Stri
 
 /// Encodes an `error`.
 pub fn encode_error(code: &str, reason: &str) -> String {
-    serde_json::to_string(&ErrorOut { t: "error", code, reason }).unwrap_or_default()
+    to_json(&ErrorOut { t: "error", code, reason })
 }
 
 /// A message from the server, decoded (for the Rust client and tests).
@@ -493,7 +500,7 @@ pub fn encode_types(types: &crate::model::TypeRegistry) -> String {
             attrs: attrs.iter().map(|a| Attr { name: a.name, kind: a.kind.name(), default: a.default }).collect(),
         })
         .collect();
-    serde_json::to_string(&Types { protocol: PROTOCOL_VERSION, types }).unwrap_or_default()
+    to_json(&Types { protocol: PROTOCOL_VERSION, types })
 }
 
 /// Decodes a server message (for the Rust client and tests).

@@ -227,5 +227,5 @@ fn base36(mut n: u64, digits: usize) -> String {
         *d = ALPHABET[(n % 36) as usize];
         n /= 36;
     }
-    String::from_utf8(out).unwrap_or_default()
+    String::from_utf8(out).expect("invariant: base36 digits are ASCII")
 }
