@@ -1,0 +1,222 @@
+/**
+ * The React side of the binding: `useObjectSyncFlow` (a graph SObject as React Flow's controlled
+ * props), the presence it shares (this page's selection; the pointer in flow coordinates, by
+ * `useFlowPointer`), `useRemoteSelection` for custom nodes, and `<Cursors/>`.
+ */
+
+import type { ActionHandle, SObject } from "objectsync-client";
+import type { Other } from "objectsync-react";
+import { useClient, useOthers, useRoom } from "objectsync-react";
+import type { Connection, Edge, EdgeChange, Node, NodeChange, XYPosition } from "@xyflow/react";
+import { useReactFlow, ViewportPortal } from "@xyflow/react";
+import type { CSSProperties, PointerEvent as ReactPointerEvent, ReactNode } from "react";
+import { useCallback, useEffect, useMemo, useRef, useSyncExternalStore } from "react";
+import type { FlowReject } from "./explain.js";
+import type { FlowMapping, FlowStoreOptions } from "./store.js";
+import { FlowStore } from "./store.js";
+
+/** What a page of a flow shares through presence (the binding reads and writes these keys). */
+export interface FlowPresence {
+  /** The name to show by its cursor. */
+  readonly name?: string;
+  /** Its color (CSS). */
+  readonly color?: string;
+  /** The pointer in flow coordinates; `null` while it is off the diagram. */
+  readonly cursor?: XYPosition | null;
+  /** The ids of the nodes selected on that page. */
+  readonly selection?: readonly string[];
+}
+
+/** What `useObjectSyncFlow` returns: spread the first six into `<ReactFlow>`. */
+export interface ObjectSyncFlow<N extends Node = Node, E extends Edge = Edge> {
+  readonly nodes: N[];
+  readonly edges: E[];
+  readonly onNodesChange: (changes: NodeChange<N>[]) => void;
+  readonly onEdgesChange: (changes: EdgeChange<E>[]) => void;
+  readonly onConnect: (connection: Connection) => void;
+  readonly onDelete: (params: { nodes: N[]; edges: E[] }) => void;
+  /** The last refusal, in words (no ids); `null` if none or dismissed. */
+  readonly reject: FlowReject | null;
+  readonly clearReject: () => void;
+  /** The nodes selected on this page. */
+  readonly selection: readonly string[];
+  /** Selects exactly these nodes on this page. */
+  readonly select: (ids: readonly string[]) => void;
+  /** Deletes what is selected on this page (one action). */
+  readonly deleteSelected: () => void;
+  /** Undo and redo of this client's own changes in the graph. */
+  readonly undo: () => ActionHandle | null;
+  readonly redo: () => ActionHandle | null;
+}
+
+/** Options of `useObjectSyncFlow` beside the mapping. */
+export interface ObjectSyncFlowOptions extends FlowStoreOptions {
+  /** Share this page's selection through presence (`selection`; default true). */
+  readonly shareSelection?: boolean;
+}
+
+const EMPTY = { nodes: [], edges: [], reject: null, selection: [] };
+const noop = () => {};
+
+/**
+ * A graph SObject (`undefined` while it loads) as a controlled React Flow diagram; `mapping`
+ * says which children are nodes and edges and how they map (see `FlowMapping`). The latest
+ * mapping is used without remaking anything, so it may be an inline object.
+ */
+export function useObjectSyncFlow<NO extends SObject, EO extends SObject, N extends Node = Node, E extends Edge = Edge>(
+  graph: SObject | null | undefined,
+  mapping: FlowMapping<NO, EO, N, E>,
+  options: ObjectSyncFlowOptions = {},
+): ObjectSyncFlow<N, E> {
+  const client = useClient();
+  const room = useRoom();
+  const store = useMemo(
+    () => (graph === null || graph === undefined ? null : new FlowStore<NO, EO, N, E>(client, graph, mapping, options)),
+    // The store is one graph's; mapping and options are read through it (updated below).
+    // eslint-disable-next-line react-hooks/exhaustive-deps
+    [client, graph],
+  );
+  if (store !== null) store.mapping = mapping;
+  useEffect(() => () => store?.dispose(), [store]);
+  const snap = useSyncExternalStore(store?.subscribe ?? subscribeNothing, store?.getSnapshot ?? emptySnapshot, store?.getSnapshot ?? emptySnapshot);
+  const share = options.shareSelection ?? true;
+  useEffect(() => {
+    if (!share) return;
+    const mine = (room.presence ?? {}) as FlowPresence;
+    const same = (mine.selection ?? []).length === snap.selection.length && snap.selection.every((s, i) => mine.selection?.[i] === s);
+    if (!same) room.setPresence({ ...(mine as object), selection: [...snap.selection] } as never);
+  }, [room, share, snap.selection]);
+  return {
+    nodes: snap.nodes as N[],
+    edges: snap.edges as E[],
+    onNodesChange: store?.onNodesChange ?? noop,
+    onEdgesChange: store?.onEdgesChange ?? noop,
+    onConnect: store?.onConnect ?? noop,
+    onDelete: store?.onDelete ?? noop,
+    reject: snap.reject,
+    clearReject: useCallback(() => store?.clearReject(), [store]),
+    selection: snap.selection,
+    select: useCallback((ids: readonly string[]) => store?.select(ids), [store]),
+    deleteSelected: useCallback(() => store?.deleteSelected(), [store]),
+    undo: useCallback(() => store?.undo() ?? null, [store]),
+    redo: useCallback(() => store?.redo() ?? null, [store]),
+  };
+}
+const subscribeNothing = () => () => {};
+const emptySnapshot = () => EMPTY;
+
+/**
+ * Shares the pointer in flow coordinates through presence, at most every `intervalMs` (the
+ * server rate-limits what a client sends). Spread the result on the element around
+ * `<ReactFlow>` (it must be inside a `<ReactFlowProvider>`).
+ */
+export function useFlowPointer(intervalMs = 50): {
+  onPointerMove: (e: ReactPointerEvent) => void;
+  onPointerLeave: () => void;
+} {
+  const flow = useReactFlow();
+  const room = useRoom();
+  const pending = useRef<{ cursor: XYPosition | null } | null>(null);
+  const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
+  const lastSentMs = useRef(0);
+  const send = useCallback(() => {
+    timer.current = null;
+    const p = pending.current;
+    if (p === null) return;
+    pending.current = null;
+    lastSentMs.current = Date.now();
+    const mine = (room.presence ?? {}) as object;
+    room.setPresence({ ...mine, cursor: p.cursor } as never);
+  }, [room]);
+  const push = useCallback(
+    (cursor: XYPosition | null) => {
+      pending.current = { cursor };
+      if (timer.current !== null) return;
+      const wait = Math.max(0, intervalMs - (Date.now() - lastSentMs.current));
+      timer.current = setTimeout(send, wait);
+    },
+    [intervalMs, send],
+  );
+  useEffect(
+    () => () => {
+      if (timer.current !== null) clearTimeout(timer.current);
+    },
+    [],
+  );
+  const onPointerMove = useCallback(
+    (e: ReactPointerEvent) => {
+      const p = flow.screenToFlowPosition({ x: e.clientX, y: e.clientY });
+      push({ x: Math.round(p.x), y: Math.round(p.y) });
+    },
+    [flow, push],
+  );
+  const onPointerLeave = useCallback(() => push(null), [push]);
+  return { onPointerMove, onPointerLeave };
+}
+
+/** The others who selected node `id` (for a custom node's outline); re-renders only when they change. */
+export function useRemoteSelection(id: string): readonly Other<FlowPresence>[] {
+  const pick = useCallback(
+    (others: readonly Other<FlowPresence>[]) => others.filter((o) => isPresence(o.presence) && (o.presence.selection ?? []).includes(id)),
+    [id],
+  );
+  return useOthers<FlowPresence, readonly Other<FlowPresence>[]>(pick);
+}
+
+function isPresence(p: unknown): p is FlowPresence {
+  return typeof p === "object" && p !== null && !Array.isArray(p);
+}
+
+/** Props of {@link Cursors}. */
+export interface CursorsProps {
+  /** Draws one cursor (default: an arrow and the name in its color). */
+  readonly render?: (other: Other<FlowPresence>, cursor: XYPosition) => ReactNode;
+  /** A name for those without one (`user.name` from the server first). */
+  readonly fallbackName?: (clientId: string) => string;
+}
+
+/**
+ * The others' pointers where they are in the diagram (flow coordinates: they follow zoom and
+ * pan). Put it inside `<ReactFlow>`.
+ */
+export function Cursors(props: CursorsProps): ReactNode {
+  const others = useOthers<FlowPresence>();
+  return (
+    <ViewportPortal>
+      {others.map((o) => {
+        const p = isPresence(o.presence) ? o.presence : {};
+        const cursor = p.cursor;
+        if (cursor === null || cursor === undefined || typeof cursor.x !== "number" || typeof cursor.y !== "number") return null;
+        const name = o.user?.name ?? p.name ?? props.fallbackName?.(o.clientId) ?? "someone";
+        return (
+          <div
+            key={o.clientId}
+            className="objectsync-cursor"
+            data-testid="cursor"
+            data-client={o.clientId}
+            data-x={cursor.x}
+            data-y={cursor.y}
+            style={cursorStyle(cursor)}
+          >
+            {props.render?.(o, cursor) ?? <DefaultCursor name={name} color={p.color ?? "#e5484d"} />}
+          </div>
+        );
+      })}
+    </ViewportPortal>
+  );
+}
+
+function cursorStyle(p: XYPosition): CSSProperties {
+  return { position: "absolute", transform: `translate(${p.x}px, ${p.y}px)`, pointerEvents: "none", zIndex: 1000 };
+}
+
+function DefaultCursor({ name, color }: { name: string; color: string }): ReactNode {
+  return (
+    <>
+      <svg width="18" height="18" viewBox="0 0 18 18" style={{ display: "block" }}>
+        <path d="M1 1 L1 15 L5 11 L8 17 L10.5 16 L7.5 10 L13 10 Z" fill={color} stroke="white" strokeWidth="1.2" />
+      </svg>
+      <span style={{ background: color, color: "white", font: "12px sans-serif", padding: "1px 6px", borderRadius: 8, whiteSpace: "nowrap" }}>{name}</span>
+    </>
+  );
+}
