@@ -8,6 +8,10 @@
 //!
 //! Architecture invariant: this module and `client` are the only ones that know JSON text.
 
+mod frame;
+
+pub(crate) use frame::Frame;
+
 use crate::model::{AppliedChange, Change, ObjId, SnapshotView, Value};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};

@@ -117,7 +117,7 @@ impl RoomState {
             self.metrics.updates.inc();
             self.updates_since_snapshot += 1;
             if self.durable {
-                self.unsynced.entries.push(LogEntry { version: t.version, frame: frame.to_string() });
+                self.unsynced.entries.push(LogEntry { version: t.version, frame: frame.as_str().to_owned() });
                 if let (Some(client), Some(id)) = (t.actor.client_id(), action) {
                     self.unsynced.clients.push(KnownClient { id: client.into(), last_action: id });
                 }

@@ -38,11 +38,8 @@ pub(crate) use outbound::{channel as outbound_channel, OutboundBudget, OutboundR
 pub(crate) use registry::Registry;
 pub use registry::{valid_room_name, ServerError};
 
+pub(crate) use crate::protocol::Frame;
 use compact_str::CompactString;
-use tokio_tungstenite::tungstenite::Utf8Bytes;
 
 /// A client id, unique in its room.
 pub type ClientId = CompactString;
-
-/// One encoded server message, shared by every session it goes to.
-pub(crate) type Frame = Utf8Bytes;

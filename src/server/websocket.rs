@@ -5,11 +5,11 @@
 //!
 //! Only HTTP/1.1 upgrades (RFC 6455); anything else is answered with a plain HTTP error.
 
+use crate::protocol;
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
-use bytes::Bytes;
 use hyper::upgrade::{OnUpgrade, Upgraded};
 use hyper_util::rt::TokioIo;
 use std::future::Future;
@@ -108,24 +108,28 @@ fn has_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
 
 /// `text` as WebSocket messages to write: itself when it is at most `fragment_bytes` long,
 /// else fragments of at most that many bytes (split between characters), which the peer
-/// reassembles into the one message.
-pub(crate) fn text_fragments(text: Utf8Bytes, fragment_bytes: usize) -> impl Iterator<Item = Message> {
+/// reassembles into the one message. No copy: every message shares the frame's bytes.
+pub(crate) fn text_fragments(text: protocol::Frame, fragment_bytes: usize) -> impl Iterator<Item = Message> {
     let fragment_bytes = fragment_bytes.max(4);
-    let (whole, long) =
-        if text.len() <= fragment_bytes { (Some(Message::Text(text)), None) } else { (None, Some(text)) };
+    let len = text.len();
+    let (whole, long) = if len <= fragment_bytes { (Some(text), None) } else { (None, Some(text)) };
+    let whole = whole.map(|text| {
+        // SAFETY: a protocol::Frame is valid UTF-8 (it is only made from Rust strings).
+        Message::Text(unsafe { Utf8Bytes::from_bytes_unchecked(text.into_bytes()) })
+    });
     let fragments = long.map(|text| {
-        let bytes = Bytes::from(text.clone());
         let mut start = 0;
         std::iter::from_fn(move || {
-            if start >= text.len() {
+            if start >= len {
                 return None;
             }
-            let mut end = (start + fragment_bytes).min(text.len());
-            while !text.is_char_boundary(end) {
+            let mut end = (start + fragment_bytes).min(len);
+            while !text.as_str().is_char_boundary(end) {
                 end -= 1;
             }
             let opcode = if start == 0 { OpCode::Data(Data::Text) } else { OpCode::Data(Data::Continue) };
-            let frame = Frame::message(bytes.slice(start..end), opcode, end == text.len());
+            let bytes = text.clone().into_bytes().slice(start..end);
+            let frame = Frame::message(bytes, opcode, end == len);
             start = end;
             Some(Message::Frame(frame))
         })
@@ -138,7 +142,7 @@ mod tests {
     use super::*;
 
     fn payloads(text: &str, size: usize) -> Vec<(String, bool, bool)> {
-        text_fragments(text.into(), size)
+        text_fragments(protocol::Frame::from(text.to_owned()), size)
             .map(|m| match m {
                 Message::Text(t) => (t.to_string(), true, true),
                 Message::Frame(f) => {
