@@ -283,6 +283,79 @@ pub fn encode_update(
     to_json(&UpdateOut { t, v, origin, action, changes })
 }
 
+/// Encodes a transition's changes: the `changes` array of its `update`, and what the store
+/// keeps of it ([`crate::store::LogEntry::changes`]).
+pub fn encode_changes(changes: &[AppliedChange]) -> String {
+    to_json(changes)
+}
+
+/// An `update` (or, with `events_only`, an `events` message) around changes already encoded by
+/// [`encode_changes`]: byte for byte what [`encode_update`] writes for them, without encoding
+/// them again (a logged update is encoded once for the store and the sessions both).
+pub fn encode_update_of(v: u64, origin: &str, action: Option<u64>, changes: &str, events_only: bool) -> String {
+    use std::fmt::Write as _;
+    let t = if events_only { "events" } else { "update" };
+    let origin = to_json(origin);
+    let mut out = String::with_capacity(changes.len() + origin.len() + 64);
+    // Writing to a String cannot fail.
+    let _ = write!(out, r#"{{"t":"{t}","v":{v},"origin":{origin}"#);
+    if let Some(action) = action {
+        let _ = write!(out, r#","action":{action}"#);
+    }
+    out.push_str(r#","changes":"#);
+    out.push_str(changes);
+    out.push('}');
+    out
+}
+
+/// Decodes changes written by [`encode_changes`] (the store's log), as steps to apply again.
+pub fn decode_changes(text: &str) -> Result<Vec<Change>, String> {
+    decode_trusted(text)
+}
+
+/// An `update` message's parts as the store keeps them (see [`split_update`]).
+#[derive(Debug, PartialEq)]
+pub(crate) struct UpdateParts {
+    pub(crate) v: u64,
+    /// The client that caused it; `None` for server code.
+    pub(crate) origin: Option<CompactString>,
+    pub(crate) action: Option<u64>,
+    /// The `changes` array's text, as it was.
+    pub(crate) changes: String,
+}
+
+/// Splits an `update` this server wrote into its parts, its `changes` kept as text: for
+/// converting logs that stored whole messages. Refused unless [`encode_update_of`] gives back
+/// exactly `text` from the parts.
+pub(crate) fn split_update(text: &str) -> Result<UpdateParts, String> {
+    #[derive(Deserialize)]
+    struct Head {
+        t: String,
+        v: u64,
+        origin: CompactString,
+        action: Option<u64>,
+        #[allow(dead_code)] // read to check that it is JSON; kept as text below
+        changes: serde::de::IgnoredAny,
+    }
+    let head: Head = decode_trusted(text)?;
+    if head.t != "update" {
+        return Err(format!("a {:?} message, not an update", head.t));
+    }
+    // The encoder writes `changes` last, after fields (a number and a client id) that cannot
+    // contain this key.
+    let key = r#","changes":"#;
+    let start = text.find(key).ok_or("no changes")? + key.len();
+    let changes = text.get(start..text.len().saturating_sub(1)).ok_or("no changes")?.to_owned();
+    let origin = (head.origin != "server").then_some(head.origin);
+    let parts = UpdateParts { v: head.v, origin, action: head.action, changes };
+    let again =
+        encode_update_of(parts.v, parts.origin.as_deref().unwrap_or("server"), parts.action, &parts.changes, false);
+    if again != text {
+        return Err("not in the form this server writes".into());
+    }
+    Ok(parts)
+}
+
 #[derive(Serialize)]
 struct RejectOut<'a> {
     t: &'static str,
@@ -568,6 +641,48 @@ pub(crate) fn json_depth(text: &[u8]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn some_changes() -> Vec<AppliedChange> {
+        vec![
+            AppliedChange::Set {
+                obj: "n".into(),
+                attr: "title".into(),
+                old: Value::Null,
+                new: "a \"quoted\" é".into(),
+            },
+            AppliedChange::Set { obj: "m".into(), attr: "count".into(), old: Value::Int(1), new: Value::Int(2) },
+        ]
+    }
+
+    #[test]
+    fn an_update_around_encoded_changes_is_the_update_encoded_at_once() {
+        let changes = some_changes();
+        let text = encode_changes(&changes);
+        for (origin, action, events_only) in [("server", None, false), ("c1", Some(7), false), ("c1", Some(8), true)] {
+            assert_eq!(
+                encode_update_of(3, origin, action, &text, events_only),
+                encode_update(3, origin, action, &changes, events_only)
+            );
+        }
+        assert_eq!(decode_changes(&text).map(|c| c.len()), Ok(2));
+    }
+
+    #[test]
+    fn an_update_splits_into_the_parts_the_store_keeps_and_back() {
+        let changes = some_changes();
+        let frame = encode_update(9, "c1", Some(4), &changes, false);
+        let parts = split_update(&frame).expect("splits");
+        assert_eq!(
+            parts,
+            UpdateParts { v: 9, origin: Some("c1".into()), action: Some(4), changes: encode_changes(&changes) }
+        );
+        let server = split_update(&encode_update(2, "server", None, &[], false)).expect("splits");
+        assert_eq!((server.origin, server.action, server.changes.as_str()), (None, None, "[]"));
+        assert!(split_update(&encode_update(2, "c1", None, &changes, true)).is_err(), "events are not logged");
+        let reordered = r#"{"t":"update","changes":[],"v":2,"origin":"server"}"#;
+        assert!(split_update(reordered).is_err());
+        assert!(split_update(r#"{"t":"update","v":2"#).is_err());
+    }
 
     #[test]
     fn unknown_type_and_bad_message_are_told_apart() {

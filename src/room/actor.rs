@@ -110,8 +110,10 @@ pub(crate) fn spawn(
     let mut resume_log = VecDeque::new();
     let mut log_bytes = 0;
     for e in log.into_iter().filter(|e| e.version <= doc.version()) {
-        log_bytes += e.frame.len();
-        resume_log.push_back((e.version, Frame::from(e.frame)));
+        let origin = e.origin.as_deref().unwrap_or("server");
+        let frame = Frame::from(crate::protocol::encode_update_of(e.version, origin, e.action, &e.changes, false));
+        log_bytes += frame.len();
+        resume_log.push_back((e.version, frame));
     }
     let mut state = RoomState {
         name: name.clone(),

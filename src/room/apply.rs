@@ -109,15 +109,21 @@ impl RoomState {
     pub(super) fn publish(&mut self, t: &Transition, action: Option<u64>) {
         let origin = t.actor.client_id().unwrap_or("server");
         let events_only = !t.changes_state();
-        let frame: Frame = protocol::encode_update(t.version, origin, action, &t.changes, events_only).into();
+        // A logged update is encoded once: its changes for the store, the message around them.
+        let logged = (!events_only && self.durable).then(|| protocol::encode_changes(&t.changes));
+        let frame: Frame = match &logged {
+            Some(changes) => protocol::encode_update_of(t.version, origin, action, changes, false).into(),
+            None => protocol::encode_update(t.version, origin, action, &t.changes, events_only).into(),
+        };
         if !events_only {
             self.log_bytes += frame.len();
             self.log.push_back((t.version, frame.clone()));
             self.trim_log();
             self.metrics.updates.inc();
             self.updates_since_snapshot += 1;
-            if self.durable {
-                self.unsynced.entries.push(LogEntry { version: t.version, frame: frame.as_str().to_owned() });
+            if let Some(changes) = logged {
+                let origin = t.actor.client_id().map(Into::into);
+                self.unsynced.entries.push(LogEntry { version: t.version, origin, action, changes });
                 if let (Some(client), Some(id)) = (t.actor.client_id(), action) {
                     self.unsynced.clients.push(KnownClient { id: client.into(), last_action: id });
                 }

@@ -103,15 +103,12 @@ pub fn load_room(
     let mut doc = Document::from_snapshot(types.clone(), limits.clone(), snapshot.doc)
         .map_err(|e| corrupt(format!("the snapshot is invalid: {e}")))?;
     let start = doc.version();
-    let decode = |entry: &LogEntry| match crate::protocol::decode_server(&entry.frame) {
-        Ok(crate::protocol::ServerMessage::Update { v, origin, changes, .. }) if v == entry.version => {
-            let actor = match origin.as_str() {
-                "server" => Actor::Server,
-                _ => Actor::Client(origin),
-            };
+    let decode = |entry: &LogEntry| match crate::protocol::decode_changes(&entry.changes) {
+        Ok(changes) => {
+            let actor = entry.origin.clone().map_or(Actor::Server, Actor::Client);
             Ok((actor, changes))
         }
-        _ => Err(corrupt(format!("the update of version {} does not parse", entry.version))),
+        Err(e) => Err(corrupt(format!("the update of version {} does not parse: {e}", entry.version))),
     };
     // The updates the snapshot already contains (kept for resuming clients) rebuild the text and
     // list histories, so that an action decides as it would have before the restart.

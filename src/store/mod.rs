@@ -49,13 +49,20 @@ fn is_zero(n: &u64) -> bool {
     *n == 0
 }
 
-/// One accepted update as stored: the exact bytes clients got.
+/// One accepted transition as the store keeps it: what changed and who asked. The store's own
+/// record, not the socket's `update` message, so that a change of the message's envelope is
+/// not a change of what is stored.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct LogEntry {
     /// The version it created.
     pub version: u64,
-    /// The encoded `update` message.
-    pub frame: String,
+    /// The client whose action, undo or redo it was; `None` for server code.
+    pub origin: Option<CompactString>,
+    /// That client's action id, when it was an action.
+    pub action: Option<u64>,
+    /// The changes, as [`protocol::encode_changes`](crate::protocol::encode_changes) wrote them
+    /// (the steps as applied, replayable).
+    pub changes: String,
 }
 
 /// Updates to append, with the clients whose last action id they advance.

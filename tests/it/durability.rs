@@ -402,8 +402,8 @@ async fn damaged_data_is_refused_not_served() {
         let conn = rusqlite::Connection::open(dir.path().join("objectsync.db")).expect("open");
         let changed = conn
             .execute(
-                "UPDATE log SET frame = replace(frame, '\"value\":3', '\"value\":8') \
-                 WHERE room = 'r' AND instr(frame, '\"value\":3') > 0",
+                "UPDATE log SET changes = replace(changes, '\"value\":3', '\"value\":8') \
+                 WHERE room = 'r' AND instr(changes, '\"value\":3') > 0",
                 [],
             )
             .expect("flip");

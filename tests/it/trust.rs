@@ -132,8 +132,9 @@ fn check_round_trip_through_sqlite(depth: usize, value_depth: usize) {
                 objectsync::protocol::decode_server(&frame).is_ok(),
                 "depth {depth}/{value_depth}: the update frame reads back"
             );
+            let changes = objectsync::protocol::encode_changes(&t.changes);
             let batch = WriteBatch {
-                entries: vec![LogEntry { version: t.version, frame }],
+                entries: vec![LogEntry { version: t.version, origin: None, action: None, changes }],
                 clients: vec![KnownClient { id: "c1".into(), last_action: t.version }],
             };
             store.append("deep", batch).await.expect("append");

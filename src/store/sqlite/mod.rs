@@ -6,17 +6,12 @@
 use super::{KnownClient, LogEntry, RoomSnapshot, Store, StoreCause, StoreError, StoredRoom, WriteBatch};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
+use schema::{checksum, entry_checksum, entry_of_frame, init, read_meta, schema_version};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 use tokio::sync::{mpsc, oneshot};
 
-/// The schema this build writes and reads. 2: checksums on stored snapshots and log entries,
-/// and a commit counter (files of schema 1 are converted when opened for writing).
-const SCHEMA_VERSION: i64 = 2;
-
-/// Files up to this size get SQLite's `quick_check` when opened for writing (larger ones are
-/// checked page by page as they are read): a damaged file is refused at start, naming it.
-const INTEGRITY_CHECK_BYTES_MAX: u64 = 256 << 20;
+mod schema;
 
 /// Beside the database: the store's id and its last commit number, rewritten after every commit
 /// (not synced: after a power loss it can only be behind, never ahead). A database behind it
@@ -167,15 +162,7 @@ impl SqliteStore {
             })
             .optional()
             .map_err(|e| backend(room, e))?;
-        let log = conn
-            .prepare("SELECT version, frame FROM log WHERE room = ?1 ORDER BY version")
-            .and_then(|mut stmt| {
-                stmt.query_map(params![room], |r| {
-                    Ok(LogEntry { version: r.get::<_, i64>(0)? as u64, frame: r.get(1)? })
-                })?
-                .collect::<Result<Vec<_>, _>>()
-            })
-            .map_err(|e| backend(room, e))?;
+        let log = read_raw_log(&conn, room)?;
         let clients = conn
             .prepare("SELECT id, last_action FROM clients WHERE room = ?1 ORDER BY id")
             .and_then(|mut stmt| {
@@ -207,6 +194,45 @@ impl SqliteStore {
     }
 }
 
+/// A log row of schema 3 (`version, origin, action, changes`, in that order).
+fn log_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
+    Ok(LogEntry {
+        version: r.get::<_, i64>(0)? as u64,
+        origin: r.get::<_, Option<String>>(1)?.map(Into::into),
+        action: r.get::<_, Option<i64>>(2)?.map(|a| a as u64),
+        changes: r.get(3)?,
+    })
+}
+
+/// A room's log as stored, unchecked, from a file of this schema or an older one not yet
+/// converted (read-only: its `update` messages are read as records in memory; one that is not
+/// an update this server wrote is shown as it is, in `changes`).
+fn read_raw_log(conn: &Connection, room: &str) -> Result<Vec<LogEntry>, StoreError> {
+    let old = schema_version(conn).map_err(|e| backend(room, e))? < 3;
+    let query = if old {
+        "SELECT version, frame FROM log WHERE room = ?1 ORDER BY version"
+    } else {
+        "SELECT version, origin, action, changes FROM log WHERE room = ?1 ORDER BY version"
+    };
+    conn.prepare(query)
+        .and_then(|mut stmt| {
+            stmt.query_map(params![room], |r| match old {
+                false => log_entry(r),
+                true => {
+                    let (version, frame) = (r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?);
+                    Ok(entry_of_frame(version, &frame).unwrap_or(LogEntry {
+                        version,
+                        origin: None,
+                        action: None,
+                        changes: frame,
+                    }))
+                }
+            })?
+            .collect::<Result<Vec<_>, _>>()
+        })
+        .map_err(|e| backend(room, e))
+}
+
 /// A room's stored rows as they are ([`SqliteStore::read_raw`]).
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct RawRoom {
@@ -227,112 +253,6 @@ pub struct RawSnapshot {
     pub version: u64,
     /// Its JSON text.
     pub text: String,
-}
-
-/// Sets up a new file, or checks and converts an existing one; returns the store's secret and
-/// commit number.
-fn init(conn: &Connection, path: &Path) -> Result<([u8; 32], u64), StoreError> {
-    let e = |e: rusqlite::Error| damaged(path, &e.to_string());
-    let size = std::fs::metadata(path).map_err(|e| backend_at(path, e))?.len();
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(e)?;
-    // FULL: a commit is on disk when it returns (WAL is synced at every commit).
-    conn.pragma_update(None, "synchronous", "FULL").map_err(e)?;
-    let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(e)?;
-    if version > SCHEMA_VERSION {
-        return Err(StoreError::NewerSchema {
-            path: path.display().to_string(),
-            found: version,
-            supported: SCHEMA_VERSION,
-        });
-    }
-    if size > 0 && size <= INTEGRITY_CHECK_BYTES_MAX {
-        let check: String = conn.query_row("PRAGMA quick_check(1)", [], |r| r.get(0)).map_err(e)?;
-        if check != "ok" {
-            return Err(damaged(path, &format!("SQLite's integrity check says: {check}")));
-        }
-    }
-    conn.execute_batch(
-        "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
-         CREATE TABLE IF NOT EXISTS rooms (name TEXT PRIMARY KEY, version INTEGER NOT NULL, snapshot TEXT NOT NULL,
-                                           sum BLOB);
-         CREATE TABLE IF NOT EXISTS log (room TEXT NOT NULL, version INTEGER NOT NULL, frame TEXT NOT NULL, sum BLOB,
-                                         PRIMARY KEY (room, version)) WITHOUT ROWID;
-         CREATE TABLE IF NOT EXISTS clients (room TEXT NOT NULL, id TEXT NOT NULL, last_action INTEGER NOT NULL,
-                                             PRIMARY KEY (room, id)) WITHOUT ROWID;",
-    )
-    .map_err(e)?;
-    if version == 1 {
-        convert_from_1(conn).map_err(e)?;
-    }
-    conn.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(e)?;
-    let secret: Option<Vec<u8>> =
-        conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0)).optional().map_err(e)?;
-    let secret = match secret {
-        Some(s) => s,
-        None => {
-            let s: [u8; 32] = rand::random();
-            conn.execute("INSERT INTO meta (key, value) VALUES ('secret', ?1)", params![s.to_vec()]).map_err(e)?;
-            s.to_vec()
-        }
-    };
-    let secret = <[u8; 32]>::try_from(secret.as_slice())
-        .map_err(|_| damaged(path, "the store's secret has the wrong length"))?;
-    Ok((secret, read_commits(conn).map_err(e)?))
-}
-
-/// The secret and commit number of an existing file, read without writing anything.
-fn read_meta(conn: &Connection, path: &Path) -> Result<([u8; 32], u64), StoreError> {
-    let e = |e: rusqlite::Error| damaged(path, &e.to_string());
-    let secret: Vec<u8> = conn.query_row("SELECT value FROM meta WHERE key = 'secret'", [], |r| r.get(0)).map_err(e)?;
-    let secret = <[u8; 32]>::try_from(secret.as_slice())
-        .map_err(|_| damaged(path, "the store's secret has the wrong length"))?;
-    Ok((secret, read_commits(conn).map_err(e)?))
-}
-
-fn read_commits(conn: &Connection) -> rusqlite::Result<u64> {
-    let v: Option<i64> = conn.query_row("SELECT value FROM meta WHERE key = 'commits'", [], |r| r.get(0)).optional()?;
-    // No row: no commit counted yet (a new store, or one of schema 1 before its first commit).
-    Ok(v.unwrap_or(0) as u64)
-}
-
-/// Schema 1 had no checksums: add the columns and fill them from what is stored.
-fn convert_from_1(conn: &Connection) -> rusqlite::Result<()> {
-    let has_sum = |table: &str| -> rusqlite::Result<bool> {
-        let mut stmt = conn.prepare(&format!("PRAGMA table_info({table})"))?;
-        let names = stmt.query_map([], |r| r.get::<_, String>(1))?.collect::<Result<Vec<_>, _>>()?;
-        Ok(names.iter().any(|n| n == "sum"))
-    };
-    if !has_sum("rooms")? {
-        conn.execute_batch("ALTER TABLE rooms ADD COLUMN sum BLOB")?;
-    }
-    if !has_sum("log")? {
-        conn.execute_batch("ALTER TABLE log ADD COLUMN sum BLOB")?;
-    }
-    let rooms: Vec<(String, String)> = conn
-        .prepare("SELECT name, snapshot FROM rooms")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
-        .collect::<Result<_, _>>()?;
-    for (name, text) in rooms {
-        conn.execute("UPDATE rooms SET sum = ?1 WHERE name = ?2", params![checksum(&text).to_vec(), name])?;
-    }
-    let entries: Vec<(String, i64, String)> = conn
-        .prepare("SELECT room, version, frame FROM log")?
-        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
-        .collect::<Result<_, _>>()?;
-    for (room, version, frame) in entries {
-        conn.execute(
-            "UPDATE log SET sum = ?1 WHERE room = ?2 AND version = ?3",
-            params![checksum(&frame).to_vec(), room, version],
-        )?;
-    }
-    Ok(())
-}
-
-/// A stored text's checksum: the first 16 bytes of its BLAKE3 hash.
-fn checksum(text: &str) -> [u8; 16] {
-    let mut out = [0u8; 16];
-    out.copy_from_slice(&blake3::hash(text.as_bytes()).as_bytes()[..16]);
-    out
 }
 
 /// Names the store in the commits file (so another store's database put in place is noticed).
@@ -557,10 +477,19 @@ fn in_savepoint(
 
 fn append(conn: &rusqlite::Connection, room: &str, batch: &WriteBatch) -> rusqlite::Result<()> {
     // Idempotent by version: an entry already stored is not written again.
-    let mut insert =
-        conn.prepare_cached("INSERT OR IGNORE INTO log (room, version, frame, sum) VALUES (?1, ?2, ?3, ?4)")?;
+    let mut insert = conn.prepare_cached(
+        "INSERT OR IGNORE INTO log (room, version, origin, action, changes, sum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?;
     for e in &batch.entries {
-        insert.execute(params![room, e.version as i64, e.frame, checksum(&e.frame).to_vec()])?;
+        let sum = entry_checksum(e).to_vec();
+        insert.execute(params![
+            room,
+            e.version as i64,
+            e.origin.as_deref(),
+            e.action.map(|a| a as i64),
+            e.changes,
+            sum
+        ])?;
     }
     upsert_clients(conn, room, &batch.clients)
 }
@@ -619,17 +548,15 @@ fn load(conn: &rusqlite::Connection, room: &str) -> Result<Option<StoredRoom>, S
         }
     };
     let mut stmt = conn
-        .prepare_cached("SELECT version, frame, sum FROM log WHERE room = ?1 ORDER BY version")
+        .prepare_cached("SELECT version, origin, action, changes, sum FROM log WHERE room = ?1 ORDER BY version")
         .map_err(|e| backend(room, e))?;
     let rows = stmt
-        .query_map(params![room], |r| {
-            Ok((LogEntry { version: r.get::<_, i64>(0)? as u64, frame: r.get(1)? }, r.get::<_, Option<Vec<u8>>>(2)?))
-        })
+        .query_map(params![room], |r| Ok((log_entry(r)?, r.get::<_, Option<Vec<u8>>>(4)?)))
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(|e| backend(room, e))?;
     let mut log = Vec::with_capacity(rows.len());
     for (entry, sum) in rows {
-        if sum.as_deref() != Some(&checksum(&entry.frame)[..]) {
+        if sum.as_deref() != Some(&entry_checksum(&entry)[..]) {
             return Err(corrupt(format!("the log entry of version {} does not match its checksum", entry.version)));
         }
         log.push(entry);
@@ -684,6 +611,7 @@ impl Store for SqliteStore {
 
 #[cfg(test)]
 mod tests {
+    use super::schema::SCHEMA_VERSION;
     use super::*;
     use crate::model::{DocSnapshot, NodeSnapshot};
 
@@ -698,7 +626,7 @@ mod tests {
     }
 
     fn entry(version: u64) -> LogEntry {
-        LogEntry { version, frame: format!(r#"{{"t":"update","v":{version},"origin":"server","changes":[]}}"#) }
+        LogEntry { version, origin: Some("c1".into()), action: Some(version), changes: "[]".into() }
     }
 
     #[tokio::test]
@@ -724,6 +652,82 @@ mod tests {
         assert_eq!(r.log.iter().map(|e| e.version).collect::<Vec<_>>(), vec![8, 9, 10]);
         assert_eq!(store.rooms().await.expect("rooms"), vec!["r".to_owned()]);
         assert!(store.load("other").await.expect("load").is_none());
+    }
+
+    /// Turns the store in `dir` into one of schema 2: its log holds whole `update` messages.
+    fn make_schema_2(dir: &Path, frames: &[(&str, u64, String, bool)]) {
+        let conn = Connection::open(dir.join("objectsync.db")).expect("conn");
+        conn.execute_batch(
+            "DROP TABLE log;
+             CREATE TABLE log (room TEXT NOT NULL, version INTEGER NOT NULL, frame TEXT NOT NULL, sum BLOB,
+                               PRIMARY KEY (room, version)) WITHOUT ROWID;
+             PRAGMA user_version = 2;",
+        )
+        .expect("schema 2");
+        for (room, version, frame, sound) in frames {
+            let sum = if *sound { checksum(frame).to_vec() } else { vec![0; 16] };
+            conn.execute("INSERT INTO log VALUES (?1, ?2, ?3, ?4)", params![room, *version as i64, frame, sum])
+                .expect("insert");
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_of_schema_2_is_converted_once_and_damage_stays_visible() {
+        use crate::model::{AppliedChange, Value};
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = SqliteStore::open(dir.path()).expect("open");
+            for room in ["r", "bad", "odd"] {
+                store.save_snapshot(room, &snapshot(0), 0).await.expect("snapshot");
+            }
+        }
+        let set =
+            |v: i64| AppliedChange::Set { obj: "n".into(), attr: "a".into(), old: Value::Null, new: Value::Int(v) };
+        let update =
+            |v: u64, origin: &str, action| crate::protocol::encode_update(v, origin, action, &[set(v as i64)], false);
+        make_schema_2(
+            dir.path(),
+            &[
+                ("r", 1, update(1, "c1", Some(5)), true),
+                ("r", 2, update(2, "server", None), true),
+                ("bad", 1, update(1, "c1", Some(1)), false),
+                ("odd", 1, r#"{"t":"update","changes":[],"v":1,"origin":"server"}"#.into(), true),
+            ],
+        );
+        // Read-only, before any conversion: the records as they will be.
+        let raw = SqliteStore::read_raw(dir.path(), "r").expect("raw");
+        assert_eq!(
+            raw.log.iter().map(|e| (e.origin.as_deref(), e.action)).collect::<Vec<_>>(),
+            [(Some("c1"), Some(5)), (None, None)]
+        );
+        let store = SqliteStore::open(dir.path()).expect("converted");
+        let r = store.load("r").await.expect("loads").expect("room");
+        let changes = |v: i64| crate::protocol::encode_changes(&[set(v)]);
+        assert_eq!(
+            r.log,
+            vec![
+                LogEntry { version: 1, origin: Some("c1".into()), action: Some(5), changes: changes(1) },
+                LogEntry { version: 2, origin: None, action: None, changes: changes(2) },
+            ]
+        );
+        // The messages clients got are the same bytes, made again from the records.
+        let again = crate::protocol::encode_update_of(1, "c1", Some(5), &r.log[0].changes, false);
+        assert_eq!(again, update(1, "c1", Some(5)));
+        for room in ["bad", "odd"] {
+            let e = store.load(room).await.map(|_| ()).map_err(|e| e.to_string());
+            assert!(matches!(&e, Err(m) if m.contains(&format!("room {room}")) && m.contains("checksum")), "{e:?}");
+        }
+        drop(store);
+        let conn = Connection::open(dir.path().join("objectsync.db")).expect("conn");
+        assert_eq!(schema_version(&conn).expect("version"), SCHEMA_VERSION);
+        let old: i64 = conn
+            .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'log_of_schema_2'", [], |r| r.get(0))
+            .expect("count");
+        assert_eq!(old, 0, "the old table is gone");
+        drop(conn);
+        // Opened again, nothing is converted twice.
+        let store = SqliteStore::open(dir.path()).expect("reopened");
+        assert_eq!(store.load("r").await.expect("loads").expect("room").log.len(), 2);
     }
 
     #[tokio::test]
