@@ -95,7 +95,7 @@ fn benches(c: &mut Criterion) {
         b.iter_batched(
             || Vec::with_capacity(1 << 20),
             |mut out| {
-                let r = serde_json::to_writer(&mut out, &doc.snapshot_view());
+                let r = serde_json::to_writer(&mut out, &objectsync::protocol::snapshot_view(&doc));
                 black_box((r.is_ok(), out.len()))
             },
             BatchSize::SmallInput,

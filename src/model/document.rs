@@ -24,7 +24,7 @@ mod snapshot;
 pub(crate) use attr_op::AttrOp;
 pub(crate) use check::IdRule;
 pub(crate) use history::{Author, ListHistory, TextHistory};
-pub use snapshot::{DocSnapshot, SnapshotView};
+pub use snapshot::DocSnapshot;
 
 use super::change::{AppliedChange, NodeSnapshot, ObjId};
 use super::error::ModelError;

@@ -21,13 +21,14 @@ mod value;
 
 pub use attr::Attr;
 pub use change::{Actor, AppliedChange, Change, NodeSnapshot, ObjId};
-pub use document::{DocSnapshot, Document, ObjKey, SnapshotView, JSON_SAFE_INT_MAX, ROOT_ID};
+pub use document::{DocSnapshot, Document, ObjKey, JSON_SAFE_INT_MAX, ROOT_ID};
 pub use error::{ModelError, Rejection};
 pub use identity::Identity;
 pub(crate) use kind::set_order;
 pub use kind::{kinds, Kind, TopicKind};
 #[doc(hidden)]
 pub use registry::slot_of;
+pub(crate) use registry::TypeDef;
 pub use registry::{Access, AttrInfo, AttrSpec, DynTypeBuilder, SObjectType, TypeBuilder, TypeRegistry, ROOT_TYPE};
 pub use tx::{Transition, Tx};
 pub use undo::UndoHistory;

@@ -876,7 +876,7 @@ fn snapshot_round_trips_and_both_forms_serialize_alike() {
     );
     let snap = d.snapshot();
     let json = serde_json::to_string(&snap).unwrap_or_default();
-    assert_eq!(serde_json::to_string(&d.snapshot_view()).unwrap_or_default(), json);
+    assert_eq!(serde_json::to_string(&crate::protocol::snapshot_view(&d)).unwrap_or_default(), json);
     let back: DocSnapshot = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
     let d2 = Document::from_snapshot(registry(), ModelLimits::default(), back).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(d2.snapshot(), snap);
@@ -891,8 +891,8 @@ fn the_compact_form_reads_back_as_the_same_snapshot_and_is_smaller() {
         r#"[{"op":"create","id":"c1:e","type":"Edge","parent":"g","attrs":{"from":"c1:a","to":"c1:b"}},
             {"op":"set","obj":"c1:a","attr":"title","value":"ü😀"}]"#,
     );
-    let nested = serde_json::to_string(&d.snapshot_view()).unwrap_or_default();
-    let compact = serde_json::to_string(&d.compact_snapshot_view()).unwrap_or_default();
+    let nested = serde_json::to_string(&crate::protocol::snapshot_view(&d)).unwrap_or_default();
+    let compact = serde_json::to_string(&crate::protocol::compact_snapshot_view(&d)).unwrap_or_default();
     assert!(compact.len() < nested.len(), "{compact}");
     assert!(compact.contains(r#""types":"#) && compact.contains(r#"["c1:e","#), "{compact}");
     let back: DocSnapshot = serde_json::from_str(&compact).unwrap_or_else(|e| panic!("{e}"));

@@ -8,11 +8,14 @@
 //!
 //! Architecture invariant: this module and `client` are the only ones that know JSON text.
 
+mod changes;
 mod frame;
+mod snapshot;
 
 pub(crate) use frame::Frame;
+pub use snapshot::{compact_snapshot_view, snapshot_view, SnapshotView};
 
-use crate::model::{AppliedChange, Change, ObjId, SnapshotView, Value};
+use crate::model::{AppliedChange, Change, ObjId, Value};
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;

@@ -99,8 +99,8 @@ impl RoomState {
             acked,
             snapshot: match (catchup, request.compact_snapshots) {
                 (true, _) => None,
-                (false, true) => Some(self.doc.compact_snapshot_view()),
-                (false, false) => Some(self.doc.snapshot_view()),
+                (false, true) => Some(protocol::compact_snapshot_view(&self.doc)),
+                (false, false) => Some(protocol::snapshot_view(&self.doc)),
             },
             presence,
             read_only: request.read_only,

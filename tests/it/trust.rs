@@ -153,8 +153,8 @@ fn check_round_trip_through_sqlite(depth: usize, value_depth: usize) {
         assert_eq!(loaded.snapshot(), doc.snapshot());
         // Both snapshot forms of the wire read back, and nest no deeper than the limits say.
         for text in [
-            serde_json::to_string(&doc.snapshot_view()).expect("nested"),
-            serde_json::to_string(&doc.compact_snapshot_view()).expect("compact"),
+            serde_json::to_string(&objectsync::protocol::snapshot_view(&doc)).expect("nested"),
+            serde_json::to_string(&objectsync::protocol::compact_snapshot_view(&doc)).expect("compact"),
         ] {
             let back: objectsync::model::DocSnapshot = objectsync::protocol::decode_trusted(&text).expect("reads");
             assert_eq!(back, doc.snapshot());
