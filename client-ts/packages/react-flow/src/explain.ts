@@ -31,12 +31,14 @@ const MESSAGES: Readonly<Record<string, string>> = {
   not_ready: "not connected yet",
 };
 
-/** Ids as the server and clients make them: `<client>:<n>`, or `#<n>`-like tokens with a colon. */
-const ID = /\b[\w-]+:\d+\b/g;
+/** Ids as clients make them (`<client>:<n>`), with the attribute the server may name after one. */
+const ID = /\b[\w-]+:\d+\b(?:\.\w+)?/g;
+/** The server's "where" before its reason: `<id>.<attr>: ` or `<id>: `. */
+const WHERE = /\b[\w-]+:\d+\b(?:\.\w+)?:\s+/g;
 
-/** A reason without ids. */
+/** A reason without ids: the "where" prefixes go, any other id reads "it". */
 export function withoutIds(reason: string): string {
-  return reason.replace(ID, "it").replace(/\s+/g, " ").trim();
+  return reason.replace(WHERE, "").replace(ID, "it").replace(/\s+/g, " ").trim();
 }
 
 /** The person's sentence for a refusal of `what`. */

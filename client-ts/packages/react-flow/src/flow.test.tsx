@@ -43,7 +43,7 @@ function refuse(c: Change): { code: string; reason: string } | null {
     if (p.x < 0 || p.x > 2000) return { code: "invalid", reason: `x = ${p.x} is outside the canvas (0..2000)` };
   }
   if (c.op === "create" && c.type === "Edge" && c.attrs?.["from"] === c.attrs?.["to"]) {
-    return { code: "invalid", reason: `edge ${c.id}: an edge cannot connect a node to itself` };
+    return { code: "invalid", reason: `${c.id}.to: an edge cannot connect a node to itself` };
   }
   return null;
 }
@@ -193,7 +193,7 @@ describe("useObjectSyncFlow", () => {
     act(() => f().onConnect({ source: "a", target: "a", sourceHandle: null, targetHandle: null }));
     act(() => w.settle());
     expect(f().edges.length).toBe(2);
-    expect(f().reject?.message).toBe("Connection refused: edge it: an edge cannot connect a node to itself");
+    expect(f().reject?.message).toBe("Connection refused: an edge cannot connect a node to itself");
     expect(f().reject?.message).not.toMatch(/c1:/);
   });
 

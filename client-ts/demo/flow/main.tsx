@@ -1,0 +1,321 @@
+/**
+ * The flow editor: the demo's node graph (room `?room=NAME`, default `demo`, the same rooms as
+ * the vanilla editor at `/`) on React Flow through `objectsync-react` and
+ * `objectsync-react-flow`. Zoom and pan, minimap, multi-select (Shift/Ctrl/Cmd-click) and box
+ * select (Shift-drag), delete (Del, Backspace or the button), duplicate (Ctrl+D), connect by
+ * dragging from a node's `out` handle to another's `in`, rename in place, the others' cursors,
+ * selections and names, undo/redo of one's own changes, and the server's refusals in words.
+ *
+ * Built by `npm run build:demo` into `demo/dist/flow/`, served at `/flow/` by `bash scripts/run`.
+ */
+
+import "@xyflow/react/dist/style.css";
+import type { JsonObject } from "objectsync-client";
+import { explain } from "objectsync-react-flow";
+import { EdgeObject, GraphObject, NodeObject, schema } from "../../examples/generated/demo-types.js";
+import { ObjectSyncProvider, useClient, useObject, useOthers, useRoom, useStatus } from "objectsync-react";
+import type { FlowMapping, FlowPresence } from "objectsync-react-flow";
+import { Cursors, useFlowPointer, useObjectSyncFlow } from "objectsync-react-flow";
+import type { Edge, XYPosition } from "@xyflow/react";
+import { Background, ConnectionLineType, Controls, MarkerType, MiniMap, ReactFlow, ReactFlowProvider, useReactFlow, ViewportPortal } from "@xyflow/react";
+import type { ReactNode } from "react";
+import { StrictMode, useCallback, useEffect, useMemo } from "react";
+import { createRoot } from "react-dom/client";
+import { colorFor, friendlyName, NAME_LEN_MAX } from "../presence.js";
+import type { GraphNode } from "./node.js";
+import { GraphNodeComponent, NODE_SIZE } from "./node.js";
+
+/** The server's canvas (`src/demo.rs`): a node's corner must stay in 0..2000 x 0..1200. */
+const CANVAS = { width: 2000, height: 1200 } as const;
+const COLORS = ["#4f7cff", "#2da44e", "#bf8700", "#cf222e", "#8250df", "#1b7c83"] as const;
+const nodeTypes = { graph: GraphNodeComponent };
+const ARROW = { type: MarkerType.ArrowClosed, width: 18, height: 18 } as const;
+
+// ----------------------------------------------------------------------------- room and name
+
+const ROOM_NAME = /^[A-Za-z0-9_.-]{1,64}$/;
+const params = new URLSearchParams(location.search);
+const asked = params.get("room");
+const room = asked !== null && ROOM_NAME.test(asked) ? asked : "demo";
+const NAME_KEY = "objectsync-demo-name";
+const name = pickName();
+const myColor = colorFor(name);
+
+function pickName(): string {
+  const given = params.get("name")?.trim().slice(0, NAME_LEN_MAX);
+  if (given !== undefined && given !== "") return given;
+  const kept = sessionStorage.getItem(NAME_KEY);
+  if (kept !== null && kept !== "") return kept;
+  const made = friendlyName();
+  sessionStorage.setItem(NAME_KEY, made);
+  return made;
+}
+
+// ------------------------------------------------------------------------------------ mapping
+
+function readPos(obj: NodeObject): XYPosition {
+  const p = obj.pos.value;
+  return { x: typeof p["x"] === "number" ? p["x"] : 0, y: typeof p["y"] === "number" ? p["y"] : 0 };
+}
+
+/** The demo's types as React Flow: `Node`s with the custom node, `Edge`s from `out` to `in`. */
+const mapping: FlowMapping<NodeObject, EdgeObject, GraphNode, Edge> = {
+  nodeType: NodeObject,
+  edgeType: EdgeObject,
+  // Title and color are read by the node component itself (useAttr): only a move re-maps.
+  watch: ["pos"],
+  toNode: (obj) => ({ id: obj.id, type: "graph", position: readPos(obj), data: { obj } }),
+  toEdge: (obj) => {
+    const source = obj.from.value;
+    const target = obj.to.value;
+    if (source === null || target === null) return null;
+    // Ends on the element for tests and tools (React Flow's own `data-testid` is `rf__edge-<id>`).
+    const domAttributes = { "data-from": source, "data-to": target } as Edge["domAttributes"];
+    return { id: obj.id, source, target, sourceHandle: "out", targetHandle: "in", type: "smoothstep", markerEnd: ARROW, domAttributes };
+  },
+  setPosition: (obj, p) => void obj.pos.set({ x: Math.round(p.x), y: Math.round(p.y) } as JsonObject),
+  connect: (graph, c) => void graph.client.create(EdgeObject, graph, { attrs: { from: c.source, to: c.target } }),
+};
+
+function clampToCanvas(p: XYPosition): XYPosition {
+  return { x: Math.min(CANVAS.width, Math.max(0, Math.round(p.x))), y: Math.min(CANVAS.height, Math.max(0, Math.round(p.y))) };
+}
+
+// ------------------------------------------------------------------------------------- editor
+
+function Editor(): ReactNode {
+  const client = useClient<typeof schema>();
+  const roomHandle = useRoom();
+  const graph = useObject("graph", GraphObject);
+  const flow = useObjectSyncFlow(graph, mapping);
+  const rf = useReactFlow<GraphNode, Edge>();
+  const pointer = useFlowPointer();
+  const state = useStatus((s) => s.state);
+  const ready = useStatus((s) => s.ready);
+  const readOnly = useStatus((s) => s.readOnly);
+  const otherReject = useStatus((s) => s.lastReject);
+
+  useEffect(() => {
+    document.body.dataset.state = state;
+  }, [state]);
+  useEffect(() => {
+    const mine = (roomHandle.presence ?? {}) as object;
+    roomHandle.setPresence({ ...mine, name, color: myColor } as never);
+  }, [roomHandle]);
+
+  const canEdit = ready && !readOnly && graph !== undefined;
+
+  const addNode = useCallback(() => {
+    if (graph === undefined) return;
+    const stage = document.querySelector(".stage")?.getBoundingClientRect();
+    const center = rf.screenToFlowPosition({ x: (stage?.left ?? 0) + (stage?.width ?? 800) / 2, y: (stage?.top ?? 0) + (stage?.height ?? 600) / 2 });
+    const taken = rf.getNodes().map((n) => n.position);
+    let spot = clampToCanvas({ x: center.x - NODE_SIZE.width / 2, y: center.y - NODE_SIZE.height / 2 });
+    // Clear of the others: walk a spiral until nothing is closer than a node's size.
+    for (let i = 1; i < 64 && taken.some((p) => Math.abs(p.x - spot.x) < NODE_SIZE.width && Math.abs(p.y - spot.y) < NODE_SIZE.height); i++) {
+      const a = i * 0.9;
+      spot = clampToCanvas({ x: center.x - NODE_SIZE.width / 2 + Math.cos(a) * 40 * Math.sqrt(i) * 2, y: center.y - NODE_SIZE.height / 2 + Math.sin(a) * 30 * Math.sqrt(i) * 2 });
+    }
+    const n = graph.children.filter((c) => c instanceof NodeObject).length + 1;
+    const color = COLORS[n % COLORS.length] ?? COLORS[0];
+    const made = client.create(NodeObject, graph, { attrs: { title: `Node ${n}`, pos: { x: spot.x, y: spot.y }, color } });
+    flow.select([made.id]);
+  }, [client, graph, rf, flow]);
+
+  const duplicate = useCallback(() => {
+    if (graph === undefined || flow.selection.length === 0) return;
+    const picked = new Set(flow.selection);
+    const copies = new Map<string, string>();
+    client.transaction(() => {
+      for (const id of picked) {
+        const obj = client.get(id);
+        if (!(obj instanceof NodeObject)) continue;
+        const p = clampToCanvas({ x: readPos(obj).x + 40, y: readPos(obj).y + 40 });
+        const copy = client.create(NodeObject, graph, { attrs: { title: `${obj.title.value} copy`, pos: { x: p.x, y: p.y }, color: obj.color.value } });
+        copies.set(id, copy.id);
+      }
+      for (const e of graph.children) {
+        if (!(e instanceof EdgeObject)) continue;
+        const from = copies.get(e.from.value ?? "");
+        const to = copies.get(e.to.value ?? "");
+        if (from !== undefined && to !== undefined) client.create(EdgeObject, graph, { attrs: { from, to } });
+      }
+    });
+    flow.select([...copies.values()]);
+  }, [client, graph, flow]);
+
+  // Keys for undo, redo and duplicate (React Flow handles Delete, Backspace and selection).
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const target = e.target;
+      if (target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement) return;
+      if (!(e.ctrlKey || e.metaKey)) return;
+      const key = e.key.toLowerCase();
+      if (key === "z" && !e.shiftKey) flow.undo();
+      else if ((key === "z" && e.shiftKey) || key === "y") flow.redo();
+      else if (key === "d") duplicate();
+      else return;
+      e.preventDefault();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [flow, duplicate]);
+
+  const message = flow.reject?.message ?? (otherReject === null ? null : explain(otherReject, "edit").message);
+  const dismiss = () => {
+    flow.clearReject();
+    roomHandle.clearReject();
+  };
+  const nodeCount = flow.nodes.length;
+
+  return (
+    <div className="app">
+      <header className="toolbar" data-testid="toolbar">
+        <h1>
+          ObjectSync <span>flow</span>
+        </h1>
+        <button type="button" className="primary" data-testid="add-node" onClick={addNode} disabled={!canEdit}>
+          + Node
+        </button>
+        <button type="button" data-testid="duplicate" title="Duplicate the selection (Ctrl+D)" onClick={duplicate} disabled={!canEdit || flow.selection.length === 0}>
+          Duplicate
+        </button>
+        <button type="button" data-testid="delete" title="Delete the selection (Del)" onClick={flow.deleteSelected} disabled={!canEdit}>
+          Delete
+        </button>
+        <span className="sep" aria-hidden="true" />
+        <button type="button" data-testid="undo" title="Undo your last change (Ctrl+Z)" onClick={() => flow.undo()} disabled={!canEdit}>
+          Undo
+        </button>
+        <button type="button" data-testid="redo" title="Redo (Ctrl+Shift+Z)" onClick={() => flow.redo()} disabled={!canEdit}>
+          Redo
+        </button>
+        <button type="button" data-testid="fit" title="Show the whole graph" onClick={() => void rf.fitView({ padding: 0.2 })}>
+          Fit
+        </button>
+        <People />
+        <nav className="links">
+          <a href="../">vanilla</a>
+        </nav>
+      </header>
+      <div className="stage" data-testid="stage" {...pointer}>
+        <ReactFlow<GraphNode, Edge>
+          nodes={flow.nodes}
+          edges={flow.edges}
+          onNodesChange={flow.onNodesChange}
+          onEdgesChange={flow.onEdgesChange}
+          onConnect={flow.onConnect}
+          onDelete={flow.onDelete}
+          nodeTypes={nodeTypes}
+          deleteKeyCode={["Delete", "Backspace"]}
+          multiSelectionKeyCode={["Shift", "Control", "Meta"]}
+          selectionKeyCode="Shift"
+          connectionLineType={ConnectionLineType.SmoothStep}
+          nodesDraggable={canEdit}
+          nodesConnectable={canEdit}
+          minZoom={0.1}
+          maxZoom={2.5}
+          defaultViewport={{ x: 40, y: 40, zoom: 1 }}
+          proOptions={{ hideAttribution: false }}
+        >
+          <CanvasBounds />
+          <Background gap={24} />
+          <MiniMap<GraphNode> pannable zoomable nodeColor={(n) => n.data.obj.color.value || "#4f7cff"} />
+          <Controls showInteractive={false} />
+          <Cursors />
+        </ReactFlow>
+        {nodeCount === 0 && ready && (
+          <p className="hint" data-testid="hint">
+            Add a node, then open this page in a second window: drag nodes by their header, double-click a title to rename it, drag from a node's <b>out</b> handle to another's <b>in</b> to connect them.
+          </p>
+        )}
+        {message !== null && (
+          <div className="reject" role="alert" data-testid="reject">
+            <span>{message}</span>
+            <button type="button" aria-label="dismiss" onClick={dismiss}>
+              ×
+            </button>
+          </div>
+        )}
+      </div>
+      <StatusLine nodes={nodeCount} edges={flow.edges.length} />
+    </div>
+  );
+}
+
+/** The area the server accepts (a node's corner inside), drawn in flow coordinates. */
+function CanvasBounds(): ReactNode {
+  return (
+    <ViewportPortal>
+      <div className="bounds" style={{ width: CANVAS.width + NODE_SIZE.width, height: CANVAS.height + NODE_SIZE.height }} aria-hidden="true">
+        <span>
+          canvas {CANVAS.width} × {CANVAS.height}: the server refuses nodes outside
+        </span>
+      </div>
+    </ViewportPortal>
+  );
+}
+
+/** A chip per person (me first), in their color. */
+function People(): ReactNode {
+  const others = useOthers<FlowPresence>();
+  return (
+    <div className="people" data-testid="people" aria-label="people in this room">
+      <span className="person me" data-testid="me" style={{ background: myColor }} title={`${name} (you)`}>
+        {initials(name)}
+      </span>
+      {others.map((o) => {
+        const who = o.user?.name ?? o.presence.name ?? "someone";
+        return (
+          <span key={o.clientId} className="person" data-testid="person" data-client={o.clientId} style={{ background: o.presence.color ?? "#888" }} title={who}>
+            {initials(who)}
+          </span>
+        );
+      })}
+    </div>
+  );
+}
+
+function initials(who: string): string {
+  const parts = who.split(/\s+/).filter((p) => p !== "");
+  return parts.map((p) => p[0] ?? "").join("").slice(0, 2).toUpperCase() || "?";
+}
+
+function StatusLine({ nodes, edges }: { nodes: number; edges: number }): ReactNode {
+  const status = useStatus();
+  return (
+    <footer className="status" data-testid="status">
+      <span className={`dot ${status.state}`} aria-hidden="true" />
+      <span data-testid="status-state">{status.state}</span>
+      <span>
+        room <code data-testid="status-room">{room}</code>
+      </span>
+      <span>
+        version <code data-testid="status-version">{status.version ?? "–"}</code>
+      </span>
+      <span data-testid="status-pending">{status.pending === 0 ? "saved" : `${status.pending} pending`}</span>
+      <span data-testid="status-count">
+        {nodes} nodes, {edges} edges
+      </span>
+    </footer>
+  );
+}
+
+function App(): ReactNode {
+  const url = useMemo(() => `${location.protocol === "https:" ? "wss" : "ws"}://${location.host}/ws/${room}`, []);
+  return (
+    <ObjectSyncProvider url={url} client={{ schema }}>
+      <ReactFlowProvider>
+        <Editor />
+      </ReactFlowProvider>
+    </ObjectSyncProvider>
+  );
+}
+
+const root = document.getElementById("app");
+if (root === null) throw new Error("the page has no #app");
+createRoot(root).render(
+  <StrictMode>
+    <App />
+  </StrictMode>,
+);
