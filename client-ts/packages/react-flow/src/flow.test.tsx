@@ -92,14 +92,14 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function setup(strict = false) {
+function setup(strict = false, keepAliveMs = 0) {
   const w: W = world({ root: structuredClone(ROOT), refuse });
   const frames = manualFrames();
   const flow: { current: ObjectSyncFlow<Node, Edge> | null } = { current: null };
   let renders = 0;
   function Probe() {
     const graph = useObject("g");
-    flow.current = useObjectSyncFlow(graph, mapping, { frames, keepAliveMs: 0 });
+    flow.current = useObjectSyncFlow(graph, mapping, { frames, keepAliveMs, sendIntervalMinMs: 0 });
     renders++;
     return null;
   }
@@ -161,6 +161,26 @@ describe("useObjectSyncFlow", () => {
     expect(node("a")?.position).toEqual({ x: 55, y: 35 });
     expect(node("a")?.dragging).toBe(false);
     expect(f().reject).toBeNull();
+  });
+
+  it("a drag held still keeps its undo step open with a nudge below a pixel, and ends at the exact position", () => {
+    const { w, frames, f, actions } = setup(false, 300);
+    act(() => {
+      f().onNodesChange([{ type: "position", id: "a", position: { x: 40, y: 50 }, dragging: true }]);
+      frames.run();
+    });
+    act(() => w.settle());
+    const before = actions().length;
+    act(() => {
+      vi.advanceTimersByTime(310);
+      w.settle();
+    });
+    const nudges = actions().slice(before).map((m) => (m.changes[0]?.op === "set" ? (m.changes[0].value as { x: number }).x : null));
+    expect(nudges.length).toBeGreaterThan(0);
+    expect(nudges.every((x) => x !== null && Math.abs(x - 40) < 1e-3)).toBe(true);
+    act(() => f().onNodesChange([{ type: "position", id: "a", position: { x: 40, y: 50 }, dragging: false }]));
+    act(() => w.settle());
+    expect(w.server.value("a", "pos")).toEqual({ x: 40, y: 50 });
   });
 
   it("a drag the server refuses goes back to where it started, with the reason in words", () => {
