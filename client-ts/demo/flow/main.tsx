@@ -211,6 +211,8 @@ function Editor(): ReactNode {
           multiSelectionKeyCode={["Shift", "Control", "Meta"]}
           selectionKeyCode="Shift"
           connectionLineType={ConnectionLineType.SmoothStep}
+          // Large graphs: only what is in view is in the DOM (React Flow's advice past a few hundred nodes).
+          onlyRenderVisibleElements
           nodesDraggable={canEdit}
           nodesConnectable={canEdit}
           minZoom={0.1}

@@ -59,7 +59,7 @@ function GraphNodeView({ id, data, selected, dragging, positionAbsoluteX, positi
   const color = useAttr(obj, "color");
   const others = useRemoteSelection(id);
   const [editing, setEditing] = useState(false);
-  const outline = others[0]?.presence.color;
+  const outline = others[0]?.color;
   const style = { "--node-color": color, ...(outline === undefined ? {} : { "--remote-color": outline }) } as CSSProperties;
   return (
     <div
@@ -69,7 +69,7 @@ function GraphNodeView({ id, data, selected, dragging, positionAbsoluteX, positi
       data-id={id}
       data-x={Math.round(positionAbsoluteX)}
       data-y={Math.round(positionAbsoluteY)}
-      title={others.length > 0 ? `selected by ${others.map((o) => o.user?.name ?? o.presence.name ?? "someone").join(", ")}` : undefined}
+      title={others.length > 0 ? `selected by ${others.map((o) => o.name).join(", ")}` : undefined}
     >
       <Handle type="target" position={Position.Left} id="in" className="handle" data-testid="handle-in" />
       <div className="gnode-header" data-testid="node-header" onDoubleClick={() => setEditing(true)}>

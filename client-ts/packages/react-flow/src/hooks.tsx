@@ -13,6 +13,8 @@ import type { CSSProperties, PointerEvent as ReactPointerEvent, ReactNode } from
 import { useCallback, useEffect, useMemo, useRef, useSyncExternalStore } from "react";
 import type { FlowReject } from "./explain.js";
 import type { FlowMapping, FlowStoreOptions } from "./store.js";
+import type { Selector } from "./selections.js";
+import { selectionIndex } from "./selections.js";
 import { FlowStore } from "./store.js";
 
 /** What a page of a flow shares through presence (the binding reads and writes these keys). */
@@ -154,13 +156,16 @@ export function useFlowPointer(intervalMs = 50): {
   return { onPointerMove, onPointerLeave };
 }
 
-/** The others who selected node `id` (for a custom node's outline); re-renders only when they change. */
-export function useRemoteSelection(id: string): readonly Other<FlowPresence>[] {
-  const pick = useCallback(
-    (others: readonly Other<FlowPresence>[]) => others.filter((o) => isPresence(o.presence) && (o.presence.selection ?? []).includes(id)),
-    [id],
-  );
-  return useOthers<FlowPresence, readonly Other<FlowPresence>[]>(pick);
+/**
+ * The others who selected node `id` (for a custom node's outline): re-renders only when they
+ * change, and costs nothing per node when someone's cursor moves (see `selections.ts`).
+ */
+export function useRemoteSelection(id: string): readonly Selector[] {
+  const client = useClient();
+  const index = selectionIndex(client);
+  const subscribe = useCallback((fn: () => void) => index.subscribe(id, fn), [index, id]);
+  const read = () => index.of(id);
+  return useSyncExternalStore(subscribe, read, read);
 }
 
 function isPresence(p: unknown): p is FlowPresence {

@@ -12,5 +12,7 @@ export type { FlowReject } from "./explain.js";
 export { explain, withoutIds } from "./explain.js";
 export type { EdgeInput, FlowMapping, FlowSnapshot, FlowStoreOptions, FrameScheduler, NodeInput, ObjectClass } from "./store.js";
 export { FlowStore } from "./store.js";
+export type { Selector } from "./selections.js";
+export { SelectionIndex, selectionIndex } from "./selections.js";
 export type { CursorsProps, FlowPresence, ObjectSyncFlow, ObjectSyncFlowOptions } from "./hooks.js";
 export { Cursors, useFlowPointer, useObjectSyncFlow, useRemoteSelection } from "./hooks.js";
