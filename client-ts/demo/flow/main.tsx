@@ -25,7 +25,7 @@ import { colorFor, friendlyName, NAME_LEN_MAX } from "../presence.js";
 import type { GraphNode } from "./node.js";
 import { GraphNodeComponent, NODE_SIZE } from "./node.js";
 
-/** The server's canvas (`src/demo.rs`): a node's corner must stay in 0..2000 x 0..1200. */
+/** The server's canvas (the demo types' `CANVAS`): a node's corner must stay in 0..2000 x 0..1200. */
 const CANVAS = { width: 2000, height: 1200 } as const;
 const COLORS = ["#4f7cff", "#2da44e", "#bf8700", "#cf222e", "#8250df", "#1b7c83"] as const;
 const nodeTypes = { graph: GraphNodeComponent };
@@ -76,6 +76,11 @@ const mapping: FlowMapping<NodeObject, EdgeObject, GraphNode, Edge> = {
   setPosition: (obj, p) => void obj.pos.set({ x: Math.round(p.x), y: Math.round(p.y) } as JsonObject),
   connect: (graph, c) => void graph.client.create(EdgeObject, graph, { attrs: { from: c.source, to: c.target } }),
 };
+
+/** A node's color in the minimap: one function for every render (a new one would redraw every minimap node). */
+function minimapColor(n: GraphNode): string {
+  return n.data.obj.color.value || "#4f7cff";
+}
 
 function clampToCanvas(p: XYPosition): XYPosition {
   return { x: Math.min(CANVAS.width, Math.max(0, Math.round(p.x))), y: Math.min(CANVAS.height, Math.max(0, Math.round(p.y))) };
@@ -222,7 +227,7 @@ function Editor(): ReactNode {
         >
           <CanvasBounds />
           <Background gap={24} />
-          <MiniMap<GraphNode> pannable zoomable nodeColor={(n) => n.data.obj.color.value || "#4f7cff"} />
+          <MiniMap<GraphNode> pannable zoomable nodeColor={minimapColor} />
           <Controls showInteractive={false} />
           <Cursors />
         </ReactFlow>

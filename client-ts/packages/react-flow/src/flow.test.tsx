@@ -36,7 +36,7 @@ const ROOT: NodeSnapshot = {
   ],
 };
 
-/** The demo server's rules (`src/demo.rs`): positions inside 0..2000 x 0..1200, no self edges. */
+/** The demo types' rules (`objectsync::demo`): positions inside 0..2000 x 0..1200, no self edges. */
 function refuse(c: Change): { code: string; reason: string } | null {
   if (c.op === "set" && c.attr === "pos") {
     const p = c.value as { x: number; y: number };
