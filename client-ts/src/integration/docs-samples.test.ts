@@ -1,8 +1,9 @@
 /**
- * Every TypeScript sample in the docs runs: each ```ts block of README.md, docs/*.md and
- * client-ts/README.md must be preceded by `<!-- sample: PATH -->` and appear verbatim in PATH, a
- * file of the repository that is type-checked (`npm run typecheck`) and executed by a test (the
- * starter and the DOM example run in Chromium: starter.browser.test.ts, dom-example.browser.test.ts).
+ * Every TypeScript sample in the docs runs: each ```ts (or ```tsx) block of README.md, docs/*.md
+ * and client-ts/README.md must be preceded by `<!-- sample: PATH -->` and appear verbatim in PATH,
+ * a file of the repository that is type-checked (`npm run typecheck`) and executed by a test (the
+ * starter, the DOM example and the flow editor run in Chromium: starter.browser.test.ts,
+ * dom-example.browser.test.ts, flow.browser.test.ts).
  * A sample edited in the doc alone, or a file changed under a sample, fails here.
  */
 
@@ -14,7 +15,13 @@ import { describe, expect, it } from "vitest";
 const ROOT = fileURLToPath(new URL("../../../", import.meta.url));
 const DOCS = ["README.md", "client-ts/README.md", ...readdirSync(join(ROOT, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
 /** Files a sample may come from: what the type-check and the browser tests cover. */
-const EXECUTED = ["examples/starter/web/main.ts", "client-ts/examples/dom/main.ts", "client-ts/demo/main.ts"];
+const EXECUTED = [
+  "examples/starter/web/main.ts",
+  "client-ts/examples/dom/main.ts",
+  "client-ts/demo/main.ts",
+  "client-ts/demo/flow/main.tsx",
+  "client-ts/demo/flow/node.tsx",
+];
 
 interface Sample {
   doc: string;
@@ -27,7 +34,7 @@ function samples(doc: string): Sample[] {
   const lines = readFileSync(join(ROOT, doc), "utf8").split("\n");
   const out: Sample[] = [];
   for (let i = 0; i < lines.length; i++) {
-    if (!/^```(ts|typescript)\b/.test(lines[i] ?? "")) continue;
+    if (!/^```(ts|tsx|typescript)\b/.test(lines[i] ?? "")) continue;
     const end = lines.findIndex((l, j) => j > i && l.startsWith("```"));
     let k = i - 1;
     while (k >= 0 && lines[k]?.trim() === "") k--;
