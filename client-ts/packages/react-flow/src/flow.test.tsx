@@ -147,7 +147,10 @@ describe("useObjectSyncFlow", () => {
     });
     expect(node("a")?.position).toEqual({ x: 30, y: 25 });
     expect(node("a")?.dragging).toBe(true);
+    // Sending the frame's position changes the document, not what React Flow shows: same node.
+    const shown = node("a");
     act(() => frames.run());
+    expect(node("a")).toBe(shown);
     act(() => {
       f().onNodesChange([{ type: "position", id: "a", position: { x: 40, y: 30 }, dragging: true }]);
       f().onNodesChange([{ type: "position", id: "a", position: { x: 50, y: 35 }, dragging: true }]);

@@ -335,13 +335,16 @@ export class FlowStore<NO extends SObject = SObject, EO extends SObject = SObjec
     const measured = this.measured.get(e.obj.id);
     const dragging = drag !== undefined && !drag.ended;
     const prev = e.out as N | null;
+    const prevBase = (prev as unknown as { __base?: NodeInput<N> } | null)?.__base;
     if (
       prev !== null &&
       prev.position === position &&
       (prev.selected ?? false) === selected &&
       prev.measured === measured &&
       (prev.dragging ?? false) === dragging &&
-      (prev as unknown as { __base?: unknown }).__base === base
+      // While dragged, the node's own position edits come back changing only what the override
+      // already shows: the same node, so React Flow is not updated twice per frame.
+      (prevBase === base || (dragging && prevBase !== undefined && sameShallow({ ...prevBase, position: null }, { ...base, position: null })))
     ) {
       return prev;
     }
