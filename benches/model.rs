@@ -5,8 +5,8 @@
 //! on time.
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
-use objectsync::bench_preset;
 use objectsync::model::{Actor, Change, Document, ObjId, Value};
+use objectsync::presets::bench;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::sync::atomic::{AtomicIsize, Ordering};
@@ -40,8 +40,8 @@ const NODES: usize = 10_000;
 /// The standard workload's room: a graph `g` of 10,000 nodes (`n0`..), each with `title`,
 /// `pos` {x, y} and `ports` (the same room the system benchmark serves).
 fn build() -> Document {
-    let mut doc = Document::new(Arc::new(bench_preset::types()));
-    let r = doc.transact(&Actor::Server, |tx| bench_preset::build_room("nodes-10000", tx));
+    let mut doc = Document::new(Arc::new(bench::types()));
+    let r = doc.transact(&Actor::Server, |tx| bench::build_room("nodes-10000", tx));
     assert!(r.is_ok(), "{r:?}");
     doc
 }

@@ -4,8 +4,8 @@
 //! Run: `cargo run --example dom_text -- --bind 127.0.0.1:8766 --static client-ts/examples/dom/dist`,
 //! then open http://127.0.0.1:8766/ (the page joins room `dom`).
 
-use objectsync::demo;
 use objectsync::model::ModelError;
+use objectsync::presets::demo;
 use std::time::Duration;
 
 #[tokio::main]

@@ -6,7 +6,8 @@
 
 use axum::routing::get;
 use axum::Router;
-use objectsync::{demo, Server};
+use objectsync::presets::demo;
+use objectsync::Server;
 
 #[tokio::main]
 async fn main() -> std::io::Result<()> {

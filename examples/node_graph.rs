@@ -12,5 +12,5 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    objectsync::cli::run(|| objectsync::demo::server().static_dir("client-ts/demo/dist"))
+    objectsync::cli::run(|| objectsync::presets::demo::server().static_dir("client-ts/demo/dist"))
 }

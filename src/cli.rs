@@ -28,15 +28,16 @@
 //! --tls-key FILE`; `my-app codegen ts --out src/schema.ts` writes
 //! its TypeScript classes and schema; `my-app export ROOM` and `my-app import ROOM FILE` copy a
 //! room out of and into the data directory. `--limit NAME=VALUE` (repeatable) sets any field of
-//! [`ServerLimits`](crate::ServerLimits) or [`ModelLimits`](crate::ModelLimits) by name. `--help`
+//! [`ServerLimits`] or [`ModelLimits`] by name. `--help`
 //! lists the rest.
 //!
 //! Part of the default `cli` feature (it brings clap, anyhow and tracing-subscriber); a library
 //! user who writes its own `main` can turn the feature off.
 
 use crate::limits::{ModelLimits, ServerLimits};
-use crate::server::jwt::JwtAuth;
-use crate::server::{load_room, valid_room_name, ServerBuilder, StoreChoice};
+use crate::room::{load_room, valid_room_name};
+use crate::server::JwtAuth;
+use crate::server::{ServerBuilder, StoreChoice};
 use crate::store::{RoomSnapshot, SqliteStore, Store, DEFAULT_DATA_DIR};
 use crate::tls::TlsConfig;
 use anyhow::{anyhow, bail, Context};
@@ -264,7 +265,7 @@ impl Access {
             builder = builder.trust_proxies(self.trust_proxies);
         }
         let read = |path: &Path| std::fs::read(path).with_context(|| path.display().to_string());
-        let file = |path: &Path, e: crate::server::jwt::KeyError| anyhow!("{}: {e}", path.display());
+        let file = |path: &Path, e: crate::server::KeyError| anyhow!("{}: {e}", path.display());
         let jwt = if let Some(path) = &self.jwt_hs256_secret_file {
             let secret = read(path)?;
             // A secret file usually ends with a newline that is not part of the secret.

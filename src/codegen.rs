@@ -400,7 +400,7 @@ mod tests {
 
     #[test]
     fn declares_a_class_per_type_with_typed_getters() {
-        let ts = typescript(&crate::demo::types(), "objectsync-client");
+        let ts = typescript(&crate::presets::demo::types(), "objectsync-client");
         assert!(ts.contains("export class NodeObject extends SObject {"), "{ts}");
         assert!(ts.contains("  get title(): StringTopic {\n    return this.string(\"title\");"), "{ts}");
         assert!(ts.contains("  get pos(): DictTopic {"), "{ts}");
@@ -412,7 +412,7 @@ mod tests {
 
     #[test]
     fn each_class_carries_its_kinds_and_defaults() {
-        let ts = typescript(&crate::demo::types(), "objectsync-client");
+        let ts = typescript(&crate::presets::demo::types(), "objectsync-client");
         let node = concat!(
             "  static readonly typeName = \"Node\";\n",
             "  /** Each attribute's wire kind and default: what `create` accepts and the client checks edits against. */\n",

@@ -4,19 +4,21 @@
 //! bool, dict, list, set, event, references). The server is the authority: it validates every
 //! action, applies it atomically, and replicates the result to every client in one order.
 //!
-//! Layout (see `ARCHITECTURE.md`):
-//! - [`model`]: the pure core (tree, topics, changes, transactions, undo, snapshots).
-//! - [`limits`]: every limit, with its default and why.
-//! - [`metrics`]: the counters and gauges of `/metrics`, shared by rooms and the server.
-//! - [`protocol`]: the wire messages and their codec.
-//! - [`room`]: one actor per room owning its document.
-//! - [`server`]: the axum router, sessions, hooks, shutdown.
-//! - [`store`]: persistence of rooms behind a trait.
-//! - [`tls`]: a certificate and key for [`Server::serve_tls`] (HTTPS and WSS).
-//! - [`client`]: a Rust client (bots, tools, tests, benchmarks).
-//! - [`demo`]: the types of the bundled demos.
-//! - `cli` (default feature `cli`): the command line (`serve`, `codegen`, `export`, `import`)
-//!   for one's own types.
+//! What an application uses:
+//! - [`model`]: declaring SObject types ([`sobject!`], [`model::TypeRegistry`], validators,
+//!   reactions, permissions) and changing a document from server code ([`model::Document`],
+//!   [`model::Tx`], [`model::Value`]).
+//! - [`Server`] and [`ServerBuilder`]: the server (rooms over WebSocket, the store, hooks:
+//!   [`AuthRequest`] and [`Grant`] or [`JwtAuth`] for who may connect, [`ServiceCall`] for
+//!   services), with [`ServerLimits`] and [`ModelLimits`]; [`RoomHandle`] to change a live room.
+//! - [`store`]: where rooms are kept ([`store::SqliteStore`] by default, [`store::MemoryStore`],
+//!   or a [`store::Store`] of one's own).
+//! - `cli` (default feature `cli`): `cli::run`, the command line (`serve`, `codegen`, `export`,
+//!   `import`) for one's own types, in a three-line `main`.
+//! - [`client`]: a Rust client (bots, tools, tests); [`protocol`]: the wire's messages and codes.
+//!
+//! The rest (rooms' actors, sessions, metrics, codegen) is the crate's own; `ARCHITECTURE.md`
+//! maps it. The bundled demo and test presets are behind the `presets` feature.
 //!
 //! Declaring a type and changing a document from server code:
 //!
@@ -52,25 +54,25 @@
 
 #![warn(missing_docs)]
 
-pub mod bench_preset;
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod client;
-pub mod codegen;
-pub mod conformance_preset;
-pub mod demo;
-pub mod limits;
-pub mod metrics;
+#[cfg(feature = "cli")]
+mod codegen;
+mod limits;
+mod metrics;
 pub mod model;
+#[cfg(feature = "presets")]
+pub mod presets;
 pub mod protocol;
-pub mod room;
-pub mod server;
+mod room;
+mod server;
 pub mod store;
-pub mod tls;
+mod tls;
 
 pub use limits::{ModelLimits, ServerLimits};
-pub use room::{RoomError, RoomHandle};
-pub use server::{BuildError, Server, ServerBuilder};
+pub use room::{load_room, ClientId, RoomError, RoomHandle, ServerError};
+pub use server::{AuthRequest, BoxFuture, BuildError, Grant, JwtAuth, KeyError, Server, ServerBuilder, ServiceCall};
 pub use tls::{TlsConfig, TlsError};
 
 #[doc = include_str!("../README.md")]

@@ -7,17 +7,17 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     objectsync::cli::run_presets(&[
         ("demo", demo),
-        ("bench", objectsync::bench_preset::builder),
+        ("bench", objectsync::presets::bench::builder),
         ("conformance", conformance),
     ])
 }
 
 /// The demo app (node graph, text, counters) with its page from `client-ts/demo/dist`.
 fn demo() -> ServerBuilder {
-    objectsync::demo::server().static_dir("client-ts/demo/dist")
+    objectsync::presets::demo::server().static_dir("client-ts/demo/dist")
 }
 
 /// Every kind and hook of the protocol (docs/protocol.md, "Testing a client").
 fn conformance() -> ServerBuilder {
-    objectsync::conformance_preset::builder()
+    objectsync::presets::conformance::builder()
 }

@@ -14,7 +14,7 @@ mod error;
 mod identity;
 mod kind;
 mod registry;
-pub mod text;
+pub(crate) mod text;
 mod tx;
 mod undo;
 mod value;
@@ -31,7 +31,7 @@ pub use registry::slot_of;
 pub(crate) use registry::TypeDef;
 pub use registry::{Access, AttrInfo, AttrSpec, DynTypeBuilder, SObjectType, TypeBuilder, TypeRegistry, ROOT_TYPE};
 pub use tx::{Transition, Tx};
-pub use undo::UndoHistory;
+pub(crate) use undo::UndoHistory;
 pub use value::{Dict, Value};
 
 #[cfg(test)]

@@ -4,9 +4,9 @@
 //! UTF-8 and positions are converted at the edge of each edit. A position inside a surrogate
 //! pair is refused.
 //!
-//! The transform is the classic one for insert/delete on a sequence: [`transform_pair`] takes two
-//! edits made on the same text and returns each one rewritten to apply after the other, so that
-//! both orders give the same text (convergence). Inserts at the same position are ordered by the
+//! The transform is the classic one for insert/delete on a sequence: [`transform_one`] rewrites
+//! an edit to apply after another made on the same text (and [`transform_seqs`] two sequences
+//! each after the other), so that both orders give the same text (convergence). Inserts at the same position are ordered by the
 //! actors' tie keys, never by arrival, which is what makes both orders agree. A delete that
 //! overlaps a concurrent delete removes each character once; a delete around a concurrent insert
 //! keeps the inserted text (and so becomes two deletes).

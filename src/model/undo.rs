@@ -111,6 +111,7 @@ impl UndoHistory {
     }
 
     /// Bytes held by every client's steps.
+    #[cfg(test)]
     pub fn bytes(&self) -> usize {
         self.bytes
     }
@@ -208,6 +209,7 @@ impl UndoHistory {
     }
 
     /// Ends the client's current step: its next transition will not merge into it.
+    #[cfg(test)]
     pub fn boundary(&mut self, client: &str) {
         if let Some(h) = self.clients.get_mut(client) {
             h.boundary = true;
@@ -219,18 +221,6 @@ impl UndoHistory {
         if let Some(h) = self.clients.remove(client) {
             self.bytes -= h.bytes;
         }
-    }
-
-    /// Whether the client has a step to undo in `scope`.
-    pub fn can_undo(&self, doc: &Document, client: &str, scope: Option<ObjKey>) -> bool {
-        let scope = scope.and_then(|k| doc.id(k));
-        self.clients.get(client).is_some_and(|h| h.undo.iter().any(|s| matches(s, scope)))
-    }
-
-    /// Whether the client has a step to redo in `scope`.
-    pub fn can_redo(&self, doc: &Document, client: &str, scope: Option<ObjKey>) -> bool {
-        let scope = scope.and_then(|k| doc.id(k));
-        self.clients.get(client).is_some_and(|h| h.redo.iter().any(|s| matches(s, scope)))
     }
 
     /// Undoes the client's latest step touching `scope` (or its latest step at all).

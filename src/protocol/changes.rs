@@ -6,7 +6,7 @@ use crate::model::{AppliedChange, NodeSnapshot};
 use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
-/// Writes the forward form, field for field what [`Change`] deserializes, without copying.
+/// Writes the forward form, field for field what [`Change`](crate::model::Change) deserializes, without copying.
 impl Serialize for AppliedChange {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use AppliedChange as A;

@@ -197,7 +197,7 @@ pub fn encode_client(msg: &ClientMessage) -> String {
 
 /// `welcome`, borrowing the document for its snapshot.
 #[derive(Serialize)]
-pub struct Welcome<'a> {
+pub(crate) struct Welcome<'a> {
     /// Always "welcome".
     pub t: &'static str,
     /// [`PROTOCOL_VERSION`].
@@ -236,7 +236,7 @@ pub struct Welcome<'a> {
 
 /// What clients are told of an identity: the user id, name and roles (never the claims).
 #[derive(Serialize, Clone, Copy, Debug)]
-pub struct UserView<'a> {
+pub(crate) struct UserView<'a> {
     /// The user id.
     pub id: &'a str,
     /// The display name.
@@ -259,7 +259,7 @@ fn is_zero(n: &usize) -> bool {
 }
 
 /// Encodes a `welcome`.
-pub fn encode_welcome(w: &Welcome<'_>) -> String {
+pub(crate) fn encode_welcome(w: &Welcome<'_>) -> String {
     to_json(w)
 }
 
@@ -295,7 +295,7 @@ pub fn encode_changes(changes: &[AppliedChange]) -> String {
 /// An `update` (or, with `events_only`, an `events` message) around changes already encoded by
 /// [`encode_changes`]: byte for byte what [`encode_update`] writes for them, without encoding
 /// them again (a logged update is encoded once for the store and the sessions both).
-pub fn encode_update_of(v: u64, origin: &str, action: Option<u64>, changes: &str, events_only: bool) -> String {
+pub(crate) fn encode_update_of(v: u64, origin: &str, action: Option<u64>, changes: &str, events_only: bool) -> String {
     use std::fmt::Write as _;
     let t = if events_only { "events" } else { "update" };
     let origin = to_json(origin);
@@ -312,7 +312,7 @@ pub fn encode_update_of(v: u64, origin: &str, action: Option<u64>, changes: &str
 }
 
 /// Decodes changes written by [`encode_changes`] (the store's log), as steps to apply again.
-pub fn decode_changes(text: &str) -> Result<Vec<Change>, String> {
+pub(crate) fn decode_changes(text: &str) -> Result<Vec<Change>, String> {
     decode_trusted(text)
 }
 
@@ -370,7 +370,7 @@ struct RejectOut<'a> {
 }
 
 /// Encodes a `reject`.
-pub fn encode_reject(action: u64, code: &str, reason: &str, change: Option<usize>) -> String {
+pub(crate) fn encode_reject(action: u64, code: &str, reason: &str, change: Option<usize>) -> String {
     to_json(&RejectOut { t: "reject", action, code, reason, change })
 }
 
@@ -385,7 +385,7 @@ struct PresenceOut<'a> {
 
 /// Encodes a `presence` (a `Null` state means gone), with who the client is when it has an
 /// identity: the server's word, which a client's own state cannot change.
-pub fn encode_presence(client: &str, user: Option<&crate::model::Identity>, state: &Value) -> String {
+pub(crate) fn encode_presence(client: &str, user: Option<&crate::model::Identity>, state: &Value) -> String {
     let user = user.map(UserView::of);
     to_json(&PresenceOut { t: "presence", client, user, state })
 }
@@ -407,7 +407,7 @@ struct ResultOut<'a> {
 }
 
 /// Encodes a `result`: `Ok(value)` or `Err((code, reason))`.
-pub fn encode_result(id: u64, outcome: Result<&Value, (&str, &str)>) -> String {
+pub(crate) fn encode_result(id: u64, outcome: Result<&Value, (&str, &str)>) -> String {
     let (ok, error) = match outcome {
         Ok(v) => (Some(v), None),
         Err((code, reason)) => (None, Some(ErrorBody { code, reason })),
@@ -424,7 +424,7 @@ struct ErrorOut<'a> {
 
 /// Encodes a `batch` of already encoded messages, in order (their text is copied once, and the
 /// result is shared by every client that takes batches).
-pub fn encode_batch<'a>(messages: impl Iterator<Item = &'a str> + Clone) -> String {
+pub(crate) fn encode_batch<'a>(messages: impl Iterator<Item = &'a str> + Clone) -> String {
     let len: usize = messages.clone().map(|m| m.len() + 1).sum();
     let mut out = String::with_capacity(len + 20);
     out.push_str(r#"{"t":"batch","m":["#);
@@ -439,7 +439,7 @@ pub fn encode_batch<'a>(messages: impl Iterator<Item = &'a str> + Clone) -> Stri
 }
 
 /// Encodes an `error`.
-pub fn encode_error(code: &str, reason: &str) -> String {
+pub(crate) fn encode_error(code: &str, reason: &str) -> String {
     to_json(&ErrorOut { t: "error", code, reason })
 }
 
@@ -555,7 +555,7 @@ pub struct ServiceError {
 
 /// The registered types as clients read them (`GET /types`, `objectsync codegen json`): every
 /// type's name and its attributes with their kind and default value, in registration order.
-pub fn encode_types(types: &crate::model::TypeRegistry) -> String {
+pub(crate) fn encode_types(types: &crate::model::TypeRegistry) -> String {
     #[derive(Serialize)]
     struct Attr<'a> {
         name: &'a str,

@@ -35,8 +35,9 @@ pub use handle::{RoomError, RoomHandle};
 pub use load::load_room;
 pub(crate) use load::{release_free_memory, Loader, RoomInitFn};
 pub(crate) use outbound::{channel as outbound_channel, OutboundBudget, OutboundReceiver, OutboundSender, QueueFull};
+pub(crate) use registry::valid_room_name;
 pub(crate) use registry::Registry;
-pub use registry::{valid_room_name, ServerError};
+pub use registry::ServerError;
 
 pub(crate) use crate::protocol::Frame;
 use compact_str::CompactString;

@@ -1,30 +1,4 @@
-//! A ready auth hook for signed tokens (JWT): HS256 with a shared secret, RS256 or ES256 with a
-//! public key (PEM) or a JWKS file (keys chosen by the token's `kid`).
-//!
-//! The token is taken from the `hello` token, else an `Authorization: Bearer` header, else a
-//! `token` query parameter. Its claims:
-//!
-//! | claim | meaning |
-//! |---|---|
-//! | `sub` | the user id (required) |
-//! | `exp` | expiry, seconds since 1970 (required): the session is closed with 4006 then |
-//! | `name` | display name shown to others |
-//! | `roles` | array of role names, for permission rules |
-//! | `rooms` | array of room names the token opens; a name ending in `*` is a prefix (`"team-*"`); absent: every room |
-//! | `read_only` | `true`: the client may change nothing |
-//! | `iss`, `aud` | checked when [`JwtAuth::issuer`] / [`JwtAuth::audience`] are set |
-//!
-//! Every claim is kept in [`Identity::claims`](crate::model::Identity::claims) for the
-//! application's hooks. A refused token closes the connection with 4001 and says why: no
-//! token, a bad signature, expired, or a room it does not open.
-//!
-//! ```no_run
-//! use objectsync::server::jwt::JwtAuth;
-//! # fn run(types: objectsync::model::TypeRegistry) -> Result<(), Box<dyn std::error::Error>> {
-//! let jwt = JwtAuth::hs256(std::env::var("JWT_SECRET")?)?;
-//! let server = objectsync::Server::builder(types).authorize_jwt(jwt).build()?;
-//! # Ok(()) }
-//! ```
+//! [`JwtAuth`]: a ready auth hook for signed tokens (JWT), re-exported at the crate root.
 
 use super::{AuthRequest, Grant};
 use crate::model::{Identity, Value};
@@ -32,7 +6,7 @@ use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, JwkSet};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 /// Why a key could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +19,34 @@ enum Keys {
     Set(Arc<JwkSet>),
 }
 
+/// A ready auth hook for signed tokens (JWT): HS256 with a shared secret, RS256 or ES256 with a
+/// public key (PEM) or a JWKS file (keys chosen by the token's `kid`).
+///
+/// The token is taken from the `hello` token, else an `Authorization: Bearer` header, else a
+/// `token` query parameter. Its claims:
+///
+/// | claim | meaning |
+/// |---|---|
+/// | `sub` | the user id (required) |
+/// | `exp` | expiry, seconds since 1970 (required): the session is closed with 4006 then |
+/// | `name` | display name shown to others |
+/// | `roles` | array of role names, for permission rules |
+/// | `rooms` | array of room names the token opens; a name ending in `*` is a prefix (`"team-*"`); absent: every room |
+/// | `read_only` | `true`: the client may change nothing |
+/// | `iss`, `aud` | checked when [`JwtAuth::issuer`] / [`JwtAuth::audience`] are set |
+///
+/// Every claim is kept in [`Identity::claims`](crate::model::Identity::claims) for the
+/// application's hooks. A refused token closes the connection with 4001 and says why: no
+/// token, a bad signature, expired, or a room it does not open.
+///
+/// ```no_run
+/// use objectsync::JwtAuth;
+/// # fn run(types: objectsync::model::TypeRegistry) -> Result<(), Box<dyn std::error::Error>> {
+/// let jwt = JwtAuth::hs256(std::env::var("JWT_SECRET")?)?;
+/// let server = objectsync::Server::builder(types).authorize_jwt(jwt).build()?;
+/// # Ok(()) }
+/// ```
+///
 /// Verifies JWTs and turns their claims into a [`Grant`]. Cheap to clone.
 #[derive(Clone)]
 pub struct JwtAuth {
@@ -198,11 +200,6 @@ fn grant_of(claims: &serde_json::Value, room: &str) -> Result<Grant, String> {
     let exp = claims.get("exp").and_then(serde_json::Value::as_u64).ok_or("invalid token: exp must be a number")?;
     let read_only = claims.get("read_only").and_then(serde_json::Value::as_bool).unwrap_or(false);
     Ok(Grant::user(identity).read_only(read_only).expires_at(UNIX_EPOCH + Duration::from_secs(exp)))
-}
-
-/// Seconds since 1970 now (for making tokens in tests and tools).
-pub fn now_secs() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
 }
 
 #[cfg(test)]

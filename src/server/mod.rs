@@ -7,24 +7,18 @@
 
 mod admission;
 mod auth;
-pub mod jwt;
+mod jwt;
 mod listener;
 mod session;
 mod websocket;
 
 pub use auth::{AuthRequest, Grant};
-
-/// The metrics, at their former path (now [`crate::metrics`]).
-pub use crate::metrics;
-/// Rebuilding a stored room, at its former path (now [`crate::room::load_room`]).
-pub use crate::room::load_room;
-/// Room names and why a room cannot be had, at their former path (now in [`crate::room`]).
-pub use crate::room::{valid_room_name, ServerError};
+pub use jwt::{JwtAuth, KeyError};
 
 use crate::limits::{ModelLimits, ServerLimits};
 use crate::metrics::Metrics;
 use crate::model::{Identity, ModelError, Tx, TypeRegistry, Value};
-use crate::room::{self, ClientId, Loader, Registry, RoomHandle, RoomInitFn};
+use crate::room::{self, valid_room_name, ClientId, Loader, Registry, RoomHandle, RoomInitFn, ServerError};
 use crate::store::{MemoryStore, SqliteStore, Store, StoreError};
 use axum::extract::{ConnectInfo, Path, Request, State};
 use axum::http::StatusCode;

@@ -205,7 +205,7 @@ async fn a_failing_disk_closes_one_room_with_1011_and_loses_nothing_acknowledged
 async fn a_reject_waits_for_its_own_record_not_an_earlier_batch() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = FaultyStore::with_permits(dir.path());
-    let ts = TestServer::start_with(objectsync::demo::server().store(store.clone())).await;
+    let ts = TestServer::start_with(objectsync::presets::demo::server().store(store.clone())).await;
     store.allow_writes(1); // the room's first snapshot
     let mut c = ts.client("r").await;
     let n = c.new_object_id();

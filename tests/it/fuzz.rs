@@ -197,7 +197,7 @@ async fn random_and_mutated_messages_from_many_clients() {
     let dir = tempfile::tempdir().expect("tempdir");
     let store = std::sync::Arc::new(objectsync::store::SqliteStore::open(dir.path()).expect("open"));
     let limits = objectsync::ServerLimits { errors_max: u32::MAX, ..TestServer::builder_limits() };
-    let builder = objectsync::conformance_preset::builder().limits(limits).store(store);
+    let builder = objectsync::presets::conformance::builder().limits(limits).store(store);
     let ts = TestServer::start_with(builder).await;
     let deadline = Instant::now() + Duration::from_secs(secs);
     let tasks: Vec<_> =

@@ -3,7 +3,8 @@
 
 use objectsync::client::{Client, ClientError, ConnectOptions, Event};
 use objectsync::model::{Change, Value};
-use objectsync::{demo, Server, ServerBuilder, ServerLimits};
+use objectsync::presets::demo;
+use objectsync::{Server, ServerBuilder, ServerLimits};
 use std::future::Future;
 use std::time::Duration;
 

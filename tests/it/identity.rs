@@ -8,9 +8,8 @@ use crate::harness::*;
 use futures_util::{SinkExt, StreamExt};
 use jsonwebtoken::{encode, EncodingKey, Header};
 use objectsync::model::{Identity, Value};
-use objectsync::server::jwt::{now_secs, JwtAuth};
-use objectsync::server::Grant;
 use objectsync::ServerLimits;
+use objectsync::{Grant, JwtAuth};
 use serde_json::json;
 use std::net::SocketAddr;
 use tokio::net::{TcpSocket, TcpStream};
@@ -493,4 +492,9 @@ async fn the_permission_hook_validators_and_reactions_see_who_acts_across_a_user
     send(&mut alice1, msg).await;
     answer(&mut alice1, f).await.expect("alice is an admin");
     ts.stop().await;
+}
+
+/// Seconds since 1970 now, as tokens say times.
+fn now_secs() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).expect("after 1970").as_secs()
 }

@@ -216,7 +216,7 @@ async fn past_rooms_max_a_new_room_is_refused_and_loaded_rooms_are_served() {
     let _a = ts.client("a").await;
     let _b = ts.client("b").await;
     let refused = within(ts.server.room("c")).await.expect_err("a third room");
-    assert_eq!(refused, objectsync::server::ServerError::TooManyRooms { limit: 2 });
+    assert_eq!(refused, objectsync::ServerError::TooManyRooms { limit: 2 });
     within(ts.server.room("a")).await.expect("a loaded room is served");
     let mut b = ts.client("b").await;
     let n = b.new_object_id();

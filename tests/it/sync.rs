@@ -3,9 +3,10 @@
 use crate::harness::*;
 use objectsync::client::{ClientError, ConnectOptions, Event};
 use objectsync::model::{Change, Value};
+use objectsync::presets::demo;
 use objectsync::protocol::ClientMessage;
-use objectsync::server::Grant;
-use objectsync::{demo, Server};
+use objectsync::Grant;
+use objectsync::Server;
 use std::time::Duration;
 
 #[tokio::test]

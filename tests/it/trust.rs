@@ -106,7 +106,7 @@ use objectsync::model::Value;
 fn check_round_trip_through_sqlite(depth: usize, value_depth: usize) {
     use objectsync::model::{Actor, Change, Document};
     use objectsync::store::{KnownClient, LogEntry, RoomSnapshot, SqliteStore, Store, WriteBatch};
-    let types = std::sync::Arc::new(objectsync::demo::types());
+    let types = std::sync::Arc::new(objectsync::presets::demo::types());
     let limits = objectsync::ModelLimits::default();
     let mut doc = Document::with_limits(types.clone(), limits.clone());
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
@@ -141,7 +141,7 @@ fn check_round_trip_through_sqlite(depth: usize, value_depth: usize) {
         }
         // The first snapshot and the log replayed.
         let stored = store.load("deep").await.expect("load").expect("stored");
-        let (replayed, _, _) = objectsync::server::load_room(&types, &limits, "deep", stored).expect("log replays");
+        let (replayed, _, _) = objectsync::load_room(&types, &limits, "deep", stored).expect("log replays");
         assert_eq!(replayed.snapshot(), doc.snapshot());
         // The latest snapshot, in a file opened afresh.
         let latest = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new(), clients_floor: 0 };
@@ -149,7 +149,7 @@ fn check_round_trip_through_sqlite(depth: usize, value_depth: usize) {
         drop(store);
         let store = SqliteStore::open(dir.path()).expect("reopen");
         let stored = store.load("deep").await.expect("load").expect("stored");
-        let (loaded, _, _) = objectsync::server::load_room(&types, &limits, "deep", stored).expect("loads");
+        let (loaded, _, _) = objectsync::load_room(&types, &limits, "deep", stored).expect("loads");
         assert_eq!(loaded.snapshot(), doc.snapshot());
         // Both snapshot forms of the wire read back, and nest no deeper than the limits say.
         for text in [
@@ -183,7 +183,7 @@ fn the_deepest_document_the_limits_accept_round_trips_through_sqlite() {
 fn one_level_past_the_limits_is_refused() {
     use objectsync::model::{Actor, Change, Document};
     let limits = objectsync::ModelLimits::default();
-    let mut doc = Document::with_limits(std::sync::Arc::new(objectsync::demo::types()), limits.clone());
+    let mut doc = Document::with_limits(std::sync::Arc::new(objectsync::presets::demo::types()), limits.clone());
     for (depth, value_depth) in [(limits.tree_depth_max + 1, 1), (1, limits.value_depth_max + 1)] {
         let chain = div_chain("d", depth, value_depth);
         let create = Change::Create {
@@ -359,7 +359,7 @@ async fn pile_up_results(ws: &mut RawSocket, count: u64) {
 #[tokio::test]
 async fn a_non_reader_is_cut_off_by_the_bytes_it_holds_not_the_count() {
     let limits = objectsync::ServerLimits { outbound_queue_bytes_max: 1 << 20, ..TestServer::builder_limits() };
-    let ts = TestServer::start_with(objectsync::demo::server().limits(limits)).await;
+    let ts = TestServer::start_with(objectsync::presets::demo::server().limits(limits)).await;
     let mut slow = non_reader(&ts.url("r")).await;
     // Bounded: 400 results of 256 KiB (100 MiB) at most; the queue holds 1 MiB.
     pile_up_results(&mut slow, 400).await;
@@ -381,7 +381,7 @@ async fn slow_clients_together_are_bounded_by_the_server_budget() {
         outbound_bytes_max: budget,
         ..TestServer::builder_limits()
     };
-    let ts = TestServer::start_with(objectsync::demo::server().limits(limits)).await;
+    let ts = TestServer::start_with(objectsync::presets::demo::server().limits(limits)).await;
     let mut first = non_reader(&ts.url("r")).await;
     let mut second = non_reader(&ts.url("r")).await;
     let (a, b) = tokio::join!(pile_up_results(&mut first, 200), pile_up_results(&mut second, 200));
@@ -606,8 +606,8 @@ async fn actions_decide_the_same_after_a_crash_or_a_clean_restart() {
         let stored = tokio::task::block_in_place(|| rt.block_on(objectsync::store::Store::load(&store, "t")))
             .expect("load")
             .expect("stored");
-        let types = std::sync::Arc::new(objectsync::demo::types());
-        objectsync::server::load_room(&types, &Default::default(), "t", stored).expect("loads").0
+        let types = std::sync::Arc::new(objectsync::presets::demo::types());
+        objectsync::load_room(&types, &Default::default(), "t", stored).expect("loads").0
     };
     let insert = |pos: u32, text: &str| {
         vec![Change::TextInsert { obj: "hello".into(), attr: "text".into(), pos, text: text.into() }]

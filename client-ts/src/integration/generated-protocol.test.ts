@@ -16,11 +16,11 @@ const run = promisify(execFile);
 const GENERATED = fileURLToPath(new URL("../protocol/generated.ts", import.meta.url));
 const REGENERATE =
   "client-ts/src/protocol/generated.ts is stale: run (in the repository root) " +
-  "cargo build --bin objectsync && target/debug/objectsync codegen protocol-ts --out client-ts/src/protocol/generated.ts";
+  "cargo build --features presets --bin objectsync && target/debug/objectsync codegen protocol-ts --out client-ts/src/protocol/generated.ts";
 
 describe("the generated protocol constants", () => {
   it("are the output of objectsync codegen protocol-ts", async () => {
-    if (!existsSync(SERVER_BIN)) throw new Error(`the server binary ${SERVER_BIN} does not exist: cargo build --bin objectsync`);
+    if (!existsSync(SERVER_BIN)) throw new Error(`the server binary ${SERVER_BIN} does not exist: cargo build --features presets --bin objectsync`);
     const { stdout } = await run(SERVER_BIN, ["codegen", "protocol-ts"]);
     expect(await readFile(GENERATED, "utf8"), REGENERATE).toBe(stdout);
   });

@@ -52,7 +52,7 @@ export function requireChromium(): void {
   }
 }
 
-const BUILD_HINT = `build it first: (cd ${REPO_ROOT} && cargo build --bin objectsync --example dom_text)`;
+const BUILD_HINT = `build it first: (cd ${REPO_ROOT} && cargo build --features presets --bin objectsync --example dom_text)`;
 
 /** A listener list without payloads: something happened, look again. */
 export class Signal {

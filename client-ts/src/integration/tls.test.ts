@@ -48,7 +48,7 @@ function makeCertificate(into: string): { cert: string; key: string } {
 
 /** Starts the binary over TLS; resolves on its `listening on https://ADDR` line. */
 function startTls(cert: string, key: string): Promise<TlsServer> {
-  if (!existsSync(SERVER_BIN)) return Promise.reject(new Error(`no server binary at ${SERVER_BIN}: cargo build --bin objectsync`));
+  if (!existsSync(SERVER_BIN)) return Promise.reject(new Error(`no server binary at ${SERVER_BIN}: cargo build --features presets --bin objectsync`));
   const args = ["serve", "--bind", "127.0.0.1:0", "--memory", "--static", "/nonexistent", "--tls-cert", cert, "--tls-key", key];
   const child = spawn(SERVER_BIN, args, { stdio: ["ignore", "pipe", "pipe"] });
   let stderr = "";

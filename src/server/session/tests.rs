@@ -124,7 +124,7 @@ impl Wire {
 }
 
 fn server(limits: ServerLimits) -> Server {
-    crate::demo::server().in_memory().limits(limits).build().expect("the demo server builds")
+    crate::presets::demo::server().in_memory().limits(limits).build().expect("the demo server builds")
 }
 
 fn hello() -> Value {
