@@ -15,7 +15,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 import { world } from "../../../src/testing/world.js";
 import { useObject } from "objectsync-react";
 import type { FlowMapping, FrameScheduler, ObjectSyncFlow } from "./index.js";
-import { useObjectSyncFlow } from "./index.js";
+import { useObjectSyncFlow, useRemoteSelection } from "./index.js";
 
 type W = ReturnType<typeof world>;
 
@@ -257,5 +257,50 @@ describe("useObjectSyncFlow", () => {
     act(() => w.settle());
     expect(w.server.received.some(([, m]) => m.t === "undo" && m["scope"] === "g")).toBe(true);
     expect(f().edges.length).toBe(1);
+  });
+});
+
+describe("useRemoteSelection", () => {
+  it("tells a node who else selected it, and a moving cursor re-renders no node", async () => {
+    const w: W = world({ root: structuredClone(ROOT), refuse });
+    const renders = new Map<string, number>();
+    const shown = new Map<string, string>();
+    function Outline({ id }: { id: string }) {
+      const who = useRemoteSelection(id);
+      renders.set(id, (renders.get(id) ?? 0) + 1);
+      shown.set(id, who.map((o) => `${o.name}/${o.color ?? ""}`).join(","));
+      return null;
+    }
+    render(
+      <ObjectSyncProvider url="ws://test/ws/room" connect={{ WebSocket: w.net.WebSocket, random: () => 0 }}>
+        <Outline id="a" />
+        <Outline id="b" />
+      </ObjectSyncProvider>,
+    );
+    act(() => w.settle());
+    const other = await w.join();
+    act(() => {
+      other.setPresence({ name: "Grace", color: "red", selection: ["a"], cursor: { x: 1, y: 1 } });
+      w.settle();
+    });
+    expect(shown.get("a")).toBe("Grace/red");
+    expect(shown.get("b")).toBe("");
+    const before = { a: renders.get("a") ?? 0, b: renders.get("b") ?? 0 };
+    act(() => {
+      for (let i = 2; i < 12; i++) other.setPresence({ name: "Grace", color: "red", selection: ["a"], cursor: { x: i, y: i } });
+      w.settle();
+    });
+    expect({ a: renders.get("a"), b: renders.get("b") }).toEqual(before);
+    act(() => {
+      other.setPresence({ name: "Grace", color: "red", selection: ["b"], cursor: null });
+      w.settle();
+    });
+    expect(shown.get("a")).toBe("");
+    expect(shown.get("b")).toBe("Grace/red");
+    act(() => {
+      other.close();
+      w.settle();
+    });
+    expect(shown.get("b")).toBe("");
   });
 });
