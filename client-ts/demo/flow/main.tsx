@@ -77,6 +77,22 @@ const mapping: FlowMapping<NodeObject, EdgeObject, GraphNode, Edge> = {
   connect: (graph, c) => void graph.client.create(EdgeObject, graph, { attrs: { from: c.source, to: c.target } }),
 };
 
+/**
+ * The pointer in presence for both editors of a room: `cursor` for this one, `x`/`y` for the
+ * vanilla editor (the same coordinates: a node's `pos`).
+ */
+function writePointer(cursor: XYPosition | null): Record<string, unknown> {
+  return { cursor, x: cursor?.x, y: cursor?.y };
+}
+
+/** Another page's pointer: this editor's `cursor`, or the vanilla editor's `x`/`y`. */
+function readPointer(presence: unknown): XYPosition | null {
+  if (typeof presence !== "object" || presence === null) return null;
+  const p = presence as { cursor?: { x?: unknown; y?: unknown } | null; x?: unknown; y?: unknown };
+  const c = p.cursor ?? { x: p.x, y: p.y };
+  return typeof c.x === "number" && typeof c.y === "number" ? { x: c.x, y: c.y } : null;
+}
+
 /** A node's color in the minimap: one function for every render (a new one would redraw every minimap node). */
 function minimapColor(n: GraphNode): string {
   return n.data.obj.color.value || "#4f7cff";
@@ -94,7 +110,7 @@ function Editor(): ReactNode {
   const graph = useObject("graph", GraphObject);
   const flow = useObjectSyncFlow(graph, mapping);
   const rf = useReactFlow<GraphNode, Edge>();
-  const pointer = useFlowPointer();
+  const pointer = useFlowPointer(50, writePointer);
   const state = useStatus((s) => s.state);
   const ready = useStatus((s) => s.ready);
   const readOnly = useStatus((s) => s.readOnly);
@@ -229,7 +245,7 @@ function Editor(): ReactNode {
           <Background gap={24} />
           <MiniMap<GraphNode> pannable zoomable nodeColor={minimapColor} />
           <Controls showInteractive={false} />
-          <Cursors />
+          <Cursors read={readPointer} />
         </ReactFlow>
         {nodeCount === 0 && ready && (
           <p className="hint" data-testid="hint">

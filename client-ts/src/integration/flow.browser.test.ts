@@ -11,7 +11,8 @@
  * no ids; a whole drag undoes in one step and redoes; Ada deletes a node (its edges go too, the
  * server's reaction) and undo brings everything back; box select and duplicate; zoom; Ada's
  * cursor shows on Grace's page in flow coordinates; both pages show the same diagram, which is
- * what a fresh client loads; the toolbar fits at 700 px. Screenshots: `test-artifacts/flow-*.png`.
+ * what a fresh client loads; the vanilla editor in the same room shows the same nodes and the
+ * editors see each other's cursors; the toolbar fits at 700 px. Screenshots: `test-artifacts/flow-*.png`.
  */
 
 import { existsSync } from "node:fs";
@@ -491,6 +492,49 @@ describe("the flow editor in Chromium", () => {
     expect(loaded).toEqual(nodesA);
     const loadedEdges = graph.children.filter((c) => c.type === "Edge").map((c) => `${c.ref("from").value}->${c.ref("to").value}`).sort();
     expect(loadedEdges).toEqual(edgesA);
+  });
+
+  it("the vanilla editor in the same room shows the same nodes, and the two editors see each other's cursors", async () => {
+    const vanilla = await (await newContext()).newPage();
+    vanilla.setDefaultTimeout(10_000);
+    vanilla.on("pageerror", (e) => errors.push(`Vic: ${e.message}`));
+    if (server === undefined) throw new Error("setup failed");
+    await vanilla.goto(`http://${server.address}/?room=${room}&name=Vic`);
+    await vanilla.waitForSelector('body[data-state="open"]');
+    const ids = (await shownNodes(a)).map((n) => n.id);
+    await waitFor(
+      vanilla,
+      (want: string[]) => JSON.stringify([...document.querySelectorAll<HTMLElement>('[data-testid="node"]')].map((e) => e.dataset.id).sort()) === JSON.stringify(want),
+      ids,
+    );
+    // Ada's pointer (flow editor) on the vanilla page, at the same diagram coordinates.
+    await front(a);
+    const stage = await a.locator('[data-testid="stage"]').boundingBox();
+    if (stage === null) throw new Error("no stage");
+    const at = { x: Math.round(stage.x + 600), y: Math.round(stage.y + 420) };
+    await a.mouse.move(at.x - 8, at.y - 8);
+    await a.mouse.move(at.x, at.y);
+    const view = await viewOf(a);
+    const flow = { x: Math.round((at.x - stage.x - view.x) / view.zoom), y: Math.round((at.y - stage.y - view.y) / view.zoom) };
+    await waitFor(
+      vanilla,
+      (p) => [...document.querySelectorAll<HTMLElement>('[data-testid="cursor"]')].some((c) => c.dataset.x === String(p.x) && c.dataset.y === String(p.y)),
+      flow,
+    );
+    // Vic's pointer (vanilla editor) on Grace's flow page.
+    const before = await b.$$eval('[data-testid="cursor"]', (els) => els.map((e) => (e as HTMLElement).dataset.client ?? ""));
+    await front(vanilla);
+    const canvas = await vanilla.locator('[data-testid="viewport"]').boundingBox();
+    if (canvas === null) throw new Error("no canvas");
+    await vanilla.mouse.move(canvas.x + 300, canvas.y + 200);
+    await vanilla.mouse.move(canvas.x + 310, canvas.y + 210);
+    await waitFor(
+      b,
+      (known: string[]) => [...document.querySelectorAll<HTMLElement>('[data-testid="cursor"]')].some((c) => !known.includes(c.dataset.client ?? "")),
+      before,
+    );
+    await shot(b, "grace-sees-vic");
+    await vanilla.close();
   });
 
   it("the toolbar fits at 700 px", async () => {

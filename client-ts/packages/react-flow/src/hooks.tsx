@@ -107,12 +107,20 @@ export function useObjectSyncFlow<NO extends SObject, EO extends SObject, N exte
 const subscribeNothing = () => () => {};
 const emptySnapshot = () => EMPTY;
 
+/** How a pointer goes into this client's presence state (default: `{ cursor }`). */
+export type PointerWriter = (cursor: XYPosition | null) => Record<string, unknown>;
+const writeCursor: PointerWriter = (cursor) => ({ cursor });
+
 /**
  * Shares the pointer in flow coordinates through presence, at most every `intervalMs` (the
- * server rate-limits what a client sends). Spread the result on the element around
+ * server rate-limits what a client sends), merged into this client's state by `write` (another
+ * shape for other pages of the room, e.g. `{ x, y }`). Spread the result on the element around
  * `<ReactFlow>` (it must be inside a `<ReactFlowProvider>`).
  */
-export function useFlowPointer(intervalMs = 50): {
+export function useFlowPointer(
+  intervalMs = 50,
+  write: PointerWriter = writeCursor,
+): {
   onPointerMove: (e: ReactPointerEvent) => void;
   onPointerLeave: () => void;
 } {
@@ -121,6 +129,8 @@ export function useFlowPointer(intervalMs = 50): {
   const pending = useRef<{ cursor: XYPosition | null } | null>(null);
   const timer = useRef<ReturnType<typeof setTimeout> | null>(null);
   const lastSentMs = useRef(0);
+  const latestWrite = useRef(write);
+  latestWrite.current = write;
   const send = useCallback(() => {
     timer.current = null;
     const p = pending.current;
@@ -128,7 +138,7 @@ export function useFlowPointer(intervalMs = 50): {
     pending.current = null;
     lastSentMs.current = Date.now();
     const mine = (room.presence ?? {}) as object;
-    room.setPresence({ ...mine, cursor: p.cursor } as never);
+    room.setPresence({ ...mine, ...latestWrite.current(p.cursor) } as never);
   }, [room]);
   const push = useCallback(
     (cursor: XYPosition | null) => {
@@ -178,6 +188,14 @@ export interface CursorsProps {
   readonly render?: (other: Other<FlowPresence>, cursor: XYPosition) => ReactNode;
   /** A name for those without one (`user.name` from the server first). */
   readonly fallbackName?: (clientId: string) => string;
+  /** Where another client's pointer is, from its presence (default: its `cursor`). */
+  readonly read?: (presence: unknown) => XYPosition | null;
+}
+
+/** The default reader: `cursor` of a `FlowPresence`. */
+function readCursor(presence: unknown): XYPosition | null {
+  const c = isPresence(presence) ? presence.cursor : null;
+  return c !== null && c !== undefined && typeof c.x === "number" && typeof c.y === "number" ? c : null;
 }
 
 /**
@@ -190,8 +208,8 @@ export function Cursors(props: CursorsProps): ReactNode {
     <ViewportPortal>
       {others.map((o) => {
         const p = isPresence(o.presence) ? o.presence : {};
-        const cursor = p.cursor;
-        if (cursor === null || cursor === undefined || typeof cursor.x !== "number" || typeof cursor.y !== "number") return null;
+        const cursor = (props.read ?? readCursor)(o.presence);
+        if (cursor === null) return null;
         const name = o.user?.name ?? p.name ?? props.fallbackName?.(o.clientId) ?? "someone";
         return (
           <div

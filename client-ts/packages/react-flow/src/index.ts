@@ -14,5 +14,5 @@ export type { EdgeInput, FlowMapping, FlowSnapshot, FlowStoreOptions, FrameSched
 export { FlowStore } from "./store.js";
 export type { Selector } from "./selections.js";
 export { SelectionIndex, selectionIndex } from "./selections.js";
-export type { CursorsProps, FlowPresence, ObjectSyncFlow, ObjectSyncFlowOptions } from "./hooks.js";
+export type { CursorsProps, FlowPresence, ObjectSyncFlow, ObjectSyncFlowOptions, PointerWriter } from "./hooks.js";
 export { Cursors, useFlowPointer, useObjectSyncFlow, useRemoteSelection } from "./hooks.js";
