@@ -11,23 +11,20 @@
 
 import "@xyflow/react/dist/style.css";
 import type { JsonObject } from "objectsync-client";
-import { explain } from "objectsync-react-flow";
 import { EdgeObject, GraphObject, NodeObject, schema } from "../../examples/generated/demo-types.js";
 import { ObjectSyncProvider, useClient, useObject, useOthers, useRoom, useStatus } from "objectsync-react";
-import type { FlowMapping, FlowPresence } from "objectsync-react-flow";
-import { Cursors, useFlowPointer, useObjectSyncFlow } from "objectsync-react-flow";
+import type { FlowMapping, FlowPresence, ObjectSyncFlow } from "objectsync-react-flow";
+import { Cursors, explain, useFlowPointer, useObjectSyncFlow } from "objectsync-react-flow";
 import type { Edge, XYPosition } from "@xyflow/react";
 import { Background, ConnectionLineType, Controls, MarkerType, MiniMap, ReactFlow, ReactFlowProvider, useReactFlow, ViewportPortal } from "@xyflow/react";
 import type { ReactNode } from "react";
 import { StrictMode, useCallback, useEffect, useMemo } from "react";
 import { createRoot } from "react-dom/client";
 import { colorFor, friendlyName, NAME_LEN_MAX } from "../presence.js";
+import { addNode, CANVAS, duplicate, readPos } from "./actions.js";
 import type { GraphNode } from "./node.js";
 import { GraphNodeComponent, NODE_SIZE } from "./node.js";
 
-/** The server's canvas (the demo types' `CANVAS`): a node's corner must stay in 0..2000 x 0..1200. */
-const CANVAS = { width: 2000, height: 1200 } as const;
-const COLORS = ["#4f7cff", "#2da44e", "#bf8700", "#cf222e", "#8250df", "#1b7c83"] as const;
 const nodeTypes = { graph: GraphNodeComponent };
 const ARROW = { type: MarkerType.ArrowClosed, width: 18, height: 18 } as const;
 
@@ -53,10 +50,6 @@ function pickName(): string {
 
 // ------------------------------------------------------------------------------------ mapping
 
-function readPos(obj: NodeObject): XYPosition {
-  const p = obj.pos.value;
-  return { x: typeof p["x"] === "number" ? p["x"] : 0, y: typeof p["y"] === "number" ? p["y"] : 0 };
-}
 
 /** The demo's types as React Flow: `Node`s with the custom node, `Edge`s from `out` to `in`. */
 const mapping: FlowMapping<NodeObject, EdgeObject, GraphNode, Edge> = {
@@ -98,9 +91,6 @@ function minimapColor(n: GraphNode): string {
   return n.data.obj.color.value || "#4f7cff";
 }
 
-function clampToCanvas(p: XYPosition): XYPosition {
-  return { x: Math.min(CANVAS.width, Math.max(0, Math.round(p.x))), y: Math.min(CANVAS.height, Math.max(0, Math.round(p.y))) };
-}
 
 // ------------------------------------------------------------------------------------- editor
 
@@ -114,8 +104,6 @@ function Editor(): ReactNode {
   const state = useStatus((s) => s.state);
   const ready = useStatus((s) => s.ready);
   const readOnly = useStatus((s) => s.readOnly);
-  const otherReject = useStatus((s) => s.lastReject);
-
   useEffect(() => {
     document.body.dataset.state = state;
   }, [state]);
@@ -123,102 +111,20 @@ function Editor(): ReactNode {
     const mine = (roomHandle.presence ?? {}) as object;
     roomHandle.setPresence({ ...mine, name, color: myColor } as never);
   }, [roomHandle]);
-
   const canEdit = ready && !readOnly && graph !== undefined;
-
-  const addNode = useCallback(() => {
+  const add = useCallback(() => {
     if (graph === undefined) return;
     const stage = document.querySelector(".stage")?.getBoundingClientRect();
     const center = rf.screenToFlowPosition({ x: (stage?.left ?? 0) + (stage?.width ?? 800) / 2, y: (stage?.top ?? 0) + (stage?.height ?? 600) / 2 });
-    const taken = rf.getNodes().map((n) => n.position);
-    let spot = clampToCanvas({ x: center.x - NODE_SIZE.width / 2, y: center.y - NODE_SIZE.height / 2 });
-    // Clear of the others: walk a spiral until nothing is closer than a node's size.
-    for (let i = 1; i < 64 && taken.some((p) => Math.abs(p.x - spot.x) < NODE_SIZE.width && Math.abs(p.y - spot.y) < NODE_SIZE.height); i++) {
-      const a = i * 0.9;
-      spot = clampToCanvas({ x: center.x - NODE_SIZE.width / 2 + Math.cos(a) * 40 * Math.sqrt(i) * 2, y: center.y - NODE_SIZE.height / 2 + Math.sin(a) * 30 * Math.sqrt(i) * 2 });
-    }
-    const n = graph.children.filter((c) => c instanceof NodeObject).length + 1;
-    const color = COLORS[n % COLORS.length] ?? COLORS[0];
-    const made = client.create(NodeObject, graph, { attrs: { title: `Node ${n}`, pos: { x: spot.x, y: spot.y }, color } });
-    flow.select([made.id]);
+    flow.select([addNode(client, graph, center, rf.getNodes().map((n) => n.position))]);
   }, [client, graph, rf, flow]);
-
-  const duplicate = useCallback(() => {
-    if (graph === undefined || flow.selection.length === 0) return;
-    const picked = new Set(flow.selection);
-    const copies = new Map<string, string>();
-    client.transaction(() => {
-      for (const id of picked) {
-        const obj = client.get(id);
-        if (!(obj instanceof NodeObject)) continue;
-        const p = clampToCanvas({ x: readPos(obj).x + 40, y: readPos(obj).y + 40 });
-        const copy = client.create(NodeObject, graph, { attrs: { title: `${obj.title.value} copy`, pos: { x: p.x, y: p.y }, color: obj.color.value } });
-        copies.set(id, copy.id);
-      }
-      for (const e of graph.children) {
-        if (!(e instanceof EdgeObject)) continue;
-        const from = copies.get(e.from.value ?? "");
-        const to = copies.get(e.to.value ?? "");
-        if (from !== undefined && to !== undefined) client.create(EdgeObject, graph, { attrs: { from, to } });
-      }
-    });
-    flow.select([...copies.values()]);
+  const copy = useCallback(() => {
+    if (graph !== undefined && flow.selection.length > 0) flow.select(duplicate(client, graph, flow.selection));
   }, [client, graph, flow]);
-
-  // Keys for undo, redo and duplicate (React Flow handles Delete, Backspace and selection).
-  useEffect(() => {
-    const onKey = (e: KeyboardEvent) => {
-      const target = e.target;
-      if (target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement) return;
-      if (!(e.ctrlKey || e.metaKey)) return;
-      const key = e.key.toLowerCase();
-      if (key === "z" && !e.shiftKey) flow.undo();
-      else if ((key === "z" && e.shiftKey) || key === "y") flow.redo();
-      else if (key === "d") duplicate();
-      else return;
-      e.preventDefault();
-    };
-    window.addEventListener("keydown", onKey);
-    return () => window.removeEventListener("keydown", onKey);
-  }, [flow, duplicate]);
-
-  const message = flow.reject?.message ?? (otherReject === null ? null : explain(otherReject, "edit").message);
-  const dismiss = () => {
-    flow.clearReject();
-    roomHandle.clearReject();
-  };
-  const nodeCount = flow.nodes.length;
-
+  useEditorKeys(flow, copy);
   return (
     <div className="app">
-      <header className="toolbar" data-testid="toolbar">
-        <h1>
-          ObjectSync <span>flow</span>
-        </h1>
-        <button type="button" className="primary" data-testid="add-node" onClick={addNode} disabled={!canEdit}>
-          + Node
-        </button>
-        <button type="button" data-testid="duplicate" title="Duplicate the selection (Ctrl+D)" onClick={duplicate} disabled={!canEdit || flow.selection.length === 0}>
-          Duplicate
-        </button>
-        <button type="button" data-testid="delete" title="Delete the selection (Del)" onClick={flow.deleteSelected} disabled={!canEdit}>
-          Delete
-        </button>
-        <span className="sep" aria-hidden="true" />
-        <button type="button" data-testid="undo" title="Undo your last change (Ctrl+Z)" onClick={() => flow.undo()} disabled={!canEdit}>
-          Undo
-        </button>
-        <button type="button" data-testid="redo" title="Redo (Ctrl+Shift+Z)" onClick={() => flow.redo()} disabled={!canEdit}>
-          Redo
-        </button>
-        <button type="button" data-testid="fit" title="Show the whole graph" onClick={() => void rf.fitView({ padding: 0.2 })}>
-          Fit
-        </button>
-        <People />
-        <nav className="links">
-          <a href="../">vanilla</a>
-        </nav>
-      </header>
+      <Toolbar canEdit={canEdit} flow={flow} onAdd={add} onDuplicate={copy} onFit={() => void rf.fitView({ padding: 0.2 })} />
       <div className="stage" data-testid="stage" {...pointer}>
         <ReactFlow<GraphNode, Edge>
           nodes={flow.nodes}
@@ -239,7 +145,6 @@ function Editor(): ReactNode {
           minZoom={0.1}
           maxZoom={2.5}
           defaultViewport={{ x: 40, y: 40, zoom: 1 }}
-          proOptions={{ hideAttribution: false }}
         >
           <CanvasBounds />
           <Background gap={24} />
@@ -247,21 +152,95 @@ function Editor(): ReactNode {
           <Controls showInteractive={false} />
           <Cursors read={readPointer} />
         </ReactFlow>
-        {nodeCount === 0 && ready && (
+        {flow.nodes.length === 0 && ready && (
           <p className="hint" data-testid="hint">
             Add a node, then open this page in a second window: drag nodes by their header, double-click a title to rename it, drag from a node's <b>out</b> handle to another's <b>in</b> to connect them.
           </p>
         )}
-        {message !== null && (
-          <div className="reject" role="alert" data-testid="reject">
-            <span>{message}</span>
-            <button type="button" aria-label="dismiss" onClick={dismiss}>
-              ×
-            </button>
-          </div>
-        )}
+        <Refusal flow={flow} />
       </div>
-      <StatusLine nodes={nodeCount} edges={flow.edges.length} />
+      <StatusLine nodes={flow.nodes.length} edges={flow.edges.length} />
+    </div>
+  );
+}
+
+/** Keys for undo, redo and duplicate (React Flow handles Delete, Backspace and selection). */
+function useEditorKeys(flow: ObjectSyncFlow<GraphNode, Edge>, duplicateSelection: () => void): void {
+  useEffect(() => {
+    const onKey = (e: KeyboardEvent) => {
+      const target = e.target;
+      if (target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement) return;
+      if (!(e.ctrlKey || e.metaKey)) return;
+      const key = e.key.toLowerCase();
+      if (key === "z" && !e.shiftKey) flow.undo();
+      else if ((key === "z" && e.shiftKey) || key === "y") flow.redo();
+      else if (key === "d") duplicateSelection();
+      else return;
+      e.preventDefault();
+    };
+    window.addEventListener("keydown", onKey);
+    return () => window.removeEventListener("keydown", onKey);
+  }, [flow, duplicateSelection]);
+}
+
+interface ToolbarProps {
+  readonly canEdit: boolean;
+  readonly flow: ObjectSyncFlow<GraphNode, Edge>;
+  readonly onAdd: () => void;
+  readonly onDuplicate: () => void;
+  readonly onFit: () => void;
+}
+
+/** One line down to 700 px: add, duplicate, delete, undo, redo, fit, people, the other editor. */
+function Toolbar({ canEdit, flow, onAdd, onDuplicate, onFit }: ToolbarProps): ReactNode {
+  return (
+    <header className="toolbar" data-testid="toolbar">
+      <h1>
+        ObjectSync <span>flow</span>
+      </h1>
+      <button type="button" className="primary" data-testid="add-node" onClick={onAdd} disabled={!canEdit}>
+        + Node
+      </button>
+      <button type="button" data-testid="duplicate" title="Duplicate the selection (Ctrl+D)" onClick={onDuplicate} disabled={!canEdit || flow.selection.length === 0}>
+        Duplicate
+      </button>
+      <button type="button" data-testid="delete" title="Delete the selection (Del)" onClick={flow.deleteSelected} disabled={!canEdit}>
+        Delete
+      </button>
+      <span className="sep" aria-hidden="true" />
+      <button type="button" data-testid="undo" title="Undo your last change (Ctrl+Z)" onClick={() => flow.undo()} disabled={!canEdit}>
+        Undo
+      </button>
+      <button type="button" data-testid="redo" title="Redo (Ctrl+Shift+Z)" onClick={() => flow.redo()} disabled={!canEdit}>
+        Redo
+      </button>
+      <button type="button" data-testid="fit" title="Show the whole graph" onClick={onFit}>
+        Fit
+      </button>
+      <People />
+      <nav className="links">
+        <a href="../">vanilla</a>
+      </nav>
+    </header>
+  );
+}
+
+/** The last refusal in words (the binding's, or any other the client heard), until dismissed. */
+function Refusal({ flow }: { flow: ObjectSyncFlow<GraphNode, Edge> }): ReactNode {
+  const roomHandle = useRoom();
+  const other = useStatus((s) => s.lastReject);
+  const message = flow.reject?.message ?? (other === null ? null : explain(other, "edit").message);
+  if (message === null) return null;
+  const dismiss = () => {
+    flow.clearReject();
+    roomHandle.clearReject();
+  };
+  return (
+    <div className="reject" role="alert" data-testid="reject">
+      <span>{message}</span>
+      <button type="button" aria-label="dismiss" onClick={dismiss}>
+        ×
+      </button>
     </div>
   );
 }
