@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { loadCorpus } from "./testing/corpus.js";
 import { Rng } from "./testing/random.js";
-import type { TextEdit } from "./text.js";
+import type { TextEdit, TextEditError } from "./text.js";
 import {
   applyEdit,
   applyEdits,
@@ -198,5 +199,57 @@ describe("helpers", () => {
     expect(diffText("xx", "xYx", 2)).toEqual([insert(1, "Y")]);
     // A caret that does not fit is ignored.
     expect(diffText("abc", "abcd", 0)).toEqual([insert(3, "d")]);
+  });
+});
+
+interface CorpusEdit {
+  op: "insert" | "delete";
+  pos: number;
+  text?: string;
+  len?: number;
+}
+
+interface TextCorpus {
+  apply: { name: string; text: string; edit: CorpusEdit; result?: string; error?: TextEditError }[];
+  transform: {
+    name: string;
+    text: string;
+    a: CorpusEdit[];
+    b: CorpusEdit[];
+    a_first: boolean;
+    a_after_b?: CorpusEdit[];
+    b_after_a?: CorpusEdit[];
+    result: string;
+  }[];
+}
+
+const edit = (e: CorpusEdit): TextEdit => (e.op === "insert" ? insert(e.pos, e.text ?? "") : del(e.pos, e.len ?? 0));
+
+describe("the shared cases of tests/corpus/text.json (the Rust model runs them too)", () => {
+  it("apply each edit, or refuse it with the case's code", async () => {
+    const corpus = (await loadCorpus("text.json")) as TextCorpus;
+    expect(corpus.apply.length).toBeGreaterThanOrEqual(5);
+    for (const c of corpus.apply) {
+      const e = edit(c.edit);
+      expect(checkEdit(c.text, e), c.name).toBe(c.error ?? null);
+      expect(applyEdit(c.text, e), c.name).toBe(c.result ?? null);
+    }
+  });
+
+  it("transform concurrent edits so that both orders give the case's text", async () => {
+    const corpus = (await loadCorpus("text.json")) as TextCorpus;
+    expect(corpus.transform.length).toBeGreaterThanOrEqual(5);
+    for (const c of corpus.transform) {
+      const [a, b] = [c.a.map(edit), c.b.map(edit)];
+      const [aAfterB, bAfterA] = transformSeqs(a, b, c.a_first);
+      if (c.a_after_b !== undefined && c.b_after_a !== undefined) {
+        expect(aAfterB, `${c.name}: a after b`).toEqual(c.a_after_b.map(edit));
+        expect(bAfterA, `${c.name}: b after a`).toEqual(c.b_after_a.map(edit));
+      }
+      const bThenA = applyEdits(c.text, b);
+      const aThenB = applyEdits(c.text, a);
+      expect(bThenA === null ? null : applyEdits(bThenA, aAfterB), `${c.name}: b then a`).toBe(c.result);
+      expect(aThenB === null ? null : applyEdits(aThenB, bAfterA), `${c.name}: a then b`).toBe(c.result);
+    }
   });
 });

@@ -1,7 +1,8 @@
 import { describe, expect, it } from "vitest";
-import type { Change } from "./protocol.js";
+import type { Change, JsonValue, NodeSnapshot } from "./protocol.js";
+import { loadCorpus } from "./testing/corpus.js";
 import { applyAllOk, graphDoc } from "./testing/fixtures.js";
-import { ObjectTree } from "./tree.js";
+import { ObjectTree, type Step } from "./tree.js";
 
 describe("ObjectTree applies every change", () => {
   it("builds from a snapshot", () => {
@@ -105,5 +106,40 @@ describe("ObjectTree applies every change", () => {
     const t = new ObjectTree(graphDoc(), (type) => (type === "Node" ? { title: "", pos: { x: 0, y: 0 } } : undefined));
     applyAllOk(t, [{ op: "create", id: "c:1", type: "Node", parent: "g", attrs: { title: "hi" } }]);
     expect(Object.fromEntries(t.get("c:1")?.attrs ?? [])).toEqual({ title: "hi", pos: { x: 0, y: 0 } });
+  });
+});
+
+interface ChangesCorpus {
+  snapshot: NodeSnapshot;
+  cases: {
+    name: string;
+    changes: Change[];
+    error?: string;
+    values?: Record<string, Record<string, JsonValue>>;
+    children?: Record<string, string[]>;
+    absent?: string[];
+  }[];
+}
+
+describe("the shared cases of tests/corpus/changes.json (the server and the Rust mirror run them too)", () => {
+  it("apply each case's changes to the tree, or refuse them with the server's code", async () => {
+    const corpus = (await loadCorpus("changes.json")) as ChangesCorpus;
+    expect(corpus.cases.length).toBeGreaterThanOrEqual(20);
+    for (const c of corpus.cases) {
+      const tree = new ObjectTree(corpus.snapshot);
+      const steps: Step[] = [];
+      const failed = tree.applyAll(c.changes, steps);
+      expect(failed?.error.code, c.name).toBe(c.error);
+      if (c.error !== undefined) continue;
+      for (const [obj, attrs] of Object.entries(c.values ?? {})) {
+        for (const [attr, value] of Object.entries(attrs)) {
+          expect(tree.get(obj)?.attrs.get(attr), `${c.name}: ${obj}.${attr}`).toEqual(value);
+        }
+      }
+      for (const [id, children] of Object.entries(c.children ?? {})) {
+        expect(tree.get(id)?.children, `${c.name}: children of ${id}`).toEqual(children);
+      }
+      for (const id of c.absent ?? []) expect(tree.has(id), `${c.name}: ${id} is gone`).toBe(false);
+    }
   });
 });

@@ -224,6 +224,10 @@ function nextList(
 
 /** A set element added to or removed from `set` (kept in canonical order). */
 function nextSet(set: readonly SetElement[], change: SetAddChange | SetRemoveChange, where: string): { value: JsonValue } | ApplyError {
+  // As the server refuses it (a value of the wrong kind for a set's element).
+  if (!isSetElement(change.value as JsonValue)) {
+    return { code: "wrong_kind", reason: `${where}: a set holds strings, integers and booleans, not ${JSON.stringify(change.value)}` };
+  }
   const at = setPosition(set, change.value);
   if (change.op === "set_add") {
     if (at.found) return { code: "set_element", reason: `${where}: ${JSON.stringify(change.value)} is already in the set` };

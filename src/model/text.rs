@@ -218,6 +218,70 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// The shared cases of `tests/corpus/text.json` (also run by `client-ts/src/text.test.ts`).
+    mod corpus {
+        use super::super::*;
+        use serde_json::Value as Json;
+
+        fn edit(e: &Json) -> TextEdit {
+            let pos = e["pos"].as_u64().expect("a position") as u32;
+            match e["op"].as_str() {
+                Some("insert") => TextEdit::Insert { pos, text: e["text"].as_str().expect("text").into() },
+                Some("delete") => TextEdit::Delete { pos, len: e["len"].as_u64().expect("a length") as u32 },
+                other => panic!("an edit is an insert or a delete, not {other:?}"),
+            }
+        }
+
+        fn edits(v: &Json) -> Vec<TextEdit> {
+            v.as_array().expect("edits").iter().map(edit).collect()
+        }
+
+        fn apply_all(text: &str, edits: &[TextEdit]) -> Option<String> {
+            edits.iter().try_fold(text.to_owned(), |s, e| e.apply(&s))
+        }
+
+        fn corpus() -> Json {
+            serde_json::from_str(include_str!("../../tests/corpus/text.json")).expect("the corpus is JSON")
+        }
+
+        #[test]
+        fn edits_apply_as_the_shared_cases_say() {
+            let corpus = corpus();
+            let cases = corpus["apply"].as_array().expect("apply cases");
+            assert!(cases.len() >= 5);
+            for c in cases {
+                let (name, text) = (c["name"].as_str().expect("name"), c["text"].as_str().expect("text"));
+                let got = edit(&c["edit"]).apply(text);
+                match c["result"].as_str() {
+                    Some(want) => assert_eq!(got.as_deref(), Some(want), "{name}"),
+                    None => assert_eq!(got, None, "{name}: refused ({})", c["error"]),
+                }
+            }
+        }
+
+        #[test]
+        fn concurrent_edits_transform_as_the_shared_cases_say() {
+            let corpus = corpus();
+            let cases = corpus["transform"].as_array().expect("transform cases");
+            assert!(cases.len() >= 5);
+            for c in cases {
+                let (name, text) = (c["name"].as_str().expect("name"), c["text"].as_str().expect("text"));
+                let (a, b) = (edits(&c["a"]), edits(&c["b"]));
+                let a_first = c["a_first"].as_bool().expect("a_first");
+                let (a_after_b, b_after_a) = transform_seqs(&a, &b, a_first);
+                if c.get("a_after_b").is_some() {
+                    assert_eq!(a_after_b, edits(&c["a_after_b"]), "{name}: a after b");
+                    assert_eq!(b_after_a, edits(&c["b_after_a"]), "{name}: b after a");
+                }
+                let want = c["result"].as_str().expect("result");
+                let one = apply_all(text, &b).and_then(|s| apply_all(&s, &a_after_b));
+                let other = apply_all(text, &a).and_then(|s| apply_all(&s, &b_after_a));
+                assert_eq!(one.as_deref(), Some(want), "{name}: b then a");
+                assert_eq!(other.as_deref(), Some(want), "{name}: a then b");
+            }
+        }
+    }
+
     fn ins(pos: u32, t: &str) -> TextEdit {
         TextEdit::Insert { pos, text: t.into() }
     }
