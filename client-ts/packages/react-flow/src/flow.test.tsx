@@ -186,6 +186,24 @@ describe("useObjectSyncFlow", () => {
     expect(w.server.value("a", "pos")).toEqual({ x: 40, y: 50 });
   });
 
+  it("a drag across a dropped connection lands where it ended, once the client resumed", () => {
+    const { w, frames, f, node } = setup();
+    act(() => {
+      f().onNodesChange([{ type: "position", id: "a", position: { x: 60, y: 20 }, dragging: true }]);
+      frames.run();
+      w.net.last?.drop();
+      f().onNodesChange([{ type: "position", id: "a", position: { x: 90, y: 40 }, dragging: true }]);
+      frames.run();
+      f().onNodesChange([{ type: "position", id: "a", position: { x: 95, y: 45 }, dragging: false }]);
+    });
+    expect(node("a")?.position).toEqual({ x: 95, y: 45 });
+    act(() => w.settle());
+    expect(w.net.sockets.length).toBe(2);
+    expect(w.server.value("a", "pos")).toEqual({ x: 95, y: 45 });
+    expect(node("a")?.position).toEqual({ x: 95, y: 45 });
+    expect(f().reject).toBeNull();
+  });
+
   it("a drag the server refuses goes back to where it started, with the reason in words", () => {
     const { w, frames, f, node } = setup();
     act(() => {

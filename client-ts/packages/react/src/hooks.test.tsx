@@ -100,6 +100,32 @@ describe("provider", () => {
     expect(screen.getByTestId("state").textContent).toBe("open v1");
   });
 
+  it("a new url is a new room: the old connection closes, the new one opens", () => {
+    const w = world();
+    const other = world();
+    const props = (net: World["net"], url: string) => ({ url, connect: { WebSocket: net.WebSocket, random: () => 0 } });
+    const { rerender } = render(
+      <ObjectSyncProvider {...props(w.net, "ws://test/ws/one")}>
+        <State />
+      </ObjectSyncProvider>,
+    );
+    act(() => w.settle());
+    expect(screen.getByTestId("state").textContent).toBe("open v0");
+    rerender(
+      <ObjectSyncProvider {...props(other.net, "ws://test/ws/two")}>
+        <State />
+      </ObjectSyncProvider>,
+    );
+    act(() => {
+      w.settle();
+      other.settle();
+    });
+    expect(w.net.sockets[0]?.readyState).toBe(3);
+    expect(other.net.sockets.length).toBe(1);
+    expect(other.net.sockets[0]?.url).toBe("ws://test/ws/two");
+    expect(screen.getByTestId("state").textContent).toBe("open v0");
+  });
+
   it("throws a clear error outside a provider", () => {
     function Lost() {
       useClient();
