@@ -106,87 +106,84 @@ impl Mirror {
     pub fn apply(&mut self, change: &Change) -> Result<(), String> {
         match change {
             Change::Create { id, type_name, parent, index, attrs, children } => {
-                let p = self.nodes.get_mut(parent.as_str()).ok_or_else(|| format!("no parent {parent}"))?;
-                let i = position(*index, p.children.len(), || format!("children of {parent}"))?;
-                p.children.insert(i, id.clone());
                 let node = NodeSnapshot {
                     id: id.clone(),
                     type_name: type_name.clone(),
                     attrs: attrs.clone(),
                     children: children.clone(),
                 };
-                self.insert(Some(parent.clone()), node);
+                self.create(parent, *index, node)
             }
-            Change::Delete { id } => {
-                let parent = self
-                    .nodes
-                    .get(id.as_str())
-                    .and_then(|n| n.parent.clone())
-                    .ok_or_else(|| format!("no object {id}"))?;
-                if let Some(p) = self.nodes.get_mut(&parent) {
-                    p.children.retain(|c| c != id);
-                }
-                let mut stack = vec![id.clone()];
-                while let Some(k) = stack.pop() {
-                    if let Some(n) = self.nodes.remove(&k) {
-                        stack.extend(n.children);
-                    }
-                }
+            Change::Delete { id } => self.delete(id),
+            Change::Move { id, parent, index } => self.move_to(id, parent, *index),
+            Change::Emit { .. } => Ok(()),
+            _ => self.apply_to_value(change),
+        }
+    }
+
+    fn create(&mut self, parent: &ObjId, index: Option<u32>, node: NodeSnapshot) -> Result<(), String> {
+        let p = self.nodes.get_mut(parent.as_str()).ok_or_else(|| format!("no parent {parent}"))?;
+        let i = position(index, p.children.len(), || format!("children of {parent}"))?;
+        p.children.insert(i, node.id.clone());
+        self.insert(Some(parent.clone()), node);
+        Ok(())
+    }
+
+    fn delete(&mut self, id: &ObjId) -> Result<(), String> {
+        self.unlink(id)?;
+        let mut stack = vec![id.clone()];
+        while let Some(k) = stack.pop() {
+            if let Some(n) = self.nodes.remove(&k) {
+                stack.extend(n.children);
             }
-            Change::Move { id, parent, index } => {
-                let old = self
-                    .nodes
-                    .get(id.as_str())
-                    .and_then(|n| n.parent.clone())
-                    .ok_or_else(|| format!("no object {id}"))?;
-                if let Some(p) = self.nodes.get_mut(&old) {
-                    p.children.retain(|c| c != id);
-                }
-                let p = self.nodes.get_mut(parent.as_str()).ok_or_else(|| format!("no parent {parent}"))?;
-                let i = position(*index, p.children.len(), || format!("children of {parent}"))?;
-                p.children.insert(i, id.clone());
-                if let Some(n) = self.nodes.get_mut(id.as_str()) {
-                    n.parent = Some(parent.clone());
-                }
-            }
+        }
+        Ok(())
+    }
+
+    fn move_to(&mut self, id: &ObjId, parent: &ObjId, index: Option<u32>) -> Result<(), String> {
+        if !self.nodes.contains_key(parent.as_str()) {
+            return Err(format!("no parent {parent}"));
+        }
+        self.unlink(id)?;
+        let p = self.nodes.get_mut(parent.as_str()).ok_or_else(|| format!("no parent {parent}"))?;
+        let i = position(index, p.children.len(), || format!("children of {parent}"))?;
+        p.children.insert(i, id.clone());
+        if let Some(n) = self.nodes.get_mut(id.as_str()) {
+            n.parent = Some(parent.clone());
+        }
+        Ok(())
+    }
+
+    /// Takes `id` out of its parent's children; says the parent.
+    fn unlink(&mut self, id: &ObjId) -> Result<ObjId, String> {
+        let parent =
+            self.nodes.get(id.as_str()).and_then(|n| n.parent.clone()).ok_or_else(|| format!("no object {id}"))?;
+        if let Some(p) = self.nodes.get_mut(&parent) {
+            p.children.retain(|c| c != id);
+        }
+        Ok(parent)
+    }
+
+    /// A change of one attribute's value (every change but create, delete, move and emit).
+    fn apply_to_value(&mut self, change: &Change) -> Result<(), String> {
+        match change {
             Change::Set { obj, attr, value } => *self.attr_mut(obj, attr)? = value.clone(),
             Change::Add { obj, attr, value } => {
                 let v = self.attr_mut(obj, attr)?;
-                // The server adds only numbers to numbers, and refuses an overflow.
-                *v = match (&*v, value) {
-                    (Value::Int(a), Value::Int(d)) => {
-                        Value::Int(a.checked_add(*d).ok_or_else(|| format!("{obj}.{attr}: {a} + {d} overflows"))?)
-                    }
-                    (a, d) => match (a.as_f64(), d.as_f64()) {
-                        (Some(a), Some(d)) => Value::Float(a + d),
-                        _ => return Err(format!("{obj}.{attr}: cannot add {d} to {a}")),
-                    },
-                };
+                *v = added(v, value).ok_or_else(|| format!("{obj}.{attr}: cannot add {value} to {v}"))?;
             }
             Change::TextInsert { obj, attr, pos, text } => {
-                let v = self.attr_mut(obj, attr)?;
-                let s = v.as_str().ok_or_else(|| format!("{obj}.{attr} is not a string"))?;
-                let edit = TextEdit::Insert { pos: *pos, text: text.clone() };
-                *v = Value::from(edit.apply(s).ok_or_else(|| format!("{obj}.{attr}: bad insert at {pos}"))?);
+                self.edit_text(obj, attr, &TextEdit::Insert { pos: *pos, text: text.clone() })?
             }
             Change::TextDelete { obj, attr, pos, len } => {
-                let v = self.attr_mut(obj, attr)?;
-                let s = v.as_str().ok_or_else(|| format!("{obj}.{attr} is not a string"))?;
-                let edit = TextEdit::Delete { pos: *pos, len: *len };
-                *v = Value::from(edit.apply(s).ok_or_else(|| format!("{obj}.{attr}: bad delete at {pos}"))?);
+                self.edit_text(obj, attr, &TextEdit::Delete { pos: *pos, len: *len })?
             }
-            Change::DictSet { obj, attr, key, value } => match self.attr_mut(obj, attr)? {
-                Value::Dict(d) => {
-                    d.insert(key.clone(), value.clone());
-                }
-                _ => return Err(format!("{obj}.{attr} is not a dict")),
-            },
-            Change::DictRemove { obj, attr, key } => match self.attr_mut(obj, attr)? {
-                Value::Dict(d) => {
-                    d.remove(key);
-                }
-                _ => return Err(format!("{obj}.{attr} is not a dict")),
-            },
+            Change::DictSet { obj, attr, key, value } => {
+                dict_mut(self.attr_mut(obj, attr)?, obj, attr)?.insert(key.clone(), value.clone());
+            }
+            Change::DictRemove { obj, attr, key } => {
+                dict_mut(self.attr_mut(obj, attr)?, obj, attr)?.remove(key);
+            }
             Change::ListInsert { obj, attr, index, value } => {
                 let l = list_mut(self.attr_mut(obj, attr)?)?;
                 let i = position(*index, l.len(), || format!("{obj}.{attr}"))?;
@@ -215,13 +212,36 @@ impl Mirror {
                     l.insert(i, value.clone());
                 }
             }
-            Change::SetRemove { obj, attr, value } => {
-                let l = list_mut(self.attr_mut(obj, attr)?)?;
-                l.retain(|e| e != value);
+            Change::SetRemove { obj, attr, value } => list_mut(self.attr_mut(obj, attr)?)?.retain(|e| e != value),
+            Change::Create { .. } | Change::Delete { .. } | Change::Move { .. } | Change::Emit { .. } => {
+                debug_assert!(false, "invariant: apply handles the tree's changes and emits itself");
+                return Err(format!("{change:?} is not a change of a value"));
             }
-            Change::Emit { .. } => {}
         }
         Ok(())
+    }
+
+    fn edit_text(&mut self, obj: &ObjId, attr: &str, edit: &TextEdit) -> Result<(), String> {
+        let v = self.attr_mut(obj, attr)?;
+        let s = v.as_str().ok_or_else(|| format!("{obj}.{attr} is not a string"))?;
+        *v = Value::from(edit.apply(s).ok_or_else(|| format!("{obj}.{attr}: {edit:?} does not fit"))?);
+        Ok(())
+    }
+}
+
+/// `value + delta` as the server adds: integers to integers (refusing an overflow), otherwise
+/// numbers as floats; `None` for anything else.
+fn added(value: &Value, delta: &Value) -> Option<Value> {
+    match (value, delta) {
+        (Value::Int(a), Value::Int(d)) => a.checked_add(*d).map(Value::Int),
+        (a, d) => Some(Value::Float(a.as_f64()? + d.as_f64()?)),
+    }
+}
+
+fn dict_mut<'v>(v: &'v mut Value, obj: &str, attr: &str) -> Result<&'v mut Dict, String> {
+    match v {
+        Value::Dict(d) => Ok(d),
+        _ => Err(format!("{obj}.{attr} is not a dict")),
     }
 }
 
