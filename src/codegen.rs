@@ -137,52 +137,63 @@ pub fn typescript(types: &TypeRegistry, import_from: &str) -> String {
         let _ = writeln!(out, "import type {{ {} }} from {import_from};", kinds.join(", "));
     }
     for (type_name, attrs) in &described {
-        let _ = writeln!(out);
-        let list: Vec<String> = attrs.iter().map(|a| format!("{} ({})", a.name, a.kind)).collect();
-        let _ = writeln!(
-            out,
-            "/** `{type_name}`: {}. */",
-            if list.is_empty() { "no attributes".into() } else { list.join(", ") }
-        );
-        let _ = writeln!(out, "export class {} extends SObject {{", class_name(type_name));
-        let _ = writeln!(out, "  /** The type name on the wire. */");
-        let _ = writeln!(out, "  static readonly typeName = {};", js_string(type_name));
-        let _ = writeln!(
-            out,
-            "  /** Each attribute's wire kind and default: what `create` accepts and the client checks edits against. */"
-        );
-        if attrs.is_empty() {
-            let _ = writeln!(out, "  static readonly attrs = {{}} as const;");
-        } else {
-            let _ = writeln!(out, "  static readonly attrs = {{");
-            for a in attrs {
-                let _ = writeln!(out, "    {}", attr_entry(a));
-            }
-            let _ = writeln!(out, "  }} as const;");
-        }
-        for a in attrs {
-            let (name, kind) = (a.name, a.kind);
-            let (class, accessor) = topic_class(kind);
-            let note = match kind {
-                // The server's `Dict` and `List` hold any JSON: there is no element type to give.
-                TopicKind::Dict => ": its values are any JSON (the server declares no value type)",
-                TopicKind::List => ": its elements are any JSON (the server declares no element type)",
-                _ => "",
-            };
-            let _ = writeln!(out, "  /** `{name}` ({kind}){note}. */");
-            let _ = writeln!(out, "  get {}(): {class} {{", getter(name));
-            let _ = writeln!(out, "    return this.{accessor}({});", js_string(name));
-            let _ = writeln!(out, "  }}");
-        }
-        let _ = writeln!(out, "}}");
+        write_class(&mut out, type_name, attrs);
     }
+    write_maps(&mut out, &described);
+    out
+}
+
+/// One type's class: its wire name, its attributes' kinds and defaults, a getter per attribute.
+fn write_class(out: &mut String, type_name: &str, attrs: &[AttrInfo<'_>]) {
+    let _ = writeln!(out);
+    let list: Vec<String> = attrs.iter().map(|a| format!("{} ({})", a.name, a.kind)).collect();
+    let _ = writeln!(
+        out,
+        "/** `{type_name}`: {}. */",
+        if list.is_empty() { "no attributes".into() } else { list.join(", ") }
+    );
+    let _ = writeln!(out, "export class {} extends SObject {{", class_name(type_name));
+    let _ = writeln!(out, "  /** The type name on the wire. */");
+    let _ = writeln!(out, "  static readonly typeName = {};", js_string(type_name));
+    let _ = writeln!(
+        out,
+        "  /** Each attribute's wire kind and default: what `create` accepts and the client checks edits against. */"
+    );
+    if attrs.is_empty() {
+        let _ = writeln!(out, "  static readonly attrs = {{}} as const;");
+    } else {
+        let _ = writeln!(out, "  static readonly attrs = {{");
+        for a in attrs {
+            let _ = writeln!(out, "    {}", attr_entry(a));
+        }
+        let _ = writeln!(out, "  }} as const;");
+    }
+    for a in attrs {
+        let (name, kind) = (a.name, a.kind);
+        let (class, accessor) = topic_class(kind);
+        let note = match kind {
+            // The server's `Dict` and `List` hold any JSON: there is no element type to give.
+            TopicKind::Dict => ": its values are any JSON (the server declares no value type)",
+            TopicKind::List => ": its elements are any JSON (the server declares no element type)",
+            _ => "",
+        };
+        let _ = writeln!(out, "  /** `{name}` ({kind}){note}. */");
+        let _ = writeln!(out, "  get {}(): {class} {{", getter(name));
+        let _ = writeln!(out, "    return this.{accessor}({});", js_string(name));
+        let _ = writeln!(out, "  }}");
+    }
+    let _ = writeln!(out, "}}");
+}
+
+/// The maps over every type: `schema` (and `classes`), `defaults`, and the `TypeName` union.
+fn write_maps(out: &mut String, described: &[&(&str, Vec<AttrInfo<'_>>)]) {
     let _ = writeln!(out);
     let _ = writeln!(
         out,
         "/** Each type's generated class by type name: the client's typed schema (`new ObjectSyncClient({{ schema }})`). */"
     );
     let _ = writeln!(out, "export const schema = {{");
-    for (type_name, _) in &described {
+    for (type_name, _) in described {
         let _ = writeln!(out, "  {}: {},", js_key(type_name), class_name(type_name));
     }
     let _ = writeln!(out, "}} as const;");
@@ -192,7 +203,7 @@ pub fn typescript(types: &TypeRegistry, import_from: &str) -> String {
     let _ = writeln!(out);
     let _ = writeln!(out, "/** Each type's attribute defaults (for `register(type, cls, {{ defaults }})`). */");
     let _ = writeln!(out, "export const defaults = {{");
-    for (type_name, attrs) in &described {
+    for (type_name, attrs) in described {
         let fields: Vec<String> = attrs
             .iter()
             .filter(|a| a.kind != TopicKind::Event)
@@ -206,7 +217,6 @@ pub fn typescript(types: &TypeRegistry, import_from: &str) -> String {
     let names: Vec<String> = described.iter().map(|(n, _)| js_string(n)).collect();
     let _ =
         writeln!(out, "export type TypeName = {};", if names.is_empty() { "never".into() } else { names.join(" | ") });
-    out
 }
 
 /// The close codes of [`close`] by their Rust names (camelCase in TypeScript), each with what it
