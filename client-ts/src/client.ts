@@ -322,6 +322,22 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
     return this.submit({ op: "delete", id: typeof obj === "string" ? obj : obj.id });
   }
 
+  /**
+   * Starts an undo step: the edits made until the returned function is called are undone (and
+   * redone) together, however long the step lasts: a drag held still, a gesture over several
+   * objects. Without one, the server merges edits of the same objects closer than its merge
+   * window (`undo_merge_window_ms`, 500 ms). Starting another step ends this one.
+   *
+   * ```ts
+   * const endStep = client.beginUndoStep();
+   * // ... every pointer move: node.pos.setKey("x", x) ...
+   * endStep(); // on pointer up: one undo puts the node back where the drag started
+   * ```
+   */
+  beginUndoStep(): () => void {
+    return this.rebase.beginUndoStep();
+  }
+
   /** Undoes this client's latest step under `scope` (anywhere if absent). */
   undo(scope?: SObject | string): ActionHandle {
     return this.undoRedo("undo", scope);

@@ -78,6 +78,9 @@ export class Rebase {
   private readonly pendingActions: PendingAction[] = [];
   private readonly defaults: DefaultsProvider | undefined;
   private lastActionId = 0;
+  /** The undo step that actions made now name ({@link beginUndoStep}), or `null`. */
+  private undoStep: string | null = null;
+  private undoSteps = 0;
   private me: string | null = null;
   /** Sending allowed: welcomed and caught up. */
   private online = false;
@@ -182,15 +185,30 @@ export class Rebase {
     if (tx.changes.length === 0) return { action: null, outcome };
     const last = this.pendingActions[this.pendingActions.length - 1];
     let action: PendingAction;
-    if (mergesInto(last, tx.changes)) {
+    const step = this.undoStep ?? undefined;
+    if (mergesInto(last, tx.changes, step)) {
       mergeTyping(last, tx.changes, tx.steps);
       action = last;
     } else {
       action = newPendingAction(++this.lastActionId, "action", tx.changes, tx.steps, undefined, this.mirrorState?.version ?? 0);
+      if (step !== undefined) action.step = step;
       this.pendingActions.push(action);
     }
     outcome.send = this.flush();
     return { action, outcome };
+  }
+
+  /**
+   * Starts an undo step: every action made until the returned function is called names it, so
+   * the server undoes them together however long the step lasts (a drag held still, a gesture
+   * over several objects). Starting another step ends this one; ending twice does nothing.
+   */
+  beginUndoStep(): () => void {
+    const step = `s${++this.undoSteps}`;
+    this.undoStep = step;
+    return () => {
+      if (this.undoStep === step) this.undoStep = null;
+    };
   }
 
   /** Queues an undo or redo of this client's latest step (under `scope`, if given). */

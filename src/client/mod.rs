@@ -296,7 +296,7 @@ impl Client {
         let id = self.next_action;
         self.next_action += 1;
         let base = self.mirror.version();
-        self.send(&ClientMessage::Action { id, base, changes }).await?;
+        self.send(&ClientMessage::Action { id, base, changes, step: None }).await?;
         Ok(id)
     }
 

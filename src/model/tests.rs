@@ -745,6 +745,37 @@ fn undo_is_per_client_and_per_subtree() {
     assert_eq!(undo(&mut h, &mut d, "c3", None).map_err(|e| e.code()), Err("nothing_to_undo"));
 }
 
+/// Applies as `who` at time `ms` in the undo step named `step` and records it.
+fn act_in_step(h: &mut UndoHistory, d: &mut Document, who: &str, ms: u64, step: &str, json: &str) {
+    let t = d.apply(&client(who), None, changes(json)).unwrap_or_else(|r| panic!("{r}"));
+    h.record_in_step(d, &t, ms, Some(step));
+}
+
+#[test]
+fn actions_naming_one_step_undo_together_however_far_apart() {
+    let mut d = graph();
+    let mut h = UndoHistory::new(d.limits());
+    let x = |i: u64| format!(r#"[{{"op":"dict_set","obj":"c1:a","attr":"pos","key":"x","value":{i}}}]"#);
+    let pos_before = value(&d, "c1:a", "pos");
+    // A drag held still for seconds between moves, and another node moved in the same gesture.
+    act_in_step(&mut h, &mut d, "c1", 0, "drag-1", &x(10));
+    act_in_step(&mut h, &mut d, "c1", 5_000, "drag-1", &x(20));
+    act_in_step(&mut h, &mut d, "c1", 9_000, "drag-1", r#"[{"op":"set","obj":"c1:b","attr":"title","value":"moved"}]"#);
+    // The next drag, at once: a step of its own.
+    act_in_step(&mut h, &mut d, "c1", 9_010, "drag-2", &x(30));
+    // An edit naming no step, right after: not merged into the named one.
+    act(&mut h, &mut d, "c1", 9_020, &x(40));
+    assert_eq!(h.steps("c1"), (3, 0));
+    undo(&mut h, &mut d, "c1", None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(value(&d, "c1:a", "pos").as_dict().and_then(|p| p.get("x")).cloned(), Some(Value::Int(30)));
+    undo(&mut h, &mut d, "c1", None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(value(&d, "c1:a", "pos").as_dict().and_then(|p| p.get("x")).cloned(), Some(Value::Int(20)));
+    undo(&mut h, &mut d, "c1", None).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(value(&d, "c1:b", "title"), Value::from("node"), "the whole first drag, both nodes");
+    assert_eq!(value(&d, "c1:a", "pos"), pos_before);
+    assert_eq!(h.steps("c1"), (0, 3));
+}
+
 #[test]
 fn quick_successive_changes_to_one_object_undo_as_one_step() {
     let mut d = graph();

@@ -25,6 +25,9 @@ struct Step {
     /// Ids of the objects changed and all their ancestors (what scopes match).
     scope: Vec<ObjId>,
     last_ms: u64,
+    /// The step the client named (an action's `step`): its later actions naming it merge here
+    /// however long it takes.
+    named: Option<CompactString>,
     /// About how many bytes the step holds ([`AppliedChange::approx_bytes`] of its changes).
     bytes: usize,
 }
@@ -168,7 +171,16 @@ impl UndoHistory {
 
     /// Records a transition a client made (call after every accepted action, not after undo or
     /// redo, which this type records itself). Server transitions are not recorded.
+    #[cfg(test)]
     pub fn record(&mut self, doc: &Document, t: &Transition, now_ms: u64) {
+        self.record_in_step(doc, t, now_ms, None);
+    }
+
+    /// [`record`](Self::record) for an action that names its undo step: it merges into the
+    /// client's latest step if that has the same name (whatever the time between them, whatever
+    /// it changes, up to `undo_step_bytes_max`), and starts a step of its own otherwise. An
+    /// action that names none merges by the time window, never into a named step.
+    pub fn record_in_step(&mut self, doc: &Document, t: &Transition, now_ms: u64, step: Option<&str>) {
         let Actor::Client(client) = &t.actor else {
             return;
         };
@@ -184,12 +196,18 @@ impl UndoHistory {
         // Only attribute edits merge (a drag, typing): creating, deleting or moving an object is
         // always a step of its own.
         let merge = !h.boundary
-            && !t.changes.iter().any(is_structural)
             && h.undo.back().is_some_and(|last| {
-                now_ms.saturating_sub(last.last_ms) < self.merge_window_ms
-                    && last.bytes + bytes <= self.step_bytes_max
-                    && !last.changes.iter().any(|(_, c)| is_structural(c))
-                    && targets.iter().all(|id| last.targets.binary_search(id).is_ok())
+                last.bytes + bytes <= self.step_bytes_max
+                    && match (step, &last.named) {
+                        (Some(name), Some(last_name)) => name == last_name.as_str(),
+                        (None, None) => {
+                            now_ms.saturating_sub(last.last_ms) < self.merge_window_ms
+                                && !t.changes.iter().any(is_structural)
+                                && !last.changes.iter().any(|(_, c)| is_structural(c))
+                                && targets.iter().all(|id| last.targets.binary_search(id).is_ok())
+                        }
+                        _ => false,
+                    }
             });
         h.boundary = false;
         let changes = t.changes.iter().cloned().map(|c| (t.version, c));
@@ -199,8 +217,12 @@ impl UndoHistory {
                 last.last_ms = now_ms;
                 last.bytes += bytes;
                 merge_sorted(&mut last.scope, scope);
+                merge_sorted(&mut last.targets, targets);
             }
-            _ => h.undo.push_back(Step { changes: changes.collect(), targets, scope, last_ms: now_ms, bytes }),
+            _ => {
+                let named = step.map(CompactString::from);
+                h.undo.push_back(Step { changes: changes.collect(), targets, scope, last_ms: now_ms, named, bytes })
+            }
         }
         h.bytes += bytes;
         self.bytes += bytes;
@@ -286,7 +308,7 @@ impl UndoHistory {
         let (targets, scope) = footprint(doc, &t.changes);
         let changes: Vec<(u64, AppliedChange)> = t.changes.iter().cloned().map(|c| (t.version, c)).collect();
         let bytes = changes_bytes(&changes);
-        let done = Step { changes, targets, scope, last_ms: now_ms, bytes };
+        let done = Step { changes, targets, scope, last_ms: now_ms, named: None, bytes };
         match dir {
             Direction::Undo => h.redo.push(done),
             Direction::Redo => h.undo.push_back(done),

@@ -103,6 +103,11 @@ pub enum ClientMessage {
         base: u64,
         /// The changes.
         changes: Vec<Change>,
+        /// The undo step it belongs to: a client's actions with the same `step` are one undo
+        /// step however far apart they come (a drag, a gesture); without it, edits of the same
+        /// objects closer than `undo_merge_window_ms` merge. At most [`STEP_BYTES_MAX`] bytes.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<CompactString>,
     },
     /// Undo the client's latest change in `scope`.
     Undo {
@@ -170,7 +175,7 @@ const CLIENT_TYPES: &[&str] = &["hello", "action", "undo", "redo", "presence", "
 
 /// Decodes one client message.
 pub fn decode_client(text: &str) -> Result<ClientMessage, ProtocolError> {
-    serde_json::from_str(text).map_err(|e| {
+    let message: ClientMessage = serde_json::from_str(text).map_err(|e| {
         // Tell an unknown type apart from a malformed known one, for the error code.
         #[derive(Deserialize)]
         struct Tagged {
@@ -180,8 +185,18 @@ pub fn decode_client(text: &str) -> Result<ClientMessage, ProtocolError> {
             Ok(Tagged { t }) if !CLIENT_TYPES.contains(&t.as_str()) => ProtocolError::UnknownMessage { t },
             _ => ProtocolError::BadMessage { reason: e.to_string() },
         }
-    })
+    })?;
+    match &message {
+        ClientMessage::Action { step: Some(step), .. } if step.len() > STEP_BYTES_MAX => {
+            let reason = format!("a step of {} bytes; at most {STEP_BYTES_MAX}", step.len());
+            Err(ProtocolError::BadMessage { reason })
+        }
+        _ => Ok(message),
+    }
 }
+
+/// The longest `step` an action may name, in bytes.
+pub const STEP_BYTES_MAX: usize = 64;
 
 /// Serializes a message the server or client writes. Nothing in these messages can fail to
 /// serialize (string keys only, no `Serialize` impl that returns an error, non-finite floats

@@ -245,8 +245,8 @@ impl RoomState {
                     self.drop_client(&client, None);
                 }
             }
-            Command::Action { client, id, base, changes, permit } => {
-                self.action(client, id, base, changes);
+            Command::Action { client, id, base, changes, step, permit } => {
+                self.action(client, id, base, changes, step.as_deref());
                 drop(permit);
             }
             Command::Undo { client, id, scope, redo } => self.undo(client, id, scope, redo),

@@ -37,7 +37,7 @@ impl RoomState {
         Some(actor)
     }
 
-    pub(super) fn action(&mut self, client: ClientId, id: u64, base: u64, changes: Vec<Change>) {
+    pub(super) fn action(&mut self, client: ClientId, id: u64, base: u64, changes: Vec<Change>, step: Option<&str>) {
         let Some(actor) = self.admit(&client, id) else {
             return;
         };
@@ -48,7 +48,7 @@ impl RoomState {
         }
         match self.doc.apply(&actor, Some(base), changes) {
             Ok(t) => {
-                self.undo.record(&self.doc, &t, self.now_ms());
+                self.undo.record_in_step(&self.doc, &t, self.now_ms(), step);
                 self.publish(&t, Some(id));
             }
             Err(r) => {

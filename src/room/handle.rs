@@ -101,6 +101,8 @@ pub(crate) enum Command {
         id: u64,
         base: u64,
         changes: Vec<Change>,
+        /// The undo step the action names, if any.
+        step: Option<compact_str::CompactString>,
         /// The message's bytes, held against `room_inbox_bytes_max` until handled.
         permit: InboxPermit,
     },

@@ -159,9 +159,14 @@ async fn a_restarted_server_has_every_room_exactly() {
     .expect("resume");
     assert_eq!(a.id(), resume.client.as_str());
     assert_eq!(a.version(), resume.version);
-    a.send(&objectsync::protocol::ClientMessage::Action { id: last, base: a.version(), changes: vec![set_x(&n, 7)] })
-        .await
-        .expect("send");
+    a.send(&objectsync::protocol::ClientMessage::Action {
+        id: last,
+        base: a.version(),
+        changes: vec![set_x(&n, 7)],
+        step: None,
+    })
+    .await
+    .expect("send");
     match next_non_presence(&mut a).await {
         objectsync::client::Event::Reject { code, .. } => assert_eq!(code, "duplicate_action"),
         other => panic!("{other:?}"),

@@ -133,7 +133,7 @@ async fn run_client(url: String, seed: u64, deadline: Instant) -> (Client, u64) 
                 _ => {
                     let changes =
                         (0..rng.random_range(1..4)).map(|k| random_change(&mut rng, &me, id * 10 + k, &view)).collect();
-                    ClientMessage::Action { id, base, changes }
+                    ClientMessage::Action { id, base, changes, step: None }
                 }
             };
             next_id += 1;
@@ -144,8 +144,12 @@ async fn run_client(url: String, seed: u64, deadline: Instant) -> (Client, u64) 
             0 => {
                 // A mutated action with a fresh id: answered if it still decodes, else an error.
                 let id = next_id;
-                let valid =
-                    ClientMessage::Action { id, base, changes: vec![random_change(&mut rng, &me, id * 10, &view)] };
+                let valid = ClientMessage::Action {
+                    id,
+                    base,
+                    changes: vec![random_change(&mut rng, &me, id * 10, &view)],
+                    step: None,
+                };
                 let text = mutate(&mut rng, &objectsync::protocol::encode_client(&valid));
                 if let Ok(
                     ClientMessage::Action { id: got, .. }

@@ -109,7 +109,9 @@ async fn resume_gets_exactly_the_missed_versions_and_no_action_twice() {
     assert_eq!(a.mirror().to_snapshot(), ts.snapshot("r").await);
     // Re-sending an already processed action id is refused, not applied again.
     let acked = a.acked();
-    a.send(&ClientMessage::Action { id: acked, base: a.version(), changes: vec![set_x(&n, 999)] }).await.expect("send");
+    a.send(&ClientMessage::Action { id: acked, base: a.version(), changes: vec![set_x(&n, 999)], step: None })
+        .await
+        .expect("send");
     match next_non_presence(&mut a).await {
         Event::Reject { code, .. } => assert_eq!(code, "duplicate_action"),
         other => panic!("{other:?}"),

@@ -58,13 +58,17 @@ async fn action_ids_past_the_json_safe_range_are_refused_and_the_client_keeps_ac
     let n = a.new_object_id();
     within(a.act(vec![create_node(&n, 1)])).await.expect("ok");
     for id in [1u64 << 53, 1 << 63, u64::MAX] {
-        a.send(&ClientMessage::Action { id, base: a.version(), changes: vec![set_x(&n, 5)] }).await.expect("send");
+        a.send(&ClientMessage::Action { id, base: a.version(), changes: vec![set_x(&n, 5)], step: None })
+            .await
+            .expect("send");
         let (action, code) = next_reject(&mut a).await;
         assert_eq!((action, code.as_str()), (id, "bad_id"));
     }
     // The largest allowed id works, and nothing was applied by the refused ones.
     let max = objectsync::protocol::ID_MAX;
-    a.send(&ClientMessage::Action { id: max, base: a.version(), changes: vec![set_x(&n, 6)] }).await.expect("send");
+    a.send(&ClientMessage::Action { id: max, base: a.version(), changes: vec![set_x(&n, 6)], step: None })
+        .await
+        .expect("send");
     within(a.wait_ack(max)).await.expect("the largest id is accepted");
     assert_eq!(a.mirror().to_snapshot(), ts.snapshot("r").await);
     ts.stop().await;
@@ -450,8 +454,8 @@ async fn concurrent_list_removes_by_index_never_hit_a_neighbour() {
     let v = within(a.act(vec![create])).await.expect("created");
     within(b.wait_for_version(v)).await.expect("b sees it");
     let remove0 = || vec![Change::ListRemove { obj: n.clone(), attr: "ports".into(), index: 0 }];
-    let ida = a.send(&ClientMessage::Action { id: 2, base: v, changes: remove0() }).await;
-    let idb = b.send(&ClientMessage::Action { id: 1, base: v, changes: remove0() }).await;
+    let ida = a.send(&ClientMessage::Action { id: 2, base: v, changes: remove0(), step: None }).await;
+    let idb = b.send(&ClientMessage::Action { id: 1, base: v, changes: remove0(), step: None }).await;
     assert!(ida.is_ok() && idb.is_ok());
     let ra = within(a.wait_ack(2)).await;
     let rb = within(b.wait_ack(1)).await;
@@ -631,12 +635,12 @@ async fn actions_decide_the_same_after_a_crash_or_a_clean_restart() {
     assert_eq!(list, Err("list_base_stale"), "after a crash");
     crashed.apply(&idb, Some(v0), insert(0, "B")).expect("b's concurrent insert");
     // The running room decides alike.
-    b.send(&ClientMessage::Action { id: 1, base: v0, changes: remove0.clone() }).await.expect("send");
+    b.send(&ClientMessage::Action { id: 1, base: v0, changes: remove0.clone(), step: None }).await.expect("send");
     let refused = within(b.wait_ack(1)).await.map(|_| ()).map_err(|e| e.to_string());
     assert!(refused.is_err_and(|e| e.contains("list_base_stale")), "in the running room");
-    b.send(&ClientMessage::Action { id: 2, base: v0, changes: insert(0, "B") }).await.expect("send");
+    b.send(&ClientMessage::Action { id: 2, base: v0, changes: insert(0, "B"), step: None }).await.expect("send");
     within(b.wait_ack(2)).await.expect("b's insert");
-    a.send(&ClientMessage::Action { id: 10, base: v0, changes: insert(0, "x") }).await.expect("send");
+    a.send(&ClientMessage::Action { id: 10, base: v0, changes: insert(0, "x"), step: None }).await.expect("send");
     let running = within(a.wait_ack(10)).await.map(|_| ()).map_err(|e| e.to_string());
     assert!(running.is_err_and(|e| e.contains("text_base_stale")), "in the running room");
     let running_tree = ts.snapshot("t").await;

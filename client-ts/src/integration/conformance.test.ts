@@ -1254,6 +1254,33 @@ describe("undo / redo", () => {
     expect(await freshValue(room, "graph", "name")).toBe("one");
   });
 
+  it("actions naming one step are one undo step however far apart; a step over 64 bytes is bad_message", async () => {
+    // "`step` | ... this client's consecutive actions naming the same `step` are one undo step
+    // however far apart they come and whatever they change" / "An action naming no `step` never
+    // merges into a named one"
+    const room = newRoom("undo-step");
+    const a = await join(room);
+    const act = (id: number, base: number, value: string, step?: string) =>
+      a.c.send({ t: "action", id, base, changes: [{ op: "set", obj: "graph", attr: "name", value }], ...(step === undefined ? {} : { step }) });
+    act(1, a.w.version, "one", "rename");
+    const u1 = await a.c.next(isUpdate(1), "update 1");
+    await new Promise((r) => setTimeout(r, 650)); // past undo_merge_window_ms (500)
+    act(2, u1.v, "two", "rename");
+    const u2 = await a.c.next(isUpdate(2), "update 2");
+    act(3, u2.v, "three"); // no step, at once: a step of its own
+    await a.c.next(isUpdate(3), "update 3");
+    a.c.send({ t: "undo", id: 4 });
+    await a.c.next(isUpdate(4), "the first undo");
+    expect(await freshValue(room, "graph", "name")).toBe("two");
+    a.c.send({ t: "undo", id: 5 });
+    await a.c.next(isUpdate(5), "the second undo: both named actions");
+    expect(await freshValue(room, "graph", "name")).toBe("main");
+    a.c.send({ t: "undo", id: 6 });
+    expect((await a.c.next(isReject(6), "nothing left")).code).toBe("nothing_to_undo");
+    act(7, u2.v + 3, "long", "x".repeat(65));
+    expect((await a.c.next(isError(), "a step too long")).code).toBe("bad_message");
+  });
+
   it("undo undoes this client's latest undo step (not the one before it)", async () => {
     // "Undo (redo) this client's latest undo step that touched object `scope` or anything under
     // it; without `scope`, its latest step anywhere. A step is one action, or several of this

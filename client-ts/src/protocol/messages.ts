@@ -31,6 +31,8 @@ export interface ActionMessage {
   id: number;
   base: number;
   changes: Change[];
+  /** The undo step it belongs to: this client's actions naming one step undo together. */
+  step?: string;
 }
 /** Undo (or redo) this client's latest step touching `scope` (anywhere if absent). */
 export interface UndoRedoMessage {

@@ -35,6 +35,8 @@ export interface PendingAction {
   /** Doomed by the list rule (`list_base_stale`): another actor changed this list since its
    * base. Its effect is gone from the local view and from later text edits already. */
   staleList: StaleList | null;
+  /** The undo step it names (`ObjectSyncClient.beginUndoStep`), if any. */
+  step?: string;
 }
 
 /** A pending action the server refused (or that was lost in a resync). */

@@ -48,12 +48,13 @@ describe("pending text edits", () => {
 
   it("merge while typing into the newest unsent action on the same text", () => {
     const last = action(1, [ins(0, "a")]);
-    expect(mergesInto(last, [ins(1, "b")])).toBe(true);
+    expect(mergesInto(last, [ins(1, "b")], undefined)).toBe(true);
+    expect(mergesInto(last, [ins(1, "b")], "drag-1"), "another undo step").toBe(false);
     mergeTyping(last, [ins(1, "b")], []);
     expect(last.changes).toEqual([ins(0, "ab")]);
-    expect(mergesInto(action(1, [ins(0, "a")], true), [ins(1, "b")])).toBe(false);
-    expect(mergesInto(last, [ins(1, "b"), setTo("s")])).toBe(false);
-    expect(mergesInto(undefined, [ins(1, "b")])).toBe(false);
+    expect(mergesInto(action(1, [ins(0, "a")], true), [ins(1, "b")], undefined)).toBe(false);
+    expect(mergesInto(last, [ins(1, "b"), setTo("s")], undefined)).toBe(false);
+    expect(mergesInto(undefined, [ins(1, "b")], undefined)).toBe(false);
   });
 
   it("of an acknowledged action: only what the server did beyond the prediction is new", () => {

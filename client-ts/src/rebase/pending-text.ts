@@ -139,10 +139,14 @@ export function forgetEffects(pending: PendingAction[], action: PendingAction, l
 
 /**
  * Typing while the previous keystrokes wait: whether `changes` (text-only, on one topic) merge
- * into `last`, the newest pending action (unsent, sound, typing on the same topic), so that
- * typing costs one action per round trip.
+ * into `last`, the newest pending action (unsent, sound, typing on the same topic, in the same
+ * undo `step`), so that typing costs one action per round trip.
  */
-export function mergesInto(last: PendingAction | undefined, changes: readonly Change[]): last is PendingAction {
+export function mergesInto(
+  last: PendingAction | undefined,
+  changes: readonly Change[],
+  step: string | undefined,
+): last is PendingAction {
   const topic = typingTopic(changes);
   return (
     last !== undefined &&
@@ -151,7 +155,8 @@ export function mergesInto(last: PendingAction | undefined, changes: readonly Ch
     last.sentBase === null &&
     !last.doomed &&
     last.localError === null &&
-    typingTopic(last.changes) === topic
+    typingTopic(last.changes) === topic &&
+    last.step === step
   );
 }
 

@@ -50,5 +50,7 @@ describe("the sending rule", () => {
     expect(m.t === "action" && m.changes !== a.changes).toBe(true);
     expect(messageOf(u, 7)).toEqual({ t: "undo", id: 2 });
     expect(messageOf(newPendingAction(3, "redo", [], [], "n1", 0), 7)).toEqual({ t: "redo", id: 3, scope: "n1" });
+    a.step = "s1";
+    expect(messageOf(a, 8)).toEqual({ t: "action", id: 1, base: 8, changes: [ins("a")], step: "s1" });
   });
 });

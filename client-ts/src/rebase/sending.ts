@@ -37,7 +37,11 @@ export function sendable(pending: readonly PendingAction[]): PendingAction[] {
 
 /** The message that sends `p` with `base`, the confirmed version now. */
 export function messageOf(p: PendingAction, base: number): ClientMessage {
-  if (p.kind === "action") return { t: "action", id: p.id, base, changes: p.changes.slice() };
+  if (p.kind === "action") {
+    const msg: ClientMessage = { t: "action", id: p.id, base, changes: p.changes.slice() };
+    if (p.step !== undefined) msg.step = p.step;
+    return msg;
+  }
   const msg: ClientMessage = { t: p.kind, id: p.id };
   if (p.scope !== undefined) msg.scope = p.scope;
   return msg;

@@ -46,6 +46,8 @@ interface ClientRecord {
   lastAction: number;
   session: ServerSession | null;
   undo: Step[][];
+  /** The step name (`action.step`) of the latest undo entry, if it had one. */
+  undoStep: string | undefined;
 }
 
 /** A service: returns a value, or throws `{ code, reason }`. */
@@ -227,7 +229,7 @@ export class SimServer {
       resumed = r.version >= floor && r.version <= this.version;
     } else {
       const id = `c${this.nextClient++}`;
-      client = { id, token: `tok-${id}`, lastAction: 0, session: null, undo: [] };
+      client = { id, token: `tok-${id}`, lastAction: 0, session: null, undo: [], undoStep: undefined };
       this.clients.set(id, client);
     }
     client.session?.close();
@@ -304,7 +306,13 @@ export class SimServer {
     }
     this.version++;
     for (const [c, e] of textLog) this.logText(c, client.id, client.id, e);
-    client.undo.push(steps.filter((s) => s.op !== "emit"));
+    // Actions naming the client's latest step merge into it (the server's rule; the time
+    // window for unnamed actions is not simulated: each is a step of its own).
+    const recorded = steps.filter((s) => s.op !== "emit");
+    const latest = client.undo[client.undo.length - 1];
+    if (msg.step !== undefined && msg.step === client.undoStep && latest !== undefined) latest.push(...recorded);
+    else client.undo.push(recorded);
+    client.undoStep = msg.step;
     const wire = steps.flatMap(wireChange);
     this.logLists(wire, client.id);
     this.publish({ t: "update", v: this.version, origin: client.id, action: msg.id, changes: wire });
@@ -359,6 +367,7 @@ export class SimServer {
   private undo(client: ClientRecord, msg: { t: "undo" | "redo"; id: number }): void {
     client.lastAction = Math.max(client.lastAction, msg.id);
     const last = msg.t === "undo" ? client.undo.pop() : undefined;
+    client.undoStep = undefined;
     if (last === undefined) {
       this.sendTo(client, { t: "reject", action: msg.id, code: "nothing_to_undo", reason: "nothing to undo" });
       return;

@@ -179,9 +179,9 @@ impl Session {
                 let reason = format!("call id {id} is above {} (2^53 - 1)", protocol::ID_MAX);
                 return self.queue(protocol::encode_result(id, Err(("bad_id", &reason))));
             }
-            ClientMessage::Action { id, base, changes } => {
+            ClientMessage::Action { id, base, changes, step } => {
                 let Ok(permit) = self.room.inbox_permit(bytes).await else { return false };
-                Command::Action { client, id, base, changes, permit }
+                Command::Action { client, id, base, changes, step, permit }
             }
             ClientMessage::Undo { id, scope } => Command::Undo { client, id, scope, redo: false },
             ClientMessage::Redo { id, scope } => Command::Undo { client, id, scope, redo: true },

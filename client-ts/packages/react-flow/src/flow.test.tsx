@@ -92,14 +92,14 @@ afterEach(() => {
   vi.useRealTimers();
 });
 
-function setup(strict = false, keepAliveMs = 0) {
+function setup(strict = false) {
   const w: W = world({ root: structuredClone(ROOT), refuse });
   const frames = manualFrames();
   const flow: { current: ObjectSyncFlow<Node, Edge> | null } = { current: null };
   let renders = 0;
   function Probe() {
     const graph = useObject("g");
-    flow.current = useObjectSyncFlow(graph, mapping, { frames, keepAliveMs, sendIntervalMinMs: 0 });
+    flow.current = useObjectSyncFlow(graph, mapping, { frames, sendIntervalMinMs: 0 });
     renders++;
     return null;
   }
@@ -166,24 +166,43 @@ describe("useObjectSyncFlow", () => {
     expect(f().reject).toBeNull();
   });
 
-  it("a drag held still keeps its undo step open with a nudge below a pixel, and ends at the exact position", () => {
-    const { w, frames, f, actions } = setup(false, 300);
-    act(() => {
-      f().onNodesChange([{ type: "position", id: "a", position: { x: 40, y: 50 }, dragging: true }]);
-      frames.run();
-    });
-    act(() => w.settle());
+  it("a drag is one undo step however long it is held still: its actions name one step, the next drag another", () => {
+    const { w, frames, f, actions } = setup();
     const before = actions().length;
+    const drag = (x: number, dragging: boolean) =>
+      act(() => {
+        f().onNodesChange([{ type: "position", id: "a", position: { x, y: 50 }, dragging }]);
+        frames.run();
+        w.settle();
+      });
+    drag(40, true);
+    // Held still for longer than the server's merge window: nothing needs to be sent.
     act(() => {
-      vi.advanceTimersByTime(310);
+      vi.advanceTimersByTime(2_000);
       w.settle();
     });
-    const nudges = actions().slice(before).map((m) => (m.changes[0]?.op === "set" ? (m.changes[0].value as { x: number }).x : null));
-    expect(nudges.length).toBeGreaterThan(0);
-    expect(nudges.every((x) => x !== null && Math.abs(x - 40) < 1e-3)).toBe(true);
-    act(() => f().onNodesChange([{ type: "position", id: "a", position: { x: 40, y: 50 }, dragging: false }]));
-    act(() => w.settle());
-    expect(w.server.value("a", "pos")).toEqual({ x: 40, y: 50 });
+    expect(actions().length).toBe(before + 1);
+    drag(45, true);
+    drag(50, false);
+    drag(70, true);
+    drag(80, false);
+    const steps = actions().slice(before).map((m) => m.step);
+    expect(steps).toHaveLength(5);
+    expect(steps[0]).toBeDefined();
+    expect(steps.slice(0, 3)).toEqual([steps[0], steps[0], steps[0]]);
+    expect(steps[3]).toBeDefined();
+    expect(steps.slice(3)).toEqual([steps[3], steps[3]]);
+    expect(steps[3]).not.toBe(steps[0]);
+    act(() => {
+      f().undo();
+      w.settle();
+    });
+    expect(w.server.value("a", "pos")).toEqual({ x: 50, y: 50 });
+    act(() => {
+      f().undo();
+      w.settle();
+    });
+    expect(w.server.value("a", "pos"), "the whole first drag at once").toEqual({ x: 10, y: 20 });
   });
 
   it("a drag across a dropped connection lands where it ended, once the client resumed", () => {

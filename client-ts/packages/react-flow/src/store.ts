@@ -8,10 +8,10 @@
  *   object is mapped again only when one of its watched attributes changed, and an output node
  *   keeps its identity until something in it changed, so React Flow re-renders only those nodes.
  * - Drags: each position change shows at once (the override), and the positions of one
- *   animation frame go out as one action. The server merges a client's edits of the same
- *   objects closer than its merge window (500 ms) into one undo step; a drag held still for
- *   longer keeps the step open by a keep-alive edit (a millionth of a pixel). When the drag ends
- *   and any of its actions was refused, the nodes go back to where the drag started.
+ *   animation frame go out as one action. A drag is one undo step however long it lasts: its
+ *   actions name one step (`ObjectSyncClient.beginUndoStep`, the action's `step` on the wire),
+ *   from the first moved node to the last one dropped. When the drag ends and any of its
+ *   actions was refused, the nodes go back to where the drag started.
  * - Connections and deletions are actions (one each); the server decides, a refusal is rolled
  *   back by the client and kept here as {@link FlowReject} (in words, without ids).
  *
@@ -72,8 +72,6 @@ export interface FrameScheduler {
 /** Options beside the mapping. */
 export interface FlowStoreOptions {
   readonly frames?: FrameScheduler;
-  /** A drag held still this long sends a keep-alive edit (below the server's 500 ms merge window). */
-  readonly keepAliveMs?: number;
   /**
    * Least time between two drag actions (default 15 ms: every frame at 60 Hz, every other one at
    * 120 Hz; the server allows 200 messages per second per client, presence included).
@@ -81,10 +79,7 @@ export interface FlowStoreOptions {
   readonly sendIntervalMinMs?: number;
 }
 
-const KEEP_ALIVE_MS = 300;
 const SEND_INTERVAL_MIN_MS = 15;
-/** The keep-alive's nudge: far below a pixel, so nobody sees it. */
-const NUDGE = 1e-6;
 
 interface Entry {
   readonly obj: SObject;
@@ -101,8 +96,6 @@ interface Drag {
   readonly start: XYPosition;
   latest: XYPosition;
   sent: XYPosition | null;
-  sentAtMs: number;
-  nudged: boolean;
   refused: ObjectSyncError | null;
   ended: boolean;
   /** Actions not answered yet. */
@@ -150,9 +143,9 @@ export class FlowStore<NO extends SObject = SObject, EO extends SObject = SObjec
   private readonly measured = new Map<string, { width: number; height: number }>();
   private readonly drags = new Map<string, Drag>();
   private frame: unknown = null;
-  private keepAlive: ReturnType<typeof setInterval> | null = null;
+  /** Ends the undo step the drags in progress share; `null` when none is. */
+  private endUndoStep: (() => void) | null = null;
   private readonly frames: FrameScheduler;
-  private readonly keepAliveMs: number;
   private readonly sendIntervalMinMs: number;
   private lastSendMs = -Infinity;
   private lastReject: FlowReject | null = null;
@@ -167,7 +160,6 @@ export class FlowStore<NO extends SObject = SObject, EO extends SObject = SObjec
   ) {
     this.mapping = mapping;
     this.frames = options.frames ?? defaultFrames();
-    this.keepAliveMs = options.keepAliveMs ?? KEEP_ALIVE_MS;
     this.sendIntervalMinMs = options.sendIntervalMinMs ?? SEND_INTERVAL_MIN_MS;
   }
 
@@ -517,8 +509,10 @@ export class FlowStore<NO extends SObject = SObject, EO extends SObject = SObjec
     if (drag === undefined || drag.ended) {
       if (dragging !== true && position === undefined) return false;
       const start = (entry.base as NodeInput<N> | null)?.position ?? { x: 0, y: 0 };
-      drag = { id, start, latest: position ?? start, sent: null, sentAtMs: 0, nudged: false, refused: null, ended: false, pending: 0 };
+      drag = { id, start, latest: position ?? start, sent: null, refused: null, ended: false, pending: 0 };
       this.drags.set(id, drag);
+      // Every node dragged until the last one is dropped: one undo step.
+      this.endUndoStep ??= this.client.beginUndoStep();
     }
     if (position !== undefined) drag.latest = { x: position.x, y: position.y };
     if (dragging === false) {
@@ -538,16 +532,18 @@ export class FlowStore<NO extends SObject = SObject, EO extends SObject = SObjec
         else this.flush();
       });
     }
-    if (this.keepAlive === null && this.keepAliveMs > 0) {
-      this.keepAlive = setInterval(() => this.holdStep(), this.keepAliveMs);
-    }
   }
 
   private stopFrames(): void {
     if (this.frame !== null) this.frames.cancel(this.frame);
     this.frame = null;
-    if (this.keepAlive !== null) clearInterval(this.keepAlive);
-    this.keepAlive = null;
+    this.endDragStep();
+  }
+
+  /** The drags' undo step ends (nothing more is sent in it). */
+  private endDragStep(): void {
+    this.endUndoStep?.();
+    this.endUndoStep = null;
   }
 
   /** Sends the positions of this frame, one action for every node moved (at once at a drag's end). */
@@ -558,20 +554,8 @@ export class FlowStore<NO extends SObject = SObject, EO extends SObject = SObjec
     }
     const moved = [...this.drags.values()].filter((d) => d.sent === null || d.sent.x !== d.latest.x || d.sent.y !== d.latest.y);
     this.send(moved, (d) => d.latest);
-    if (![...this.drags.values()].some((d) => !d.ended) && this.keepAlive !== null) {
-      clearInterval(this.keepAlive);
-      this.keepAlive = null;
-    }
-  }
-
-  /** A drag held still: a nudge (and back, next time) keeps its undo step open. */
-  private holdStep(): void {
-    const now = Date.now();
-    const still = [...this.drags.values()].filter((d) => !d.ended && d.sent !== null && now - d.sentAtMs >= this.keepAliveMs);
-    this.send(still, (d) => {
-      d.nudged = !d.nudged;
-      return d.nudged ? { x: d.latest.x + NUDGE, y: d.latest.y } : d.latest;
-    });
+    // The last dragged node dropped, its last position sent: the step is complete.
+    if (![...this.drags.values()].some((d) => !d.ended)) this.endDragStep();
   }
 
   private send(drags: Drag[], at: (d: Drag) => XYPosition): void {
@@ -587,7 +571,6 @@ export class FlowStore<NO extends SObject = SObject, EO extends SObject = SObjec
           const p = at(d);
           this.mapping.setPosition(obj as NO, p);
           d.sent = p;
-          d.sentAtMs = Date.now();
         }
       },
       false,
