@@ -119,7 +119,8 @@ impl RoomState {
         }
     }
 
-    /// Writes what is pending and a snapshot (compacting the log behind it).
+    /// Writes what is pending and a snapshot (compacting the log behind it), then gives the room
+    /// up ([`Store::release`](crate::store::Store::release)): called when the actor ends.
     pub(super) async fn save(&mut self) {
         if let Err(e) = self.flush().await {
             tracing::error!(error = %e, "could not write the room's last updates");
@@ -129,6 +130,10 @@ impl RoomState {
         let compact_to = self.doc.version().saturating_sub(self.limits.room_log_versions_max as u64);
         if let Err(e) = self.store.save_snapshot(&self.name, &snapshot, compact_to).await {
             tracing::error!(error = %e, "could not save the room");
+            return;
+        }
+        if let Err(e) = self.store.release(&self.name).await {
+            tracing::warn!(error = %e, "could not give the room up (another node takes it when its lease ends)");
         }
     }
 

@@ -6,8 +6,12 @@
 //! Knows no clients or sockets: rooms by name, entries by version, idempotent by version.
 //! Nothing above this trait is specific to SQLite, so a server database can implement it later.
 
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore};
 pub use sqlite::{RawRoom, RawSnapshot, SqliteStore};
 
 /// Where the server keeps its rooms unless told otherwise (relative to the working directory):
@@ -143,6 +147,25 @@ pub enum StoreError {
         /// Highest version this build reads.
         supported: i64,
     },
+    /// Another node holds the room (a store shared by several nodes: one writes a room at a time).
+    #[error("room {room} is held by node {owner} (its lease runs for {left_ms} ms more)")]
+    HeldElsewhere {
+        /// Room name.
+        room: String,
+        /// The node that holds it.
+        owner: String,
+        /// How long its lease still runs unless renewed.
+        left_ms: u64,
+    },
+    /// This node lost the room to another (its lease ran out and another node took it): it must
+    /// not write the room again. Nothing of the refused write was stored.
+    #[error("room {room}: this node no longer holds it ({reason}); nothing was written")]
+    Fenced {
+        /// Room name.
+        room: String,
+        /// Who holds it now, at which epoch.
+        reason: String,
+    },
 }
 
 /// The error a storage backend gave, with what was being done or the file at fault. Shared, so
@@ -215,6 +238,11 @@ pub trait Store: Send + Sync + 'static {
     async fn save_snapshot(&self, room: &str, snapshot: &RoomSnapshot, compact_to: u64) -> Result<(), StoreError>;
     /// Names of the stored rooms.
     async fn rooms(&self) -> Result<Vec<String>, StoreError>;
+    /// The room was saved for the last time in this process (unloaded, or the server stops):
+    /// a store shared by several nodes lets another one have it now. Nothing by default.
+    async fn release(&self, _room: &str) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 /// Rooms kept in this process's memory: they survive unloading, not a restart.

@@ -2,11 +2,13 @@
 
 mod abuse;
 mod corpus;
+mod databases;
 mod durability;
 mod faults;
 mod fuzz;
 mod harness;
 mod identity;
+mod postgres;
 mod rooms;
 mod sync;
 mod tls;

@@ -1,0 +1,139 @@
+//! The PostgreSQL store against a real PostgreSQL server ([`Postgres`]): the same store contract
+//! as SQLite's, the lease that gives each room one writing node (fenced by its epoch), and a
+//! server whose rooms live in PostgreSQL, picked up by another node.
+
+use crate::databases::Postgres;
+use crate::harness::{create_node, set_x, within, TestServer};
+use objectsync::model::{DocSnapshot, NodeSnapshot};
+use objectsync::store::{
+    KnownClient, LogEntry, PostgresOptions, PostgresStore, RoomSnapshot, SqliteStore, Store, StoreError, WriteBatch,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+fn snapshot(version: u64, clients: Vec<KnownClient>) -> RoomSnapshot {
+    let root =
+        NodeSnapshot { id: "root".into(), type_name: "Root".into(), attrs: Default::default(), children: Vec::new() };
+    RoomSnapshot { doc: DocSnapshot { version, next_server_id: 1, root }, clients, clients_floor: 0 }
+}
+
+fn entry(version: u64) -> LogEntry {
+    LogEntry { version, origin: Some("c1".into()), action: Some(version), changes: format!("[{version}]") }
+}
+
+fn client(id: &str, last_action: u64) -> KnownClient {
+    KnownClient { id: id.into(), last_action }
+}
+
+/// What every durable store must do, as a room uses it: load (claiming the room, for a store
+/// shared by nodes), append idempotently by version, snapshot and compact, keep the highest
+/// action id per client.
+async fn store_contract(store: &dyn Store, claims_rooms: bool) {
+    assert!(store.durable());
+    assert!(store.load("r").await.expect("load").is_none(), "a new room is not stored");
+    store.save_snapshot("r", &snapshot(0, Vec::new()), 0).await.expect("first snapshot");
+    for v in 1..=10 {
+        let batch = WriteBatch { entries: vec![entry(v)], clients: vec![client("c1", v)] };
+        store.append("r", batch).await.expect("append");
+    }
+    let again = WriteBatch {
+        entries: vec![LogEntry { changes: "[\"other\"]".into(), ..entry(3) }],
+        clients: vec![client("c1", 2)],
+    };
+    store.append("r", again).await.expect("an entry again is no change");
+    let r = store.load("r").await.expect("load").expect("stored");
+    assert_eq!(r.log.iter().map(|e| e.version).collect::<Vec<_>>(), (1..=10).collect::<Vec<_>>());
+    assert_eq!(r.log[2], entry(3), "the first write of a version stays");
+    assert_eq!(r.clients, vec![client("c1", 10)], "the highest action id stays");
+    store.save_snapshot("r", &snapshot(10, vec![client("c2", 4)]), 7).await.expect("snapshot");
+    let r = store.load("r").await.expect("load").expect("stored");
+    assert_eq!(r.snapshot.as_ref().map(|s| s.doc.version), Some(10));
+    assert_eq!(r.log.iter().map(|e| e.version).collect::<Vec<_>>(), vec![8, 9, 10], "compacted behind");
+    assert_eq!(r.clients, vec![client("c2", 4)], "the snapshot's clients replace the records");
+    store.save_snapshot("r", &snapshot(5, Vec::new()), 0).await.expect("an older snapshot");
+    let r = store.load("r").await.expect("load").expect("stored");
+    assert_eq!(r.snapshot.map(|s| s.doc.version), Some(10), "an older snapshot never replaces a newer one");
+    let unclaimed = store.save_snapshot("s", &snapshot(0, Vec::new()), 0).await;
+    assert_eq!(unclaimed.is_err(), claims_rooms, "a room not loaded first: {unclaimed:?}");
+    let rooms: Vec<String> = if claims_rooms { vec!["r".into()] } else { vec!["r".into(), "s".into()] };
+    assert_eq!(store.rooms().await.expect("rooms"), rooms);
+}
+
+fn options(node: &str, lease_ms: u64, lease_renew_ms: u64) -> PostgresOptions {
+    PostgresOptions { lease_ms, lease_renew_ms, ..PostgresOptions::new(node) }
+}
+
+#[tokio::test]
+async fn postgres_and_sqlite_keep_the_same_store_contract() {
+    let pg = Postgres::start().await;
+    let store = PostgresStore::connect(&pg.database().await, PostgresOptions::new("n1")).await.expect("connect");
+    store_contract(&store, true).await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    store_contract(&SqliteStore::open(dir.path()).expect("open"), false).await;
+}
+
+#[tokio::test]
+async fn a_node_that_lost_its_lease_can_never_write_the_room_again() {
+    let pg = Postgres::start().await;
+    let url = pg.database().await;
+    // Node a never renews (as if paused); its lease runs 300 ms.
+    let a = PostgresStore::connect(&url, options("a", 300, 3_600_000)).await.expect("a");
+    let b = PostgresStore::connect(&url, options("b", 10_000, 2_000)).await.expect("b");
+    a.load("r").await.expect("a claims the room");
+    a.save_snapshot("r", &snapshot(0, Vec::new()), 0).await.expect("a writes");
+    a.append("r", WriteBatch { entries: vec![entry(1)], clients: Vec::new() }).await.expect("a appends");
+    match b.load("r").await {
+        Err(StoreError::HeldElsewhere { owner, .. }) => assert_eq!(owner, "a"),
+        other => panic!("b must not get a room a holds: {other:?}"),
+    }
+    tokio::time::sleep(Duration::from_millis(450)).await;
+    let r = b.load("r").await.expect("the lease ran out: b claims the room").expect("stored");
+    assert_eq!(r.log.iter().map(|e| e.version).collect::<Vec<_>>(), vec![1], "b sees what a committed");
+    b.append("r", WriteBatch { entries: vec![entry(2)], clients: Vec::new() }).await.expect("b appends");
+    // a wakes up and writes as if nothing happened: refused, nothing written.
+    let stale = LogEntry { changes: "[\"from a\"]".into(), ..entry(2) };
+    match a.append("r", WriteBatch { entries: vec![stale, entry(3)], clients: vec![client("ca", 9)] }).await {
+        Err(StoreError::Fenced { reason, .. }) => assert!(reason.contains("node b"), "{reason}"),
+        other => panic!("a must be fenced: {other:?}"),
+    }
+    assert!(matches!(a.save_snapshot("r", &snapshot(3, Vec::new()), 3).await, Err(StoreError::Fenced { .. })));
+    let r = b.load("r").await.expect("b reloads").expect("stored");
+    assert_eq!(r.log, vec![entry(1), entry(2)], "only b's history, nothing of a after the takeover");
+    assert!(r.clients.is_empty());
+}
+
+#[tokio::test]
+async fn a_renewed_lease_is_kept_and_a_released_one_is_free_at_once() {
+    let pg = Postgres::start().await;
+    let url = pg.database().await;
+    let a = PostgresStore::connect(&url, options("a", 300, 50)).await.expect("a");
+    let b = PostgresStore::connect(&url, options("b", 300, 50)).await.expect("b");
+    a.load("r").await.expect("a claims");
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert!(matches!(b.load("r").await, Err(StoreError::HeldElsewhere { .. })), "a renews its lease");
+    a.release("r").await.expect("release");
+    b.load("r").await.expect("released: b claims at once");
+    assert!(matches!(a.append("r", WriteBatch::default()).await, Err(StoreError::Fenced { .. })));
+}
+
+#[tokio::test]
+async fn a_server_on_postgres_acknowledges_after_commit_and_another_node_carries_on() {
+    let pg = Postgres::start().await;
+    let url = pg.database().await;
+    let store = Arc::new(PostgresStore::connect(&url, PostgresOptions::new("node-1")).await.expect("connect"));
+    let one = TestServer::start_with(TestServer::builder().store(store)).await;
+    let mut c = one.client("board").await;
+    let n = c.new_object_id();
+    within(c.act(vec![create_node(&n, 1)])).await.expect("create");
+    for x in 2..=20 {
+        within(c.act(vec![set_x(&n, x)])).await.expect("acknowledged");
+    }
+    let before = one.snapshot("board").await;
+    drop(c);
+    // A graceful stop saves the room and releases its lease: another node has it at once.
+    one.stop().await;
+    let store = Arc::new(PostgresStore::connect(&url, PostgresOptions::new("node-2")).await.expect("connect"));
+    let two = TestServer::start_with(TestServer::builder().store(store)).await;
+    assert_eq!(two.snapshot("board").await, before, "node 2 carries on from what node 1 acknowledged");
+    two.stop().await;
+}
