@@ -210,6 +210,55 @@ struct Storage {
     /// Keep rooms in memory only: nothing survives a restart.
     #[arg(long, conflicts_with = "data")]
     memory: bool,
+    /// Keep rooms in PostgreSQL (`postgres://USER@HOST:PORT/DB`), shared with the other nodes
+    /// given the same URL: each room is written by one node at a time, the one holding its
+    /// lease (feature `postgres`).
+    #[cfg(feature = "postgres")]
+    #[arg(long, value_name = "URL", conflicts_with_all = ["data", "memory"])]
+    postgres: Option<String>,
+    /// This node's name among the nodes sharing --postgres [default: the host name and the
+    /// process id].
+    #[cfg(feature = "postgres")]
+    #[arg(long, requires = "postgres")]
+    node_id: Option<String>,
+    /// How long a room's lease runs after this node's last renewal: after a crash, another node
+    /// may take its rooms this long after it stopped renewing [default: 10000].
+    #[cfg(feature = "postgres")]
+    #[arg(long, value_name = "MS", requires = "postgres")]
+    lease_ms: Option<u64>,
+    /// How often this node renews its leases [default: 2000; keep it well under --lease-ms].
+    #[cfg(feature = "postgres")]
+    #[arg(long, value_name = "MS", requires = "postgres")]
+    lease_renew_ms: Option<u64>,
+}
+
+impl Storage {
+    /// The PostgreSQL store the flags ask for, if they do.
+    #[cfg(feature = "postgres")]
+    async fn postgres(&self) -> anyhow::Result<Option<crate::store::PostgresStore>> {
+        let Some(url) = &self.postgres else { return Ok(None) };
+        let mut options = crate::store::PostgresOptions::new(self.node_id.clone().unwrap_or_else(default_node_id));
+        options.lease_ms = self.lease_ms.unwrap_or(options.lease_ms);
+        options.lease_renew_ms = self.lease_renew_ms.unwrap_or(options.lease_renew_ms);
+        if options.lease_renew_ms >= options.lease_ms {
+            return Err(anyhow!(
+                "--lease-renew-ms {} must be under --lease-ms {}",
+                options.lease_renew_ms,
+                options.lease_ms
+            ));
+        }
+        let store = crate::store::PostgresStore::connect(url, options).await?;
+        tracing::info!(node = store.node_id(), "rooms are stored in PostgreSQL");
+        Ok(Some(store))
+    }
+}
+
+/// The host name and the process id: unique among the nodes of one machine and of others.
+#[cfg(feature = "postgres")]
+fn default_node_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let host = host.trim();
+    format!("{}-{}", if host.is_empty() { "node" } else { host }, std::process::id())
 }
 
 #[derive(clap::Args)]
@@ -312,6 +361,10 @@ async fn execute(command: Command, app: &dyn Fn() -> ServerBuilder) -> anyhow::R
             }
             if let Some(dir) = static_dir {
                 builder.static_dir = Some(dir);
+            }
+            #[cfg(feature = "postgres")]
+            if let Some(store) = storage.postgres().await? {
+                builder = builder.store(Arc::new(store));
             }
             if storage.memory {
                 builder = builder.in_memory();

@@ -3,7 +3,8 @@
 //! server whose rooms live in PostgreSQL, picked up by another node.
 
 use crate::databases::Postgres;
-use crate::harness::{create_node, set_x, within, TestServer};
+use crate::harness::{create_node, set_x, within, ServerProcess, TestServer, DEADLINE};
+use objectsync::client::{Client, ClientError, ConnectOptions};
 use objectsync::model::{DocSnapshot, NodeSnapshot};
 use objectsync::store::{
     KnownClient, LogEntry, PostgresOptions, PostgresStore, RoomSnapshot, SqliteStore, Store, StoreError, WriteBatch,
@@ -136,4 +137,66 @@ async fn a_server_on_postgres_acknowledges_after_commit_and_another_node_carries
     let two = TestServer::start_with(TestServer::builder().store(store)).await;
     assert_eq!(two.snapshot("board").await, before, "node 2 carries on from what node 1 acknowledged");
     two.stop().await;
+}
+
+/// The real binary, node `node` of the nodes sharing the database at `url`, with a short lease.
+fn node(url: &str, node: &str) -> ServerProcess {
+    ServerProcess::spawn(std::process::Command::new(env!("CARGO_BIN_EXE_objectsync")).args([
+        "serve",
+        "--bind",
+        "127.0.0.1:0",
+        "--static",
+        "/nonexistent",
+        "--postgres",
+        url,
+        "--node-id",
+        node,
+        "--lease-ms",
+        "1500",
+        "--lease-renew-ms",
+        "300",
+    ]))
+}
+
+#[tokio::test]
+async fn after_the_owner_is_killed_another_node_takes_the_room_with_every_acknowledged_update() {
+    let pg = Postgres::start().await;
+    let url = pg.database().await;
+    let one = node(&url, "node-1");
+    let two = node(&url, "node-2");
+    let mut c = within(Client::connect(&one.url("board"), ConnectOptions::default())).await.expect("connect to node 1");
+    let n = c.new_object_id();
+    within(c.act(vec![create_node(&n, 0)])).await.expect("create");
+    let mut acked = 0;
+    for x in 1..=30 {
+        within(c.act(vec![set_x(&n, x)])).await.expect("acknowledged");
+        acked = x;
+    }
+    // While node 1 holds the room, node 2 refuses it (it is not forwarded yet: 4002).
+    match Client::connect(&two.url("board"), ConnectOptions::default()).await {
+        Err(ClientError::Closed { code, reason }) => {
+            assert_eq!(code, 4002, "{reason}");
+            assert!(reason.contains("node-1"), "{reason}");
+        }
+        other => panic!("node 2 must refuse a room node 1 holds: {:?}", other.map(|_| ())),
+    }
+    let last = c.version();
+    one.kill(); // SIGKILL: no save, no release; the lease runs out
+    let started = std::time::Instant::now();
+    let mut d = loop {
+        match Client::connect(&two.url("board"), ConnectOptions::default()).await {
+            Ok(client) => break client,
+            Err(ClientError::Closed { code: 4002, .. }) if started.elapsed() < DEADLINE => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("node 2 did not take the room over: {e}"),
+        }
+    };
+    let pause = started.elapsed();
+    assert!(pause >= Duration::from_millis(900), "node 2 waited for the lease ({pause:?})");
+    let x = d.mirror().value(&n, "pos").and_then(|p| p.as_dict()).and_then(|p| p.get("x")).and_then(|x| x.as_int());
+    assert_eq!(x, Some(acked), "every acknowledged update is on node 2");
+    assert_eq!(d.version(), last, "node 2 starts at the version node 1 acknowledged");
+    let v = within(d.act(vec![set_x(&n, 99)])).await.expect("node 2 accepts writes");
+    assert_eq!(v, last + 1, "and goes on without a gap");
 }
