@@ -14,7 +14,7 @@ import { clampToCanvas, edgePath, inPort, NODE, outPort } from "./geometry.js";
 import type { GraphHost, Selectable } from "./views.js";
 import { EdgeView, NodeView, setGraphHost } from "./views.js";
 
-/** The id of the room's graph, which holds the nodes and edges (`src/demo.rs`). */
+/** The id of the room's graph, which holds the nodes and edges (`src/presets/demo.rs`). */
 export const GRAPH_ID = "graph";
 
 /** Node colors offered by "Add node". */

@@ -13,7 +13,7 @@ export interface Point {
   readonly y: number;
 }
 
-/** Where the server accepts a node's corner: `0 <= x <= 2000`, `0 <= y <= 1200` (`src/demo.rs`). */
+/** Where the server accepts a node's corner: `0 <= x <= 2000`, `0 <= y <= 1200` (`src/presets/demo.rs`). */
 export const CANVAS = { width: 2000, height: 1200 } as const;
 
 /** A node's box on the page (fixed, so edges can be drawn from positions alone). */

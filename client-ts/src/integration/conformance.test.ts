@@ -3,7 +3,7 @@
  * limits set by `serve --limit NAME=VALUE`) to
  * `docs/protocol.md`, on the raw wire (the `ws` package and, for frames `ws` will not write, a
  * bare TCP socket). Written from the protocol page alone: every `it` quotes the sentence it
- * checks. The demo rooms (src/demo.rs) hold `graph` (Graph: `name`), `page` (Div: `style`) with
+ * checks. The demo rooms (src/presets/demo.rs) hold `graph` (Graph: `name`), `page` (Div: `style`) with
  * `hello` (Text: `text`, `style`); Node has `title`, `pos` (x 0..2000, y 0..1200), `color`,
  * `ports`; Edge has refs `from`, `to`; services are `echo`, `fail` and `slow`.
  *

@@ -27,7 +27,7 @@ import { CHROMIUM_LAUNCH, Lab, REPO_ROOT, requireChromium, SERVER_BIN, startBina
 const DIST = fileURLToPath(new URL("../../demo/dist/", import.meta.url));
 const ARTIFACTS = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
 const DOCS_PICTURE = join(REPO_ROOT, "docs", "demo.png");
-/** The server's canvas (`src/demo.rs`): a node's corner must stay in 0..2000 x 0..1200. */
+/** The server's canvas (`src/presets/demo.rs`): a node's corner must stay in 0..2000 x 0..1200. */
 const CANVAS = { width: 2000, height: 1200 };
 
 interface Point {
