@@ -159,6 +159,13 @@ impl ServerProcess {
     pub fn kill(self) {
         drop(self);
     }
+
+    /// Sends `signal` (SIGSTOP to pause the process, SIGCONT to resume it).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill() only sends a signal to the child this harness started.
+        let sent = unsafe { libc::kill(self.child.id() as i32, signal) };
+        assert_eq!(sent, 0, "kill({signal})");
+    }
 }
 
 impl Drop for ServerProcess {

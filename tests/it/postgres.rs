@@ -3,9 +3,10 @@
 //! server whose rooms live in PostgreSQL, picked up by another node.
 
 use crate::databases::Postgres;
-use crate::harness::{create_node, set_x, within, ServerProcess, TestServer, DEADLINE};
+use crate::harness::{create_node, set_x, until_closed, within, ServerProcess, TestServer, DEADLINE};
 use objectsync::client::{Client, ClientError, ConnectOptions};
 use objectsync::model::{DocSnapshot, NodeSnapshot};
+use objectsync::protocol::{close, ClientMessage};
 use objectsync::store::{
     KnownClient, LogEntry, PostgresOptions, PostgresStore, RoomSnapshot, SqliteStore, Store, StoreError, WriteBatch,
 };
@@ -156,6 +157,61 @@ fn node(url: &str, node: &str) -> ServerProcess {
         "--lease-renew-ms",
         "300",
     ]))
+}
+
+/// Connects to `room` on `node` as soon as it has the room (it refuses it with 4002 while
+/// another node holds it); the wait it took.
+async fn connect_when_held(node: &ServerProcess, room: &str) -> (Client, Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        match Client::connect(&node.url(room), ConnectOptions::default()).await {
+            Ok(client) => return (client, started.elapsed()),
+            Err(ClientError::Closed { code: 4002, .. }) if started.elapsed() < DEADLINE => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the node did not take the room: {e}"),
+        }
+    }
+}
+
+fn x_of(c: &Client, n: &str) -> Option<i64> {
+    c.mirror().value(n, "pos").and_then(|p| p.as_dict()).and_then(|p| p.get("x")).and_then(|x| x.as_int())
+}
+
+#[tokio::test]
+async fn an_owner_paused_past_its_lease_writes_nothing_when_it_wakes_up() {
+    let pg = Postgres::start().await;
+    let url = pg.database().await;
+    let one = node(&url, "node-1");
+    let two = node(&url, "node-2");
+    let mut c = within(Client::connect(&one.url("board"), ConnectOptions::default())).await.expect("connect to node 1");
+    let n = c.new_object_id();
+    within(c.act(vec![create_node(&n, 0)])).await.expect("create");
+    for x in 1..=10 {
+        within(c.act(vec![set_x(&n, x)])).await.expect("acknowledged by node 1");
+    }
+    one.signal(libc::SIGSTOP);
+    // Five more actions reach node 1's socket while it sleeps: never acknowledged.
+    for (i, x) in (11..=15).enumerate() {
+        let msg =
+            ClientMessage::Action { id: 100 + i as u64, base: c.version(), changes: vec![set_x(&n, x)], step: None };
+        c.send(&msg).await.expect("send");
+    }
+    let (mut d, _) = connect_when_held(&two, "board").await;
+    assert_eq!(x_of(&d, &n), Some(10), "node 2 has what node 1 acknowledged");
+    for x in [21, 22, 23] {
+        within(d.act(vec![set_x(&n, x)])).await.expect("acknowledged by node 2");
+    }
+    one.signal(libc::SIGCONT);
+    // Node 1 wakes up, applies the five actions in memory, and cannot store them: the room
+    // closes its sessions with 1011 and nothing of it reaches the database.
+    let (code, reason) = within(until_closed(&mut c)).await;
+    assert_eq!(code, close::STORE_FAILED, "{reason}");
+    let v = within(d.act(vec![set_x(&n, 24)])).await.expect("node 2's session went on");
+    let (fresh, _) = connect_when_held(&two, "board").await;
+    assert_eq!(fresh.version(), v);
+    assert_eq!(x_of(&fresh, &n), Some(24), "node 2's history only: none of node 1's unacknowledged moves");
+    drop(one);
 }
 
 #[tokio::test]
