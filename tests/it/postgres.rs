@@ -178,18 +178,33 @@ fn x_of(c: &Client, n: &str) -> Option<i64> {
     c.mirror().value(n, "pos").and_then(|p| p.as_dict()).and_then(|p| p.get("x")).and_then(|x| x.as_int())
 }
 
-#[tokio::test]
-async fn an_owner_paused_past_its_lease_writes_nothing_when_it_wakes_up() {
+/// Two nodes of the binary on one database, and a client of node 1 whose node `n` was created
+/// and then moved to x = 1..=`moves`, every move acknowledged by node 1.
+struct Nodes {
+    _pg: Postgres,
+    one: ServerProcess,
+    two: ServerProcess,
+    c: Client,
+    n: String,
+}
+
+async fn two_nodes_and_a_writer(moves: i64) -> Nodes {
     let pg = Postgres::start().await;
     let url = pg.database().await;
     let one = node(&url, "node-1");
     let two = node(&url, "node-2");
     let mut c = within(Client::connect(&one.url("board"), ConnectOptions::default())).await.expect("connect to node 1");
-    let n = c.new_object_id();
+    let n = c.new_object_id().to_string();
     within(c.act(vec![create_node(&n, 0)])).await.expect("create");
-    for x in 1..=10 {
+    for x in 1..=moves {
         within(c.act(vec![set_x(&n, x)])).await.expect("acknowledged by node 1");
     }
+    Nodes { _pg: pg, one, two, c, n }
+}
+
+#[tokio::test]
+async fn an_owner_paused_past_its_lease_writes_nothing_when_it_wakes_up() {
+    let Nodes { _pg, one, two, mut c, n } = two_nodes_and_a_writer(10).await;
     one.signal(libc::SIGSTOP);
     // Five more actions reach node 1's socket while it sleeps: never acknowledged.
     for (i, x) in (11..=15).enumerate() {
@@ -216,18 +231,8 @@ async fn an_owner_paused_past_its_lease_writes_nothing_when_it_wakes_up() {
 
 #[tokio::test]
 async fn after_the_owner_is_killed_another_node_takes_the_room_with_every_acknowledged_update() {
-    let pg = Postgres::start().await;
-    let url = pg.database().await;
-    let one = node(&url, "node-1");
-    let two = node(&url, "node-2");
-    let mut c = within(Client::connect(&one.url("board"), ConnectOptions::default())).await.expect("connect to node 1");
-    let n = c.new_object_id();
-    within(c.act(vec![create_node(&n, 0)])).await.expect("create");
-    let mut acked = 0;
-    for x in 1..=30 {
-        within(c.act(vec![set_x(&n, x)])).await.expect("acknowledged");
-        acked = x;
-    }
+    let acked = 30;
+    let Nodes { _pg, one, two, c, n } = two_nodes_and_a_writer(acked).await;
     // While node 1 holds the room, node 2 refuses it (it is not forwarded yet: 4002).
     match Client::connect(&two.url("board"), ConnectOptions::default()).await {
         Err(ClientError::Closed { code, reason }) => {
@@ -238,19 +243,9 @@ async fn after_the_owner_is_killed_another_node_takes_the_room_with_every_acknow
     }
     let last = c.version();
     one.kill(); // SIGKILL: no save, no release; the lease runs out
-    let started = std::time::Instant::now();
-    let mut d = loop {
-        match Client::connect(&two.url("board"), ConnectOptions::default()).await {
-            Ok(client) => break client,
-            Err(ClientError::Closed { code: 4002, .. }) if started.elapsed() < DEADLINE => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            Err(e) => panic!("node 2 did not take the room over: {e}"),
-        }
-    };
-    let pause = started.elapsed();
+    let (mut d, pause) = connect_when_held(&two, "board").await;
     assert!(pause >= Duration::from_millis(900), "node 2 waited for the lease ({pause:?})");
-    let x = d.mirror().value(&n, "pos").and_then(|p| p.as_dict()).and_then(|p| p.get("x")).and_then(|x| x.as_int());
+    let x = x_of(&d, &n);
     assert_eq!(x, Some(acked), "every acknowledged update is on node 2");
     assert_eq!(d.version(), last, "node 2 starts at the version node 1 acknowledged");
     let v = within(d.act(vec![set_x(&n, 99)])).await.expect("node 2 accepts writes");
