@@ -230,6 +230,11 @@ struct Storage {
     #[cfg(feature = "postgres")]
     #[arg(long, value_name = "MS", requires = "postgres")]
     lease_renew_ms: Option<u64>,
+    /// Redis (`redis://HOST:PORT`) through which the nodes sharing --postgres talk, so that any
+    /// node accepts any client (feature `redis`).
+    #[cfg(feature = "redis")]
+    #[arg(long, value_name = "URL", requires = "postgres")]
+    redis: Option<String>,
 }
 
 impl Storage {
@@ -250,6 +255,15 @@ impl Storage {
         let store = crate::store::PostgresStore::connect(url, options).await?;
         tracing::info!(node = store.node_id(), "rooms are stored in PostgreSQL");
         Ok(Some(store))
+    }
+
+    /// The bus to the other nodes the flags ask for, as node `node`.
+    #[cfg(feature = "redis")]
+    async fn redis(&self, node: &str, limits: &ServerLimits) -> anyhow::Result<Option<Arc<crate::RedisBus>>> {
+        let Some(url) = &self.redis else { return Ok(None) };
+        let bus = crate::RedisBus::connect(url, node, limits).await.with_context(|| format!("--redis {url}"))?;
+        tracing::info!(node, "this node talks to the others through Redis");
+        Ok(Some(bus))
     }
 }
 
@@ -364,6 +378,10 @@ async fn execute(command: Command, app: &dyn Fn() -> ServerBuilder) -> anyhow::R
             }
             #[cfg(feature = "postgres")]
             if let Some(store) = storage.postgres().await? {
+                #[cfg(feature = "redis")]
+                if let Some(bus) = storage.redis(store.node_id(), &builder.limits).await? {
+                    builder = builder.redis(bus);
+                }
                 builder = builder.store(Arc::new(store));
             }
             if storage.memory {

@@ -244,6 +244,11 @@ const CLOSE_CODES: &[(&str, u16, &str)] = &[
         close::TOO_MANY_CONNECTIONS,
         "too many connections from this address or of this user (connections_per_address_max, connections_per_user_max)",
     ),
+    (
+        "ROOM_MOVED",
+        close::ROOM_MOVED,
+        "in a cluster, the link to the node holding the room was interrupted; nothing acknowledged is lost: resume",
+    ),
 ];
 
 /// The codes the session and the room send besides the model's and the decoder's, each with the

@@ -57,6 +57,7 @@
 #[cfg(feature = "cli")]
 pub mod cli;
 pub mod client;
+mod cluster;
 #[cfg(feature = "cli")]
 mod codegen;
 mod limits;
@@ -70,6 +71,9 @@ mod server;
 pub mod store;
 mod tls;
 
+pub use cluster::BusError;
+#[cfg(feature = "redis")]
+pub use cluster::RedisBus;
 pub use limits::{ModelLimits, ServerLimits};
 pub use room::{load_room, ClientId, RoomError, RoomHandle, ServerError};
 pub use server::{AuthRequest, BoxFuture, BuildError, Grant, JwtAuth, KeyError, Server, ServerBuilder, ServiceCall};

@@ -170,6 +170,19 @@ pub struct ServerLimits {
     /// A room with no clients and no commands for this long is saved to the store and
     /// unloaded, so idle rooms cost no memory.
     pub room_unload_grace_ms: u64,
+    /// In a cluster: bytes of messages this node has queued for the bus and not yet published
+    /// (rooms' streams, requests to other nodes). Past it, a room's clients on other nodes are
+    /// cut off (they resume) instead of growing memory.
+    pub cluster_publish_bytes_max: usize,
+    /// In a cluster: messages received from the bus and waiting for one room (its relay, or its
+    /// requests from other nodes). Past it, messages are lost, the loss is seen, and the
+    /// clients concerned resume.
+    pub cluster_subscription_len_max: usize,
+    /// In a cluster: the same bound in bytes.
+    pub cluster_subscription_bytes_max: usize,
+    /// In a cluster: how often a room's holder and the nodes relaying it say they are alive; one
+    /// silent for three of these is given up on (its sessions resume).
+    pub cluster_heartbeat_ms: u64,
 }
 
 impl ServerLimits {
@@ -185,6 +198,7 @@ impl ServerLimits {
             (self.rooms_max == 0, "rooms_max", "no room could load"),
             (self.connections_per_address_max == 0, "connections_per_address_max", "no client could connect"),
             (self.connections_per_user_max == 0, "connections_per_user_max", "no user could connect"),
+            (self.cluster_heartbeat_ms == 0, "cluster_heartbeat_ms", "heartbeats need an interval above 0"),
         ]
         .into_iter()
         .find_map(|(bad, name, why)| bad.then_some((name, why)))
@@ -222,6 +236,10 @@ impl Default for ServerLimits {
             room_inbox_bytes_max: 16 << 20,
             room_held_bytes_max: 32 << 20,
             room_unload_grace_ms: 30_000,
+            cluster_publish_bytes_max: 64 << 20,
+            cluster_subscription_len_max: 16_384,
+            cluster_subscription_bytes_max: 64 << 20,
+            cluster_heartbeat_ms: 1000,
         }
     }
 }

@@ -36,6 +36,16 @@ pub struct Metrics {
     pub held_bytes: Gauge,
     /// Stored rooms that could not be loaded (each attempt counts).
     pub room_load_failures: Counter,
+    /// In a cluster: rooms held by another node that this node relays to its sessions.
+    pub relays: Gauge,
+    /// In a cluster: client messages this node forwarded to the node holding their room.
+    pub forwarded: Counter,
+    /// In a cluster: gaps in a room's stream filled from the store.
+    pub relay_gap_fills: Counter,
+    /// In a cluster: times a relay closed its sessions (4008) for them to resume.
+    pub relay_resets: Counter,
+    /// In a cluster: clients on other nodes connected to rooms this node holds.
+    pub remote_clients: Gauge,
 }
 
 impl Default for Metrics {
@@ -52,6 +62,11 @@ impl Default for Metrics {
             slow_disconnects: Counter::default(),
             bad_messages: Counter::default(),
             room_load_failures: Counter::default(),
+            relays: Gauge::default(),
+            forwarded: Counter::default(),
+            relay_gap_fills: Counter::default(),
+            relay_resets: Counter::default(),
+            remote_clients: Gauge::default(),
             outbound_bytes: Gauge::default(),
             held_bytes: Gauge::default(),
             registry: Registry::default(),
@@ -80,6 +95,19 @@ impl Default for Metrics {
             "Bytes of messages waiting for the store (bounded per room by room_held_bytes_max)",
             m.held_bytes.clone(),
         );
+        registry.register("relays", "Rooms held by another node, relayed to sessions here", m.relays.clone());
+        registry.register("forwarded", "Client messages forwarded to the node holding their room", m.forwarded.clone());
+        registry.register(
+            "relay_gap_fills",
+            "Gaps in a room's stream filled from the store",
+            m.relay_gap_fills.clone(),
+        );
+        registry.register(
+            "relay_resets",
+            "Times a relay closed its sessions for them to resume",
+            m.relay_resets.clone(),
+        );
+        registry.register("remote_clients", "Clients on other nodes in rooms held here", m.remote_clients.clone());
         Metrics { registry, ..m }
     }
 }

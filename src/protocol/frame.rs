@@ -3,8 +3,8 @@
 use bytes::Bytes;
 
 /// One encoded server message (JSON text), shared by every session that sends it: cloning is a
-/// reference count, never a copy. Always valid UTF-8: it can only be made from a `String` or a
-/// `&'static str`.
+/// reference count, never a copy. Always valid UTF-8: it can only be made from a `String`, a
+/// `&'static str`, or bytes checked by [`Frame::from_utf8`].
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) struct Frame(Bytes);
 
@@ -16,9 +16,15 @@ impl Frame {
 
     /// The text.
     pub(crate) fn as_str(&self) -> &str {
-        // SAFETY: a Frame is only made from a `String` or a `&'static str` (the `From` impls
-        // below), so its bytes are valid UTF-8.
+        // SAFETY: a Frame is only made from a `String`, a `&'static str` (the `From` impls
+        // below) or bytes `from_utf8` checked, so its bytes are valid UTF-8.
         unsafe { std::str::from_utf8_unchecked(&self.0) }
+    }
+
+    /// Bytes that must be UTF-8 (a frame another node encoded), kept without a copy.
+    pub(crate) fn from_utf8(bytes: Bytes) -> Result<Frame, std::str::Utf8Error> {
+        std::str::from_utf8(&bytes)?;
+        Ok(Frame(bytes))
     }
 
     /// The bytes, to write on a socket (a reference count, no copy).

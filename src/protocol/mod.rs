@@ -10,6 +10,7 @@
 
 mod changes;
 mod client_messages;
+pub(crate) mod cluster;
 mod encode;
 mod frame;
 mod server_messages;
@@ -68,6 +69,10 @@ pub mod close {
     /// Too many connections from this address or of this user (`connections_per_address_max`,
     /// `connections_per_user_max`).
     pub const TOO_MANY_CONNECTIONS: u16 = 4007;
+    /// In a cluster: the link to the node holding the room was interrupted (it stopped, the
+    /// room moved, messages between the nodes were lost); nothing acknowledged is lost: resume,
+    /// at any node.
+    pub const ROOM_MOVED: u16 = 4008;
 }
 
 /// The longest `step` an action may name, in bytes.

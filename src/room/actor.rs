@@ -7,11 +7,13 @@
 
 use super::durability::{poll_op, Held, StoreOp};
 use super::join::{JoinReply, Known};
+use super::stream::RoomStream;
 use super::{release_free_memory, ClientId, Command, Frame, JoinError, JoinRequest, Registry, RoomHandle, SessionLink};
 use crate::limits::ServerLimits;
 use crate::metrics::Metrics;
 use crate::model::{Document, Identity, UndoHistory, Value};
 use crate::protocol::close;
+use crate::protocol::ClientMessage;
 use crate::store::{KnownClient, LogEntry, Store, WriteBatch};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Weak};
@@ -60,9 +62,12 @@ pub(crate) struct RoomState {
     pub(super) deferred_joins: Vec<(JoinRequest, SessionLink, JoinReply)>,
     pub(super) updates_since_snapshot: u64,
     pub(super) last_snapshot: Instant,
-    /// Messages for everyone, gathered while the actor works through what is waiting, then
-    /// sent together: one `batch` frame for clients that take them.
-    pub(super) outbox: Vec<Frame>,
+    /// Messages for everyone (with the version of a logged update), gathered while the actor
+    /// works through what is waiting, then sent together: one `batch` frame for clients that
+    /// take them.
+    pub(super) outbox: Vec<(Frame, Option<u64>)>,
+    /// The room's stream to its clients on other nodes (in a cluster).
+    pub(super) stream: Option<Arc<RoomStream>>,
     pub(super) doc: Document,
     pub(super) undo: UndoHistory,
     pub(super) clients: HashMap<ClientId, Connected>,
@@ -89,6 +94,8 @@ pub(crate) struct RoomSeed {
     pub(crate) log: Vec<LogEntry>,
     pub(crate) store: Arc<dyn Store>,
     pub(crate) registry: Weak<Registry>,
+    /// In a cluster: the stream to the room's clients on other nodes.
+    pub(crate) stream: Option<Arc<RoomStream>>,
 }
 
 /// Starts a room's actor; returns its handle and the task's join handle.
@@ -102,7 +109,7 @@ pub(crate) fn spawn(
     // A message's permits are a u32: the bound is one too, so the largest message always fits.
     let inbox_bytes_max =
         limits.room_inbox_bytes_max.clamp(1, u32::MAX as usize).min(tokio::sync::Semaphore::MAX_PERMITS);
-    let RoomSeed { name, generation, doc, clients, clients_floor, log, store, registry } = seed;
+    let RoomSeed { name, generation, doc, clients, clients_floor, log, store, registry, stream } = seed;
     // When a stored client last acted is not stored: at most now.
     let loaded_at = doc.version();
     let known =
@@ -129,6 +136,7 @@ pub(crate) fn spawn(
         updates_since_snapshot: 0,
         last_snapshot: Instant::now(),
         outbox: Vec::new(),
+        stream,
         store,
         registry: registry.clone(),
         undo: UndoHistory::new(doc.limits()),
@@ -146,7 +154,7 @@ pub(crate) fn spawn(
     let span = tracing::info_span!("room", room = %name);
     let task = tokio::spawn(tracing::Instrument::instrument(state.run(rx, shutdown), span));
     let inbox_bytes = Arc::new(tokio::sync::Semaphore::new(inbox_bytes_max));
-    (RoomHandle { name, tx, registry, inbox_bytes, inbox_bytes_max }, task)
+    (RoomHandle { name, tx, registry, inbox_bytes, inbox_bytes_max, relay: false }, task)
 }
 
 impl RoomState {
@@ -254,7 +262,26 @@ impl RoomState {
                 self.presence(client, state);
                 drop(permit);
             }
+            Command::Forward { client, text, permit } => {
+                self.forwarded(client, &text);
+                drop(permit);
+            }
             Command::Run(job) => job(self),
+        }
+    }
+
+    /// A message forwarded by a session that took this room for one held elsewhere (the room
+    /// came here meanwhile): applied like the session would have sent it; a call is answered
+    /// by the relay's end (the session is closed and resumes).
+    fn forwarded(&mut self, client: ClientId, text: &str) {
+        match crate::protocol::decode_client(text) {
+            Ok(ClientMessage::Action { id, base, changes, step }) => {
+                self.action(client, id, base, changes, step.as_deref())
+            }
+            Ok(ClientMessage::Undo { id, scope }) => self.undo(client, id, scope, false),
+            Ok(ClientMessage::Redo { id, scope }) => self.undo(client, id, scope, true),
+            Ok(ClientMessage::Presence { state }) => self.presence(client, state),
+            _ => {}
         }
     }
 

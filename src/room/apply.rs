@@ -129,7 +129,8 @@ impl RoomState {
                 }
             }
         }
-        self.release_or_hold(frame, None);
+        let version = (!events_only).then_some(t.version);
+        self.release_or_hold(frame, None, version);
     }
 
     /// Refuses a processed action: its id now counts as processed (`acked`, `duplicate_action`).
@@ -139,17 +140,17 @@ impl RoomState {
         self.metrics.rejects.inc();
         let frame: Frame = protocol::encode_reject(action, code, reason, change).into();
         if !self.durable {
-            return self.release_or_hold(frame, Some(client.clone()));
+            return self.release_or_hold(frame, Some(client.clone()), None);
         }
         // Released with the batch that commits the record (not with an earlier one in flight).
         self.unsynced.clients.push(KnownClient { id: client.clone(), last_action: action });
-        self.hold(Held { batch: self.batch_seq, frame, to: Some(client.clone()) });
+        self.hold(Held { batch: self.batch_seq, frame, to: Some(client.clone()), version: None });
     }
 
     /// Refuses an action that was not processed (its id does not count): read-only clients,
     /// duplicate ids.
     pub(super) fn refuse(&mut self, client: &ClientId, action: u64, code: &str, reason: &str) {
         self.metrics.rejects.inc();
-        self.release_or_hold(protocol::encode_reject(action, code, reason, None).into(), Some(client.clone()));
+        self.release_or_hold(protocol::encode_reject(action, code, reason, None).into(), Some(client.clone()), None);
     }
 }

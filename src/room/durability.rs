@@ -20,6 +20,8 @@ pub(super) struct Held {
     pub(super) frame: Frame,
     /// `None`: to everyone; `Some`: to one client (a reject).
     pub(super) to: Option<ClientId>,
+    /// The version of a logged update (for the stream to other nodes).
+    pub(super) version: Option<u64>,
 }
 
 /// Store work in flight: resolves to the number of the batch now committed (`None` for a snapshot).
@@ -32,16 +34,16 @@ const SNAPSHOT_EVERY: Duration = Duration::from_secs(60);
 
 impl RoomState {
     /// Sends now, or after the updates before it are durable (keeping everyone's order).
-    pub(super) fn release_or_hold(&mut self, frame: Frame, to: Option<ClientId>) {
+    pub(super) fn release_or_hold(&mut self, frame: Frame, to: Option<ClientId>, version: Option<u64>) {
         let pending = if self.unsynced.entries.is_empty() && self.unsynced.clients.is_empty() {
             self.held.back().map(|h| h.batch)
         } else {
             Some(self.batch_seq)
         };
         match pending {
-            Some(batch) if self.durable => self.hold(Held { batch, frame, to }),
+            Some(batch) if self.durable => self.hold(Held { batch, frame, to, version }),
             _ => match to {
-                None => self.outbox.push(frame),
+                None => self.outbox.push((frame, version)),
                 Some(client) => self.send_to(&client, frame),
             },
         }
@@ -91,7 +93,7 @@ impl RoomState {
             self.held_bytes -= h.frame.len();
             self.metrics.held_bytes.dec_by(h.frame.len() as i64);
             match h.to {
-                None => self.outbox.push(h.frame),
+                None => self.outbox.push((h.frame, h.version)),
                 Some(client) => self.send_to(&client, h.frame),
             }
         }

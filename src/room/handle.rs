@@ -6,7 +6,7 @@
 //! Must not: touch the room's state itself (only the actor does, running what is sent here).
 
 use super::actor::RoomState;
-use super::{ClientId, OutboundSender, Registry};
+use super::{ClientId, Outlet, Registry};
 use crate::model::{Change, Document, Identity, ModelError, ObjId, Rejection, Tx, Value};
 use crate::protocol::Resume;
 use std::sync::{Arc, OnceLock, Weak};
@@ -36,13 +36,14 @@ impl Closer {
     }
 }
 
-/// What a session gives the room: its outbound queue and its closer.
+/// What a session gives the room: where its frames go (its outbound queue, or for a client on
+/// another node the room's stream) and its closer.
 #[derive(Clone)]
 pub(crate) struct SessionLink {
     /// Tells this connection apart from a newer one of the same client (a resume while the old
     /// socket is still open): the old session's leave must not remove the new one.
     pub(crate) connection: ConnectionId,
-    pub(crate) out: OutboundSender,
+    pub(crate) out: Outlet,
     pub(crate) closer: Arc<Closer>,
 }
 
@@ -78,9 +79,13 @@ pub(crate) enum JoinError {
     Full { room: String, limit: usize },
     #[error("could not send the welcome: the connection is not reading")]
     NotReading,
-    /// The room was being unloaded; asking the server again loads it afresh.
+    /// The room was being unloaded (or the node holding it did not answer); asking the server
+    /// again loads it afresh.
     #[error("the room was unloaded; try again")]
     Unloaded,
+    /// The node holding the room refused the join.
+    #[error("{reason}")]
+    Refused { reason: String },
 }
 
 pub(super) type Job = Box<dyn FnOnce(&mut RoomState) + Send>;
@@ -117,6 +122,13 @@ pub(crate) enum Command {
         state: Value,
         permit: InboxPermit,
     },
+    /// A client message for the node holding the room (sent to a room held elsewhere: checked
+    /// by the session, passed on as it came).
+    Forward {
+        client: ClientId,
+        text: String,
+        permit: InboxPermit,
+    },
     Run(Job),
 }
 
@@ -127,6 +139,12 @@ pub enum RoomError {
     /// The room's actor has stopped (server shutting down).
     #[error("room {room} is closed")]
     Closed {
+        /// Room name.
+        room: String,
+    },
+    /// Another node holds the room: server code reads and changes it there.
+    #[error("room {room} is held by another node")]
+    HeldElsewhere {
         /// Room name.
         room: String,
     },
@@ -151,6 +169,9 @@ pub struct RoomHandle {
     pub(super) inbox_bytes_max: usize,
     /// To find the room again after it was unloaded.
     pub(super) registry: Weak<Registry>,
+    /// A room held by another node: this handle reaches its relay, which only passes client
+    /// messages on.
+    pub(super) relay: bool,
 }
 
 impl std::fmt::Debug for RoomHandle {
@@ -196,18 +217,33 @@ impl RoomHandle {
     }
 
     async fn run(&self, job: Job) -> Result<(), RoomError> {
+        if self.relay {
+            return Err(RoomError::HeldElsewhere { room: self.name.to_string() });
+        }
         self.send(Command::Run(job)).await
+    }
+
+    /// Whether another node holds the room (client messages are forwarded to it as they came).
+    pub(crate) fn is_relay(&self) -> bool {
+        self.relay
     }
 
     /// Sends a command; if this room was unloaded meanwhile, to the room loaded afresh.
     pub(crate) async fn send(&self, cmd: Command) -> Result<(), RoomError> {
         let cmd = match self.tx.send(cmd).await {
             Ok(()) => return Ok(()),
+            // A room that is gone has no one to leave.
+            Err(mpsc::error::SendError(Command::Leave { .. })) => return Ok(()),
             Err(mpsc::error::SendError(cmd)) => cmd,
         };
         let registry = self.registry.upgrade().ok_or_else(|| self.closed())?;
         let fresh = registry.room(&self.name).await.map_err(|_| self.closed())?;
         fresh.tx.send(cmd).await.map_err(|_| self.closed())
+    }
+
+    /// Sends a command to this actor only (not to a room loaded again after it).
+    pub(crate) async fn send_here(&self, cmd: Command) -> Result<(), RoomError> {
+        self.tx.send(cmd).await.map_err(|_| self.closed())
     }
 
     /// Waits until a client message of `bytes` fits in the room's inbox: a session whose room

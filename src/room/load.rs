@@ -29,6 +29,20 @@ pub(crate) struct Loader {
     pub(crate) metrics: Arc<Metrics>,
 }
 
+/// Why a room was not loaded here.
+pub(crate) enum LoadFailure {
+    /// Another node holds it (a store shared by a cluster): its relay reaches it.
+    HeldElsewhere(StoreError),
+    /// It cannot be loaded or built.
+    Refused(ServerError),
+}
+
+impl From<ServerError> for LoadFailure {
+    fn from(e: ServerError) -> Self {
+        LoadFailure::Refused(e)
+    }
+}
+
 /// A room as loaded or built, before its actor starts.
 pub(crate) struct LoadedRoom {
     pub(crate) doc: Document,
@@ -42,9 +56,13 @@ pub(crate) struct LoadedRoom {
 impl Loader {
     /// Room `name` as the store has it, or built now by the room hook (and, with a durable
     /// store, saved as its first snapshot) if the store has no such room.
-    pub(crate) async fn load(&self, name: &str) -> Result<LoadedRoom, ServerError> {
+    pub(crate) async fn load(&self, name: &str) -> Result<LoadedRoom, LoadFailure> {
         let refused = |reason: String| ServerError::RoomRefused { room: name.to_owned(), reason };
-        let stored = self.store.load(name).await.map_err(|e| self.failed(name, e))?;
+        let stored = match self.store.load(name).await {
+            Ok(stored) => stored,
+            Err(e @ StoreError::HeldElsewhere { .. }) => return Err(LoadFailure::HeldElsewhere(e)),
+            Err(e) => return Err(self.failed(name, e).into()),
+        };
         let clients_floor = stored.as_ref().and_then(|s| s.snapshot.as_ref()).map_or(0, |s| s.clients_floor);
         let (doc, clients, log) = match stored {
             Some(stored) => {
@@ -71,7 +89,7 @@ impl Loader {
 
     /// A stored room that cannot be loaded is said loudly: it stays stored as it is, and every
     /// join is refused until someone repairs it.
-    fn failed(&self, name: &str, e: StoreError) -> ServerError {
+    pub(crate) fn failed(&self, name: &str, e: StoreError) -> ServerError {
         tracing::error!(
             room = name,
             error = %e,

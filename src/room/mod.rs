@@ -27,6 +27,9 @@ mod join;
 mod load;
 mod outbound;
 mod registry;
+mod relay;
+mod remote;
+mod stream;
 
 use actor::{spawn, RoomSeed};
 pub(crate) use fanout::too_slow;
@@ -36,8 +39,10 @@ pub use load::load_room;
 pub(crate) use load::{release_free_memory, Loader, RoomInitFn};
 pub(crate) use outbound::{channel as outbound_channel, OutboundBudget, OutboundReceiver, OutboundSender, QueueFull};
 pub(crate) use registry::valid_room_name;
-pub(crate) use registry::Registry;
 pub use registry::ServerError;
+pub(crate) use registry::{ClusterLink, Registry};
+pub(crate) use remote::{CallHandler, ServiceRequest};
+pub(crate) use stream::Outlet;
 
 pub(crate) use crate::protocol::Frame;
 use compact_str::CompactString;

@@ -1,6 +1,9 @@
 //! The rooms of a server and their whole life: loaded on first use ([`Loader`]), run by their
 //! actor, unloaded when idle, found again after an unload.
 //!
+//! In a cluster ([`ClusterLink`]), a room another node holds is relayed (`relay.rs`) instead of
+//! loaded, and a room loaded here also serves its clients on other nodes (`remote.rs`).
+//!
 //! Each room name has one slot: `Loading` (one task loads the room, later askers wait for it),
 //! `Loaded` (the actor's handle) or `Unloading` (the actor saves the room; no one loads it again
 //! before that is done, or the load would miss what the save writes). A slot is the room's own:
@@ -8,12 +11,19 @@
 //!
 //! Must not: hold its lock across an await, or know sessions and sockets.
 
-use super::load::{LoadedRoom, Loader};
+use super::load::{LoadFailure, LoadedRoom, Loader};
+use super::relay::{spawn_relay, RelaySeed};
+use super::remote::{CallHandler, RemoteClients};
+use super::stream::RoomStream;
 use super::{RoomHandle, RoomSeed};
+use crate::cluster::Bus;
 use crate::limits::ServerLimits;
+use crate::protocol::cluster::{requests_channel, stream_channel};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -64,9 +74,18 @@ enum Slot {
     Unloading(Arc<Notify>),
 }
 
+/// What a server in a cluster gives its rooms: the bus to the other nodes, and who runs the
+/// service calls of clients on other nodes (set once the server exists).
+#[derive(Clone)]
+pub(crate) struct ClusterLink {
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) calls: Arc<OnceLock<CallHandler>>,
+}
+
 /// The loaded rooms of one server, by name.
 pub(crate) struct Registry {
     loader: Loader,
+    cluster: Option<ClusterLink>,
     limits: Arc<ServerLimits>,
     /// Rooms stop (saving first) when it is cancelled, and no room loads after.
     shutdown: CancellationToken,
@@ -85,8 +104,10 @@ impl Registry {
         limits: Arc<ServerLimits>,
         shutdown: CancellationToken,
         tasks: TaskTracker,
+        cluster: Option<ClusterLink>,
     ) -> Registry {
-        Registry { loader, limits, shutdown, tasks, slots: Mutex::new(HashMap::new()), generation: AtomicU64::new(0) }
+        let slots = Mutex::new(HashMap::new());
+        Registry { loader, cluster, limits, shutdown, tasks, slots, generation: AtomicU64::new(0) }
     }
 
     /// The loaded room `name`, or the room loaded from the store (or created) now. Waits while
@@ -124,8 +145,27 @@ impl Registry {
         };
         // A failed (or abandoned) load drops the claim: the slot is freed and the next asker
         // tries again.
-        let LoadedRoom { doc, clients, clients_floor, log } = self.loader.load(name).await?;
+        let loaded = match self.loader.load(name).await {
+            Ok(loaded) => loaded,
+            Err(LoadFailure::Refused(e)) => return Err(e),
+            Err(LoadFailure::HeldElsewhere(e)) => match &self.cluster {
+                Some(cluster) => return self.relay(name, cluster, claim).await,
+                None => return Err(self.loader.failed(name, e)),
+            },
+        };
+        let LoadedRoom { doc, clients, clients_floor, log } = loaded;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        // In a cluster, the room's requests are heard from before anyone can find it here.
+        let remote = match &self.cluster {
+            Some(c) => match c.bus.subscribe(&requests_channel(name)).await {
+                Ok(requests) => Some((c.clone(), requests, RoomStream::new(c.bus.clone(), name, doc.version()))),
+                Err(e) => {
+                    tracing::warn!(room = name, error = %e, "the bus failed: the room serves this node's clients only");
+                    None
+                }
+            },
+            None => None,
+        };
         let seed = RoomSeed {
             name: name.into(),
             generation,
@@ -135,9 +175,51 @@ impl Registry {
             log,
             store: self.loader.store.clone(),
             registry: Arc::downgrade(self),
+            stream: remote.as_ref().map(|(_, _, stream)| stream.clone()),
         };
         let (handle, task) =
             super::spawn(seed, self.limits.clone(), self.loader.metrics.clone(), self.shutdown.clone());
+        self.tasks.spawn(async move {
+            let _ = task.await;
+        });
+        if let Some((cluster, requests, stream)) = remote {
+            let heartbeat = Duration::from_millis(self.limits.cluster_heartbeat_ms);
+            let calls = cluster.calls.get().cloned();
+            let clients =
+                RemoteClients::new(handle.clone(), stream, cluster.bus, calls, heartbeat, self.loader.metrics.clone());
+            let tx = handle.tx.clone();
+            self.tasks.spawn(async move { clients.run(requests, async move { tx.closed().await }).await });
+        }
+        self.slots
+            .lock()
+            .map_err(|_| ServerError::ShuttingDown)?
+            .insert(name.to_owned(), Slot::Loaded { generation, handle: handle.clone() });
+        drop(claim);
+        Ok(handle)
+    }
+
+    /// Starts the relay of room `name`, held by another node, in the slot `claim` holds.
+    async fn relay(
+        self: &Arc<Self>,
+        name: &str,
+        cluster: &ClusterLink,
+        claim: Claim,
+    ) -> Result<RoomHandle, ServerError> {
+        let stream = cluster.bus.subscribe(&stream_channel(name)).await.map_err(|e| ServerError::RoomRefused {
+            room: name.to_owned(),
+            reason: format!("another node holds the room, and the bus to it failed: {e}"),
+        })?;
+        let generation = self.generation.fetch_add(1, Ordering::Relaxed);
+        let seed = RelaySeed {
+            name: name.into(),
+            generation,
+            registry: Arc::downgrade(self),
+            bus: cluster.bus.clone(),
+            store: self.loader.store.clone(),
+            stream,
+            heartbeat: Duration::from_millis(self.limits.cluster_heartbeat_ms),
+        };
+        let (handle, task) = spawn_relay(seed, self.limits.clone(), self.loader.metrics.clone(), self.shutdown.clone());
         self.tasks.spawn(async move {
             let _ = task.await;
         });

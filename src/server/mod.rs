@@ -114,6 +114,7 @@ pub struct ServerBuilder {
     pub(crate) store: StoreChoice,
     origins: auth::AllowedOrigins,
     trusted_proxies: Vec<IpAddr>,
+    cluster: Option<Arc<dyn crate::cluster::Bus>>,
 }
 
 impl ServerBuilder {
@@ -144,6 +145,14 @@ impl ServerBuilder {
     /// [`DEFAULT_DATA_DIR`](crate::store::DEFAULT_DATA_DIR), opened by [`build`](Self::build).
     pub fn store(mut self, store: Arc<dyn Store>) -> Self {
         self.store = StoreChoice::Given(store);
+        self
+    }
+    /// Makes this server a node of a cluster: with a store shared by the nodes (PostgreSQL),
+    /// any node accepts any client, whose messages go to the node holding its room over
+    /// `bus` (docs/scaling.md).
+    #[cfg(feature = "redis")]
+    pub fn redis(mut self, bus: Arc<crate::cluster::RedisBus>) -> Self {
+        self.cluster = Some(bus);
         self
     }
     /// Keeps rooms in memory only ([`MemoryStore`]): nothing survives a restart. For tests,
@@ -218,6 +227,7 @@ impl ServerBuilder {
     /// data is damaged), if the model limits accept documents the server could not read back,
     /// or if a server limit cannot work.
     pub fn build(self) -> Result<Server, BuildError> {
+        let cluster = self.cluster.clone().map(|bus| room::ClusterLink { bus, calls: Arc::default() });
         if self.model_limits.json_depth_max() > crate::protocol::TRUSTED_JSON_DEPTH_MAX {
             return Err(BuildError::TooDeep {
                 tree_depth_max: self.model_limits.tree_depth_max,
@@ -249,8 +259,8 @@ impl ServerBuilder {
         let tasks = TaskTracker::new();
         let loader =
             Loader { types: types.clone(), model_limits, room_init: self.room_init, store, metrics: metrics.clone() };
-        let rooms = Arc::new(Registry::new(loader, limits.clone(), shutdown.clone(), tasks.clone()));
-        Ok(Server {
+        let rooms = Arc::new(Registry::new(loader, limits.clone(), shutdown.clone(), tasks.clone(), cluster.clone()));
+        let server = Server {
             inner: Arc::new(Inner {
                 types,
                 limits,
@@ -267,7 +277,18 @@ impl ServerBuilder {
                 shutdown,
                 tasks,
             }),
-        })
+        };
+        if let Some(cluster) = cluster {
+            // Calls of clients on other nodes run here, like those of this node's clients.
+            let inner = Arc::downgrade(&server.inner);
+            let calls: room::CallHandler = Arc::new(move |request| {
+                if let Some(inner) = inner.upgrade() {
+                    session::run_service(&inner, request);
+                }
+            });
+            let _ = cluster.calls.set(calls);
+        }
+        Ok(server)
     }
 }
 
@@ -317,6 +338,7 @@ impl Server {
             store: StoreChoice::Default,
             origins: auth::AllowedOrigins::default(),
             trusted_proxies: Vec::new(),
+            cluster: None,
         }
     }
 

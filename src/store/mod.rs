@@ -243,6 +243,12 @@ pub trait Store: Send + Sync + 'static {
     async fn release(&self, _room: &str) -> Result<(), StoreError> {
         Ok(())
     }
+    /// The logged updates of `room` after version `after`, at most `max` of them, oldest first,
+    /// read without holding the room: for a node that relays a room another node holds and
+    /// missed some of its stream. `None`: a store of one node (no room is held elsewhere).
+    async fn log_after(&self, _room: &str, _after: u64, _max: usize) -> Result<Option<Vec<LogEntry>>, StoreError> {
+        Ok(None)
+    }
 }
 
 /// Rooms kept in this process's memory: they survive unloading, not a restart.

@@ -342,6 +342,20 @@ impl Store for PostgresStore {
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
+    async fn log_after(&self, room: &str, after: u64, max: usize) -> Result<Option<Vec<LogEntry>>, StoreError> {
+        let client = self.pool.get().await.map_err(|e| pool_error(room, e))?;
+        let max = i64::try_from(max).unwrap_or(i64::MAX);
+        let rows = client
+            .query(
+                "SELECT version, origin, action, changes FROM objectsync_log WHERE room = $1 AND version > $2
+                 ORDER BY version LIMIT $3",
+                &[&room, &(after as i64), &max],
+            )
+            .await
+            .map_err(|e| backend(room, e))?;
+        Ok(Some(rows.iter().map(log_entry).collect()))
+    }
+
     async fn release(&self, room: &str) -> Result<(), StoreError> {
         let Ok(epoch) = self.epoch_of(room) else { return Ok(()) };
         self.forget(room);
@@ -380,12 +394,7 @@ async fn read_room(tx: &impl GenericClient, room: &str) -> Result<Option<StoredR
         .await
         .map_err(|e| backend(room, e))?
         .iter()
-        .map(|r| LogEntry {
-            version: r.get::<_, i64>(0) as u64,
-            origin: r.get::<_, Option<String>>(1).map(Into::into),
-            action: r.get::<_, Option<i64>>(2).map(|a| a as u64),
-            changes: r.get(3),
-        })
+        .map(log_entry)
         .collect();
     let clients: Vec<KnownClient> = tx
         .query("SELECT id, last_action FROM objectsync_clients WHERE room = $1 ORDER BY id", &[&room])
@@ -398,6 +407,16 @@ async fn read_room(tx: &impl GenericClient, room: &str) -> Result<Option<StoredR
         return Ok(None);
     }
     Ok(Some(StoredRoom { snapshot, log, clients }))
+}
+
+/// A row of `SELECT version, origin, action, changes FROM objectsync_log`.
+fn log_entry(r: &tokio_postgres::Row) -> LogEntry {
+    LogEntry {
+        version: r.get::<_, i64>(0) as u64,
+        origin: r.get::<_, Option<String>>(1).map(Into::into),
+        action: r.get::<_, Option<i64>>(2).map(|a| a as u64),
+        changes: r.get(3),
+    }
 }
 
 async fn upsert_clients(tx: &impl GenericClient, room: &str, clients: &[KnownClient]) -> Result<(), StoreError> {

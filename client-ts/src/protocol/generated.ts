@@ -36,6 +36,8 @@ export const CLOSE_CODES = {
   tokenExpired: 4006,
   /** 4007: too many connections from this address or of this user (connections_per_address_max, connections_per_user_max). */
   tooManyConnections: 4007,
+  /** 4008: in a cluster, the link to the node holding the room was interrupted; nothing acknowledged is lost: resume. */
+  roomMoved: 4008,
 } as const;
 
 /** What each close code of {@link CLOSE_CODES} means, by number. */
@@ -54,6 +56,7 @@ export const CLOSE_CODE_MEANINGS: { readonly [code: number]: string } = {
   4005: "no traffic, not even pongs, for idle_timeout_ms",
   4006: "the grant expired (a token's exp): get a new token and resume; nothing is lost",
   4007: "too many connections from this address or of this user (connections_per_address_max, connections_per_user_max)",
+  4008: "in a cluster, the link to the node holding the room was interrupted; nothing acknowledged is lost: resume",
 };
 
 /** Every code the server sends in `reject.code`, `error.code` and `result.error.code`, with what it means. */

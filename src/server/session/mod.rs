@@ -15,10 +15,11 @@ use super::websocket::Socket;
 use super::{AuthRequest, Grant, Inner};
 use crate::protocol::{self, close, ClientMessage};
 use crate::room::{
-    next_connection_id, outbound_channel, ClientId, Closer, Command, JoinError, JoinRequest, OutboundReceiver,
+    next_connection_id, outbound_channel, ClientId, Closer, Command, JoinError, JoinRequest, OutboundReceiver, Outlet,
     RoomHandle, SessionLink,
 };
 use futures_util::{Sink, SinkExt, Stream, StreamExt};
+pub(crate) use reader::run_service;
 use reader::{read_error_close, Session};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -235,7 +236,11 @@ async fn join(inner: &Arc<Inner>, room_name: &str, hello: &Hello, grant: &Grant)
             inner.limits.outbound_queue_bytes_max,
             inner.outbound.clone(),
         );
-        let link = SessionLink { connection: next_connection_id(), out, closer: Arc::new(Closer::default()) };
+        let link = SessionLink {
+            connection: next_connection_id(),
+            out: Outlet::Local(out),
+            closer: Arc::new(Closer::default()),
+        };
         let (reply, answer) = oneshot::channel();
         let request = JoinRequest {
             resume: hello.resume.clone(),

@@ -6,7 +6,7 @@ use super::Incoming;
 use crate::limits::ServerLimits;
 use crate::model::Identity;
 use crate::protocol::{self, close, ClientMessage};
-use crate::room::{too_slow, ClientId, Command, RoomHandle, SessionLink};
+use crate::room::{too_slow, ClientId, Command, RoomHandle, ServiceRequest, SessionLink};
 use crate::server::admission::RateLimit;
 use crate::server::{Inner, ServiceCall};
 use futures_util::StreamExt;
@@ -157,14 +157,15 @@ impl Session {
             return Flow::from_ok(self.complain("rate_limited", &reason));
         }
         match protocol::decode_client(&text) {
-            Ok(msg) => Flow::from_ok(self.dispatch(msg, text.len()).await),
+            Ok(msg) => Flow::from_ok(self.dispatch(msg, text.as_str()).await),
             Err(e) => Flow::from_ok(self.complain(e.code(), &e.to_string())),
         }
     }
 
-    /// Forwards one decoded message; `false` when the session must end.
-    async fn dispatch(&mut self, msg: ClientMessage, bytes: usize) -> bool {
+    /// Forwards one decoded message (`text`, as it came); `false` when the session must end.
+    async fn dispatch(&mut self, msg: ClientMessage, text: &str) -> bool {
         let client = self.client.clone();
+        let bytes = text.len();
         let cmd = match msg {
             ClientMessage::Hello { .. } => {
                 return self.queue(protocol::encode_error("bad_message", "hello was already received"));
@@ -178,6 +179,17 @@ impl Session {
             ClientMessage::Call { id, .. } if id > protocol::ID_MAX => {
                 let reason = format!("call id {id} is above {} (2^53 - 1)", protocol::ID_MAX);
                 return self.queue(protocol::encode_result(id, Err(("bad_id", &reason))));
+            }
+            // A room held by another node gets the message as it came (checked above).
+            ClientMessage::Action { .. }
+            | ClientMessage::Undo { .. }
+            | ClientMessage::Redo { .. }
+            | ClientMessage::Presence { .. }
+            | ClientMessage::Call { .. }
+                if self.room.is_relay() && self.presence_fits(&msg) =>
+            {
+                let Ok(permit) = self.room.inbox_permit(bytes).await else { return false };
+                Command::Forward { client, text: text.to_owned(), permit }
             }
             ClientMessage::Action { id, base, changes, step } => {
                 let Ok(permit) = self.room.inbox_permit(bytes).await else { return false };
@@ -203,31 +215,29 @@ impl Session {
         self.room.send(cmd).await.is_ok()
     }
 
+    /// Whether a message is not a presence over `presence_bytes_max` (those are refused here,
+    /// below, whichever node holds the room).
+    fn presence_fits(&self, msg: &ClientMessage) -> bool {
+        match msg {
+            ClientMessage::Presence { state } => {
+                serde_json::to_string(state).map_or(usize::MAX, |s| s.len()) <= self.inner.limits.presence_bytes_max
+            }
+            _ => true,
+        }
+    }
+
     /// Runs a service in its own task, with the timeout, and queues its `result`.
     fn call(&self, id: u64, service: String, args: crate::model::Value) {
-        let Some(f) = self.inner.services.get(&service).cloned() else {
-            let reason = format!("no service named {service:?}");
-            self.queue(protocol::encode_result(id, Err(("no_such_service", &reason))));
-            return;
+        let request = ServiceRequest {
+            room: self.room.clone(),
+            client: self.client.clone(),
+            identity: self.identity.clone(),
+            link: self.link.clone(),
+            id,
+            service,
+            args,
         };
-        let caller =
-            ServiceCall { room: self.room.clone(), client: self.client.clone(), identity: self.identity.clone(), args };
-        let timeout = Duration::from_millis(self.inner.limits.service_timeout_ms);
-        let (link, inner) = (self.link.clone(), self.inner.clone());
-        self.inner.tasks.spawn(
-            async move {
-                let frame = match tokio::time::timeout(timeout, f(caller)).await {
-                    Ok(Ok(v)) => protocol::encode_result(id, Ok(&v)),
-                    Ok(Err(reason)) => protocol::encode_result(id, Err(("service_failed", &reason))),
-                    Err(_) => {
-                        let reason = format!("service {service} did not answer within {} ms", timeout.as_millis());
-                        protocol::encode_result(id, Err(("timeout", &reason)))
-                    }
-                };
-                queue(&link, &inner, frame);
-            }
-            .in_current_span(),
-        );
+        run_service(&self.inner, request);
     }
 
     /// Queues a message for this session; a full queue cuts it off. `false` if cut off.
@@ -246,6 +256,34 @@ impl Session {
         }
         self.queue(protocol::encode_error(code, reason))
     }
+}
+
+/// Runs a service call (of a client here, or on another node for a room held here) in its own
+/// task, with the timeout, and queues its `result` to the client's link.
+pub(crate) fn run_service(inner: &Arc<Inner>, request: ServiceRequest) {
+    let ServiceRequest { room, client, identity, link, id, service, args } = request;
+    let Some(f) = inner.services.get(&service).cloned() else {
+        let reason = format!("no service named {service:?}");
+        queue(&link, inner, protocol::encode_result(id, Err(("no_such_service", &reason))));
+        return;
+    };
+    let caller = ServiceCall { room, client, identity, args };
+    let timeout = Duration::from_millis(inner.limits.service_timeout_ms);
+    let task_inner = inner.clone();
+    inner.tasks.spawn(
+        async move {
+            let frame = match tokio::time::timeout(timeout, f(caller)).await {
+                Ok(Ok(v)) => protocol::encode_result(id, Ok(&v)),
+                Ok(Err(reason)) => protocol::encode_result(id, Err(("service_failed", &reason))),
+                Err(_) => {
+                    let reason = format!("service {service} did not answer within {} ms", timeout.as_millis());
+                    protocol::encode_result(id, Err(("timeout", &reason)))
+                }
+            };
+            queue(&link, &task_inner, frame);
+        }
+        .in_current_span(),
+    );
 }
 
 /// Queues `text` on `link`; a full queue cuts the session off (4003). `false` if cut off.

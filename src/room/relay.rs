@@ -1,0 +1,459 @@
+//! A room another node holds, as this node's sessions reach it: its relay takes the same
+//! commands as a room's actor (through a [`RoomHandle`] marked as a relay) and passes them to the
+//! holder on the bus, and hands the holder's stream to its sessions: a broadcast to every joined
+//! session, a frame for one connection to that one, in the stream's order.
+//!
+//! The stream is numbered: a gap made only of logged updates (the last version published is in
+//! every message) is filled from the store before anything else is passed on; any other gap, a
+//! stream of another holder (the room moved), a holder silent for three heartbeats or a reset
+//! of the holder closes the relay's sessions with 4008 (each resumes, at any node). The relay
+//! stops once it has had no session for `room_unload_grace_ms`, or when a join finds no holder
+//! listening; the next join then loads the room afresh (this node may claim it). Its own
+//! requests are numbered too: the holder that misses one closes this node's clients (4008).
+//!
+//! Must not: touch a document, or pass a frame on out of the stream's order.
+
+use super::handle::{ConnectionId, Job};
+use super::join::JoinReply;
+use super::{ClientId, Command, Frame, JoinError, JoinRequest, Registry, RoomHandle, SessionLink};
+use crate::cluster::{Bus, Delivery, Subscription};
+use crate::limits::ServerLimits;
+use crate::metrics::Metrics;
+use crate::protocol::cluster::{
+    decode_stream, encode_request, requests_channel, stream_channel, IdentityRecord, RemoteConn, Request,
+    RequestHeader, StreamHeader, StreamKind, Target,
+};
+use crate::protocol::{self, close};
+use crate::store::Store;
+use std::collections::HashMap;
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+/// A session of this node in the relayed room.
+struct Local {
+    link: SessionLink,
+    /// Known once the holder accepted the join.
+    client: Option<ClientId>,
+    /// The welcome was passed on: broadcasts after it are this session's.
+    welcomed: bool,
+    /// The join waiting for the holder's answer, and since when.
+    reply: Option<(JoinReply, Instant)>,
+}
+
+/// What a relay is started with.
+pub(crate) struct RelaySeed {
+    pub(crate) name: Arc<str>,
+    pub(crate) generation: u64,
+    pub(crate) registry: Weak<Registry>,
+    pub(crate) bus: Arc<dyn Bus>,
+    pub(crate) store: Arc<dyn Store>,
+    pub(crate) stream: Subscription,
+    pub(crate) heartbeat: Duration,
+}
+
+struct Relay {
+    name: Arc<str>,
+    generation: u64,
+    registry: Weak<Registry>,
+    bus: Arc<dyn Bus>,
+    store: Arc<dyn Store>,
+    limits: Arc<ServerLimits>,
+    metrics: Arc<Metrics>,
+    heartbeat: Duration,
+    requests: String,
+    /// This relay's requests: its incarnation and the last number sent.
+    incarnation_out: u64,
+    request_seq: u64,
+    sessions: HashMap<ConnectionId, Local>,
+    by_client: HashMap<ClientId, ConnectionId>,
+    /// The holder's stream: its incarnation, the last sequence number and logged version seen.
+    incarnation: Option<u64>,
+    seq: u64,
+    version: u64,
+    last_heard: Instant,
+    idle_since: Instant,
+}
+
+/// Starts the relay of a room held elsewhere; returns its handle and task.
+pub(crate) fn spawn_relay(
+    seed: RelaySeed,
+    limits: Arc<ServerLimits>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+) -> (RoomHandle, tokio::task::JoinHandle<()>) {
+    let (tx, rx) = mpsc::channel(limits.room_inbox_len_max);
+    let inbox_bytes_max =
+        limits.room_inbox_bytes_max.clamp(1, u32::MAX as usize).min(tokio::sync::Semaphore::MAX_PERMITS);
+    let RelaySeed { name, generation, registry, bus, store, stream, heartbeat } = seed;
+    let relay = Relay {
+        requests: requests_channel(&name),
+        incarnation_out: rand::random::<u64>() >> 11,
+        request_seq: 0,
+        name: name.clone(),
+        generation,
+        registry: registry.clone(),
+        bus,
+        store,
+        limits,
+        metrics,
+        heartbeat,
+        sessions: HashMap::new(),
+        by_client: HashMap::new(),
+        incarnation: None,
+        seq: 0,
+        version: 0,
+        last_heard: Instant::now(),
+        idle_since: Instant::now(),
+    };
+    let span = tracing::info_span!("relay", room = %name);
+    let task = tokio::spawn(tracing::Instrument::instrument(relay.run(rx, stream, shutdown), span));
+    let inbox_bytes = Arc::new(tokio::sync::Semaphore::new(inbox_bytes_max));
+    (RoomHandle { name, tx, registry, inbox_bytes, inbox_bytes_max, relay: true }, task)
+}
+
+impl Relay {
+    async fn run(mut self, mut rx: mpsc::Receiver<Command>, mut stream: Subscription, shutdown: CancellationToken) {
+        self.metrics.relays.inc();
+        let mut tick = tokio::time::interval(self.heartbeat);
+        let grace = Duration::from_millis(self.limits.room_unload_grace_ms);
+        loop {
+            tokio::select! {
+                biased;
+                _ = shutdown.cancelled() => break,
+                d = stream.next() => match d {
+                    Delivery::Message(m) => self.on_stream(&m).await,
+                    // The next message's number tells what was lost (a heartbeat comes soon).
+                    Delivery::Lost => tracing::info!("messages of the room's stream may have been lost"),
+                    Delivery::Ended => break,
+                },
+                cmd = rx.recv() => match cmd {
+                    Some(cmd) => {
+                        if !self.command(cmd).await {
+                            break;
+                        }
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => {
+                    self.keep_alive();
+                    if self.sessions.is_empty() && self.idle_since.elapsed() >= grace {
+                        break;
+                    }
+                }
+            }
+        }
+        self.stop(&mut rx);
+        self.metrics.relays.dec();
+    }
+
+    /// Leaves the registry and the bus; what still waits is told to try again.
+    fn stop(&mut self, rx: &mut mpsc::Receiver<Command>) {
+        if let Some(registry) = self.registry.upgrade() {
+            registry.unregister(&self.name, self.generation);
+        }
+        rx.close();
+        while let Ok(cmd) = rx.try_recv() {
+            if let Command::Join { reply, .. } = cmd {
+                let _ = reply.send(Err(JoinError::Unloaded));
+            }
+        }
+        self.reset("the relay of the room stopped");
+        self.bus.unsubscribe(&stream_channel(&self.name));
+        tracing::debug!("relay stopped");
+    }
+
+    /// `false` when the relay must stop (no one holds the room any more).
+    async fn command(&mut self, cmd: Command) -> bool {
+        match cmd {
+            Command::Join { request, link, reply } => return self.join(request, link, reply).await,
+            Command::Leave { client, connection } => {
+                if self.by_client.get(&client) == Some(&connection) {
+                    self.by_client.remove(&client);
+                }
+                if self.sessions.remove(&connection).is_some() {
+                    self.request(Request::Leave { from: self.conn(connection) }, "");
+                }
+            }
+            Command::Forward { client, text, permit } => {
+                if let Some(&connection) = self.by_client.get(&client) {
+                    self.metrics.forwarded.inc();
+                    if !self.request(Request::Message { from: self.conn(connection) }, &text) {
+                        self.close(connection, "the bus refused a message for the node holding the room");
+                    }
+                }
+                drop(permit);
+            }
+            // Sessions of a relay forward; server code is refused by the handle.
+            Command::Action { .. } | Command::Undo { .. } | Command::Presence { .. } => {}
+            Command::Run(job) => drop::<Job>(job),
+        }
+        self.note_idle();
+        true
+    }
+
+    async fn join(&mut self, request: JoinRequest, link: SessionLink, reply: JoinReply) -> bool {
+        let from = self.conn(link.connection);
+        let JoinRequest { resume, read_only, batch, compact_snapshots, identity } = request;
+        let identity = identity.as_deref().map(IdentityRecord::of);
+        let join = self.numbered(Request::Join { from, resume, read_only, batch, compact_snapshots, identity });
+        match self.bus.publish_now(&self.requests, encode_request(&join, "")).await {
+            Ok(n) if n > 0 => {
+                let connection = link.connection;
+                let local = Local { link, client: None, welcomed: false, reply: Some((reply, Instant::now())) };
+                self.sessions.insert(connection, local);
+                self.last_heard = Instant::now();
+                true
+            }
+            outcome => {
+                tracing::debug!(?outcome, "no node holding the room heard the join");
+                let _ = reply.send(Err(JoinError::Unloaded));
+                // The holder is gone: the next join loads the room afresh.
+                !self.sessions.is_empty()
+            }
+        }
+    }
+
+    fn conn(&self, connection: ConnectionId) -> RemoteConn {
+        RemoteConn { node: self.bus.node().into(), conn: connection }
+    }
+
+    /// The next request of this relay, numbered.
+    fn numbered(&mut self, request: Request) -> RequestHeader {
+        self.request_seq += 1;
+        RequestHeader { node: self.bus.node().into(), relay: self.incarnation_out, seq: self.request_seq, request }
+    }
+
+    /// Queues a request to the holder; `false` if the bus refused it (the holder sees the gap).
+    fn request(&mut self, request: Request, text: &str) -> bool {
+        let request = self.numbered(request);
+        self.bus.publish(&self.requests, encode_request(&request, text)).is_ok()
+    }
+
+    fn note_idle(&mut self) {
+        if self.sessions.is_empty() {
+            self.idle_since = Instant::now();
+        }
+    }
+
+    /// Every heartbeat: tells the holder this node's sessions are alive; gives up on a holder
+    /// silent for three heartbeats, and on joins it did not answer.
+    fn keep_alive(&mut self) {
+        if self.sessions.is_empty() {
+            return;
+        }
+        self.request(Request::Keepalive, "");
+        let silent = self.heartbeat * 3;
+        if self.last_heard.elapsed() > silent {
+            self.reset("the node holding the room is silent");
+            return;
+        }
+        let late: Vec<ConnectionId> = self
+            .sessions
+            .iter()
+            .filter(|(_, s)| s.reply.as_ref().is_some_and(|(_, since)| since.elapsed() > silent))
+            .map(|(c, _)| *c)
+            .collect();
+        for connection in late {
+            if let Some(Local { reply: Some((reply, _)), .. }) = self.sessions.remove(&connection) {
+                let _ = reply.send(Err(JoinError::Unloaded));
+                self.request(Request::Leave { from: self.conn(connection) }, "");
+            }
+        }
+    }
+
+    async fn on_stream(&mut self, message: &bytes::Bytes) {
+        let (header, frame) = match decode_stream(message) {
+            Ok(m) => m,
+            Err(e) => {
+                tracing::warn!(error = %e, "a message of the room's stream does not decode");
+                return;
+            }
+        };
+        self.last_heard = Instant::now();
+        if !self.in_order(&header).await {
+            return;
+        }
+        let update = matches!(header.kind, StreamKind::Frame { update: true });
+        self.seq = header.seq;
+        self.version = header.v;
+        match header.target {
+            Target::All { except } => match (header.kind, frame) {
+                (StreamKind::Frame { .. }, Some(frame)) => self.broadcast(&frame, except.as_ref()),
+                (StreamKind::Reset { reason }, _) => self.reset(&reason),
+                _ => {}
+            },
+            Target::Conn { node, conn } if node == self.bus.node() => self.deliver_to(conn, header.kind, frame),
+            Target::Conn { .. } => {}
+        }
+        debug_assert!(!update || self.version == header.v);
+    }
+
+    /// Checks the stream's order; fills a gap of logged updates from the store. `false` if
+    /// the message must not be passed on (the sessions were reset).
+    async fn in_order(&mut self, header: &StreamHeader) -> bool {
+        let update = matches!(header.kind, StreamKind::Frame { update: true });
+        let version_before = header.v - u64::from(update);
+        match self.incarnation {
+            None => {
+                self.incarnation = Some(header.incarnation);
+                return true;
+            }
+            Some(i) if i != header.incarnation => {
+                self.reset("the room moved to another node");
+                self.incarnation = Some(header.incarnation);
+                return true;
+            }
+            Some(_) => {}
+        }
+        let missing = header.seq.saturating_sub(self.seq + 1);
+        if header.seq <= self.seq {
+            return false; // already seen
+        }
+        if missing == 0 {
+            return true;
+        }
+        let missing_updates = version_before.saturating_sub(self.version);
+        let filled = if missing != missing_updates {
+            Err("messages from the node holding the room were lost".to_owned())
+        } else {
+            self.fill(self.version, missing_updates).await
+        };
+        match filled {
+            Ok(()) => {
+                self.metrics.relay_gap_fills.inc();
+                true
+            }
+            Err(reason) => {
+                // The sessions resume; the stream goes on from here for the joins after them.
+                self.reset(&reason);
+                self.seq = header.seq;
+                self.version = header.v;
+                false
+            }
+        }
+    }
+
+    /// Passes on the `count` logged updates after `after`, read from the store.
+    async fn fill(&mut self, after: u64, count: u64) -> Result<(), String> {
+        let max = usize::try_from(count).unwrap_or(usize::MAX);
+        let entries = match self.store.log_after(&self.name, after, max).await {
+            Ok(Some(entries)) => entries,
+            Ok(None) => return Err("the store cannot fill a gap in the room's stream".into()),
+            Err(e) => return Err(format!("filling a gap in the room's stream: {e}")),
+        };
+        let expected: Vec<u64> = (after + 1..=after + count).collect();
+        let got: Vec<u64> = entries.iter().map(|e| e.version).collect();
+        if got != expected {
+            return Err(format!("the store has versions {got:?} after {after}, not the {count} missing"));
+        }
+        tracing::info!(after, count, "filled a gap in the room's stream from the store");
+        for e in entries {
+            let origin = e.origin.as_deref().unwrap_or("server");
+            let frame = Frame::from(protocol::encode_update_of(e.version, origin, e.action, &e.changes, false));
+            self.broadcast(&frame, None);
+        }
+        Ok(())
+    }
+
+    fn broadcast(&mut self, frame: &Frame, except: Option<&ClientId>) {
+        let mut slow = Vec::new();
+        for (connection, s) in &self.sessions {
+            if !s.welcomed || (except.is_some() && s.client.as_ref() == except) {
+                continue;
+            }
+            match s.link.out.try_queue(frame.clone()) {
+                Ok(()) => {
+                    self.metrics.bytes_out.inc_by(frame.len() as u64);
+                }
+                Err(full) => slow.push((*connection, super::too_slow(full, &self.limits))),
+            }
+        }
+        for (connection, reason) in slow {
+            self.cut_off(connection, close::TOO_SLOW, reason);
+        }
+    }
+
+    fn deliver_to(&mut self, connection: ConnectionId, kind: StreamKind, frame: Option<Frame>) {
+        let Some(s) = self.sessions.get_mut(&connection) else { return };
+        match (kind, frame) {
+            (StreamKind::Frame { .. }, Some(frame)) => {
+                s.welcomed = true;
+                if let Err(full) = s.link.out.try_queue(frame) {
+                    let reason = super::too_slow(full, &self.limits);
+                    self.cut_off(connection, close::TOO_SLOW, reason);
+                }
+            }
+            (StreamKind::Joined { client }, _) => {
+                if let Some((reply, _)) = s.reply.take() {
+                    s.client = Some(client.clone());
+                    self.by_client.insert(client.clone(), connection);
+                    if reply.send(Ok(client)).is_err() {
+                        self.cut_off(connection, close::NORMAL, "the session ended before its join".into());
+                    }
+                }
+            }
+            (StreamKind::Refused { reason }, _) => {
+                if let Some(Local { reply: Some((reply, _)), .. }) = self.sessions.remove(&connection) {
+                    let _ = reply.send(Err(JoinError::Refused { reason }));
+                }
+            }
+            (StreamKind::Closed { code, reason }, _) => {
+                if let Some(s) = self.sessions.remove(&connection) {
+                    self.forget(&s);
+                    s.link.closer.close(code, reason);
+                }
+            }
+            _ => {}
+        }
+        self.note_idle();
+    }
+
+    fn forget(&mut self, s: &Local) {
+        if let Some(client) = &s.client {
+            if self.by_client.get(client) == Some(&s.link.connection) {
+                self.by_client.remove(client);
+            }
+        }
+    }
+
+    /// Closes one session (and tells the holder it left).
+    fn cut_off(&mut self, connection: ConnectionId, code: u16, reason: String) {
+        if let Some(s) = self.sessions.remove(&connection) {
+            self.forget(&s);
+            if s.link.closer.close(code, reason) && code == close::TOO_SLOW {
+                self.metrics.slow_disconnects.inc();
+            }
+            self.request(Request::Leave { from: self.conn(connection) }, "");
+        }
+        self.note_idle();
+    }
+
+    fn close(&mut self, connection: ConnectionId, reason: &str) {
+        self.cut_off(connection, close::ROOM_MOVED, format!("{reason}: resume"));
+    }
+
+    /// Closes every session with 4008 (each resumes, at any node); joins waiting are told to
+    /// try again.
+    fn reset(&mut self, reason: &str) {
+        if !self.sessions.is_empty() {
+            tracing::info!(reason, sessions = self.sessions.len(), "closing the relay's sessions");
+            self.metrics.relay_resets.inc();
+        }
+        let connections: Vec<ConnectionId> = self.sessions.keys().copied().collect();
+        for connection in connections {
+            match self.sessions.get_mut(&connection).and_then(|s| s.reply.take()) {
+                Some((reply, _)) => {
+                    self.sessions.remove(&connection);
+                    let _ = reply.send(Err(JoinError::Unloaded));
+                    self.request(Request::Leave { from: self.conn(connection) }, "");
+                }
+                None => self.close(connection, reason),
+            }
+        }
+        self.by_client.clear();
+        self.note_idle();
+    }
+}
