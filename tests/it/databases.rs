@@ -1,6 +1,7 @@
 //! Real database servers for the tests, from the machine's packages: PostgreSQL (Debian's
 //! `postgresql`) started in a temporary directory on a free loopback port, as the `postgres`
-//! user when the tests run as root (PostgreSQL refuses to run as root), stopped when dropped.
+//! user when the tests run as root (PostgreSQL refuses to run as root), and Redis (Debian's
+//! `redis-server`) the same way, with nothing saved to disk; each stopped when dropped.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -156,5 +157,69 @@ impl Drop for Postgres {
         }
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A Redis server of its own on a free loopback port, keeping nothing on disk.
+pub struct Redis {
+    child: Option<Child>,
+    port: u16,
+    dir: tempfile::TempDir,
+}
+
+impl Redis {
+    /// Starts `redis-server` (or `REDIS_SERVER`) in a temporary directory.
+    pub async fn start() -> Redis {
+        let dir = tempfile::Builder::new().prefix("objectsync-redis-").tempdir().expect("tempdir");
+        let mut redis = Redis { child: None, port: free_port(), dir };
+        redis.run().await;
+        redis
+    }
+
+    async fn run(&mut self) {
+        let program = std::env::var("REDIS_SERVER").unwrap_or_else(|_| "redis-server".into());
+        let log = std::fs::File::create(self.dir.path().join("server.log")).expect("log file");
+        let child = Command::new(&program)
+            .args(["--bind", "127.0.0.1", "--port", &self.port.to_string(), "--save", "", "--appendonly", "no"])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .stdout(log.try_clone().expect("log"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("no Redis server ({program}: {e}): install it (apt-get install -y redis-server) or set REDIS_SERVER")
+            });
+        self.child = Some(child);
+        let started = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", self.port)).await.is_err() {
+            assert!(started.elapsed() < START_DEADLINE, "Redis did not accept connections in time");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// Kills the server (everything it held is gone, as in a crash) and starts it again on the
+    /// same port after `down`.
+    pub async fn restart(&mut self, down: Duration) {
+        self.stop();
+        tokio::time::sleep(down).await;
+        self.run().await;
+    }
+
+    fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl Drop for Redis {
+    fn drop(&mut self) {
+        self.stop();
     }
 }

@@ -126,12 +126,17 @@ pub struct ServerProcess {
 }
 
 impl ServerProcess {
-    /// Starts `cmd` (stdout is taken; stderr dropped) and waits for its listening line.
+    /// Starts `cmd` (stdout is taken; stderr dropped, or kept with `OBJECTSYNC_TEST_SERVER_LOGS=1`
+    /// to see the servers' logs) and waits for its listening line.
     pub fn spawn(cmd: &mut std::process::Command) -> ServerProcess {
         use std::io::BufRead;
         let mut child = cmd
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
+            .stderr(if std::env::var_os("OBJECTSYNC_TEST_SERVER_LOGS").is_some() {
+                std::process::Stdio::inherit()
+            } else {
+                std::process::Stdio::null()
+            })
             .spawn()
             .expect("spawn the server");
         let mut line = String::new();

@@ -1,6 +1,7 @@
 //! Integration tests over real WebSockets on 127.0.0.1: one binary, one module per area.
 
 mod abuse;
+mod cluster;
 mod corpus;
 mod databases;
 mod durability;
