@@ -119,7 +119,8 @@ pub(crate) enum StreamKind {
 /// One message of a room's stream.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub(crate) struct StreamHeader {
-    /// Tells the holder's stream apart from another's (another node, or this room loaded again).
+    /// Tells the holder's stream apart from another's: the holder's lease epoch, higher for a
+    /// later holder (another node, or this room loaded again).
     pub(crate) incarnation: u64,
     /// 1, 2, ... in this incarnation: a gap means lost messages.
     pub(crate) seq: u64,

@@ -158,7 +158,11 @@ impl Registry {
         // In a cluster, the room's requests are heard from before anyone can find it here.
         let remote = match &self.cluster {
             Some(c) => match c.bus.subscribe(&requests_channel(name)).await {
-                Ok(requests) => Some((c.clone(), requests, RoomStream::new(c.bus.clone(), name, doc.version()))),
+                Ok(requests) => Some((
+                    c.clone(),
+                    requests,
+                    RoomStream::new(c.bus.clone(), name, doc.version(), self.loader.store.epoch(name)),
+                )),
                 Err(e) => {
                     tracing::warn!(room = name, error = %e, "the bus failed: the room serves this node's clients only");
                     None

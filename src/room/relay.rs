@@ -4,8 +4,9 @@
 //! session, a frame for one connection to that one, in the stream's order.
 //!
 //! The stream is numbered: a gap made only of logged updates (the last version published is in
-//! every message) is filled from the store before anything else is passed on; any other gap, a
-//! stream of another holder (the room moved), a holder silent for three heartbeats or a reset
+//! every message) is filled from the store before anything else is passed on; a stream of an
+//! older holder (a lower lease epoch) is ignored; any other gap, a stream of a later holder (the
+//! room moved), a holder silent for three heartbeats or a reset
 //! of the holder closes the relay's sessions with 4008 (each resumes, at any node). The relay
 //! stops once it has had no session for `room_unload_grace_ms`, or when a join finds no holder
 //! listening; the next join then loads the room afresh (this node may claim it). Its own
@@ -75,6 +76,9 @@ struct Relay {
     version: u64,
     last_heard: Instant,
     idle_since: Instant,
+    /// Its sessions were reset: it stops, and the next join goes through the store again (the
+    /// room may have moved, or be free to take).
+    done: bool,
 }
 
 /// Starts the relay of a room held elsewhere; returns its handle and task.
@@ -107,6 +111,7 @@ pub(crate) fn spawn_relay(
         version: 0,
         last_heard: Instant::now(),
         idle_since: Instant::now(),
+        done: false,
     };
     let span = tracing::info_span!("relay", room = %name);
     let task = tokio::spawn(tracing::Instrument::instrument(relay.run(rx, stream, shutdown), span));
@@ -143,6 +148,9 @@ impl Relay {
                         break;
                     }
                 }
+            }
+            if self.done {
+                break;
             }
         }
         self.stop(&mut rx);
@@ -260,6 +268,8 @@ impl Relay {
             if let Some(Local { reply: Some((reply, _)), .. }) = self.sessions.remove(&connection) {
                 let _ = reply.send(Err(JoinError::Unloaded));
                 self.request(Request::Leave { from: self.conn(connection) }, "");
+                // A holder that hears joins and does not answer (paused): look again.
+                self.done = true;
             }
         }
     }
@@ -272,6 +282,11 @@ impl Relay {
                 return;
             }
         };
+        // A holder that lost the room (paused past its lease, say) may still publish: its
+        // stream is older than the one followed (a lower epoch), and ignored.
+        if self.incarnation.is_some_and(|i| header.incarnation < i) {
+            return;
+        }
         self.last_heard = Instant::now();
         if !self.in_order(&header).await {
             return;
@@ -301,7 +316,7 @@ impl Relay {
                 self.incarnation = Some(header.incarnation);
                 return true;
             }
-            Some(i) if i != header.incarnation => {
+            Some(i) if header.incarnation > i => {
                 self.reset("the room moved to another node");
                 self.incarnation = Some(header.incarnation);
                 return true;
@@ -455,5 +470,6 @@ impl Relay {
         }
         self.by_client.clear();
         self.note_idle();
+        self.done = true;
     }
 }

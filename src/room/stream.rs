@@ -23,9 +23,10 @@ pub(crate) struct RoomStream {
 }
 
 impl RoomStream {
-    /// The stream of room `room`, at version `version` (what was loaded).
-    pub(crate) fn new(bus: Arc<dyn Bus>, room: &str, version: u64) -> Arc<RoomStream> {
-        let incarnation = rand::random::<u64>() >> 11; // a JSON-safe integer
+    /// The stream of room `room`, at version `version` (what was loaded), held at `epoch` (the
+    /// store's: a later holder's stream is told apart from this one by its higher number).
+    pub(crate) fn new(bus: Arc<dyn Bus>, room: &str, version: u64, epoch: Option<u64>) -> Arc<RoomStream> {
+        let incarnation = epoch.unwrap_or_else(|| rand::random::<u64>() >> 11); // JSON-safe
         Arc::new(RoomStream { bus, channel: stream_channel(room), incarnation, numbers: Mutex::new((0, version)) })
     }
 

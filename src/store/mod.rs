@@ -243,6 +243,11 @@ pub trait Store: Send + Sync + 'static {
     async fn release(&self, _room: &str) -> Result<(), StoreError> {
         Ok(())
     }
+    /// The epoch of this node's hold on `room` (a store shared by nodes: it grows with every
+    /// claim, so a later holder's is higher); `None` for a store of one node.
+    fn epoch(&self, _room: &str) -> Option<u64> {
+        None
+    }
     /// The logged updates of `room` after version `after`, at most `max` of them, oldest first,
     /// read without holding the room: for a node that relays a room another node holds and
     /// missed some of its stream. `None`: a store of one node (no room is held elsewhere).
