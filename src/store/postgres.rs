@@ -294,18 +294,20 @@ impl Store for PostgresStore {
         let mut client = self.pool.get().await.map_err(|e| pool_error(room, e))?;
         let tx = client.transaction().await.map_err(|e| backend(room, e))?;
         self.fence(&tx, room).await?;
-        let insert = tx
-            .prepare_cached(
-                "INSERT INTO objectsync_log (room, version, origin, action, changes) VALUES ($1, $2, $3, $4, $5)
+        // The whole batch in one statement (one round trip, however many updates it holds).
+        let versions: Vec<i64> = batch.entries.iter().map(|e| e.version as i64).collect();
+        let origins: Vec<Option<&str>> = batch.entries.iter().map(|e| e.origin.as_deref()).collect();
+        let actions: Vec<Option<i64>> = batch.entries.iter().map(|e| e.action.map(|a| a as i64)).collect();
+        let changes: Vec<&str> = batch.entries.iter().map(|e| e.changes.as_str()).collect();
+        if !versions.is_empty() {
+            tx.execute(
+                "INSERT INTO objectsync_log (room, version, origin, action, changes)
+                 SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[])
                  ON CONFLICT (room, version) DO NOTHING",
+                &[&room, &versions, &origins, &actions, &changes],
             )
             .await
             .map_err(|e| backend(room, e))?;
-        for e in &batch.entries {
-            let action = e.action.map(|a| a as i64);
-            tx.execute(&insert, &[&room, &(e.version as i64), &e.origin.as_deref(), &action, &e.changes])
-                .await
-                .map_err(|e| backend(room, e))?;
         }
         upsert_clients(&tx, room, &batch.clients).await?;
         tx.commit().await.map_err(|e| backend(room, e))
@@ -340,6 +342,10 @@ impl Store for PostgresStore {
             .await
             .map_err(|e| backend("", e))?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn epoch(&self, room: &str) -> Option<u64> {
+        self.epoch_of(room).ok().and_then(|e| u64::try_from(e).ok())
     }
 
     async fn log_after(&self, room: &str, after: u64, max: usize) -> Result<Option<Vec<LogEntry>>, StoreError> {
@@ -419,15 +425,25 @@ fn log_entry(r: &tokio_postgres::Row) -> LogEntry {
     }
 }
 
+/// Records clients' last actions (a client's highest wins), in one statement.
 async fn upsert_clients(tx: &impl GenericClient, room: &str, clients: &[KnownClient]) -> Result<(), StoreError> {
-    for c in clients {
-        tx.execute(
-            "INSERT INTO objectsync_clients (room, id, last_action) VALUES ($1, $2, $3)
-             ON CONFLICT (room, id) DO UPDATE SET last_action = greatest(objectsync_clients.last_action, excluded.last_action)",
-            &[&room, &c.id.as_str(), &(c.last_action as i64)],
-        )
-        .await
-        .map_err(|e| backend(room, e))?;
+    if clients.is_empty() {
+        return Ok(());
     }
+    // One row per client (a batch may name one several times): its highest action.
+    let mut last: std::collections::BTreeMap<&str, i64> = std::collections::BTreeMap::new();
+    for c in clients {
+        let a = last.entry(c.id.as_str()).or_insert(0);
+        *a = (*a).max(c.last_action as i64);
+    }
+    let ids: Vec<&str> = last.keys().copied().collect();
+    let actions: Vec<i64> = last.values().copied().collect();
+    tx.execute(
+        "INSERT INTO objectsync_clients (room, id, last_action) SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[])
+         ON CONFLICT (room, id) DO UPDATE SET last_action = greatest(objectsync_clients.last_action, excluded.last_action)",
+        &[&room, &ids, &actions],
+    )
+    .await
+    .map_err(|e| backend(room, e))?;
     Ok(())
 }
