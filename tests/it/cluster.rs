@@ -86,6 +86,17 @@ async fn updates_until(c: &mut Client, v: u64, seen: &mut Seen) {
     }
 }
 
+/// Reads `c`'s events until the presence of `who`.
+async fn presence_of(c: &mut Client, who: &str) -> objectsync::model::Value {
+    loop {
+        if let Event::Presence { client, state } = c.next_event().await.expect("connected") {
+            if client == who {
+                return state;
+            }
+        }
+    }
+}
+
 fn x_of(c: &Client, n: &str) -> Option<i64> {
     c.mirror().value(n, "pos").and_then(|p| p.as_dict()).and_then(|p| p.get("x")).and_then(|x| x.as_int())
 }
@@ -125,6 +136,18 @@ async fn three_nodes_behave_as_one_server() {
         let n = sa.iter().filter(|u| &u.1 == client && u.2 == Some(*id)).count();
         assert_eq!(n, 1, "{client}'s action {id} applied exactly once");
     }
+
+    // Presence of a client of node 2 is seen on nodes 1 and 3; a service called at node 3 runs
+    // (on the node holding the room) and answers its caller.
+    let cursor = objectsync::model::Value::from(7i64);
+    within(b.set_presence(cursor.clone())).await.expect("presence");
+    for cl in [&mut a, &mut c] {
+        let state = within(presence_of(cl, b.id())).await;
+        assert_eq!(state, cursor, "{} sees node 2's client's presence", cl.id());
+    }
+    let answer = within(c.call("echo", objectsync::model::Value::from("hi"))).await.expect("the service answers");
+    let caller = answer.as_dict().and_then(|d| d.get("client")).and_then(|v| v.as_str()).map(str::to_owned);
+    assert_eq!(caller.as_deref(), Some(c.id()), "the service saw its caller on node 3");
 
     // A reject reaches its sender only.
     let bad = vec![set_x("no-such-object", 1)];
@@ -378,4 +401,44 @@ async fn check_history(db: &str, writers: &[Writer]) {
             );
         }
     }
+}
+
+#[tokio::test]
+async fn a_holder_paused_past_its_lease_writes_nothing_and_its_clients_end_on_the_new_history() {
+    let Cluster { _pg, db, redis: _redis, nodes } = three_nodes().await;
+    let mut nodes: Vec<Option<ServerProcess>> = nodes.into_iter().map(Some).collect();
+    let mut creator = connect(nodes[0].as_ref().expect("node 1"), "board").await;
+    let n = creator.new_object_id().to_string();
+    within(creator.act(vec![create_node(&n, 0)])).await.expect("create");
+    let mut writers = Vec::new();
+    for at in 0..3 {
+        writers.push(Writer::join(&nodes, at, "board", &n).await);
+    }
+    for w in &mut writers {
+        w.send(&nodes, 10).await;
+        w.settle(&nodes).await;
+    }
+    let paused = nodes[0].take().expect("node 1");
+    paused.signal(libc::SIGSTOP);
+    // Node 1's writer sends into the paused node; the others go on through nodes 2 and 3, which
+    // take the room once node 1's lease ran out.
+    writers[0].send(&nodes, 5).await;
+    for w in &mut writers[1..] {
+        w.send(&nodes, 10).await;
+        w.settle(&nodes).await;
+    }
+    // Node 1 wakes up: what it applies in memory is fenced, its sessions close, and its writer
+    // resumes at another node, sending again what was never processed.
+    paused.signal(libc::SIGCONT);
+    writers[0].settle(&nodes).await;
+    for w in &mut writers {
+        w.send(&nodes, 5).await;
+        w.settle(&nodes).await;
+    }
+    check_history(&db, &writers).await;
+    assert_eq!(writers[0].acked.len(), 20, "node 1's writer: everything applied once, on the new history");
+    for w in &writers[1..] {
+        assert_eq!(w.acked.len(), 25, "{}: every action applied", w.client.id());
+    }
+    drop(paused);
 }
