@@ -10,9 +10,15 @@
 //!
 //! Modules: `process` (the server and relay processes, their memory and CPU), `relay` (the bare
 //! relay), `client` (lean load clients and their messages), `workloads` (W1, W3, durable acks,
-//! W5) and `report` (the quick check and the full runs' markdown table).
+//! W5), `cluster` (three nodes on PostgreSQL and Redis beside one) and `report` (the quick check
+//! and the full runs' markdown table).
 
 mod client;
+mod cluster;
+// The tests' PostgreSQL and Redis servers, started the same way for the cluster rows.
+#[allow(dead_code)]
+#[path = "../../tests/it/databases.rs"]
+mod databases;
 mod process;
 mod relay;
 mod report;
@@ -35,8 +41,8 @@ fn main() {
     rt.block_on(async move {
         match mode.as_str() {
             "quick" => report::quick().await,
-            "all" | "w1" | "w3" | "w4" | "w5" | "dur" => report::full(&mode).await,
-            other => panic!("unknown mode {other}: use quick, all, w1, w3, w4, w5 or dur"),
+            "all" | "w1" | "w3" | "w4" | "w5" | "dur" | "cluster" => report::full(&mode).await,
+            other => panic!("unknown mode {other}: use quick, all, w1, w3, w4, w5, dur or cluster"),
         }
     });
 }

@@ -9,14 +9,14 @@ use crate::SETTLE;
 use std::process::Command;
 
 /// Repetitions of each figure in a full run.
-const REPS: usize = 3;
+pub(crate) const REPS: usize = 3;
 
 pub(crate) async fn quick() {
     let server = Proc::server();
     let relay = Proc::relay();
     for (target, addr, name) in [(Target::ObjectSync, server.addr, "objectsync"), (Target::Relay, relay.addr, "relay")]
     {
-        let r = fan_out(target, addr, "nodes-20", 20, 5, 200, None).await;
+        let r = fan_out(target, &[addr], "nodes-20", 20, 5, 200, None).await;
         assert!(r.complete, "{name}: a reader missed updates");
         println!("quick W1 {name}: {:.0} delivered/s, p99 {:.1} ms", r.delivered_per_s, r.p99_ms);
     }
@@ -27,14 +27,14 @@ pub(crate) async fn quick() {
 }
 
 /// Median of `a` over median of `b`.
-fn ratio(a: &[f64], b: &[f64]) -> f64 {
+pub(crate) fn ratio(a: &[f64], b: &[f64]) -> f64 {
     let (mut a, mut b) = (a.to_vec(), b.to_vec());
     a.sort_by(f64::total_cmp);
     b.sort_by(f64::total_cmp);
     a[a.len() / 2] / b[b.len() / 2]
 }
 
-fn median_range(v: &mut [f64]) -> String {
+pub(crate) fn median_range(v: &mut [f64]) -> String {
     v.sort_by(f64::total_cmp);
     let fmt = |x: f64| {
         if x >= 1000.0 {
@@ -67,6 +67,9 @@ pub(crate) async fn full(mode: &str) {
     if mode == "all" || mode == "dur" {
         lines.extend(durability().await);
     }
+    if mode == "all" || mode == "cluster" {
+        lines.extend(crate::cluster::rows().await);
+    }
     let table = lines.join("\n");
     println!("{table}");
     let _ = std::fs::create_dir_all("target");
@@ -83,8 +86,8 @@ async fn w1() -> Vec<String> {
             let server = Proc::server();
             let relay = Proc::relay();
             let room = format!("nodes-100-{rep}");
-            let os = fan_out(Target::ObjectSync, server.addr, &room, 100, 50, 2000, pace).await;
-            let re = fan_out(Target::Relay, relay.addr, &room, 100, 50, 2000, pace).await;
+            let os = fan_out(Target::ObjectSync, &[server.addr], &room, 100, 50, 2000, pace).await;
+            let re = fan_out(Target::Relay, &[relay.addr], &room, 100, 50, 2000, pace).await;
             assert!(os.complete && re.complete, "a reader missed updates");
             os_rate.push(os.delivered_per_s);
             os_p50.push(os.p50_ms);

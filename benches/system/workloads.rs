@@ -23,10 +23,11 @@ pub(crate) struct FanOut {
 }
 
 /// W1: `readers` readers and one writer in a room of `nodes` nodes; the writer sends `updates`
-/// dict sets, pipelined (`pace: None`) or at `pace` per second.
+/// dict sets, pipelined (`pace: None`) or at `pace` per second. Reader `i` connects to
+/// `at[i % at.len()]` (the first one loads the room there), the writer to `at[0]`.
 pub(crate) async fn fan_out(
     target: Target,
-    addr: SocketAddr,
+    at: &[SocketAddr],
     room: &str,
     nodes: usize,
     readers: usize,
@@ -34,11 +35,11 @@ pub(crate) async fn fan_out(
     pace: Option<u32>,
 ) -> FanOut {
     let mut reader_tasks = Vec::new();
-    for _ in 0..readers {
-        let ws = join(target, addr, room).await;
+    for i in 0..readers {
+        let ws = join(target, at[i % at.len()], room).await;
         reader_tasks.push(tokio::spawn(read_updates(ws, updates)));
     }
-    let writer = join(target, addr, room).await;
+    let writer = join(target, at[0], room).await;
     let (mut sink, mut stream) = writer.split();
     // The writer's own copies (acks) are read and dropped so they never push back.
     let drain = tokio::spawn(async move { while let Some(Ok(_)) = stream.next().await {} });
