@@ -64,6 +64,10 @@ pub(crate) enum Request {
         compact_snapshots: bool,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         identity: Option<IdentityRecord>,
+        /// A session moved from another relay: it resumes without a welcome, and these messages
+        /// of its (id, text), whose outcome it has not seen, are applied if still unprocessed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        takeover: Option<Vec<(u64, String)>>,
     },
     /// A message of the joined client (the payload: its text, checked by its node).
     Message { from: RemoteConn },
@@ -178,6 +182,32 @@ pub(crate) fn decode_stream(message: &Bytes) -> Result<(StreamHeader, Option<Fra
     Ok((header, frame))
 }
 
+/// What a relay reads of the frames it passes on, to move a session elsewhere if it must: a
+/// welcome's resume token and version, and whose action an update or a reject settles.
+#[derive(Debug, PartialEq, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+pub(crate) enum Peek {
+    Welcome {
+        resume_token: String,
+        version: u64,
+    },
+    Update {
+        v: u64,
+        origin: CompactString,
+        action: Option<u64>,
+    },
+    Reject {
+        action: u64,
+    },
+    #[serde(other)]
+    Other,
+}
+
+/// Reads `frame` as far as [`Peek`] needs; `None` for a `batch` or what does not parse.
+pub(crate) fn peek(frame: &Frame) -> Option<Peek> {
+    serde_json::from_str(frame.as_str()).ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,6 +222,7 @@ mod tests {
             batch: true,
             compact_snapshots: false,
             identity: Some(IdentityRecord::of(&Identity::user("ann").with_role("admin"))),
+            takeover: Some(vec![(3, "{}".into())]),
         };
         let numbered = |seq: u64, request: Request| RequestHeader { node: "n2".into(), relay: 4, seq, request };
         let join = numbered(1, join);
@@ -218,5 +249,14 @@ mod tests {
         };
         assert_eq!(decode_stream(&encode_stream(&closed, None)), Ok((closed, None)));
         assert!(decode_stream(&Bytes::from_static(b"no header")).is_err());
+    }
+
+    #[test]
+    fn a_relay_peeks_at_welcomes_updates_and_rejects() {
+        let update = Frame::from(super::super::encode_update(7, "c1", Some(3), &[], false));
+        assert_eq!(peek(&update), Some(Peek::Update { v: 7, origin: "c1".into(), action: Some(3) }));
+        let reject = Frame::from(super::super::encode_reject(4, "invalid", "no", None));
+        assert_eq!(peek(&reject), Some(Peek::Reject { action: 4 }));
+        assert_eq!(peek(&Frame::from("{\"t\":\"presence\",\"client\":\"c1\"}")), Some(Peek::Other));
     }
 }

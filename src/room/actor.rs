@@ -262,7 +262,7 @@ impl RoomState {
                 self.presence(client, state);
                 drop(permit);
             }
-            Command::Forward { client, text, permit } => {
+            Command::Forward { client, text, permit, .. } => {
                 self.forwarded(client, &text);
                 drop(permit);
             }
@@ -270,10 +270,11 @@ impl RoomState {
         }
     }
 
-    /// A message forwarded by a session that took this room for one held elsewhere (the room
-    /// came here meanwhile): applied like the session would have sent it; a call is answered
-    /// by the relay's end (the session is closed and resumes).
-    fn forwarded(&mut self, client: ClientId, text: &str) {
+    /// A message forwarded by a session that took this room for one held elsewhere (its relay
+    /// moved it here): applied like the session would have sent it. A service call is answered
+    /// `unavailable` (services run beside the session's own handle, which is the relay's: the
+    /// client calls again after its next reconnect).
+    pub(super) fn forwarded(&mut self, client: ClientId, text: &str) {
         match crate::protocol::decode_client(text) {
             Ok(ClientMessage::Action { id, base, changes, step }) => {
                 self.action(client, id, base, changes, step.as_deref())
@@ -281,6 +282,10 @@ impl RoomState {
             Ok(ClientMessage::Undo { id, scope }) => self.undo(client, id, scope, false),
             Ok(ClientMessage::Redo { id, scope }) => self.undo(client, id, scope, true),
             Ok(ClientMessage::Presence { state }) => self.presence(client, state),
+            Ok(ClientMessage::Call { id, .. }) => {
+                let reason = "the room moved to this client's node; call again after reconnecting";
+                self.send_to(&client, crate::protocol::encode_result(id, Err(("unavailable", reason))).into());
+            }
             _ => {}
         }
     }

@@ -70,6 +70,17 @@ pub(crate) struct JoinRequest {
     pub(crate) compact_snapshots: bool,
     /// Who the client is (the auth hook's word); `None` for an anonymous client.
     pub(crate) identity: Option<Arc<Identity>>,
+    /// A session already connected, moved here by a relay whose holder went away: it resumes
+    /// (`resume` is set) without a welcome, gets only the versions after its own, and the
+    /// actions it had sent and the room had not processed are applied now.
+    pub(crate) takeover: Option<Takeover>,
+}
+
+/// What a session moved by a relay brings (see [`JoinRequest::takeover`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Takeover {
+    /// The client's messages (action, undo, redo) whose outcome it has not seen: (id, text).
+    pub(crate) resend: Vec<(u64, String)>,
 }
 
 /// Why a room refused a join.
@@ -127,6 +138,8 @@ pub(crate) enum Command {
     Forward {
         client: ClientId,
         text: String,
+        /// The id of an action, undo or redo (its outcome is awaited).
+        action: Option<u64>,
         permit: InboxPermit,
     },
     Run(Job),

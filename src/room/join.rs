@@ -30,6 +30,9 @@ impl RoomState {
         if self.clients.len() >= self.limits.clients_per_room_max {
             return Err(JoinError::Full { room: self.name.to_string(), limit: self.limits.clients_per_room_max });
         }
+        if request.takeover.is_some() {
+            return self.take_over(request, link);
+        }
         let user = request.identity.as_deref().map(|i| i.user.as_str());
         let (client, from) = self.resumed_or_new(request.resume.take(), user);
         let catchup = from.and_then(|v| self.log_since(v));
@@ -40,14 +43,54 @@ impl RoomState {
         for frame in catchup.into_iter().flatten() {
             link.out.try_queue(frame).map_err(|_| JoinError::NotReading)?;
         }
-        self.undo.returned(&client);
+        self.admit_client(&client, request, link);
+        tracing::debug!(%client, resumed = from.is_some(), "client joined");
+        Ok(client)
+    }
+
+    /// A joined client becomes one of the room's.
+    fn admit_client(&mut self, client: &ClientId, request: JoinRequest, link: SessionLink) {
+        self.undo.returned(client);
         // The hooks (permission, validators, reactions) see who acts.
-        self.doc.set_identity(&client, request.identity.clone());
+        self.doc.set_identity(client, request.identity.clone());
         let JoinRequest { read_only, batch, identity, .. } = request;
         self.clients.insert(client.clone(), Connected { link, read_only, presence: Value::Null, batch, identity });
         self.forget_oldest_clients();
         self.metrics.joins.inc();
-        tracing::debug!(%client, resumed = from.is_some(), "client joined");
+    }
+
+    /// A session a relay moved here (its holder went away): it resumes without a welcome, gets
+    /// the versions after its own, then what it had sent and the room had not processed is
+    /// applied. Refused if it cannot resume or its versions are no longer in the log (the
+    /// relay then closes it, and the client resumes with a snapshot).
+    fn take_over(&mut self, mut request: JoinRequest, link: SessionLink) -> Result<ClientId, JoinError> {
+        let refused = |reason: &str| JoinError::Refused { reason: reason.to_owned() };
+        let takeover = request.takeover.take().unwrap_or_default();
+        let Some(resume) = request.resume.clone() else { return Err(refused("a takeover needs a resume point")) };
+        // The client connected again meanwhile: the moved session is an old one.
+        if self.clients.contains_key(&resume.client) {
+            return Err(refused("the client has a newer connection"));
+        }
+        let user = request.identity.as_deref().map(|i| i.user.as_str());
+        let (client, from) = self.resumed_or_new(request.resume.take(), user);
+        if from.is_none() || client != resume.client {
+            return Err(refused("the client cannot resume here"));
+        }
+        let catchup = self.log_since(resume.version).ok_or_else(|| refused("its versions are no longer in the log"))?;
+        self.known.entry(client.clone()).or_insert(Known { last_action: 0, last_version: 0 });
+        for frame in catchup {
+            link.out.try_queue(frame).map_err(|_| JoinError::NotReading)?;
+        }
+        self.admit_client(&client, request, link);
+        let last = self.known.get(&client).map_or(0, |k| k.last_action);
+        for (id, text) in takeover.resend.into_iter().filter(|(id, _)| *id > last) {
+            self.forwarded(client.clone(), &text);
+            debug_assert!(
+                self.known.get(&client).is_none_or(|k| k.last_action >= id),
+                "invariant: a resent action is processed"
+            );
+        }
+        tracing::info!(%client, from = resume.version, "a session moved here from a relay");
         Ok(client)
     }
 

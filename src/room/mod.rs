@@ -25,6 +25,7 @@ mod fanout;
 mod handle;
 mod join;
 mod load;
+mod moving;
 mod outbound;
 mod registry;
 mod relay;

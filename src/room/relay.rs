@@ -6,25 +6,27 @@
 //! The stream is numbered: a gap made only of logged updates (the last version published is in
 //! every message) is filled from the store before anything else is passed on; a stream of an
 //! older holder (a lower lease epoch) is ignored; any other gap, a stream of a later holder (the
-//! room moved), a holder silent for three heartbeats or a reset
-//! of the holder closes the relay's sessions with 4008 (each resumes, at any node). The relay
+//! room moved), a holder silent for three heartbeats or a reset of the holder ends the relay:
+//! its sessions are moved to the room's next home (`moving.rs`: they resume there without a
+//! welcome and go on) or, if that cannot be done, closed with 4008 (each resumes). The relay
 //! stops once it has had no session for `room_unload_grace_ms`, or when a join finds no holder
 //! listening; the next join then loads the room afresh (this node may claim it). Its own
 //! requests are numbered too: the holder that misses one closes this node's clients (4008).
 //!
 //! Must not: touch a document, or pass a frame on out of the stream's order.
 
-use super::handle::{ConnectionId, Job};
+use super::handle::{next_connection_id, ConnectionId, Job, Takeover};
 use super::join::JoinReply;
+use super::moving::{carry, Moving};
 use super::{ClientId, Command, Frame, JoinError, JoinRequest, Registry, RoomHandle, SessionLink};
 use crate::cluster::{Bus, Delivery, Subscription};
 use crate::limits::ServerLimits;
 use crate::metrics::Metrics;
 use crate::protocol::cluster::{
-    decode_stream, encode_request, requests_channel, stream_channel, IdentityRecord, RemoteConn, Request,
+    decode_stream, encode_request, peek, requests_channel, stream_channel, IdentityRecord, Peek, RemoteConn, Request,
     RequestHeader, StreamHeader, StreamKind, Target,
 };
-use crate::protocol::{self, close};
+use crate::protocol::{self, close, Resume};
 use crate::store::Store;
 use std::collections::HashMap;
 use std::sync::{Arc, Weak};
@@ -33,15 +35,50 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-/// A session of this node in the relayed room.
+/// A session of this node in the relayed room. Keyed by its number on the wire: the session's
+/// own connection number, or a fresh one for a session moved here (the holder may still know
+/// the old one).
 struct Local {
     link: SessionLink,
+    /// What it joined with (to join again elsewhere).
+    request: JoinRequest,
     /// Known once the holder accepted the join.
     client: Option<ClientId>,
-    /// The welcome was passed on: broadcasts after it are this session's.
+    /// The welcome (or a moved session's first frame) was passed on: broadcasts after it are
+    /// this session's.
     welcomed: bool,
     /// The join waiting for the holder's answer, and since when.
     reply: Option<(JoinReply, Instant)>,
+    /// Its resume token and the last version it was given.
+    resume_token: Option<String>,
+    version: u64,
+    /// The actions (undo, redo) it sent whose outcome it has not been given: (id, text),
+    /// bounded by `room_inbox_bytes_max` (past it, the session cannot be moved, only closed).
+    awaiting: Vec<(u64, String)>,
+    awaiting_bytes: usize,
+    overflow: bool,
+}
+
+impl Local {
+    /// What moving it elsewhere needs, if it can be moved.
+    fn movable(self) -> Result<Moving, SessionLink> {
+        match (self.client, self.resume_token, self.reply, self.overflow, self.welcomed) {
+            (Some(client), Some(resume_token), None, false, true) => {
+                let resume = Resume { client: client.clone(), resume_token, version: self.version };
+                Ok(Moving { client, link: self.link, request: self.request, resume, resend: self.awaiting })
+            }
+            _ => Err(self.link),
+        }
+    }
+
+    /// The outcome of its action `id` (and of every earlier one) reached it.
+    fn settle(&mut self, id: u64) {
+        let before = self.awaiting.len();
+        self.awaiting.retain(|(a, _)| *a > id);
+        if self.awaiting.len() != before {
+            self.awaiting_bytes = self.awaiting.iter().map(|(_, t)| t.len()).sum();
+        }
+    }
 }
 
 /// What a relay is started with.
@@ -79,6 +116,8 @@ struct Relay {
     /// Its sessions were reset: it stops, and the next join goes through the store again (the
     /// room may have moved, or be free to take).
     done: bool,
+    /// Sessions to move to the room's next home when it stops.
+    moving: Vec<Moving>,
 }
 
 /// Starts the relay of a room held elsewhere; returns its handle and task.
@@ -112,6 +151,7 @@ pub(crate) fn spawn_relay(
         last_heard: Instant::now(),
         idle_since: Instant::now(),
         done: false,
+        moving: Vec::new(),
     };
     let span = tracing::info_span!("relay", room = %name);
     let task = tokio::spawn(tracing::Instrument::instrument(relay.run(rx, stream, shutdown), span));
@@ -153,14 +193,14 @@ impl Relay {
                 break;
             }
         }
-        self.stop(&mut rx);
-        self.metrics.relays.dec();
-    }
-
-    /// Leaves the registry and the bus; what still waits is told to try again.
-    fn stop(&mut self, rx: &mut mpsc::Receiver<Command>) {
         if let Some(registry) = self.registry.upgrade() {
             registry.unregister(&self.name, self.generation);
+        }
+        self.bus.unsubscribe(&stream_channel(&self.name));
+        let moving = std::mem::take(&mut self.moving);
+        if !moving.is_empty() && !shutdown.is_cancelled() {
+            // Still the sessions' handle: it passes their messages to where they moved.
+            carry(&self.name, self.registry.clone(), &mut rx, moving, shutdown).await;
         }
         rx.close();
         while let Ok(cmd) = rx.try_recv() {
@@ -168,8 +208,8 @@ impl Relay {
                 let _ = reply.send(Err(JoinError::Unloaded));
             }
         }
-        self.reset("the relay of the room stopped");
-        self.bus.unsubscribe(&stream_channel(&self.name));
+        self.close_all("the relay of the room stopped");
+        self.metrics.relays.dec();
         tracing::debug!("relay stopped");
     }
 
@@ -178,18 +218,28 @@ impl Relay {
         match cmd {
             Command::Join { request, link, reply } => return self.join(request, link, reply).await,
             Command::Leave { client, connection } => {
-                if self.by_client.get(&client) == Some(&connection) {
+                let wire = self.by_client.get(&client).copied();
+                if let Some(wire) =
+                    wire.filter(|w| self.sessions.get(w).is_some_and(|s| s.link.connection == connection))
+                {
                     self.by_client.remove(&client);
-                }
-                if self.sessions.remove(&connection).is_some() {
-                    self.request(Request::Leave { from: self.conn(connection) }, "");
+                    self.sessions.remove(&wire);
+                    self.request(Request::Leave { from: self.conn(wire) }, "");
                 }
             }
-            Command::Forward { client, text, permit } => {
-                if let Some(&connection) = self.by_client.get(&client) {
+            Command::Forward { client, text, action, permit } => {
+                if let Some(&wire) = self.by_client.get(&client) {
                     self.metrics.forwarded.inc();
-                    if !self.request(Request::Message { from: self.conn(connection) }, &text) {
-                        self.close(connection, "the bus refused a message for the node holding the room");
+                    let max = self.limits.room_inbox_bytes_max;
+                    if let (Some(id), Some(s)) = (action, self.sessions.get_mut(&wire)) {
+                        s.awaiting_bytes += text.len();
+                        s.overflow |= s.awaiting_bytes > max;
+                        if !s.overflow {
+                            s.awaiting.push((id, text.clone()));
+                        }
+                    }
+                    if !self.request(Request::Message { from: self.conn(wire) }, &text) {
+                        self.close(wire, "the bus refused a message for the node holding the room");
                     }
                 }
                 drop(permit);
@@ -202,16 +252,35 @@ impl Relay {
         true
     }
 
-    async fn join(&mut self, request: JoinRequest, link: SessionLink, reply: JoinReply) -> bool {
-        let from = self.conn(link.connection);
-        let JoinRequest { resume, read_only, batch, compact_snapshots, identity } = request;
-        let identity = identity.as_deref().map(IdentityRecord::of);
-        let join = self.numbered(Request::Join { from, resume, read_only, batch, compact_snapshots, identity });
+    async fn join(&mut self, mut request: JoinRequest, link: SessionLink, reply: JoinReply) -> bool {
+        // A moved session gets a number of its own: the holder may still know its old one.
+        let takeover = request.takeover.take();
+        let wire = if takeover.is_some() { next_connection_id() } else { link.connection };
+        let join = self.numbered(Request::Join {
+            from: self.conn(wire),
+            resume: request.resume.clone(),
+            read_only: request.read_only,
+            batch: request.batch,
+            compact_snapshots: request.compact_snapshots,
+            identity: request.identity.as_deref().map(IdentityRecord::of),
+            takeover: takeover.as_ref().map(|t| t.resend.clone()),
+        });
         match self.bus.publish_now(&self.requests, encode_request(&join, "")).await {
             Ok(n) if n > 0 => {
-                let connection = link.connection;
-                let local = Local { link, client: None, welcomed: false, reply: Some((reply, Instant::now())) };
-                self.sessions.insert(connection, local);
+                let resume = request.resume.as_ref().filter(|_| takeover.is_some());
+                let local = Local {
+                    resume_token: resume.map(|r| r.resume_token.clone()),
+                    version: resume.map_or(0, |r| r.version),
+                    awaiting: takeover.map(|t: Takeover| t.resend).unwrap_or_default(),
+                    awaiting_bytes: 0,
+                    overflow: false,
+                    link,
+                    request,
+                    client: None,
+                    welcomed: false,
+                    reply: Some((reply, Instant::now())),
+                };
+                self.sessions.insert(wire, local);
                 self.last_heard = Instant::now();
                 true
             }
@@ -255,7 +324,7 @@ impl Relay {
         self.request(Request::Keepalive, "");
         let silent = self.heartbeat * 3;
         if self.last_heard.elapsed() > silent {
-            self.reset("the node holding the room is silent");
+            self.move_all("the node holding the room is silent");
             return;
         }
         let late: Vec<ConnectionId> = self
@@ -296,8 +365,10 @@ impl Relay {
         self.version = header.v;
         match header.target {
             Target::All { except } => match (header.kind, frame) {
-                (StreamKind::Frame { .. }, Some(frame)) => self.broadcast(&frame, except.as_ref()),
-                (StreamKind::Reset { reason }, _) => self.reset(&reason),
+                (StreamKind::Frame { .. }, Some(frame)) => {
+                    self.broadcast(&frame, except.as_ref(), update.then_some(header.v));
+                }
+                (StreamKind::Reset { reason }, _) => self.move_all(&reason),
                 _ => {}
             },
             Target::Conn { node, conn } if node == self.bus.node() => self.deliver_to(conn, header.kind, frame),
@@ -317,7 +388,7 @@ impl Relay {
                 return true;
             }
             Some(i) if header.incarnation > i => {
-                self.reset("the room moved to another node");
+                self.move_all("the room moved to another node");
                 self.incarnation = Some(header.incarnation);
                 return true;
             }
@@ -342,8 +413,9 @@ impl Relay {
                 true
             }
             Err(reason) => {
-                // The sessions resume; the stream goes on from here for the joins after them.
-                self.reset(&reason);
+                // The sessions move (they resume where the room is); the stream goes on from
+                // here for the joins after them.
+                self.move_all(&reason);
                 self.seq = header.seq;
                 self.version = header.v;
                 false
@@ -368,16 +440,38 @@ impl Relay {
         for e in entries {
             let origin = e.origin.as_deref().unwrap_or("server");
             let frame = Frame::from(protocol::encode_update_of(e.version, origin, e.action, &e.changes, false));
-            self.broadcast(&frame, None);
+            self.broadcast(&frame, None, Some(e.version));
         }
         Ok(())
     }
 
-    fn broadcast(&mut self, frame: &Frame, except: Option<&ClientId>) {
+    /// Passes a frame for everyone (`update`: a logged update at that version) to the
+    /// welcomed sessions but `except`'s.
+    fn broadcast(&mut self, frame: &Frame, except: Option<&ClientId>, update: Option<u64>) {
         let mut slow = Vec::new();
-        for (connection, s) in &self.sessions {
+        // Whose action it settles (read only when some session awaits one).
+        let settles = match update {
+            Some(_) if self.sessions.values().any(|s| !s.awaiting.is_empty()) => match peek(frame) {
+                Some(Peek::Update { origin, action: Some(a), .. }) => Some((origin, a)),
+                _ => None,
+            },
+            _ => None,
+        };
+        for (connection, s) in &mut self.sessions {
             if !s.welcomed || (except.is_some() && s.client.as_ref() == except) {
                 continue;
+            }
+            if let Some(v) = update {
+                // It has it already (its welcome or catch-up came after it).
+                if v <= s.version {
+                    continue;
+                }
+                s.version = v;
+            }
+            if let Some((origin, a)) = &settles {
+                if s.client.as_ref() == Some(origin) {
+                    s.settle(*a);
+                }
             }
             match s.link.out.try_queue(frame.clone()) {
                 Ok(()) => {
@@ -396,12 +490,22 @@ impl Relay {
         match (kind, frame) {
             (StreamKind::Frame { .. }, Some(frame)) => {
                 s.welcomed = true;
+                match peek(&frame) {
+                    Some(Peek::Welcome { resume_token, version }) => {
+                        s.resume_token = Some(resume_token);
+                        s.version = version;
+                    }
+                    Some(Peek::Update { v, .. }) => s.version = s.version.max(v), // a catch-up
+                    Some(Peek::Reject { action }) => s.settle(action),
+                    _ => {}
+                }
                 if let Err(full) = s.link.out.try_queue(frame) {
                     let reason = super::too_slow(full, &self.limits);
                     self.cut_off(connection, close::TOO_SLOW, reason);
                 }
             }
             (StreamKind::Joined { client }, _) => {
+                s.welcomed = true;
                 if let Some((reply, _)) = s.reply.take() {
                     s.client = Some(client.clone());
                     self.by_client.insert(client.clone(), connection);
@@ -415,9 +519,12 @@ impl Relay {
                     let _ = reply.send(Err(JoinError::Refused { reason }));
                 }
             }
+            // The holder let this node's clients go (it missed a request of theirs): they move,
+            // resuming where they were and sending again what is unsettled.
+            (StreamKind::Closed { code: close::ROOM_MOVED, reason }, _) => self.move_all(&reason),
             (StreamKind::Closed { code, reason }, _) => {
                 if let Some(s) = self.sessions.remove(&connection) {
-                    self.forget(&s);
+                    self.forget(connection, &s);
                     s.link.closer.close(code, reason);
                 }
             }
@@ -426,9 +533,9 @@ impl Relay {
         self.note_idle();
     }
 
-    fn forget(&mut self, s: &Local) {
+    fn forget(&mut self, wire: ConnectionId, s: &Local) {
         if let Some(client) = &s.client {
-            if self.by_client.get(client) == Some(&s.link.connection) {
+            if self.by_client.get(client) == Some(&wire) {
                 self.by_client.remove(client);
             }
         }
@@ -437,7 +544,7 @@ impl Relay {
     /// Closes one session (and tells the holder it left).
     fn cut_off(&mut self, connection: ConnectionId, code: u16, reason: String) {
         if let Some(s) = self.sessions.remove(&connection) {
-            self.forget(&s);
+            self.forget(connection, &s);
             if s.link.closer.close(code, reason) && code == close::TOO_SLOW {
                 self.metrics.slow_disconnects.inc();
             }
@@ -450,26 +557,47 @@ impl Relay {
         self.cut_off(connection, close::ROOM_MOVED, format!("{reason}: resume"));
     }
 
-    /// Closes every session with 4008 (each resumes, at any node); joins waiting are told to
-    /// try again.
-    fn reset(&mut self, reason: &str) {
+    /// The holder went away (or its stream cannot be followed): the relay stops, and its
+    /// sessions are moved to the room's next home; those that cannot be are closed with 4008,
+    /// joins waiting are told to try again.
+    fn move_all(&mut self, reason: &str) {
         if !self.sessions.is_empty() {
-            tracing::info!(reason, sessions = self.sessions.len(), "closing the relay's sessions");
+            tracing::info!(reason, sessions = self.sessions.len(), "moving the relay's sessions");
             self.metrics.relay_resets.inc();
         }
-        let connections: Vec<ConnectionId> = self.sessions.keys().copied().collect();
-        for connection in connections {
-            match self.sessions.get_mut(&connection).and_then(|s| s.reply.take()) {
-                Some((reply, _)) => {
-                    self.sessions.remove(&connection);
-                    let _ = reply.send(Err(JoinError::Unloaded));
-                    self.request(Request::Leave { from: self.conn(connection) }, "");
+        for (wire, s) in std::mem::take(&mut self.sessions) {
+            // The old holder, if it is still there, lets the client go first.
+            self.request(Request::Leave { from: self.conn(wire) }, "");
+            if let Some((reply, _)) = s.reply {
+                let _ = reply.send(Err(JoinError::Unloaded));
+                continue;
+            }
+            match s.movable() {
+                Ok(moving) => self.moving.push(moving),
+                Err(link) => {
+                    link.closer.close(close::ROOM_MOVED, format!("{reason}: resume"));
                 }
-                None => self.close(connection, reason),
             }
         }
         self.by_client.clear();
         self.note_idle();
         self.done = true;
+    }
+
+    /// Closes every session with 4008 (each resumes, at any node); joins waiting are told to
+    /// try again.
+    fn close_all(&mut self, reason: &str) {
+        let wires: Vec<ConnectionId> = self.sessions.keys().copied().collect();
+        for wire in wires {
+            match self.sessions.get_mut(&wire).and_then(|s| s.reply.take()) {
+                Some((reply, _)) => {
+                    self.sessions.remove(&wire);
+                    let _ = reply.send(Err(JoinError::Unloaded));
+                    self.request(Request::Leave { from: self.conn(wire) }, "");
+                }
+                None => self.close(wire, reason),
+            }
+        }
+        self.by_client.clear();
     }
 }

@@ -115,10 +115,12 @@ impl RemoteClients {
             return;
         }
         match request {
-            Request::Join { from, resume, read_only, batch, compact_snapshots, identity } => {
+            Request::Join { from, resume, read_only, batch, compact_snapshots, identity, takeover } => {
+                let takeover = takeover.map(|resend| super::handle::Takeover { resend });
                 self.heard.insert(from.node.clone(), Instant::now());
                 let identity = identity.map(|i| Arc::new(i.into_identity()));
-                let request = JoinRequest { resume, read_only, batch, compact_snapshots, identity: identity.clone() };
+                let request =
+                    JoinRequest { resume, read_only, batch, compact_snapshots, identity: identity.clone(), takeover };
                 self.join(from, request).await;
             }
             Request::Message { from } => self.message(&from, &text).await,

@@ -248,6 +248,7 @@ async fn join(inner: &Arc<Inner>, room_name: &str, hello: &Hello, grant: &Grant)
             identity: grant.identity.clone(),
             batch: hello.batch,
             compact_snapshots: hello.compact_snapshots,
+            takeover: None,
         };
         room.send(Command::Join { request, link: link.clone(), reply }).await.map_err(|e| e.to_string())?;
         match answer.await {

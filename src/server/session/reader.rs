@@ -188,8 +188,14 @@ impl Session {
             | ClientMessage::Call { .. }
                 if self.room.is_relay() && self.presence_fits(&msg) =>
             {
+                let action = match msg {
+                    ClientMessage::Action { id, .. }
+                    | ClientMessage::Undo { id, .. }
+                    | ClientMessage::Redo { id, .. } => Some(id),
+                    _ => None,
+                };
                 let Ok(permit) = self.room.inbox_permit(bytes).await else { return false };
-                Command::Forward { client, text: text.to_owned(), permit }
+                Command::Forward { client, text: text.to_owned(), action, permit }
             }
             ClientMessage::Action { id, base, changes, step } => {
                 let Ok(permit) = self.room.inbox_permit(bytes).await else { return false };
