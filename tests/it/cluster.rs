@@ -448,6 +448,9 @@ async fn a_holder_paused_past_its_lease_writes_nothing_and_its_clients_end_on_th
         w.settle(&nodes).await;
     }
     check_history(&db, &writers).await;
+    let resumes: Vec<usize> = writers.iter().map(|w| w.resumes).collect();
+    eprintln!("paused holder: resumes per writer (nodes 1, 2, 3) {resumes:?}");
+    assert_eq!(&resumes[1..], &[0, 0], "the sessions on nodes 2 and 3 kept going");
     assert_eq!(writers[0].acked.len(), 20, "node 1's writer: everything applied once, on the new history");
     for w in &writers[1..] {
         assert_eq!(w.acked.len(), 25, "{}: every action applied", w.client.id());
