@@ -36,13 +36,20 @@ pub struct Metrics {
     pub held_bytes: Gauge,
     /// Stored rooms that could not be loaded (each attempt counts).
     pub room_load_failures: Counter,
+    /// With a store shared by nodes: rooms this node took (a lease claimed at load).
+    pub lease_claims: Counter,
+    /// With a store shared by nodes: loads that found the room held by another node.
+    pub held_elsewhere: Counter,
+    /// With a store shared by nodes: writes refused because another node took the room.
+    pub fenced_writes: Counter,
     /// In a cluster: rooms held by another node that this node relays to its sessions.
     pub relays: Gauge,
     /// In a cluster: client messages this node forwarded to the node holding their room.
     pub forwarded: Counter,
     /// In a cluster: gaps in a room's stream filled from the store.
     pub relay_gap_fills: Counter,
-    /// In a cluster: times a relay closed its sessions (4008) for them to resume.
+    /// In a cluster: times a relay moved its sessions to the room's next home (its holder went
+    /// away, or its stream could not be followed).
     pub relay_resets: Counter,
     /// In a cluster: clients on other nodes connected to rooms this node holds.
     pub remote_clients: Gauge,
@@ -62,6 +69,9 @@ impl Default for Metrics {
             slow_disconnects: Counter::default(),
             bad_messages: Counter::default(),
             room_load_failures: Counter::default(),
+            lease_claims: Counter::default(),
+            held_elsewhere: Counter::default(),
+            fenced_writes: Counter::default(),
             relays: Gauge::default(),
             forwarded: Counter::default(),
             relay_gap_fills: Counter::default(),
@@ -95,6 +105,9 @@ impl Default for Metrics {
             "Bytes of messages waiting for the store (bounded per room by room_held_bytes_max)",
             m.held_bytes.clone(),
         );
+        registry.register("lease_claims", "Rooms this node took (a lease claimed at load)", m.lease_claims.clone());
+        registry.register("held_elsewhere", "Loads that found the room held by another node", m.held_elsewhere.clone());
+        registry.register("fenced_writes", "Writes refused: another node took the room", m.fenced_writes.clone());
         registry.register("relays", "Rooms held by another node, relayed to sessions here", m.relays.clone());
         registry.register("forwarded", "Client messages forwarded to the node holding their room", m.forwarded.clone());
         registry.register(
@@ -104,7 +117,7 @@ impl Default for Metrics {
         );
         registry.register(
             "relay_resets",
-            "Times a relay closed its sessions for them to resume",
+            "Times a relay moved its sessions to the room's next home",
             m.relay_resets.clone(),
         );
         registry.register("remote_clients", "Clients on other nodes in rooms held here", m.remote_clients.clone());

@@ -70,6 +70,8 @@ impl RedisBus {
         // Forever, every 100 ms: a Redis that restarts is found again as soon as it is back.
         builder.set_policy(ReconnectPolicy::new_constant(0, 100));
         builder.with_connection_config(|c| {
+            // Small messages go out at once (Nagle would hold a publish for the previous ACK).
+            c.tcp.nodelay = Some(true);
             c.connection_timeout = Duration::from_secs(2);
             c.internal_command_timeout = Duration::from_secs(2);
         });

@@ -155,6 +155,9 @@ impl RoomState {
     /// The store failed: what is held was never acknowledged. Close everyone, leave the
     /// registry; the next join loads the room from what the store has.
     pub(super) fn fail(&mut self, e: &StoreError) {
+        if matches!(e, StoreError::Fenced { .. }) {
+            self.metrics.fenced_writes.inc();
+        }
         if let Some(registry) = self.registry.upgrade() {
             registry.unregister(&self.name, self.generation);
         }

@@ -148,11 +148,17 @@ impl Registry {
         let loaded = match self.loader.load(name).await {
             Ok(loaded) => loaded,
             Err(LoadFailure::Refused(e)) => return Err(e),
-            Err(LoadFailure::HeldElsewhere(e)) => match &self.cluster {
-                Some(cluster) => return self.relay(name, cluster, claim).await,
-                None => return Err(self.loader.failed(name, e)),
-            },
+            Err(LoadFailure::HeldElsewhere(e)) => {
+                self.loader.metrics.held_elsewhere.inc();
+                return match &self.cluster {
+                    Some(cluster) => self.relay(name, cluster, claim).await,
+                    None => Err(self.loader.failed(name, e)),
+                };
+            }
         };
+        if self.loader.store.epoch(name).is_some() {
+            self.loader.metrics.lease_claims.inc();
+        }
         let LoadedRoom { doc, clients, clients_floor, log } = loaded;
         let generation = self.generation.fetch_add(1, Ordering::Relaxed);
         // In a cluster, the room's requests are heard from before anyone can find it here.

@@ -183,6 +183,9 @@ async fn three_nodes_behave_as_one_server() {
     assert_eq!(x_of(&a, &n), Some(1500));
     assert!(node_metric(two, "forwarded").await > 0.0, "node 2 forwarded its client's messages");
     assert!(node_metric(one, "remote_clients").await >= 1.0, "node 1 serves clients of other nodes");
+    assert_eq!(node_metric(one, "lease_claims").await, 1.0, "node 1 took the room");
+    assert!(node_metric(two, "held_elsewhere").await >= 1.0, "node 2 found it held by node 1");
+    assert!(node_metric(two, "relays").await >= 1.0, "node 2 relays it");
     drop(cluster.redis);
 }
 
@@ -443,6 +446,7 @@ async fn a_holder_paused_past_its_lease_writes_nothing_and_its_clients_end_on_th
     // resumes at another node, sending again what was never processed.
     paused.signal(libc::SIGCONT);
     writers[0].settle(&nodes).await;
+    assert!(node_metric(&paused, "fenced_writes").await >= 1.0, "node 1's write was fenced");
     for w in &mut writers {
         w.send(&nodes, 5).await;
         w.settle(&nodes).await;
