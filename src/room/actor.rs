@@ -205,7 +205,11 @@ impl RoomState {
             self.start_store_op();
         }
         for (_, c) in self.clients.drain() {
-            c.link.closer.close(close::GOING_AWAY, "the server is shutting down");
+            // Clients of other nodes are not closed: once the room is saved and given up, their
+            // relays are told (remote.rs) and move them to the room's next home.
+            if !c.link.out.is_remote() {
+                c.link.closer.close(close::GOING_AWAY, "the server is shutting down");
+            }
         }
         self.save().await;
         self.metrics.rooms.dec();

@@ -44,9 +44,14 @@ struct Local {
     request: JoinRequest,
     /// Known once the holder accepted the join.
     client: Option<ClientId>,
-    /// The welcome (or a moved session's first frame) was passed on: broadcasts after it are
-    /// this session's.
+    /// The welcome (or a moved session's first frame) came: broadcasts after it are this
+    /// session's.
     welcomed: bool,
+    /// What came for it while its join waits for the holder's answer: given to it only once the
+    /// join is accepted, dropped if anything of the stream may have been lost meanwhile (the
+    /// join is tried again), so a session never starts from a stream with a hole.
+    held: Vec<Frame>,
+    held_bytes: usize,
     /// The join waiting for the holder's answer, and since when.
     reply: Option<(JoinReply, Instant)>,
     /// Its resume token and the last version it was given.
@@ -69,6 +74,20 @@ impl Local {
             }
             _ => Err(self.link),
         }
+    }
+
+    /// Gives it a frame: to its queue, or held while its join waits (bounded like its queue:
+    /// an empty hold takes any frame).
+    fn give(&mut self, frame: Frame, limits: &ServerLimits) -> Result<(), super::QueueFull> {
+        if self.reply.is_none() {
+            return self.link.out.try_queue(frame);
+        }
+        if !self.held.is_empty() && self.held_bytes + frame.len() > limits.outbound_queue_bytes_max {
+            return Err(super::QueueFull::Session);
+        }
+        self.held_bytes += frame.len();
+        self.held.push(frame);
+        Ok(())
     }
 
     /// The outcome of its action `id` (and of every earlier one) reached it.
@@ -170,8 +189,12 @@ impl Relay {
                 _ = shutdown.cancelled() => break,
                 d = stream.next() => match d {
                     Delivery::Message(m) => self.on_stream(&m).await,
-                    // The next message's number tells what was lost (a heartbeat comes soon).
-                    Delivery::Lost => tracing::info!("messages of the room's stream may have been lost"),
+                    // The next message's number tells what the joined sessions lost (a heartbeat
+                    // comes soon); joins still waiting start again.
+                    Delivery::Lost => {
+                        tracing::info!("messages of the room's stream may have been lost");
+                        self.drop_pending();
+                    }
                     Delivery::Ended => break,
                 },
                 cmd = rx.recv() => match cmd {
@@ -278,6 +301,8 @@ impl Relay {
                     request,
                     client: None,
                     welcomed: false,
+                    held: Vec::new(),
+                    held_bytes: 0,
                     reply: Some((reply, Instant::now())),
                 };
                 self.sessions.insert(wire, local);
@@ -401,9 +426,13 @@ impl Relay {
         if missing == 0 {
             return true;
         }
+        // The lost messages may have been a waiting join's answer.
+        self.drop_pending();
         let missing_updates = version_before.saturating_sub(self.version);
         let filled = if missing != missing_updates {
-            Err("messages from the node holding the room were lost".to_owned())
+            Err(format!(
+                "messages from the node holding the room were lost ({missing}, of which {missing_updates} updates at most)"
+            ))
         } else {
             self.fill(self.version, missing_updates).await
         };
@@ -473,7 +502,7 @@ impl Relay {
                     s.settle(*a);
                 }
             }
-            match s.link.out.try_queue(frame.clone()) {
+            match s.give(frame.clone(), &self.limits) {
                 Ok(()) => {
                     self.metrics.bytes_out.inc_by(frame.len() as u64);
                 }
@@ -483,6 +512,21 @@ impl Relay {
         for (connection, reason) in slow {
             self.cut_off(connection, close::TOO_SLOW, reason);
         }
+    }
+
+    /// Anything of the stream may have been lost: joins still waiting may have lost part of
+    /// their answer, so they are dropped (their sessions try again; a moved session is moved
+    /// again from the same version, nothing of it having been given).
+    fn drop_pending(&mut self) {
+        let pending: Vec<ConnectionId> =
+            self.sessions.iter().filter(|(_, s)| s.reply.is_some()).map(|(wire, _)| *wire).collect();
+        for wire in pending {
+            if let Some(Local { reply: Some((reply, _)), .. }) = self.sessions.remove(&wire) {
+                let _ = reply.send(Err(JoinError::Unloaded));
+                self.request(Request::Leave { from: self.conn(wire) }, "");
+            }
+        }
+        self.note_idle();
     }
 
     fn deliver_to(&mut self, connection: ConnectionId, kind: StreamKind, frame: Option<Frame>) {
@@ -499,7 +543,7 @@ impl Relay {
                     Some(Peek::Reject { action }) => s.settle(action),
                     _ => {}
                 }
-                if let Err(full) = s.link.out.try_queue(frame) {
+                if let Err(full) = s.give(frame, &self.limits) {
                     let reason = super::too_slow(full, &self.limits);
                     self.cut_off(connection, close::TOO_SLOW, reason);
                 }
@@ -509,7 +553,20 @@ impl Relay {
                 if let Some((reply, _)) = s.reply.take() {
                     s.client = Some(client.clone());
                     self.by_client.insert(client.clone(), connection);
-                    if reply.send(Ok(client)).is_err() {
+                    // What came meanwhile, in order, then the join's answer.
+                    let mut full = None;
+                    for frame in std::mem::take(&mut s.held) {
+                        if let Err(f) = s.link.out.try_queue(frame) {
+                            full = Some(f);
+                            break;
+                        }
+                    }
+                    s.held_bytes = 0;
+                    if let Some(f) = full {
+                        let _ = reply.send(Err(JoinError::NotReading));
+                        let reason = super::too_slow(f, &self.limits);
+                        self.cut_off(connection, close::TOO_SLOW, reason);
+                    } else if reply.send(Ok(client)).is_err() {
                         self.cut_off(connection, close::NORMAL, "the session ended before its join".into());
                     }
                 }

@@ -104,8 +104,10 @@ impl RemoteClients {
             }
         }
         self.metrics.remote_clients.dec_by(self.clients.len() as i64);
+        // Published before this returns (a stopping server waits for this task): the relays
+        // move their sessions now, not after three silent heartbeats.
         let reset = StreamKind::Reset { reason: "the room moves".into() };
-        let _ = self.stream.send(Target::All { except: None }, reset, None, None);
+        let _ = self.stream.send_now(Target::All { except: None }, reset).await;
         self.bus.unsubscribe(&protocol::cluster::requests_channel(self.room.name()));
     }
 

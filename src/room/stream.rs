@@ -48,6 +48,18 @@ impl RoomStream {
         self.bus.publish(&self.channel, encode_stream(&header, frame))
     }
 
+    /// Publishes a message without a frame and waits until it is published.
+    pub(crate) async fn send_now(&self, target: Target, kind: StreamKind) -> Result<u64, BusError> {
+        let message = {
+            let mut numbers = self.numbers.lock().unwrap_or_else(|e| e.into_inner());
+            numbers.0 += 1;
+            let header = StreamHeader { incarnation: self.incarnation, seq: numbers.0, v: numbers.1, target, kind };
+            encode_stream(&header, None)
+        };
+        // Queued behind everything numbered before it: the bus keeps the order.
+        self.bus.publish_now(&self.channel, message).await
+    }
+
     /// A frame for every remote client but `except`; `update`: the version of a logged update.
     pub(crate) fn broadcast(
         &self,

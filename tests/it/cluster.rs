@@ -11,25 +11,35 @@ use std::time::Duration;
 
 /// Node `node` of the binary on the database at `db`, talking to the others through `redis`.
 fn cluster_node(db: &str, redis: &str, node: &str) -> ServerProcess {
-    ServerProcess::spawn(std::process::Command::new(env!("CARGO_BIN_EXE_objectsync")).args([
-        "serve",
-        "--bind",
-        "127.0.0.1:0",
-        "--static",
-        "/nonexistent",
-        "--postgres",
-        db,
-        "--node-id",
-        node,
-        "--redis",
-        redis,
-        "--lease-ms",
-        "1500",
-        "--lease-renew-ms",
-        "300",
-        "--limit",
-        "cluster_heartbeat_ms=200",
-    ]))
+    cluster_node_with(db, redis, node, &[])
+}
+
+/// The same, with more `--limit NAME=VALUE`s.
+fn cluster_node_with(db: &str, redis: &str, node: &str, limits: &[&str]) -> ServerProcess {
+    let limits = limits.iter().flat_map(|l| ["--limit", l]);
+    ServerProcess::spawn(
+        std::process::Command::new(env!("CARGO_BIN_EXE_objectsync"))
+            .args([
+                "serve",
+                "--bind",
+                "127.0.0.1:0",
+                "--static",
+                "/nonexistent",
+                "--postgres",
+                db,
+                "--node-id",
+                node,
+                "--redis",
+                redis,
+                "--lease-ms",
+                "1500",
+                "--lease-renew-ms",
+                "300",
+                "--limit",
+                "cluster_heartbeat_ms=200",
+            ])
+            .args(limits),
+    )
 }
 
 /// A database, a Redis and three nodes.
@@ -460,4 +470,69 @@ async fn a_holder_paused_past_its_lease_writes_nothing_and_its_clients_end_on_th
         assert_eq!(w.acked.len(), 25, "{}: every action applied", w.client.id());
     }
     drop(paused);
+}
+
+#[tokio::test]
+async fn a_relay_that_misses_updates_fills_them_from_postgresql_before_anything_else() {
+    let pg = Postgres::start().await;
+    let db = pg.database().await;
+    let redis = Redis::start().await;
+    // Node 1 holds the room (heartbeats rare: only updates go by); node 2's relay keeps at
+    // most 64 messages waiting, so a burst of 300 overflows it and it misses some.
+    let one = cluster_node_with(&db, &redis.url(), "node-1", &["cluster_heartbeat_ms=5000"]);
+    let two = cluster_node_with(
+        &db,
+        &redis.url(),
+        "node-2",
+        &["cluster_subscription_len_max=64", "cluster_heartbeat_ms=5000"],
+    );
+    let mut w = connect(&one, "board").await;
+    let n = w.new_object_id().to_string();
+    let created = within(w.act(vec![create_node(&n, 0)])).await.expect("create");
+    let mut r = connect(&two, "board").await;
+    let mut last = created;
+    for x in 1..=300 {
+        last = within(w.send_action(vec![set_x(&n, x)])).await.expect("send");
+    }
+    let last = within(w.wait_ack(last)).await.expect("acknowledged");
+    let mut seen = Seen::new();
+    updates_until(&mut r, last, &mut seen).await;
+    let versions: Vec<u64> = seen.iter().map(|u| u.0).collect();
+    assert_eq!(versions, (created + 1..=last).collect::<Vec<_>>(), "every update, in order, once");
+    assert_eq!(x_of(&r, &n), Some(300));
+    let fills = node_metric(&two, "relay_gap_fills").await;
+    assert!(fills >= 1.0, "node 2 missed updates and filled them from PostgreSQL ({fills} fills)");
+}
+
+#[tokio::test]
+async fn a_graceful_stop_of_the_holder_hands_the_room_over_without_closing_other_nodes_sessions() {
+    let Cluster { _pg, db, redis: _redis, nodes } = three_nodes().await;
+    let mut nodes: Vec<Option<ServerProcess>> = nodes.into_iter().map(Some).collect();
+    let mut creator = connect(nodes[0].as_ref().expect("node 1"), "board").await;
+    let n = creator.new_object_id().to_string();
+    within(creator.act(vec![create_node(&n, 0)])).await.expect("create");
+    let mut writers = Vec::new();
+    for at in 1..3 {
+        writers.push(Writer::join(&nodes, at, "board", &n).await);
+    }
+    for w in &mut writers {
+        w.send(&nodes, 10).await;
+        w.settle(&nodes).await;
+    }
+    let stopping = nodes[0].take().expect("node 1");
+    stopping.signal(libc::SIGTERM);
+    let stopped = std::time::Instant::now();
+    for w in &mut writers {
+        w.send(&nodes, 10).await;
+        w.settle(&nodes).await;
+    }
+    let pause = stopped.elapsed();
+    check_history(&db, &writers).await;
+    for w in &writers {
+        assert_eq!(w.acked.len(), 20, "{}: every action applied", w.client.id());
+        assert_eq!(w.resumes, 0, "{}: its session went on", w.client.id());
+    }
+    // The lease (1.5 s) was released, not waited for.
+    assert!(pause < Duration::from_millis(1400), "the room moved at once ({pause:?})");
+    drop(stopping);
 }
