@@ -105,11 +105,8 @@ pub(crate) fn spawn(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> (RoomHandle, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(limits.room_inbox_len_max);
-    // A message's permits are a u32: the bound is one too, so the largest message always fits.
-    let inbox_bytes_max =
-        limits.room_inbox_bytes_max.clamp(1, u32::MAX as usize).min(tokio::sync::Semaphore::MAX_PERMITS);
     let RoomSeed { name, generation, doc, clients, clients_floor, log, store, registry, stream } = seed;
+    let (handle, rx) = RoomHandle::with_inbox(name.clone(), registry.clone(), &limits, false);
     // When a stored client last acted is not stored: at most now.
     let loaded_at = doc.version();
     let known =
@@ -153,8 +150,7 @@ pub(crate) fn spawn(
     state.trim_log();
     let span = tracing::info_span!("room", room = %name);
     let task = tokio::spawn(tracing::Instrument::instrument(state.run(rx, shutdown), span));
-    let inbox_bytes = Arc::new(tokio::sync::Semaphore::new(inbox_bytes_max));
-    (RoomHandle { name, tx, registry, inbox_bytes, inbox_bytes_max, relay: false }, task)
+    (handle, task)
 }
 
 impl RoomState {

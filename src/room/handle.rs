@@ -194,6 +194,23 @@ impl std::fmt::Debug for RoomHandle {
 }
 
 impl RoomHandle {
+    /// A handle on a new inbox (for a room's actor, or a relay when `relay`), bounded by
+    /// `room_inbox_len_max` commands and `room_inbox_bytes_max` bytes of client messages; the
+    /// receiving end is the actor's.
+    pub(super) fn with_inbox(
+        name: Arc<str>,
+        registry: Weak<Registry>,
+        limits: &crate::limits::ServerLimits,
+        relay: bool,
+    ) -> (RoomHandle, mpsc::Receiver<Command>) {
+        let (tx, rx) = mpsc::channel(limits.room_inbox_len_max);
+        // A message's permits are a u32: the bound is one too, so the largest message always fits.
+        let inbox_bytes_max =
+            limits.room_inbox_bytes_max.clamp(1, u32::MAX as usize).min(tokio::sync::Semaphore::MAX_PERMITS);
+        let inbox_bytes = Arc::new(tokio::sync::Semaphore::new(inbox_bytes_max));
+        (RoomHandle { name, tx, inbox_bytes, inbox_bytes_max, registry, relay }, rx)
+    }
+
     /// The room's name.
     pub fn name(&self) -> &str {
         &self.name

@@ -200,12 +200,7 @@ impl Registry {
             let tx = handle.tx.clone();
             self.tasks.spawn(async move { clients.run(requests, async move { tx.closed().await }).await });
         }
-        self.slots
-            .lock()
-            .map_err(|_| ServerError::ShuttingDown)?
-            .insert(name.to_owned(), Slot::Loaded { generation, handle: handle.clone() });
-        drop(claim);
-        Ok(handle)
+        self.install(name, generation, handle, claim)
     }
 
     /// Starts the relay of room `name`, held by another node, in the slot `claim` holds.
@@ -233,6 +228,17 @@ impl Registry {
         self.tasks.spawn(async move {
             let _ = task.await;
         });
+        self.install(name, generation, handle, claim)
+    }
+
+    /// Puts the running actor (or relay) in the slot `claim` holds.
+    fn install(
+        &self,
+        name: &str,
+        generation: u64,
+        handle: RoomHandle,
+        claim: Claim,
+    ) -> Result<RoomHandle, ServerError> {
         self.slots
             .lock()
             .map_err(|_| ServerError::ShuttingDown)?

@@ -139,6 +139,19 @@ struct Relay {
     moving: Vec<Moving>,
 }
 
+/// A number for a new relay, higher than every earlier one of this node (its microseconds since
+/// 1970, or the last one plus one): the holder knows a node's newest relay by it.
+fn next_incarnation() -> u64 {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_micros() as u64);
+    let mut next = 0;
+    let _ = LAST.fetch_update(std::sync::atomic::Ordering::SeqCst, std::sync::atomic::Ordering::SeqCst, |last| {
+        next = now.max(last + 1);
+        Some(next)
+    });
+    next
+}
+
 /// Starts the relay of a room held elsewhere; returns its handle and task.
 pub(crate) fn spawn_relay(
     seed: RelaySeed,
@@ -146,13 +159,11 @@ pub(crate) fn spawn_relay(
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
 ) -> (RoomHandle, tokio::task::JoinHandle<()>) {
-    let (tx, rx) = mpsc::channel(limits.room_inbox_len_max);
-    let inbox_bytes_max =
-        limits.room_inbox_bytes_max.clamp(1, u32::MAX as usize).min(tokio::sync::Semaphore::MAX_PERMITS);
     let RelaySeed { name, generation, registry, bus, store, stream, heartbeat } = seed;
+    let (handle, rx) = RoomHandle::with_inbox(name.clone(), registry.clone(), &limits, true);
     let relay = Relay {
         requests: requests_channel(&name),
-        incarnation_out: rand::random::<u64>() >> 11,
+        incarnation_out: next_incarnation(),
         request_seq: 0,
         name: name.clone(),
         generation,
@@ -174,8 +185,7 @@ pub(crate) fn spawn_relay(
     };
     let span = tracing::info_span!("relay", room = %name);
     let task = tokio::spawn(tracing::Instrument::instrument(relay.run(rx, stream, shutdown), span));
-    let inbox_bytes = Arc::new(tokio::sync::Semaphore::new(inbox_bytes_max));
-    (RoomHandle { name, tx, registry, inbox_bytes, inbox_bytes_max, relay: true }, task)
+    (handle, task)
 }
 
 impl Relay {

@@ -43,6 +43,8 @@ struct RemoteClient {
     client: ClientId,
     link: SessionLink,
     identity: Option<Arc<Identity>>,
+    /// The incarnation of the relay it joined through.
+    relay: u64,
 }
 
 /// Serves the remote clients of one loaded room until its actor stops.
@@ -123,7 +125,7 @@ impl RemoteClients {
                 let identity = identity.map(|i| Arc::new(i.into_identity()));
                 let request =
                     JoinRequest { resume, read_only, batch, compact_snapshots, identity: identity.clone(), takeover };
-                self.join(from, request).await;
+                self.join(from, relay, request).await;
             }
             Request::Message { from } => self.message(&from, &text).await,
             Request::Leave { from } => self.leave(&from).await,
@@ -133,7 +135,7 @@ impl RemoteClients {
         }
     }
 
-    async fn join(&mut self, from: RemoteConn, request: JoinRequest) {
+    async fn join(&mut self, from: RemoteConn, relay: u64, request: JoinRequest) {
         let identity = request.identity.clone();
         let closer = Arc::new(Closer::default());
         let out = Outlet::Remote { stream: self.stream.clone(), conn: from.clone() };
@@ -157,7 +159,7 @@ impl RemoteClients {
                     }
                 });
                 self.metrics.remote_clients.inc();
-                self.clients.insert(from, RemoteClient { client, link, identity });
+                self.clients.insert(from, RemoteClient { client, link, identity, relay });
             }
             Err(reason) => {
                 let _ = self.stream.to_conn(&from, StreamKind::Refused { reason }, None);
@@ -233,16 +235,35 @@ impl RemoteClients {
     }
 
     /// Checks the number of a request of `node`'s relay: after a gap, that node's clients are
-    /// closed (4008: they resume). `false` for a request seen already.
+    /// closed (4008: they resume). `false` for a request seen already. A new relay of the node
+    /// means the old one stopped: the clients that joined through it are gone (moved to the new
+    /// one, or closed), whether or not their leaves arrived.
     async fn in_order(&mut self, node: &CompactString, relay: u64, seq: u64) -> bool {
-        let last = self.numbers.insert(node.clone(), (relay, seq));
+        let last = self.numbers.get(node).copied();
         match last {
+            // An older relay's last words (its leaves): taken, not numbered.
+            Some((r, _)) if relay < r => return true,
+            Some((r, _)) if relay > r => {
+                let gone: Vec<RemoteConn> = self
+                    .clients
+                    .iter()
+                    .filter(|(c, rc)| c.node == *node && rc.relay < relay)
+                    .map(|(c, _)| c.clone())
+                    .collect();
+                for conn in gone {
+                    self.leave(&conn).await;
+                }
+            }
+            _ => {}
+        }
+        self.numbers.insert(node.clone(), (relay, seq));
+        match last.filter(|(r, _)| *r == relay) {
             Some((r, s)) if r == relay && seq <= s => {
                 self.numbers.insert(node.clone(), (r, s));
                 false
             }
             Some((r, s)) if r == relay && seq > s + 1 => {
-                tracing::warn!(%node, missing = seq - s - 1, "requests of a node were lost: its clients resume");
+                tracing::warn!(%node, missing = seq - s - 1, "requests of a node were lost: its clients move (they resume where they were)");
                 let conns: Vec<RemoteConn> = self.clients.keys().filter(|c| c.node == *node).cloned().collect();
                 for conn in conns {
                     if let Some(c) = self.clients.get(&conn) {

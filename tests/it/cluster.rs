@@ -203,13 +203,7 @@ async fn three_nodes_behave_as_one_server() {
 async fn a_redis_restart_mid_run_loses_nothing_and_duplicates_nothing() {
     let Cluster { _pg, db, mut redis, nodes } = three_nodes().await;
     let nodes: Vec<Option<ServerProcess>> = nodes.into_iter().map(Some).collect();
-    let mut creator = connect(nodes[0].as_ref().expect("node 1"), "board").await;
-    let n = creator.new_object_id().to_string();
-    within(creator.act(vec![create_node(&n, 0)])).await.expect("create");
-    let mut writers = Vec::new();
-    for at in 0..3 {
-        writers.push(Writer::join(&nodes, at, "board", &n).await);
-    }
+    let (_creator, mut writers) = writers_at(&nodes, 0..3).await;
     for w in &mut writers {
         w.send(&nodes, 20).await;
     }
@@ -240,13 +234,7 @@ async fn the_owner_killed_mid_run_loses_nothing_and_another_node_carries_on() {
     for trial in 0..trials {
         let db = pg.database().await;
         let mut nodes: Vec<Option<ServerProcess>> = start_nodes(&db, &redis).into_iter().map(Some).collect();
-        let mut creator = connect(nodes[0].as_ref().expect("node 1"), "board").await;
-        let n = creator.new_object_id().to_string();
-        within(creator.act(vec![create_node(&n, 0)])).await.expect("create");
-        let mut writers = Vec::new();
-        for at in 0..3 {
-            writers.push(Writer::join(&nodes, at, "board", &n).await);
-        }
+        let (creator, mut writers) = writers_at(&nodes, 0..3).await;
         for w in &mut writers {
             w.send(&nodes, 10).await;
             w.settle(&nodes).await;
@@ -375,6 +363,19 @@ impl Writer {
     }
 }
 
+/// A client of node 1 (which so holds the room) that created the object the writers move, and
+/// a writer at each node of `at`.
+async fn writers_at(nodes: &[Option<ServerProcess>], at: std::ops::Range<usize>) -> (Client, Vec<Writer>) {
+    let mut creator = connect(nodes[0].as_ref().expect("node 1"), "board").await;
+    let n = creator.new_object_id().to_string();
+    within(creator.act(vec![create_node(&n, 0)])).await.expect("create");
+    let mut writers = Vec::new();
+    for at in at {
+        writers.push(Writer::join(nodes, at, "board", &n).await);
+    }
+    (creator, writers)
+}
+
 /// Connects (or resumes) at `node`, retrying while the room is unavailable there (4002, 4008:
 /// held by a node that stopped, until its lease runs out).
 async fn connect_retrying(node: &ServerProcess, room: &str, resume: Option<(Resume, Mirror)>) -> Client {
@@ -432,13 +433,7 @@ async fn check_history(db: &str, writers: &[Writer]) {
 async fn a_holder_paused_past_its_lease_writes_nothing_and_its_clients_end_on_the_new_history() {
     let Cluster { _pg, db, redis: _redis, nodes } = three_nodes().await;
     let mut nodes: Vec<Option<ServerProcess>> = nodes.into_iter().map(Some).collect();
-    let mut creator = connect(nodes[0].as_ref().expect("node 1"), "board").await;
-    let n = creator.new_object_id().to_string();
-    within(creator.act(vec![create_node(&n, 0)])).await.expect("create");
-    let mut writers = Vec::new();
-    for at in 0..3 {
-        writers.push(Writer::join(&nodes, at, "board", &n).await);
-    }
+    let (_creator, mut writers) = writers_at(&nodes, 0..3).await;
     for w in &mut writers {
         w.send(&nodes, 10).await;
         w.settle(&nodes).await;
@@ -508,13 +503,7 @@ async fn a_relay_that_misses_updates_fills_them_from_postgresql_before_anything_
 async fn a_graceful_stop_of_the_holder_hands_the_room_over_without_closing_other_nodes_sessions() {
     let Cluster { _pg, db, redis: _redis, nodes } = three_nodes().await;
     let mut nodes: Vec<Option<ServerProcess>> = nodes.into_iter().map(Some).collect();
-    let mut creator = connect(nodes[0].as_ref().expect("node 1"), "board").await;
-    let n = creator.new_object_id().to_string();
-    within(creator.act(vec![create_node(&n, 0)])).await.expect("create");
-    let mut writers = Vec::new();
-    for at in 1..3 {
-        writers.push(Writer::join(&nodes, at, "board", &n).await);
-    }
+    let (_creator, mut writers) = writers_at(&nodes, 1..3).await;
     for w in &mut writers {
         w.send(&nodes, 10).await;
         w.settle(&nodes).await;
