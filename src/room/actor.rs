@@ -271,9 +271,9 @@ impl RoomState {
     }
 
     /// A message forwarded by a session that took this room for one held elsewhere (its relay
-    /// moved it here): applied like the session would have sent it. A service call is answered
-    /// `unavailable` (services run beside the session's own handle, which is the relay's: the
-    /// client calls again after its next reconnect).
+    /// moved it here): applied like the session would have sent it. Its session runs service
+    /// calls itself once the room is here; one that was on its way when the room came is
+    /// answered `unavailable` (the client may call again).
     pub(super) fn forwarded(&mut self, client: ClientId, text: &str) {
         match crate::protocol::decode_client(text) {
             Ok(ClientMessage::Action { id, base, changes, step }) => {
@@ -283,7 +283,7 @@ impl RoomState {
             Ok(ClientMessage::Redo { id, scope }) => self.undo(client, id, scope, true),
             Ok(ClientMessage::Presence { state }) => self.presence(client, state),
             Ok(ClientMessage::Call { id, .. }) => {
-                let reason = "the room moved to this client's node; call again after reconnecting";
+                let reason = "the room moved to this client's node while the call was on its way; call again";
                 self.send_to(&client, crate::protocol::encode_result(id, Err(("unavailable", reason))).into());
             }
             _ => {}

@@ -203,6 +203,14 @@ impl Registry {
         self.install(name, generation, handle, claim)
     }
 
+    /// Room `name` if it is loaded (its actor or relay), without loading it.
+    pub(crate) fn loaded(&self, name: &str) -> Option<RoomHandle> {
+        match self.slots.lock().ok()?.get(name) {
+            Some(Slot::Loaded { handle, .. }) => Some(handle.clone()),
+            _ => None,
+        }
+    }
+
     /// Starts the relay of room `name`, held by another node, in the slot `claim` holds.
     async fn relay(
         self: &Arc<Self>,

@@ -250,10 +250,14 @@ async fn the_owner_killed_mid_run_loses_nothing_and_another_node_carries_on() {
             w.settle(&nodes).await;
         }
         pauses.push(killed.elapsed());
-        // And the room goes on.
+        // And the room goes on; services answer the moved sessions.
         for w in &mut writers {
             w.send(&nodes, 5).await;
             w.settle(&nodes).await;
+        }
+        for w in writers.iter_mut().skip(1) {
+            let answer = within(w.client.call("echo", objectsync::model::Value::from("after"))).await;
+            assert!(answer.is_ok(), "trial {trial}: a service answers {} after the move: {answer:?}", w.client.id());
         }
         check_history(&db, &writers).await;
         for w in &writers {

@@ -180,6 +180,13 @@ impl Session {
                 let reason = format!("call id {id} is above {} (2^53 - 1)", protocol::ID_MAX);
                 return self.queue(protocol::encode_result(id, Err(("bad_id", &reason))));
             }
+            // A call runs beside the room: here if the room came to this node meanwhile (its
+            // relay moved this session to it), else on the node holding it.
+            ClientMessage::Call { id, service, args } if self.room.is_relay() && self.room_here().is_some() => {
+                let room = self.room_here().expect("invariant: checked just above");
+                self.call_in(room, id, service, args);
+                return true;
+            }
             // A room held by another node gets the message as it came (checked above).
             ClientMessage::Action { .. }
             | ClientMessage::Undo { .. }
@@ -232,10 +239,21 @@ impl Session {
         }
     }
 
+    /// The room's actor, if it runs on this node now (for a session that joined it through a
+    /// relay and was moved to it).
+    fn room_here(&self) -> Option<RoomHandle> {
+        self.inner.rooms.loaded(self.room.name()).filter(|h| !h.is_relay())
+    }
+
     /// Runs a service in its own task, with the timeout, and queues its `result`.
     fn call(&self, id: u64, service: String, args: crate::model::Value) {
+        self.call_in(self.room.clone(), id, service, args);
+    }
+
+    /// The same, the service reaching the room through `room`.
+    fn call_in(&self, room: RoomHandle, id: u64, service: String, args: crate::model::Value) {
         let request = ServiceRequest {
-            room: self.room.clone(),
+            room,
             client: self.client.clone(),
             identity: self.identity.clone(),
             link: self.link.clone(),
