@@ -132,8 +132,8 @@ struct Relay {
     version: u64,
     last_heard: Instant,
     idle_since: Instant,
-    /// Its sessions were reset: it stops, and the next join goes through the store again (the
-    /// room may have moved, or be free to take).
+    /// Its sessions were moved (or closed): it stops, and the next join goes through the store
+    /// again (the room may have moved, or be free to take).
     done: bool,
     /// Sessions to move to the room's next home when it stops.
     moving: Vec<Moving>,
@@ -413,7 +413,7 @@ impl Relay {
     }
 
     /// Checks the stream's order; fills a gap of logged updates from the store. `false` if
-    /// the message must not be passed on (the sessions were reset).
+    /// the message must not be passed on (the sessions were moved).
     async fn in_order(&mut self, header: &StreamHeader) -> bool {
         let update = matches!(header.kind, StreamKind::Frame { update: true });
         let version_before = header.v - u64::from(update);
