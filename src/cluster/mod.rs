@@ -12,6 +12,8 @@ pub use self::redis::RedisBus;
 
 use async_trait::async_trait;
 use bytes::Bytes;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use tokio::sync::{mpsc, Notify};
@@ -31,6 +33,9 @@ pub enum BusError {
     Failed(String),
 }
 
+/// The receiver count of a message queued by [`Bus::publish_counted`], once it is published.
+pub(crate) type Published = Pin<Box<dyn Future<Output = Result<u64, BusError>> + Send>>;
+
 /// Publish and subscribe between the nodes of a cluster.
 #[async_trait]
 pub(crate) trait Bus: Send + Sync + 'static {
@@ -39,9 +44,9 @@ pub(crate) trait Bus: Send + Sync + 'static {
     /// Queues `message` to be published on `channel` after everything queued before it (in
     /// that order), without waiting; refused past the bus's byte bound.
     fn publish(&self, channel: &str, message: Bytes) -> Result<(), BusError>;
-    /// Publishes `message` on `channel` after everything queued before it; says how many
-    /// subscribers received it.
-    async fn publish_now(&self, channel: &str, message: Bytes) -> Result<u64, BusError>;
+    /// Queues `message` like [`publish`](Bus::publish) (at once, in order), and returns what
+    /// says, once it is published, how many subscribers received it.
+    fn publish_counted(&self, channel: &str, message: Bytes) -> Published;
     /// Subscribes to `channel` (replacing an earlier subscription of this node to it).
     async fn subscribe(&self, channel: &str) -> Result<Subscription, BusError>;
     /// Ends this node's subscription to `channel`.

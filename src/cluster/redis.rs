@@ -7,7 +7,7 @@
 //! Must not: wait in `publish` (rooms call it from their actor), or hold messages past
 //! `cluster_publish_bytes_max`.
 
-use super::{subscription, Bus, BusError, Subscription, SubscriptionSender};
+use super::{subscription, Bus, BusError, Published, Subscription, SubscriptionSender};
 use async_trait::async_trait;
 use bytes::Bytes;
 use fred::clients::SubscriberClient;
@@ -120,10 +120,13 @@ impl Bus for RedisBus {
         self.enqueue(Outgoing { channel: channel.to_owned(), message, done: None })
     }
 
-    async fn publish_now(&self, channel: &str, message: Bytes) -> Result<u64, BusError> {
+    fn publish_counted(&self, channel: &str, message: Bytes) -> Published {
         let (done, rx) = oneshot::channel();
-        self.enqueue(Outgoing { channel: channel.to_owned(), message, done: Some(done) })?;
-        rx.await.map_err(|_| BusError::Failed("the publisher has stopped".into()))?
+        let queued = self.enqueue(Outgoing { channel: channel.to_owned(), message, done: Some(done) });
+        Box::pin(async move {
+            queued?;
+            rx.await.map_err(|_| BusError::Failed("the publisher has stopped".into()))?
+        })
     }
 
     async fn subscribe(&self, channel: &str) -> Result<Subscription, BusError> {

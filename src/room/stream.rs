@@ -38,6 +38,24 @@ impl RoomStream {
         frame: Option<&Frame>,
         update: Option<u64>,
     ) -> Result<(), BusError> {
+        self.queue(target, kind, frame, update, |bus, channel, message| bus.publish(channel, message))
+    }
+
+    /// Publishes a message without a frame and waits until it is published.
+    pub(crate) async fn send_now(&self, target: Target, kind: StreamKind) -> Result<u64, BusError> {
+        self.queue(target, kind, None, None, |bus, channel, message| bus.publish_counted(channel, message)).await
+    }
+
+    /// Numbers a message and hands it to the bus with `publish` under the same lock, so the
+    /// bus's order is the numbers' order.
+    fn queue<R>(
+        &self,
+        target: Target,
+        kind: StreamKind,
+        frame: Option<&Frame>,
+        update: Option<u64>,
+        publish: impl FnOnce(&dyn Bus, &str, bytes::Bytes) -> R,
+    ) -> R {
         let mut numbers = self.numbers.lock().unwrap_or_else(|e| e.into_inner());
         numbers.0 += 1;
         if let Some(v) = update {
@@ -45,19 +63,7 @@ impl RoomStream {
             numbers.1 = v;
         }
         let header = StreamHeader { incarnation: self.incarnation, seq: numbers.0, v: numbers.1, target, kind };
-        self.bus.publish(&self.channel, encode_stream(&header, frame))
-    }
-
-    /// Publishes a message without a frame and waits until it is published.
-    pub(crate) async fn send_now(&self, target: Target, kind: StreamKind) -> Result<u64, BusError> {
-        let message = {
-            let mut numbers = self.numbers.lock().unwrap_or_else(|e| e.into_inner());
-            numbers.0 += 1;
-            let header = StreamHeader { incarnation: self.incarnation, seq: numbers.0, v: numbers.1, target, kind };
-            encode_stream(&header, None)
-        };
-        // Queued behind everything numbered before it: the bus keeps the order.
-        self.bus.publish_now(&self.channel, message).await
+        publish(&*self.bus, &self.channel, encode_stream(&header, frame))
     }
 
     /// A frame for every remote client but `except`; `update`: the version of a logged update.

@@ -5,6 +5,7 @@
 
 use crate::databases::{Postgres, Redis};
 use crate::harness::{create_node, set_x, within, ServerProcess};
+use crate::postgres::node_command;
 use objectsync::client::{Client, ClientError, ConnectOptions, Event, Mirror};
 use objectsync::protocol::{ClientMessage, Resume};
 use std::time::Duration;
@@ -16,30 +17,10 @@ fn cluster_node(db: &str, redis: &str, node: &str) -> ServerProcess {
 
 /// The same, with more `--limit NAME=VALUE`s.
 fn cluster_node_with(db: &str, redis: &str, node: &str, limits: &[&str]) -> ServerProcess {
-    let limits = limits.iter().flat_map(|l| ["--limit", l]);
-    ServerProcess::spawn(
-        std::process::Command::new(env!("CARGO_BIN_EXE_objectsync"))
-            .args([
-                "serve",
-                "--bind",
-                "127.0.0.1:0",
-                "--static",
-                "/nonexistent",
-                "--postgres",
-                db,
-                "--node-id",
-                node,
-                "--redis",
-                redis,
-                "--lease-ms",
-                "1500",
-                "--lease-renew-ms",
-                "300",
-                "--limit",
-                "cluster_heartbeat_ms=200",
-            ])
-            .args(limits),
-    )
+    let mut cmd = node_command(db, node);
+    cmd.args(["--redis", redis, "--limit", "cluster_heartbeat_ms=200"]);
+    cmd.args(limits.iter().flat_map(|l| ["--limit", l]));
+    ServerProcess::spawn(&mut cmd)
 }
 
 /// A database, a Redis and three nodes.

@@ -142,21 +142,15 @@ async fn a_server_on_postgres_acknowledges_after_commit_and_another_node_carries
 
 /// The real binary, node `node` of the nodes sharing the database at `url`, with a short lease.
 fn node(url: &str, node: &str) -> ServerProcess {
-    ServerProcess::spawn(std::process::Command::new(env!("CARGO_BIN_EXE_objectsync")).args([
-        "serve",
-        "--bind",
-        "127.0.0.1:0",
-        "--static",
-        "/nonexistent",
-        "--postgres",
-        url,
-        "--node-id",
-        node,
-        "--lease-ms",
-        "1500",
-        "--lease-renew-ms",
-        "300",
-    ]))
+    ServerProcess::spawn(&mut node_command(url, node))
+}
+
+/// The command of [`node`], for more arguments (the cluster's tests add `--redis`).
+pub(crate) fn node_command(url: &str, node: &str) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_objectsync"));
+    cmd.args(["serve", "--bind", "127.0.0.1:0", "--static", "/nonexistent", "--postgres", url, "--node-id", node]);
+    cmd.args(["--lease-ms", "1500", "--lease-renew-ms", "300"]);
+    cmd
 }
 
 /// Connects to `room` on `node` as soon as it has the room (it refuses it with 4002 while
