@@ -38,7 +38,7 @@ use crate::limits::{ModelLimits, ServerLimits};
 use crate::room::{load_room, valid_room_name};
 use crate::server::JwtAuth;
 use crate::server::{ServerBuilder, StoreChoice};
-use crate::store::{RoomSnapshot, SqliteStore, Store, DEFAULT_DATA_DIR};
+use crate::store::{RoomSnapshot, SqliteStore, Store, StoredRoom, DEFAULT_DATA_DIR};
 use crate::tls::TlsConfig;
 use anyhow::{anyhow, bail, Context};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
@@ -198,6 +198,18 @@ enum Command {
         /// Data directory.
         #[arg(long, default_value = DEFAULT_DATA_DIR)]
         data: PathBuf,
+    },
+    /// Load every stored room and bring it to this build's schema version (the application's
+    /// migrations), reporting each room: ok, what changed, or why it cannot be read. Stop the
+    /// server and back the directory up first; with --dry-run nothing is written (and the
+    /// server may run).
+    Migrate {
+        /// Data directory.
+        #[arg(long, default_value = DEFAULT_DATA_DIR)]
+        data: PathBuf,
+        /// Run the migrations in memory only and report; write nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
 }
 
@@ -413,6 +425,7 @@ async fn execute(command: Command, app: &dyn Fn() -> ServerBuilder) -> anyhow::R
         }
         Command::Export { room, data, raw: false } => export(&room, &data, app()).await,
         Command::Import { room, file, data } => import(&room, &file, &data, app()).await,
+        Command::Migrate { data, dry_run } => migrate(&data, dry_run, app()).await,
     }
 }
 
@@ -452,8 +465,13 @@ async fn export(room: &str, data: &Path, builder: ServerBuilder) -> anyhow::Resu
         .map_err(|e| cannot_load(room, e))?
         .ok_or_else(|| anyhow!("no room {room:?} in {}", data.display()))?;
     let types = Arc::new(builder.types);
-    let (doc, clients, _) = load_room(&types, &builder.model_limits, room, stored).map_err(|e| cannot_load(room, e))?;
-    let snapshot = RoomSnapshot { doc: doc.snapshot(), clients, clients_floor: 0 };
+    let restored = load_room(&types, &builder.model_limits, room, stored).map_err(|e| cannot_load(room, e))?;
+    let snapshot = RoomSnapshot {
+        doc: restored.doc.snapshot(),
+        clients: restored.clients,
+        clients_floor: 0,
+        schema: Some(types.schema()),
+    };
     println!("{}", serde_json::to_string_pretty(&snapshot)?);
     Ok(())
 }
@@ -465,16 +483,79 @@ async fn import(room: &str, file: &Path, data: &Path, builder: ServerBuilder) ->
     let text = std::fs::read_to_string(file).with_context(|| file.display().to_string())?;
     let snapshot: RoomSnapshot =
         crate::protocol::decode_trusted(&text).map_err(|e| anyhow!("{}: {e}", file.display()))?;
-    // Check it as thoroughly as a load would before replacing anything: the tree and its
-    // values against the types and limits, versions and action ids in the JSON-safe range.
-    crate::model::Document::from_snapshot(Arc::new(builder.types), builder.model_limits, snapshot.doc.clone())
-        .map_err(|e| anyhow!("{}: not a valid room: {e}", file.display()))?;
     if let Some(c) = snapshot.clients.iter().find(|c| c.last_action > crate::model::JSON_SAFE_INT_MAX) {
         bail!("{}: client {} has action id {} above 2^53 - 1", file.display(), c.id, c.last_action);
     }
+    // Loaded as a stored room would be before replacing anything: the tree and its values
+    // checked against the types and limits, versions in the JSON-safe range, and a snapshot of
+    // an earlier schema version migrated (what is imported is what a load would make of it).
+    let types = Arc::new(builder.types);
+    let stored = StoredRoom { snapshot: Some(snapshot.clone()), log: Vec::new(), clients: Vec::new() };
+    let restored = load_room(&types, &builder.model_limits, room, stored)
+        .map_err(|e| anyhow!("{}: not a valid room: {e}", file.display()))?;
+    let snapshot = RoomSnapshot {
+        doc: restored.doc.snapshot(),
+        clients: snapshot.clients,
+        clients_floor: snapshot.clients_floor,
+        schema: Some(types.schema()),
+    };
     let store = SqliteStore::open(data)?;
     store.replace_room(room, &snapshot).await?;
     println!("imported room {room} at version {}", snapshot.doc.version);
+    Ok(())
+}
+
+/// `migrate`: every stored room loaded (and migrated) as the server would load it, a line per
+/// room; unless `dry_run`, each room whose snapshot does not record this build's types is stored
+/// again (migrated). Fails if any room cannot be read, after reporting all of them.
+async fn migrate(data: &Path, dry_run: bool, builder: ServerBuilder) -> anyhow::Result<()> {
+    let store = if dry_run { SqliteStore::open_for_reading(data)? } else { SqliteStore::open(data)? };
+    let types = Arc::new(builder.types);
+    let mut rooms = store.rooms().await?;
+    rooms.sort();
+    let (mut failed, mut migrated) = (0usize, 0usize);
+    for room in &rooms {
+        let outcome = match store.load(room).await {
+            Ok(Some(stored)) => load_room(&types, &builder.model_limits, room, stored),
+            Ok(None) => continue,
+            Err(e) => Err(e),
+        };
+        let restored = match outcome {
+            Ok(restored) => restored,
+            Err(e) => {
+                failed += 1;
+                println!("{room}: error: {e}");
+                continue;
+            }
+        };
+        let saved = match restored.snapshot_to_store(&types) {
+            Some((snapshot, compact_to)) if !dry_run => {
+                store.save_snapshot(room, &snapshot, compact_to).await.map(|()| true)
+            }
+            _ => Ok(false),
+        };
+        if let Err(e) = saved {
+            failed += 1;
+            println!("{room}: error: {e}");
+            continue;
+        }
+        let verb = if dry_run { "would migrate" } else { "migrated" };
+        match &restored.migrated {
+            Some(m) => {
+                migrated += 1;
+                println!(
+                    "{room}: {verb} from schema version {} to {}: {} objects changed, {} removed, {} added",
+                    m.from, m.to, m.changed, m.removed, m.added
+                );
+            }
+            None => println!("{room}: ok, at schema version {}", types.schema_version()),
+        }
+    }
+    let written = if dry_run { "nothing written" } else { "stored" };
+    println!("{} rooms: {migrated} to migrate, {failed} that cannot be read ({written})", rooms.len());
+    if failed > 0 {
+        bail!("{failed} of {} rooms cannot be read with these types", rooms.len());
+    }
     Ok(())
 }
 

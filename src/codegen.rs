@@ -139,7 +139,7 @@ pub fn typescript(types: &TypeRegistry, import_from: &str) -> String {
     for (type_name, attrs) in &described {
         write_class(&mut out, type_name, attrs);
     }
-    write_maps(&mut out, &described);
+    write_maps(&mut out, &described, types);
     out
 }
 
@@ -186,7 +186,15 @@ fn write_class(out: &mut String, type_name: &str, attrs: &[AttrInfo<'_>]) {
 }
 
 /// The maps over every type: `schema` (and `classes`), `defaults`, and the `TypeName` union.
-fn write_maps(out: &mut String, described: &[&(&str, Vec<AttrInfo<'_>>)]) {
+fn write_maps(out: &mut String, described: &[&(&str, Vec<AttrInfo<'_>>)], types: &TypeRegistry) {
+    let _ = writeln!(out);
+    let _ = writeln!(
+        out,
+        "/** The schema version of these types and their fingerprint: give `fingerprint` to `ObjectSyncClient` (its `hello` \
+         sends it), and a server with other types refuses the client with close code 4009 (the `schema_mismatch` event). */"
+    );
+    let _ = writeln!(out, "export const schemaVersion = {};", types.schema_version());
+    let _ = writeln!(out, "export const fingerprint = {};", js_string(types.fingerprint()));
     let _ = writeln!(out);
     let _ = writeln!(
         out,
@@ -248,6 +256,11 @@ const CLOSE_CODES: &[(&str, u16, &str)] = &[
         "ROOM_MOVED",
         close::ROOM_MOVED,
         "in a cluster, the link to the node holding the room was interrupted; nothing acknowledged is lost: resume",
+    ),
+    (
+        "SCHEMA_MISMATCH",
+        close::SCHEMA_MISMATCH,
+        "the client was built for other types than the server's (hello.schema): reload it rather than reconnect",
     ),
 ];
 
@@ -448,6 +461,8 @@ mod tests {
                       Div: DivObject,\n  Text: TextObject,\n} as const;\n";
         assert!(ts.contains(schema), "{ts}");
         assert!(ts.contains("export const classes = schema;"), "{ts}");
+        let fingerprint = format!("export const fingerprint = \"{}\";\n", crate::presets::demo::types().fingerprint());
+        assert!(ts.contains(&fingerprint) && ts.contains("export const schemaVersion = 1;\n"), "{ts}");
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub use cluster::BusError;
 #[cfg(feature = "redis")]
 pub use cluster::RedisBus;
 pub use limits::{ModelLimits, ServerLimits};
-pub use room::{load_room, ClientId, RoomError, RoomHandle, ServerError};
+pub use room::{load_room, ClientId, RestoredRoom, RoomError, RoomHandle, ServerError};
 pub use server::{AuthRequest, BoxFuture, BuildError, Grant, JwtAuth, KeyError, Server, ServerBuilder, ServiceCall};
 pub use tls::{TlsConfig, TlsError};
 

@@ -36,6 +36,8 @@ pub struct Metrics {
     pub held_bytes: Gauge,
     /// Stored rooms that could not be loaded (each attempt counts).
     pub room_load_failures: Counter,
+    /// Stored rooms brought to this build's schema version when they loaded (and stored so).
+    pub room_migrations: Counter,
     /// With a store shared by nodes: rooms this node took (a lease claimed at load).
     pub lease_claims: Counter,
     /// With a store shared by nodes: loads that found the room held by another node.
@@ -69,6 +71,7 @@ impl Default for Metrics {
             slow_disconnects: Counter::default(),
             bad_messages: Counter::default(),
             room_load_failures: Counter::default(),
+            room_migrations: Counter::default(),
             lease_claims: Counter::default(),
             held_elsewhere: Counter::default(),
             fenced_writes: Counter::default(),
@@ -94,6 +97,11 @@ impl Default for Metrics {
             "room_load_failures",
             "Attempts to load a stored room that failed (see the ERROR log line)",
             m.room_load_failures.clone(),
+        );
+        registry.register(
+            "room_migrations",
+            "Stored rooms migrated to this build's schema version as they loaded",
+            m.room_migrations.clone(),
         );
         registry.register(
             "outbound_bytes",

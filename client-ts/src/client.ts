@@ -27,7 +27,7 @@ import { CallError, ObjectSyncError, RejectedError } from "./errors.js";
 import type { ActionHandle } from "./handle.js";
 import { ActionRecord } from "./handle.js";
 import type { Change, EmitChange, HelloMessage, JsonObject, JsonValue, UserInfo, WelcomeMessage } from "./protocol.js";
-import { PROTOCOL_VERSION } from "./protocol.js";
+import { CloseCode, PROTOCOL_VERSION } from "./protocol.js";
 import type { Outcome } from "./rebase.js";
 import { Rebase } from "./rebase.js";
 import type { ClassFor, Schema, SchemaClass, TypedCreateOptions } from "./schema.js";
@@ -57,6 +57,8 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
   private readonly defaults = new Map<string, JsonObject>();
   /** The schema every change is checked against before it is applied; `null` without one. */
   private readonly schema: SchemaIndex | null;
+  /** The fingerprint of the types this client was built for, sent in `hello`. */
+  private readonly fingerprint: string | undefined;
   private readonly records = new Map<number, ActionRecord>();
   private tx: ActionRecord | null = null;
   private token: string | undefined;
@@ -76,6 +78,7 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
   constructor(options: ClientOptions<S> = {}) {
     super();
     this.schema = options.schema === undefined ? null : new SchemaIndex(options.schema);
+    this.fingerprint = options.fingerprint;
     for (const [type, cls] of Object.entries(options.schema ?? {})) {
       this.classes.set(type, cls);
       this.defaults.set(type, defaultsOf(cls.attrs));
@@ -141,6 +144,9 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
     let lastClose = "";
     conn.on("close", (e) => {
       lastClose = `closed with ${e.code}${e.reason === "" ? "" : `: ${e.reason}`}`;
+      if (e.code === CloseCode.schemaMismatch) {
+        this.dispatch("schema_mismatch", { fingerprint: this.fingerprint ?? "", reason: e.reason });
+      }
     });
     conn.on("state", (e) => {
       if (e.previous === "open") this.onDisconnected();
@@ -413,6 +419,7 @@ export class ObjectSyncClient<S extends Schema = Schema> extends Emitter<ClientE
   private hello(): HelloMessage {
     const msg: HelloMessage = { t: "hello", protocol: PROTOCOL_VERSION, batch: true, compact_snapshots: true };
     if (this.token !== undefined) msg.token = this.token;
+    if (this.fingerprint !== undefined) msg.schema = this.fingerprint;
     const client = this.rebase.clientId;
     const version = this.rebase.resumeVersion();
     if (!this.forceReload && client !== null && this.resumeToken !== null && version !== null) {

@@ -61,9 +61,19 @@ export interface ConnectionOptions {
   /** Reconnect when nothing arrived for this long; 0 (default) turns the watchdog off.
    * Browsers answer server pings without telling scripts, so pick more than a quiet room's gap. */
   readonly silenceTimeoutMs?: number;
-  /** Close codes after which the connection gives up (default: bad handshake, unauthorized). */
+  /** Close codes after which the connection gives up (default {@link DEFAULT_FATAL_CLOSE_CODES}). */
   readonly fatalCloseCodes?: readonly number[];
 }
+
+/**
+ * The close codes after which reconnecting cannot help, so the connection gives up: a bad
+ * handshake, an unauthorized client, and a client built for other types than the server's.
+ */
+export const DEFAULT_FATAL_CLOSE_CODES: readonly number[] = [
+  CloseCode.badHandshake,
+  CloseCode.unauthorized,
+  CloseCode.schemaMismatch,
+];
 
 /** Events of a {@link Connection}. */
 export interface ConnectionEvents {
@@ -260,7 +270,7 @@ export class Connection extends Emitter<ConnectionEvents> {
 
   private scheduleReconnect(code: number, reason: string): void {
     this.clearTimers();
-    const fatal = (this.options.fatalCloseCodes ?? [CloseCode.badHandshake, CloseCode.unauthorized]).includes(code);
+    const fatal = (this.options.fatalCloseCodes ?? DEFAULT_FATAL_CLOSE_CODES).includes(code);
     if (!this.started || fatal) {
       this.started = false;
       this.dispatch("close", { code, reason, reconnectInMs: null });

@@ -133,6 +133,10 @@ pub struct ConnectOptions {
     /// For `wss://` URLs: root certificates (PEM) trusted besides the public ones (Mozilla's,
     /// built in), e.g. a private CA's or a self-signed server's own certificate.
     pub tls_roots_pem: Option<Vec<u8>>,
+    /// The fingerprint of the types this client was built for
+    /// ([`TypeRegistry::fingerprint`](crate::model::TypeRegistry::fingerprint)): a server with
+    /// other types refuses it with close code 4009 (`SCHEMA_MISMATCH`). `None`: not checked.
+    pub schema: Option<String>,
 }
 
 /// A connection to one room.
@@ -196,6 +200,7 @@ impl Client {
             resume,
             batch: true,
             compact_snapshots: true,
+            schema: options.schema,
         })
         .await?;
         match c.recv().await? {

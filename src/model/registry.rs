@@ -11,12 +11,14 @@ use super::change::{Actor, Change, NodeSnapshot};
 use super::document::{Document, ObjKey};
 use super::error::ModelError;
 use super::kind::{Kind, TopicKind};
+use super::migration::Migration;
+use super::schema::{AttrShape, Schema, TypeShape, FIRST_SCHEMA_VERSION};
 use super::tx::Tx;
 use super::value::Value;
 use compact_str::CompactString;
 use std::collections::HashMap;
 use std::marker::PhantomData;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// Index of a type in its registry.
 pub(crate) type TypeIdx = u16;
@@ -107,11 +109,18 @@ impl TypeDef {
     }
 }
 
-/// All SObject types of an application and the hooks on them.
+/// All SObject types of an application and the hooks on them, with the schema version they
+/// make and the migrations that bring rooms stored at earlier versions to it.
 pub struct TypeRegistry {
     types: Vec<TypeDef>,
     by_name: HashMap<CompactString, TypeIdx>,
     permission: Option<PermissionFn>,
+    version: u32,
+    migrations: Vec<Migration>,
+    /// Fingerprints of client builds let in besides this registry's own.
+    compatible: Vec<String>,
+    /// This registry's fingerprint, once asked (reset by every change of the types).
+    fingerprint: OnceLock<String>,
 }
 
 impl Default for TypeRegistry {
@@ -129,9 +138,148 @@ impl std::fmt::Debug for TypeRegistry {
 impl TypeRegistry {
     /// A registry holding only the built-in root type.
     pub fn new() -> Self {
-        let mut r = TypeRegistry { types: Vec::new(), by_name: HashMap::new(), permission: None };
+        let mut r = TypeRegistry {
+            types: Vec::new(),
+            by_name: HashMap::new(),
+            permission: None,
+            version: FIRST_SCHEMA_VERSION,
+            migrations: Vec::new(),
+            compatible: Vec::new(),
+            fingerprint: OnceLock::new(),
+        };
         r.define(ROOT_TYPE, Vec::new());
         r
+    }
+
+    /// Declares the schema version these types make (1 when never declared). Every stored
+    /// snapshot records it; a room stored at an earlier version is brought to this one by the
+    /// registered [`Migration`]s when it loads, and one stored at a later version is refused.
+    /// Raise it with every change of the types that stored rooms cannot be read with as they
+    /// are (a rename, a removal, a new kind), and register the step from the previous version.
+    ///
+    /// ```
+    /// use objectsync::model::{Migration, TypeRegistry};
+    /// let mut types = TypeRegistry::new().version(2);
+    /// types.migration(Migration::from_version(1).rename_type("Note", "Card"));
+    /// assert_eq!(types.schema_version(), 2);
+    /// ```
+    pub fn version(mut self, version: u32) -> Self {
+        self.set_version(version);
+        self
+    }
+
+    /// As [`version`](Self::version), on a registry behind a reference.
+    ///
+    /// # Panics
+    /// If `version` is 0 (versions start at 1): a start-up mistake.
+    pub fn set_version(&mut self, version: u32) {
+        assert!(version >= FIRST_SCHEMA_VERSION, "schema versions start at {FIRST_SCHEMA_VERSION}");
+        self.version = version;
+    }
+
+    /// The schema version these types make.
+    pub fn schema_version(&self) -> u32 {
+        self.version
+    }
+
+    /// Registers the step that brings a room stored at `migration`'s version to the next one.
+    ///
+    /// # Panics
+    /// If a step from that version is already registered, or it starts at or after this
+    /// registry's version (set the version first): start-up mistakes.
+    pub fn migration(&mut self, migration: Migration) -> &mut Self {
+        let from = migration.from();
+        assert!(
+            self.migrations.iter().all(|m| m.from() != from),
+            "a migration from schema version {from} is registered twice"
+        );
+        assert!(
+            from < self.version,
+            "a migration from schema version {from} needs types of a later version (set TypeRegistry::version first; it is {})",
+            self.version
+        );
+        self.migrations.push(migration);
+        self
+    }
+
+    /// The step from version `from`, if registered.
+    pub(crate) fn migration_from(&self, from: u32) -> Option<&Migration> {
+        self.migrations.iter().find(|m| m.from() == from)
+    }
+
+    /// Lets in clients built for other types, by their fingerprint: after a change old clients
+    /// still work with (an added attribute or type they never touch), name the previous
+    /// fingerprint here so they are not told to reload. By default only clients of exactly
+    /// these types (or clients that name none) are let in.
+    pub fn accept_clients_of(&mut self, fingerprint: impl Into<String>) -> &mut Self {
+        self.compatible.push(fingerprint.into());
+        self
+    }
+
+    /// Whether a client that says it was built for types of `fingerprint` is let in.
+    pub fn accepts_client(&self, fingerprint: &str) -> bool {
+        fingerprint == self.fingerprint() || self.compatible.iter().any(|f| f == fingerprint)
+    }
+
+    /// These types as data, with the schema version: what every stored snapshot records.
+    pub fn schema(&self) -> Schema {
+        Schema {
+            version: self.version,
+            types: self
+                .types
+                .iter()
+                .map(|t| TypeShape {
+                    name: t.name.clone(),
+                    attrs: t
+                        .attrs
+                        .iter()
+                        .map(|a| AttrShape { name: a.name.clone(), kind: a.kind, default: a.default.clone() })
+                        .collect(),
+                })
+                .collect(),
+        }
+    }
+
+    /// The fingerprint of these types ([`Schema::fingerprint`]): what `objectsync codegen ts`
+    /// writes into the generated TypeScript and a client sends in its `hello`.
+    pub fn fingerprint(&self) -> &str {
+        self.fingerprint.get_or_init(|| self.schema().fingerprint())
+    }
+
+    /// A registry of the types a stored room recorded, without hooks: to replay the room's log
+    /// as it was written before migrating it.
+    pub(crate) fn of_schema(schema: &Schema) -> Result<TypeRegistry, String> {
+        let mut r = TypeRegistry::new();
+        r.version = schema.version;
+        for t in &schema.types {
+            if t.name == ROOT_TYPE {
+                if !t.attrs.is_empty() {
+                    return Err(format!("the stored {ROOT_TYPE} type has attributes"));
+                }
+                continue;
+            }
+            if r.by_name.contains_key(&t.name) {
+                return Err(format!("type {} is recorded twice", t.name));
+            }
+            let mut attrs = Vec::with_capacity(t.attrs.len());
+            for a in &t.attrs {
+                let default = a
+                    .kind
+                    .conform(a.default.clone())
+                    .map_err(|e| format!("the default of {}.{}: {e}", t.name, a.name))?;
+                attrs.push(AttrDef {
+                    name: a.name.clone(),
+                    kind: a.kind,
+                    default,
+                    validators: Vec::new(),
+                    reactions: Vec::new(),
+                });
+            }
+            let idx = r.types.len() as TypeIdx;
+            r.types.push(TypeDef { name: t.name.clone(), attrs, on_create: Vec::new(), on_delete: Vec::new() });
+            r.by_name.insert(t.name.clone(), idx);
+        }
+        Ok(r)
     }
 
     /// Registers `T` and returns a builder for its hooks.
@@ -172,6 +320,7 @@ impl TypeRegistry {
         let idx = self.types.len() as TypeIdx;
         self.types.push(TypeDef { name: name.into(), attrs, on_create: Vec::new(), on_delete: Vec::new() });
         self.by_name.insert(name.into(), idx);
+        self.fingerprint = OnceLock::new();
         DynTypeBuilder { reg: self, idx }
     }
 

@@ -38,6 +38,10 @@ pub enum ClientMessage {
         /// The client accepts snapshots in the compact form.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         compact_snapshots: bool,
+        /// The fingerprint of the types the client was built for (`TypeRegistry::fingerprint`,
+        /// written by `objectsync codegen ts`); a client that names none is not checked.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        schema: Option<String>,
     },
     /// Changes to apply atomically.
     Action {

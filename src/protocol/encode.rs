@@ -223,9 +223,12 @@ pub(crate) fn encode_types(types: &crate::model::TypeRegistry) -> String {
     #[derive(Serialize)]
     struct Types<'a> {
         protocol: u32,
+        schema_version: u32,
+        fingerprint: &'a str,
         types: Vec<Type<'a>>,
     }
     let described = types.describe_with_defaults();
+    let (schema_version, fingerprint) = (types.schema_version(), types.fingerprint());
     let types = described
         .iter()
         .map(|(name, attrs)| Type {
@@ -233,5 +236,5 @@ pub(crate) fn encode_types(types: &crate::model::TypeRegistry) -> String {
             attrs: attrs.iter().map(|a| Attr { name: a.name, kind: a.kind.name(), default: a.default }).collect(),
         })
         .collect();
-    to_json(&Types { protocol: PROTOCOL_VERSION, types })
+    to_json(&Types { protocol: PROTOCOL_VERSION, schema_version, fingerprint, types })
 }

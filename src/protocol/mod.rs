@@ -73,6 +73,10 @@ pub mod close {
     /// room moved, messages between the nodes were lost); nothing acknowledged is lost: resume,
     /// at any node.
     pub const ROOM_MOVED: u16 = 4008;
+    /// The client was built for other types than the server's (its `hello.schema` fingerprint
+    /// is neither the server's nor one it accepts): a new version of the application was
+    /// deployed; reload the client rather than reconnect.
+    pub const SCHEMA_MISMATCH: u16 = 4009;
 }
 
 /// The longest `step` an action may name, in bytes.

@@ -72,7 +72,14 @@ fn unknown_fields_are_ignored() {
     let m = decode_client(r#"{"t":"hello","protocol":1,"future":true}"#);
     assert_eq!(
         m,
-        Ok(ClientMessage::Hello { protocol: 1, token: None, resume: None, batch: false, compact_snapshots: false })
+        Ok(ClientMessage::Hello {
+            protocol: 1,
+            token: None,
+            resume: None,
+            batch: false,
+            compact_snapshots: false,
+            schema: None
+        })
     );
     let m = decode_client(r#"{"t":"action","id":1,"base":0,"changes":[{"op":"delete","id":"x","later":1}]}"#);
     assert!(m.is_ok(), "{m:?}");

@@ -149,6 +149,7 @@ impl RoomState {
                 .map(|(id, k)| KnownClient { id: id.clone(), last_action: k.last_action })
                 .collect(),
             clients_floor: self.clients_floor,
+            schema: Some(self.doc.types().schema()),
         }
     }
 

@@ -36,7 +36,7 @@ use actor::{spawn, RoomSeed};
 pub(crate) use fanout::too_slow;
 pub(crate) use handle::{next_connection_id, Closer, Command, JoinError, JoinRequest, SessionLink};
 pub use handle::{RoomError, RoomHandle};
-pub use load::load_room;
+pub use load::{load_room, RestoredRoom};
 pub(crate) use load::{release_free_memory, Loader, RoomInitFn};
 pub(crate) use outbound::{channel as outbound_channel, OutboundBudget, OutboundReceiver, OutboundSender, QueueFull};
 pub(crate) use registry::valid_room_name;

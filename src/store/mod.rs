@@ -18,7 +18,7 @@ pub use sqlite::{RawRoom, RawSnapshot, SqliteStore};
 /// the default of [`ServerBuilder::store`](crate::ServerBuilder::store) and of `serve --data`.
 pub const DEFAULT_DATA_DIR: &str = "objectsync-data";
 
-use crate::model::DocSnapshot;
+use crate::model::{DocSnapshot, Schema};
 use async_trait::async_trait;
 use compact_str::CompactString;
 use serde::{Deserialize, Serialize};
@@ -47,6 +47,12 @@ pub struct RoomSnapshot {
     /// it, is a new client (it may be one that was forgotten; its actions cannot be deduplicated).
     #[serde(default, skip_serializing_if = "is_zero")]
     pub clients_floor: u64,
+    /// The types it was written with, and their schema version (`None`: a snapshot written
+    /// before they were recorded, read as schema version 1). The log entries after it were
+    /// written with the same types: a room is migrated, and stored as a new snapshot, before
+    /// anything is logged at a later version.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<Schema>,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -146,6 +152,19 @@ pub enum StoreError {
         found: i64,
         /// Highest version this build reads.
         supported: i64,
+    },
+    /// The room was stored with types this build cannot read it with, and no migration
+    /// bridges them (or one failed): it stays stored as it is.
+    #[error("room {room}: stored at schema version {stored}, this build's types are version {code}: {reason}")]
+    Incompatible {
+        /// Room name.
+        room: String,
+        /// The schema version it was stored at.
+        stored: u32,
+        /// The schema version of this build's types.
+        code: u32,
+        /// What differs or failed, naming the type and attribute, and what to write.
+        reason: String,
     },
     /// Another node holds the room (a store shared by several nodes: one writes a room at a time).
     #[error("room {room} is held by node {owner} (its lease runs for {left_ms} ms more)")]

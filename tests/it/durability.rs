@@ -459,7 +459,7 @@ async fn a_schema_1_database_is_converted() {
     let store = SqliteStore::open(dir.path()).expect("converted");
     let stored = objectsync::store::Store::load(&store, "old").await.expect("load").expect("room");
     let types = Arc::new(objectsync::presets::demo::types());
-    let (doc, _, _) = objectsync::load_room(&types, &Default::default(), "old", stored).expect("loads");
+    let doc = objectsync::load_room(&types, &Default::default(), "old", stored).expect("loads").doc;
     assert_eq!(doc.version(), 2);
     let graph = doc.key("graph").expect("graph");
     assert_eq!(doc.value(graph, "name"), Some(&Value::from("kept")));

@@ -16,7 +16,7 @@ use std::time::Duration;
 fn snapshot(version: u64, clients: Vec<KnownClient>) -> RoomSnapshot {
     let root =
         NodeSnapshot { id: "root".into(), type_name: "Root".into(), attrs: Default::default(), children: Vec::new() };
-    RoomSnapshot { doc: DocSnapshot { version, next_server_id: 1, root }, clients, clients_floor: 0 }
+    RoomSnapshot { doc: DocSnapshot { version, next_server_id: 1, root }, clients, clients_floor: 0, schema: None }
 }
 
 fn entry(version: u64) -> LogEntry {

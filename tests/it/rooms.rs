@@ -101,6 +101,7 @@ async fn a_client_that_never_reads_is_cut_off_while_others_keep_receiving() {
         resume: None,
         batch: false,
         compact_snapshots: false,
+        schema: None,
     });
     slow.send(Message::Text(hello.into())).await.expect("hello");
     let mut writer = ts.client("r").await;
@@ -184,6 +185,7 @@ async fn a_client_close_is_answered_with_a_close_frame() {
         resume: None,
         batch: false,
         compact_snapshots: false,
+        schema: None,
     });
     ws.send(Message::Text(hello.into())).await.expect("hello");
     let _welcome = within(ws.next()).await;

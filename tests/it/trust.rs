@@ -117,7 +117,7 @@ fn check_round_trip_through_sqlite(depth: usize, value_depth: usize) {
     let dir = tempfile::tempdir().expect("tempdir");
     rt.block_on(async {
         let store = SqliteStore::open(dir.path()).expect("open");
-        let first = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new(), clients_floor: 0 };
+        let first = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new(), clients_floor: 0, schema: None };
         store.save_snapshot("deep", &first, 0).await.expect("first snapshot");
         let chain = div_chain("d", depth, value_depth);
         let create = Change::Create {
@@ -145,15 +145,15 @@ fn check_round_trip_through_sqlite(depth: usize, value_depth: usize) {
         }
         // The first snapshot and the log replayed.
         let stored = store.load("deep").await.expect("load").expect("stored");
-        let (replayed, _, _) = objectsync::load_room(&types, &limits, "deep", stored).expect("log replays");
+        let replayed = objectsync::load_room(&types, &limits, "deep", stored).expect("log replays").doc;
         assert_eq!(replayed.snapshot(), doc.snapshot());
         // The latest snapshot, in a file opened afresh.
-        let latest = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new(), clients_floor: 0 };
+        let latest = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new(), clients_floor: 0, schema: None };
         store.save_snapshot("deep", &latest, 0).await.expect("snapshot");
         drop(store);
         let store = SqliteStore::open(dir.path()).expect("reopen");
         let stored = store.load("deep").await.expect("load").expect("stored");
-        let (loaded, _, _) = objectsync::load_room(&types, &limits, "deep", stored).expect("loads");
+        let loaded = objectsync::load_room(&types, &limits, "deep", stored).expect("loads").doc;
         assert_eq!(loaded.snapshot(), doc.snapshot());
         // Both snapshot forms of the wire read back, and nest no deeper than the limits say.
         for text in [
@@ -611,7 +611,7 @@ async fn actions_decide_the_same_after_a_crash_or_a_clean_restart() {
             .expect("load")
             .expect("stored");
         let types = std::sync::Arc::new(objectsync::presets::demo::types());
-        objectsync::load_room(&types, &Default::default(), "t", stored).expect("loads").0
+        objectsync::load_room(&types, &Default::default(), "t", stored).expect("loads").doc
     };
     let insert = |pos: u32, text: &str| {
         vec![Change::TextInsert { obj: "hello".into(), attr: "text".into(), pos, text: text.into() }]

@@ -40,6 +40,14 @@ export interface ClientOptions<S extends Schema = Schema> {
    * kind before sending it (throwing a `SchemaError`).
    */
   readonly schema?: S;
+  /**
+   * The fingerprint of the types this client was built for (the `fingerprint` export of
+   * `objectsync codegen ts`), sent in every `hello`. A server whose types differ (a new version
+   * of the application was deployed) refuses the connection with close code 4009: the client
+   * raises `schema_mismatch` and stops reconnecting, so the app can reload. Without it the
+   * server does not check.
+   */
+  readonly fingerprint?: string;
   /** Classes to instantiate per type name (see `ObjectSyncClient.register`); these win over the schema's. */
   readonly classes?: Readonly<Record<string, SObjectClass>>;
   /** Attribute values per type for objects created locally, until the server's arrive; these win over the schema's. */
@@ -109,4 +117,10 @@ export interface ClientEvents {
    * was acknowledged exactly as predicted (which changes nothing visible), e.g. for a status line.
    */
   sync: { readonly version: number | null; readonly pending: number };
+  /**
+   * The server's types are not the ones this client was built for (`fingerprint`; close code
+   * 4009): a new version of the application was deployed. The client has stopped; reload the
+   * page (or the bundle) to get the new one. `reason` is the server's, with both fingerprints.
+   */
+  schema_mismatch: { readonly fingerprint: string; readonly reason: string };
 }

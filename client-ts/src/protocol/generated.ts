@@ -38,6 +38,8 @@ export const CLOSE_CODES = {
   tooManyConnections: 4007,
   /** 4008: in a cluster, the link to the node holding the room was interrupted; nothing acknowledged is lost: resume. */
   roomMoved: 4008,
+  /** 4009: the client was built for other types than the server's (hello.schema): reload it rather than reconnect. */
+  schemaMismatch: 4009,
 } as const;
 
 /** What each close code of {@link CLOSE_CODES} means, by number. */
@@ -57,6 +59,7 @@ export const CLOSE_CODE_MEANINGS: { readonly [code: number]: string } = {
   4006: "the grant expired (a token's exp): get a new token and resume; nothing is lost",
   4007: "too many connections from this address or of this user (connections_per_address_max, connections_per_user_max)",
   4008: "in a cluster, the link to the node holding the room was interrupted; nothing acknowledged is lost: resume",
+  4009: "the client was built for other types than the server's (hello.schema): reload it rather than reconnect",
 };
 
 /** Every code the server sends in `reject.code`, `error.code` and `result.error.code`, with what it means. */

@@ -24,6 +24,11 @@ export interface HelloMessage {
   batch?: boolean;
   /** The client accepts snapshots in the compact form (decoded into the nested one here). */
   compact_snapshots?: boolean;
+  /**
+   * The fingerprint of the types the client was built for (the generated `fingerprint`): a
+   * server with other types closes with 4009 (`schemaMismatch`).
+   */
+  schema?: string;
 }
 /** A batch of changes applied atomically, in order. */
 export interface ActionMessage {

@@ -219,3 +219,27 @@ fn visit_strings(v: &Value, f: &mut impl FnMut(&str)) {
         _ => {}
     }
 }
+
+impl Document {
+    /// Runs every validator over every stored value (event topics hold none): for a document
+    /// that did not come through transactions, such as a migrated room, so that it holds what
+    /// the validators demand of every edit. The first refusal, with its object and attribute.
+    pub fn check_validators(&self) -> Result<(), ModelError> {
+        for (key, o) in &self.objects {
+            let def = self.types.get(o.type_idx);
+            for (a, v) in def.attrs.iter().zip(o.attrs.iter()) {
+                if a.kind == TopicKind::Event {
+                    continue;
+                }
+                for f in &a.validators {
+                    f(self, key, v).map_err(|reason| ModelError::Invalid {
+                        obj: o.id.clone(),
+                        attr: a.name.clone(),
+                        reason,
+                    })?;
+                }
+            }
+        }
+        Ok(())
+    }
+}

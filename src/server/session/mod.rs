@@ -123,18 +123,32 @@ async fn handshake<I: Incoming>(stream: &mut I, inner: &Inner) -> Result<Hello, 
     };
     inner.metrics.bytes_in.inc_by(text.len() as u64);
     match protocol::decode_client(&text) {
-        Ok(ClientMessage::Hello { protocol, token, resume, batch, compact_snapshots }) => {
+        Ok(ClientMessage::Hello { protocol, token, resume, batch, compact_snapshots, schema }) => {
             if protocol != protocol::PROTOCOL_VERSION {
                 return Err((
                     close::BAD_HANDSHAKE,
                     format!("unsupported protocol {protocol}; this server speaks {}", protocol::PROTOCOL_VERSION),
                 ));
             }
+            if let Some(theirs) = schema.filter(|f| !inner.types.accepts_client(f)) {
+                return Err((close::SCHEMA_MISMATCH, schema_mismatch_reason(&theirs, &inner.types)));
+            }
             Ok(Hello { token, resume, batch, compact_snapshots })
         }
         Ok(_) => Err((close::BAD_HANDSHAKE, "the first message must be hello".into())),
         Err(e) => Err((close::BAD_HANDSHAKE, format!("bad hello: {e}"))),
     }
+}
+
+/// The close reason of a client built for other types: both fingerprints (kept under the
+/// close frame's 123 bytes) and what to do.
+fn schema_mismatch_reason(theirs: &str, types: &crate::model::TypeRegistry) -> String {
+    let theirs: String = theirs.chars().take(16).collect();
+    format!(
+        "schema mismatch: the server's types are version {} ({}), the client's {theirs}: reload",
+        types.schema_version(),
+        types.fingerprint()
+    )
 }
 
 /// The places a connection holds while it lives: its user's (when it has one) and the server's

@@ -622,7 +622,12 @@ mod tests {
             attrs: Default::default(),
             children: Vec::new(),
         };
-        RoomSnapshot { doc: DocSnapshot { version, next_server_id: 1, root }, clients: Vec::new(), clients_floor: 0 }
+        RoomSnapshot {
+            doc: DocSnapshot { version, next_server_id: 1, root },
+            clients: Vec::new(),
+            clients_floor: 0,
+            schema: None,
+        }
     }
 
     fn entry(version: u64) -> LogEntry {
