@@ -1,5 +1,6 @@
 //! The `objectsync` command: [`objectsync::cli`] with the bundled presets (`--preset demo`, the
-//! default; `bench`, the benchmark's workload; `conformance`, every part of the protocol).
+//! default; `bench`, the benchmark's workload; `conformance`, every part of the protocol;
+//! `cards-v1` to `cards-v3`, one application's types at three schema versions, with migrations).
 
 use objectsync::ServerBuilder;
 use std::process::ExitCode;
@@ -9,6 +10,9 @@ fn main() -> ExitCode {
         ("demo", demo),
         ("bench", objectsync::presets::bench::builder),
         ("conformance", conformance),
+        ("cards-v1", || objectsync::presets::cards::builder(1)),
+        ("cards-v2", || objectsync::presets::cards::builder(2)),
+        ("cards-v3", || objectsync::presets::cards::builder(3)),
     ])
 }
 

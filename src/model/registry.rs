@@ -263,10 +263,13 @@ impl TypeRegistry {
             }
             let mut attrs = Vec::with_capacity(t.attrs.len());
             for a in &t.attrs {
-                let default = a
-                    .kind
-                    .conform(a.default.clone())
-                    .map_err(|e| format!("the default of {}.{}: {e}", t.name, a.name))?;
+                let default = match a.kind {
+                    // An event holds no value: its recorded default is the kind's empty one.
+                    TopicKind::Event => a.kind.empty_value(),
+                    kind => kind
+                        .conform(a.default.clone())
+                        .map_err(|e| format!("the default of {}.{}: {e}", t.name, a.name))?,
+                };
                 attrs.push(AttrDef {
                     name: a.name.clone(),
                     kind: a.kind,

@@ -9,6 +9,7 @@ mod faults;
 mod fuzz;
 mod harness;
 mod identity;
+mod migrations;
 mod postgres;
 mod rooms;
 mod sync;
