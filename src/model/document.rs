@@ -362,6 +362,17 @@ impl Document {
         def.attrs.iter().enumerate().filter(|(_, a)| a.kind.is_ref()).map(|(i, a)| (i as u16, a.kind)).collect()
     }
 
+    /// Records every reference of every object again, from nothing: after a whole tree was
+    /// inserted piece by piece (a snapshot's top-level subtrees one after another), so that a
+    /// reference to an object inserted after its referrer is recorded too.
+    pub(super) fn relink_all(&mut self) {
+        self.refs = RefIndex::default();
+        let keys: Vec<ObjKey> = self.objects.keys().collect();
+        for key in keys {
+            self.link_attrs(key);
+        }
+    }
+
     fn link_attrs(&mut self, key: ObjKey) {
         for (slot, kind) in self.ref_slots(key) {
             let v = self.objects[key].attrs[usize::from(slot)].clone();

@@ -291,6 +291,26 @@ fn delete_removes_the_subtree_and_clears_references_in_the_same_transition() {
 }
 
 #[test]
+fn a_snapshot_read_back_knows_references_into_later_subtrees() {
+    // A node inside the first top-level subtree references one in the second: read back from
+    // a snapshot, deleting the target still clears the reference (the load records it).
+    let mut d = Document::with_limits(registry(), ModelLimits::default());
+    ok(
+        &mut d,
+        r#"[{"op":"create","id":"c1:g1","type":"Graph","parent":"root"},
+            {"op":"create","id":"c1:g2","type":"Graph","parent":"root"},
+            {"op":"create","id":"c1:t","type":"Node","parent":"c1:g2"},
+            {"op":"create","id":"c1:n","type":"Node","parent":"c1:g1","attrs":{"next":"c1:t","links":["c1:t"],"named":{"k":"c1:t"}}}]"#,
+    );
+    let mut d = Document::from_snapshot(registry(), ModelLimits::default(), d.snapshot()).expect("reads back");
+    assert_eq!(d.referrers(d.key("c1:t").unwrap_or_default()).count(), 3, "next, links and named");
+    ok(&mut d, r#"[{"op":"delete","id":"c1:g2"}]"#);
+    assert_eq!(value(&d, "c1:n", "next"), Value::Null);
+    assert_eq!(value(&d, "c1:n", "links"), Value::List(thin_vec::thin_vec![]));
+    assert_eq!(value(&d, "c1:n", "named"), Value::Dict(Dict::new()));
+}
+
+#[test]
 fn delete_refuses_the_root() {
     let mut d = graph();
     refused(&mut d, r#"[{"op":"delete","id":"root"}]"#, "root_immutable");

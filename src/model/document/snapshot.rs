@@ -63,7 +63,9 @@ impl Document {
             doc.insert_subtree(root, i, child);
         }
         doc.set_attrs(root, &root_node.attrs);
-        doc.link_attrs(root);
+        // Each subtree recorded its own references as it went in, but not those to subtrees
+        // inserted after it: record them all now.
+        doc.relink_all();
         doc.version = snapshot.version;
         doc.texts_floor = snapshot.version;
         doc.next_server_id = snapshot.next_server_id.max(1);
