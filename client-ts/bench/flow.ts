@@ -4,24 +4,37 @@
  * page watches, for the flow editor (`/flow/`, React Flow) and the vanilla editor (`/`) in the
  * same run against `target/release/objectsync serve --memory`. `npm run bench:flow`.
  *
- * Per page, while the drag lasts:
- * - frame interval: time between animation frames (what the screen shows; headless Chromium
- *   draws at 60 Hz, so 16.7 ms means no frame was dropped);
- * - the main thread's time (Chromium's own counters, `Performance.getMetrics`): how much of the
- *   drag it was busy (`TaskDuration`), and how much of that was script, per position sent or
- *   shown.
+ * The pointer: a 120 Hz mouse. Every 8 ms the driver sends a mouse move to the dragging page's
+ * browser (`Input.dispatchMouseEvent` over the DevTools protocol) without waiting for the page to
+ * take the previous one, so the page gets what a real mouse gives it: Chromium queues the moves
+ * and hands the page the latest at each animation frame (`getCoalescedEvents` holds the rest).
+ *
+ * Per page, while the drag lasts (Chromium's trace of the page's main thread, `devtools.timeline`):
+ * - frame work: the main thread's busy time for each frame it drew: every task it ran since the
+ *   previous frame's rendering ended (input, socket messages, script, React) plus the rendering
+ *   task itself (animation frame callbacks, style, layout, paint, commit). Under 16.7 ms the page
+ *   keeps up with a 60 Hz screen; this is the "frame time" of the goal;
+ * - frame interval: time between the page's animation frames (what the screen shows; headless
+ *   Chromium draws at 60 Hz, so 16.7 ms is every frame on time), and the share of frames
+ *   dropped (an interval of 33 ms is one dropped);
+ * - busy: the share of the drag the main thread was running tasks.
  * Page to page: from the dragging page sending a position (its `action` frame) to the watching
- * page's DOM showing the node there (`data-x`/`data-y` of the node), both read on the machine's
- * clock (`performance.timeOrigin + performance.now()`).
+ * page showing the node there: in its DOM (`data-x`/`data-y` of the node, a MutationObserver),
+ * and painted (the end of the first frame rendered after that), both on the machine's clock
+ * (`performance.timeOrigin + performance.now()`).
  *
  * Each page has a browser of its own, so each is in front (headless Chromium slows the frames
- * of a page behind). Prints a markdown table for docs/benchmarks.md.
+ * of a page behind). Prints a markdown table for docs/benchmarks.md. `BENCH_PROFILE=1` prints
+ * where the pages' script time went (a CPU profile; it slows the pages, so not with the table's
+ * run in mind); `BENCH_TRACE_DIR=DIR` keeps the pages' traces.
  */
 
 import { spawn } from "node:child_process";
 import { existsSync } from "node:fs";
+import { mkdir, writeFile } from "node:fs/promises";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import type { Browser, Page } from "playwright-core";
+import type { Browser, CDPSession, Page } from "playwright-core";
 import { chromium } from "playwright-core";
 import NodeWebSocket from "ws";
 import { EdgeObject, NodeObject, schema } from "../examples/generated/demo-types.js";
@@ -36,13 +49,27 @@ const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const NODES = 1000;
 const EDGES = 500;
 const DRAG_MS = 5000;
-/** Pointer moves while dragging: one every 8 ms (a 120 Hz mouse). */
+/** Pointer moves while dragging: one every 8 ms (a 120 Hz mouse), not waiting for the page. */
 const MOVE_EVERY_MS = 8;
+/** Headless Chromium's display: 60 Hz. */
+const VSYNC_MS = 1000 / 60;
 /** The dragged node's start (inside the first screen of both editors). */
 const TARGET = { x: 420, y: 330 };
 const CHANGES_PER_ACTION = 400;
 /** Prints where the pages spent their time (a CPU profile), for looking into a slow run. */
 const PROFILE = process.env.BENCH_PROFILE === "1";
+/** Prints the dragging page's composited layers (and why), for looking into the compositor's work. */
+const LAYERS = process.env.BENCH_LAYERS === "1";
+/** Keeps the pages' traces (`<editor>-dragging.json`, `<editor>-watching.json`) in this directory, for chrome://tracing or Perfetto. */
+const TRACE_DIR = process.env.BENCH_TRACE_DIR;
+/** Editors to run (`BENCH_EDITORS=flow` for one): both by default, the vanilla one first. */
+const EDITORS = (process.env.BENCH_EDITORS ?? "vanilla,flow").split(",").filter((e): e is Editor => e === "vanilla" || e === "flow");
+/** What Chromium traces: tasks on the main thread and the frames. */
+const TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "disabled-by-default-devtools.timeline.frame"];
+
+type Editor = "flow" | "vanilla";
+/** A position and when (ms on the machine's clock). */
+type Stamped = [x: number, y: number, t: number];
 
 interface Stats {
   p50: number;
@@ -122,25 +149,52 @@ const LAUNCH = {
   ],
 };
 
-/** Instruments a page: frames and the positions of node `id` it shows. */
+/**
+ * Instruments a page: its animation frames (and the end of each frame's rendering: a message
+ * posted from the frame's callback runs after the frame's style, layout and paint), the pointer
+ * moves it gets, and the positions of node `id` it shows.
+ */
 async function instrument(page: Page, id: string): Promise<void> {
   await page.evaluate((nodeId) => {
     const w = window as unknown as Record<string, unknown>;
     const clock = () => performance.timeOrigin + performance.now();
     const frames: number[] = [];
-    const shown: [number, number, number][] = [];
+    /** Positions shown: [x, y, in the DOM at, painted at (0 until then)]. */
+    const shown: [number, number, number, number][] = [];
+    let unpainted: [number, number, number, number][] = [];
+    const pointer = { events: 0, moves: 0 };
     w.__frames = frames;
     w.__shown = shown;
+    w.__pointer = pointer;
     w.__rec = false;
-    const raf = () => {
-      if (w.__rec === true) frames.push(performance.now());
+    const afterRender = new MessageChannel();
+    afterRender.port1.onmessage = () => {
+      const t = clock();
+      for (const s of unpainted) s[3] = t;
+      unpainted = [];
+    };
+    const raf = (t: number) => {
+      if (w.__rec === true) frames.push(t);
+      afterRender.port2.postMessage(null);
       requestAnimationFrame(raf);
     };
     requestAnimationFrame(raf);
+    window.addEventListener(
+      "pointermove",
+      (e) => {
+        if (w.__rec !== true) return;
+        pointer.events++;
+        pointer.moves += Math.max(1, e.getCoalescedEvents().length);
+      },
+      { capture: true, passive: true },
+    );
     const el = document.querySelector<HTMLElement>(`[data-testid="node"][data-id="${nodeId}"]`);
     if (el === null) throw new Error(`no node ${nodeId}`);
     new MutationObserver(() => {
-      if (w.__rec === true) shown.push([Number(el.dataset.x), Number(el.dataset.y), clock()]);
+      if (w.__rec !== true) return;
+      const s: [number, number, number, number] = [Number(el.dataset.x), Number(el.dataset.y), clock(), 0];
+      shown.push(s);
+      unpainted.push(s);
     }).observe(el, { attributes: true, attributeFilter: ["data-x", "data-y"] });
   }, id);
 }
@@ -164,36 +218,145 @@ async function recordSends(page: Page): Promise<void> {
   });
 }
 
+/** What one page did while the drag lasted. */
 interface PageResult {
   frameInterval: Stats;
+  /** Share of the frames a 60 Hz screen would have shown that the page did not draw. */
+  dropped: number;
+  /** Main-thread work per frame drawn, from the trace. */
+  frameWork: Stats;
+  /** Share of the drag the main thread was running tasks, from the trace. */
+  busy: number;
+  /** Pointer events the page got, and the moves they carried (coalesced ones included). */
+  pointer: { events: number; moves: number };
+  shown: [number, number, number, number][];
+  sent: Stamped[];
 }
 
-async function collect(page: Page): Promise<PageResult & { shown: [number, number, number][]; sent: [number, number, number][] }> {
+async function collect(page: Page, trace: TraceReading): Promise<PageResult> {
   const data = await page.evaluate(() => {
     const w = window as unknown as Record<string, unknown>;
     return {
       frames: w.__frames as number[],
-      shown: w.__shown as [number, number, number][],
-      sent: (w.__sentPos as [number, number, number][] | undefined) ?? [],
+      shown: w.__shown as [number, number, number, number][],
+      sent: (w.__sentPos as Stamped[] | undefined) ?? [],
+      pointer: w.__pointer as { events: number; moves: number },
     };
   });
   const intervals: number[] = [];
-  for (let i = 1; i < data.frames.length; i++) intervals.push((data.frames[i] as number) - (data.frames[i - 1] as number));
-  return { frameInterval: stats(intervals), shown: data.shown, sent: data.sent };
+  let missed = 0;
+  for (let i = 1; i < data.frames.length; i++) {
+    const dt = (data.frames[i] as number) - (data.frames[i - 1] as number);
+    intervals.push(dt);
+    missed += Math.max(0, Math.round(dt / VSYNC_MS) - 1);
+  }
+  return {
+    frameInterval: stats(intervals),
+    dropped: missed / Math.max(1, missed + intervals.length),
+    frameWork: stats(trace.frameWorkMs),
+    busy: trace.busy,
+    pointer: data.pointer,
+    shown: data.shown,
+    sent: data.sent,
+  };
 }
 
+// ------------------------------------------------------------------------------------ trace
+
+/** One event of Chromium's trace (the fields read here). */
+interface TraceEvent {
+  readonly name: string;
+  readonly ph: string;
+  readonly pid: number;
+  readonly tid: number;
+  readonly ts: number;
+  readonly dur?: number;
+  readonly args?: { name?: string };
+}
+
+/** The page's main thread while the drag lasted, from its trace. */
+interface TraceReading {
+  /** For each frame rendered: the busy time since the previous frame's rendering, that one's included (ms). */
+  frameWorkMs: number[];
+  busy: number;
+}
+
+/** The mark of a rendering task (the main thread's part of a frame: animation frame callbacks, style, layout, paint, commit). */
+const FRAME_MARK = "BeginMainThreadFrame";
+
+/**
+ * Reads a trace: the renderer's main thread (the `CrRendererMain` with the most tasks), its
+ * top-level tasks (`RunTask`) inside `[fromUs, toUs]` (trace clock), and which of them rendered a
+ * frame (one holding `BeginMainThreadFrame`; style or layout forced by script in another task
+ * is that task's work). A frame's work is the
+ * time spent in tasks since the end of the previous rendering task up to the end of its own.
+ */
+function readTrace(events: readonly TraceEvent[], span: { fromUs: number; toUs: number }): TraceReading {
+  const mains = events.filter((e) => e.ph === "M" && e.name === "thread_name" && e.args?.name === "CrRendererMain").map((e) => `${e.pid}:${e.tid}`);
+  const tasksBy = new Map<string, TraceEvent[]>();
+  const marksBy = new Map<string, TraceEvent[]>();
+  for (const e of events) {
+    const key = `${e.pid}:${e.tid}`;
+    if (!mains.includes(key)) continue;
+    if (e.name === "RunTask" && e.ph === "X" && e.dur !== undefined) (tasksBy.get(key) ?? tasksBy.set(key, []).get(key))?.push(e);
+    else if (e.name === FRAME_MARK) (marksBy.get(key) ?? marksBy.set(key, []).get(key))?.push(e);
+  }
+  const main = [...tasksBy].sort((a, b) => b[1].length - a[1].length)[0];
+  if (main === undefined) throw new Error("the trace has no tasks of a renderer's main thread");
+  // Top-level tasks only (a nested run loop's tasks are inside another).
+  const tasks: TraceEvent[] = [];
+  for (const t of main[1].sort((a, b) => a.ts - b.ts)) {
+    const last = tasks[tasks.length - 1];
+    if (last !== undefined && t.ts < last.ts + (last.dur ?? 0)) continue;
+    if (t.ts >= span.fromUs && t.ts + (t.dur ?? 0) <= span.toUs) tasks.push(t);
+  }
+  const marks = (marksBy.get(main[0]) ?? []).map((m) => m.ts).sort((a, b) => a - b);
+  const frameWorkMs: number[] = [];
+  let busyUs = 0;
+  let sinceFrameUs = 0;
+  let m = 0;
+  for (const t of tasks) {
+    const end = t.ts + (t.dur ?? 0);
+    busyUs += t.dur ?? 0;
+    sinceFrameUs += t.dur ?? 0;
+    while (m < marks.length && (marks[m] as number) < t.ts) m++;
+    const rendered = m < marks.length && (marks[m] as number) <= end;
+    if (rendered) {
+      frameWorkMs.push(sinceFrameUs / 1000);
+      sinceFrameUs = 0;
+    }
+  }
+  return { frameWorkMs, busy: busyUs / Math.max(1, span.toUs - span.fromUs) };
+}
+
+/** The trace clock (µs) now, in the page: a mark read back from the trace. */
+async function traceMark(page: Page, name: string): Promise<void> {
+  await page.evaluate((n) => console.timeStamp(n), name);
+}
+
+function markTs(events: readonly TraceEvent[], name: string): number {
+  const e = events.find((x) => x.name === "TimeStamp" && (x.args as { data?: { message?: string } } | undefined)?.data?.message === name);
+  if (e === undefined) throw new Error(`no mark ${name} in the trace`);
+  return e.ts;
+}
+
+// --------------------------------------------------------------------------------- latency
+
 /** Latency of each whole-pixel position sent to the first time the watcher showed it after. */
-function latencies(sent: [number, number, number][], shown: [number, number, number][]): { stats: Stats; matched: number; sent: number } {
-  const out: number[] = [];
+function latencies(sent: Stamped[], shown: [number, number, number, number][]): { dom: Stats; painted: Stats; matched: number; sent: number } {
+  const dom: number[] = [];
+  const painted: number[] = [];
   const whole = sent.filter(([x, y]) => Number.isInteger(x) && Number.isInteger(y));
   for (const [x, y, t] of whole) {
     const seen = shown.find(([sx, sy, st]) => sx === x && sy === y && st >= t);
-    if (seen !== undefined) out.push(seen[2] - t);
+    if (seen === undefined) continue;
+    dom.push(seen[2] - t);
+    if (seen[3] > 0) painted.push(seen[3] - t);
   }
-  return { stats: stats(out), matched: out.length, sent: whole.length };
+  return { dom: stats(dom), painted: stats(painted), matched: dom.length, sent: whole.length };
 }
 
-async function openEditor(browser: Browser, url: string, editor: "flow" | "vanilla", record: boolean): Promise<Page> {
+async function openEditor(browser: Browser, url: string, editor: Editor, record: boolean): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.setDefaultTimeout(30_000);
   if (record) await recordSends(page);
@@ -209,7 +372,7 @@ async function openEditor(browser: Browser, url: string, editor: "flow" | "vanil
   return page;
 }
 
-async function grabPoint(page: Page, id: string, editor: "flow" | "vanilla"): Promise<{ x: number; y: number }> {
+async function grabPoint(page: Page, id: string, editor: Editor): Promise<{ x: number; y: number }> {
   const sel = editor === "flow" ? `[data-testid="node"][data-id="${id}"] [data-testid="node-title"]` : `[data-testid="node"][data-id="${id}"]`;
   const box = await page.locator(sel).boundingBox();
   if (box === null) throw new Error(`node ${id} is not visible`);
@@ -217,17 +380,78 @@ async function grabPoint(page: Page, id: string, editor: "flow" | "vanilla"): Pr
   return editor === "flow" ? { x: box.x + box.width / 2, y: box.y + box.height / 2 } : { x: box.x + box.width / 2, y: box.y + box.height - 5 };
 }
 
-interface MainThread {
-  /** Share of the drag the main thread was busy. */
-  busy: number;
-  scriptMs: number;
-  layoutMs: number;
+/**
+ * A mouse on the DevTools protocol: each call sends one event and does not wait for the page
+ * (the answers are counted, and awaited at the end).
+ */
+class Mouse {
+  private inFlight: Promise<unknown>[] = [];
+  /** Events sent, and those the browser answered. */
+  sent = 0;
+  answered = 0;
+  constructor(private readonly cdp: CDPSession) {}
+  private send(type: "mouseMoved" | "mousePressed" | "mouseReleased", x: number, y: number, pressed: boolean): void {
+    this.sent++;
+    const p = this.cdp
+      .send("Input.dispatchMouseEvent", { type, x, y, button: type === "mouseMoved" && !pressed ? "none" : "left", buttons: pressed ? 1 : 0, clickCount: type === "mouseMoved" ? 0 : 1 })
+      .then(() => void this.answered++);
+    this.inFlight.push(p);
+  }
+  move(x: number, y: number, pressed: boolean): void {
+    this.send("mouseMoved", x, y, pressed);
+  }
+  down(x: number, y: number): void {
+    this.send("mousePressed", x, y, true);
+  }
+  up(x: number, y: number): void {
+    this.send("mouseReleased", x, y, false);
+  }
+  /** Waits until the browser answered every event sent. */
+  async settle(): Promise<void> {
+    await Promise.all(this.inFlight.splice(0));
+  }
 }
 
-async function run(
-  address: string,
-  editor: "flow" | "vanilla",
-): Promise<{ drag: PageResult; watch: PageResult; latency: ReturnType<typeof latencies>; actions: number; main: readonly [MainThread, MainThread]; moves: number }> {
+/** Moves the pressed mouse along a Lissajous path (every position new, inside the canvas) for `ms`, a move every `everyMs`, never waiting. */
+async function dragFor(mouse: Mouse, start: { x: number; y: number }, ms: number, everyMs: number): Promise<{ x: number; y: number }> {
+  const t0 = performance.now();
+  let at = start;
+  for (let i = 0; ; i++) {
+    const next = t0 + i * everyMs;
+    const wait = next - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const t = (performance.now() - t0) / 1000;
+    if (t * 1000 >= ms) return at;
+    at = { x: Math.round(start.x + 160 * Math.sin(t * 1.9)), y: Math.round(start.y + 110 * Math.sin(t * 2.7)) };
+    mouse.move(at.x, at.y, true);
+  }
+}
+
+/** Prints the composited layers of a page and why each is one (`BENCH_LAYERS=1`). */
+async function printLayers(editor: Editor, cdp: CDPSession): Promise<void> {
+  const tree = new Promise<{ layers?: { layerId: string; width: number; height: number; drawsContent: boolean }[] }>((resolve) => cdp.once("LayerTree.layerTreeDidChange", resolve));
+  await cdp.send("LayerTree.enable");
+  const layers = (await tree).layers ?? [];
+  const why = new Map<string, number>();
+  for (const l of layers) {
+    const { compositingReasonIds } = await cdp.send("LayerTree.compositingReasons", { layerId: l.layerId });
+    const key = (compositingReasonIds ?? []).join(",") || "(none)";
+    why.set(key, (why.get(key) ?? 0) + 1);
+  }
+  console.error(`${editor} dragging page: ${layers.length} layers, by reason: ${JSON.stringify([...why])}`);
+  await cdp.send("LayerTree.disable");
+}
+
+/** One editor's run: the drag and what both pages did. */
+interface RunResult {
+  drag: PageResult;
+  watch: PageResult;
+  latency: ReturnType<typeof latencies>;
+  /** Mouse events the driver sent while dragging. */
+  moves: number;
+}
+
+async function run(address: string, editor: Editor): Promise<RunResult> {
   const room = `bench-${editor}-${Date.now().toString(36)}`;
   const id = await populate(address, room);
   const url = `http://${address}${editor === "flow" ? "/flow/" : "/"}?room=${room}`;
@@ -238,58 +462,78 @@ async function run(
     const watcher = await openEditor(watchBrowser, `${url}&name=Watcher`, editor, false);
     await instrument(dragger, id);
     await instrument(watcher, id);
-    const start = await grabPoint(dragger, id, editor);
-    await dragger.mouse.move(start.x, start.y);
-    await dragger.mouse.down();
-    await dragger.mouse.move(start.x + 4, start.y + 4);
+    const grab = await grabPoint(dragger, id, editor);
+    const mouse = new Mouse(await dragger.context().newCDPSession(dragger));
+    mouse.move(grab.x, grab.y, false);
+    mouse.down(grab.x, grab.y);
+    mouse.move(grab.x + 4, grab.y + 4, true);
+    await mouse.settle();
     await dragger.waitForTimeout(200);
     const cdp = await Promise.all([dragger, watcher].map((p) => p.context().newCDPSession(p)));
-    await Promise.all(cdp.map((c) => c.send("Performance.enable")));
-    const m0 = await Promise.all(cdp.map((c) => c.send("Performance.getMetrics")));
+    if (LAYERS) await printLayers(editor, cdp[0] as CDPSession);
     if (PROFILE) await Promise.all(cdp.map(async (c) => (await c.send("Profiler.enable"), await c.send("Profiler.start"))));
+    await dragBrowser.startTracing(dragger, { categories: TRACE_CATEGORIES });
+    await watchBrowser.startTracing(watcher, { categories: TRACE_CATEGORIES });
+    await Promise.all([dragger, watcher].map((p) => traceMark(p, "bench-start")));
     await Promise.all([dragger, watcher].map((p) => p.evaluate(() => ((window as unknown as Record<string, unknown>).__rec = true))));
-    const t0 = Date.now();
-    let i = 0;
-    while (Date.now() - t0 < DRAG_MS) {
-      const t = (Date.now() - t0) / 1000;
-      // A Lissajous path: every position new, staying inside the canvas.
-      await dragger.mouse.move(Math.round(start.x + 4 + 160 * Math.sin(t * 1.9)), Math.round(start.y + 4 + 110 * Math.sin(t * 2.7)));
-      i++;
-      const next = t0 + i * MOVE_EVERY_MS;
-      const wait = next - Date.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-    }
+    const sentBefore = mouse.sent;
+    const end = await dragFor(mouse, { x: grab.x + 4, y: grab.y + 4 }, DRAG_MS, MOVE_EVERY_MS);
+    const moves = mouse.sent - sentBefore;
+    await mouse.settle();
     await dragger.waitForTimeout(300);
     await Promise.all([dragger, watcher].map((p) => p.evaluate(() => ((window as unknown as Record<string, unknown>).__rec = false))));
-    const m1 = await Promise.all(cdp.map((c) => c.send("Performance.getMetrics")));
+    await Promise.all([dragger, watcher].map((p) => traceMark(p, "bench-end")));
+    const traces = await Promise.all([dragBrowser.stopTracing(), watchBrowser.stopTracing()]);
+    if (TRACE_DIR !== undefined) {
+      await mkdir(TRACE_DIR, { recursive: true });
+      await writeFile(join(TRACE_DIR, `${editor}-dragging.json`), traces[0]);
+      await writeFile(join(TRACE_DIR, `${editor}-watching.json`), traces[1]);
+    }
+    const readings = traces.map((buf) => {
+      const events = (JSON.parse(buf.toString("utf8")) as { traceEvents: TraceEvent[] }).traceEvents;
+      return readTrace(events, { fromUs: markTs(events, "bench-start"), toUs: markTs(events, "bench-end") });
+    });
     if (PROFILE) {
       for (const [k, c] of cdp.entries()) {
         const { profile } = await c.send("Profiler.stop");
+        // Self time per function, and total time (a function counted once per sample it is on the stack of).
         const self = new Map<string, number>();
+        const total = new Map<string, number>();
         const dt = profile.timeDeltas ?? [];
         const byId = new Map(profile.nodes.map((n) => [n.id, n]));
-        (profile.samples ?? []).forEach((id, j) => {
-          const n = byId.get(id);
+        const parent = new Map<number, number>();
+        for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+        const keyOf = (n: (typeof profile.nodes)[number]) => `${n.callFrame.functionName || "(anon)"} ${n.callFrame.url.split("/").pop()}:${n.callFrame.lineNumber}`;
+        (profile.samples ?? []).forEach((sid, j) => {
+          const n = byId.get(sid);
           if (n === undefined) return;
-          const key = `${n.callFrame.functionName || "(anon)"} ${n.callFrame.url.split("/").pop()}:${n.callFrame.lineNumber}`;
-          self.set(key, (self.get(key) ?? 0) + (dt[j] ?? 0) / 1000);
+          const ms = (dt[j] ?? 0) / 1000;
+          self.set(keyOf(n), (self.get(keyOf(n)) ?? 0) + ms);
+          const seen = new Set<string>();
+          for (let at: number | undefined = sid; at !== undefined; at = parent.get(at)) {
+            const m = byId.get(at);
+            if (m === undefined || m.callFrame.url === "") continue;
+            const key = keyOf(m);
+            if (seen.has(key)) continue;
+            seen.add(key);
+            total.set(key, (total.get(key) ?? 0) + ms);
+          }
         });
-        const top = [...self].sort((p, q) => q[1] - p[1]).slice(0, 15);
-        console.error(`${editor} ${k === 0 ? "dragging" : "watching"} page, self time (ms):\n${top.map(([n, t]) => `  ${t.toFixed(0)} ${n}`).join("\n")}`);
+        const list = (m: Map<string, number>) =>
+          [...m]
+            .sort((p, q) => q[1] - p[1])
+            .slice(0, 25)
+            .map(([n, t]) => `  ${t.toFixed(0)} ${n}`)
+            .join("\n");
+        const page = k === 0 ? "dragging" : "watching";
+        console.error(`${editor} ${page} page, self time (ms):\n${list(self)}\n${editor} ${page} page, total time in script (ms):\n${list(total)}`);
       }
     }
-    const elapsedMs = Date.now() - t0;
-    const spent = (k: number) => {
-      const get = (m: { metrics: { name: string; value: number }[] }, name: string) => m.metrics.find((x) => x.name === name)?.value ?? 0;
-      const ms = (name: string) => (get(m1[k] as never, name) - get(m0[k] as never, name)) * 1000;
-      return { busy: ms("TaskDuration") / elapsedMs, scriptMs: ms("ScriptDuration"), layoutMs: ms("LayoutDuration") + ms("RecalcStyleDuration") };
-    };
-    const main = [spent(0), spent(1)] as const;
-    console.error(`${editor}: ${i} pointer moves; main thread ${JSON.stringify(main)}`);
-    await dragger.mouse.up();
-    const d = await collect(dragger);
-    const w = await collect(watcher);
-    return { drag: d, watch: w, latency: latencies(d.sent, w.shown), actions: d.sent.length, main, moves: i };
+    mouse.up(end.x, end.y);
+    await mouse.settle();
+    const d = await collect(dragger, readings[0] as TraceReading);
+    const w = await collect(watcher, readings[1] as TraceReading);
+    return { drag: d, watch: w, latency: latencies(d.sent, w.shown), moves };
   } finally {
     await dragBrowser.close();
     await watchBrowser.close();
@@ -297,30 +541,32 @@ async function run(
 }
 
 const f = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "–");
+const pair = (s: Stats) => `${f(s.p50)} / ${f(s.p99)}`;
+const pct = (v: number) => `${Math.round(v * 100)} %`;
 
 async function main(): Promise<void> {
   const server = await startServer();
   const rows: string[] = [];
   try {
-    for (const editor of ["vanilla", "flow"] as const) {
+    for (const editor of EDITORS) {
       const r = await run(server.address, editor);
       const name = editor === "flow" ? "flow editor (`/flow/`, React Flow)" : "vanilla editor (`/`)";
-      const [md, mw] = r.main;
-      const pct = (m: MainThread) => `${Math.round(m.busy * 100)} %`;
-      const per = (m: MainThread, n: number) => f(m.scriptMs / Math.max(1, n));
+      const page = (p: PageResult) => `${pair(p.frameWork)} | ${pair(p.frameInterval)}, ${pct(p.dropped)} | ${pct(p.busy)}`;
       rows.push(
-        `| ${name} | ${f(r.drag.frameInterval.p50)} / ${f(r.drag.frameInterval.p99)} | ${f(r.watch.frameInterval.p50)} / ${f(r.watch.frameInterval.p99)} | ${f(r.latency.stats.p50)} / ${f(r.latency.stats.p99)} | ${r.moves} / ${r.actions} / ${r.latency.matched} | ${pct(md)}, ${per(md, r.actions)} | ${pct(mw)}, ${per(mw, r.latency.matched)} |`,
+        `| ${name} | ${page(r.drag)} | ${page(r.watch)} | ${pair(r.latency.dom)} | ${pair(r.latency.painted)} | ${r.moves} / ${r.drag.pointer.moves} in ${r.drag.pointer.events} / ${r.latency.sent} / ${r.latency.matched} |`,
       );
-      console.error(`${editor}: done (${r.drag.frameInterval.n} frames dragging, ${r.watch.frameInterval.n} watching)`);
+      console.error(
+        `${editor}: ${r.drag.frameWork.n} frames dragging (work max ${f(r.drag.frameWork.max)} ms), ${r.watch.frameWork.n} watching (max ${f(r.watch.frameWork.max)} ms); page to page max ${f(r.latency.painted.max)} ms`,
+      );
     }
   } finally {
     server.stop();
   }
-  console.log(`1,000 nodes and ${EDGES} edges, one node dragged for ${DRAG_MS / 1000} s (pointer every ${MOVE_EVERY_MS} ms), times in ms (p50 / p99):\n`);
+  console.log(`1,000 nodes and ${EDGES} edges, one node dragged for ${DRAG_MS / 1000} s (a mouse move every ${MOVE_EVERY_MS} ms, not waiting), times in ms (p50 / p99):\n`);
   console.log(
-    "| editor | dragging page: frame interval | watching page: frame interval | page to page | pointer moves / positions sent / seen | dragging page: main thread busy, script ms per position | watching page: same |",
+    "| editor | dragging page: frame work | dragging page: frame interval, dropped | dragging page: busy | watching page: frame work | watching page: frame interval, dropped | watching page: busy | page to page: DOM | page to page: painted | mouse moves sent / got in pointer events / positions sent / seen |",
   );
-  console.log("|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) console.log(r);
 }
 
