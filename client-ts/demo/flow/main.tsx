@@ -14,9 +14,9 @@ import type { JsonObject } from "objectsync-client";
 import { EdgeObject, GraphObject, NodeObject, schema } from "../../examples/generated/demo-types.js";
 import { ObjectSyncProvider, useClient, useObject, useOthers, useRoom, useStatus } from "objectsync-react";
 import type { FlowMapping, FlowPresence, ObjectSyncFlow } from "objectsync-react-flow";
-import { Cursors, explain, useFlowPointer, useObjectSyncFlow } from "objectsync-react-flow";
+import { Cursors, explain, useFlowPointer, useObjectSyncFlow, ViewportLayer } from "objectsync-react-flow";
 import type { Edge, XYPosition } from "@xyflow/react";
-import { Background, ConnectionLineType, Controls, MarkerType, MiniMap, ReactFlow, ReactFlowProvider, useReactFlow, ViewportPortal } from "@xyflow/react";
+import { Background, ConnectionLineType, Controls, MarkerType, MiniMap, ReactFlow, ReactFlowProvider, useReactFlow } from "@xyflow/react";
 import type { ReactNode } from "react";
 import { StrictMode, useCallback, useEffect, useMemo } from "react";
 import { createRoot } from "react-dom/client";
@@ -248,13 +248,13 @@ function Refusal({ flow }: { flow: ObjectSyncFlow<GraphNode, Edge> }): ReactNode
 /** The area the server accepts (a node's corner inside), drawn in flow coordinates. */
 function CanvasBounds(): ReactNode {
   return (
-    <ViewportPortal>
+    <ViewportLayer>
       <div className="bounds" style={{ width: CANVAS.width + NODE_SIZE.width, height: CANVAS.height + NODE_SIZE.height }} aria-hidden="true">
         <span>
           canvas {CANVAS.width} × {CANVAS.height}: the server refuses nodes outside
         </span>
       </div>
-    </ViewportPortal>
+    </ViewportLayer>
   );
 }
 

@@ -138,18 +138,24 @@ describe("useObjectSyncFlow", () => {
     expect(node("b")).toBe(b0);
   });
 
-  it("a drag shows each move at once and sends one action per frame; the last position is the server's", () => {
-    const { w, frames, f, node, actions } = setup();
+  it("a drag shows the last move of each frame at that frame and sends one action per frame; the last position is the server's", () => {
+    const { w, frames, f, node, actions, renders } = setup();
     const before = actions().length;
+    const rendersBefore = renders();
     act(() => {
       f().onNodesChange([{ type: "position", id: "a", position: { x: 20, y: 20 }, dragging: true }]);
       f().onNodesChange([{ type: "position", id: "a", position: { x: 30, y: 25 }, dragging: true }]);
     });
+    // Nothing rendered before the frame; then once, with the frame's last position.
+    expect(renders()).toBe(rendersBefore);
+    expect(node("a")?.position).toEqual({ x: 10, y: 20 });
+    act(() => frames.run());
+    expect(renders()).toBe(rendersBefore + 1);
     expect(node("a")?.position).toEqual({ x: 30, y: 25 });
     expect(node("a")?.dragging).toBe(true);
-    // Sending the frame's position changes the document, not what React Flow shows: same node.
+    // The server's answer to the frame's action changes the document, not what React Flow shows: same node.
     const shown = node("a");
-    act(() => frames.run());
+    act(() => w.settle());
     expect(node("a")).toBe(shown);
     act(() => {
       f().onNodesChange([{ type: "position", id: "a", position: { x: 40, y: 30 }, dragging: true }]);

@@ -1,16 +1,18 @@
 /**
  * The React side of the binding: `useObjectSyncFlow` (a graph SObject as React Flow's controlled
  * props), the presence it shares (this page's selection; the pointer in flow coordinates, by
- * `useFlowPointer`), `useRemoteSelection` for custom nodes, and `<Cursors/>`.
+ * `useFlowPointer`), `useRemoteSelection` for custom nodes, `<Cursors/>` and `<ViewportLayer/>`.
  */
 
 import type { ActionHandle, SObject } from "objectsync-client";
 import type { Other } from "objectsync-react";
 import { useClient, useOthers, useRoom } from "objectsync-react";
 import type { Connection, Edge, EdgeChange, Node, NodeChange, XYPosition } from "@xyflow/react";
-import { useReactFlow, ViewportPortal } from "@xyflow/react";
+import type { ReactFlowState } from "@xyflow/react";
+import { useReactFlow, useStore } from "@xyflow/react";
 import type { CSSProperties, PointerEvent as ReactPointerEvent, ReactNode } from "react";
 import { useCallback, useEffect, useMemo, useRef, useSyncExternalStore } from "react";
+import { createPortal } from "react-dom";
 import type { FlowReject } from "./explain.js";
 import type { FlowMapping, FlowStoreOptions } from "./store.js";
 import type { Selector } from "./selections.js";
@@ -198,6 +200,20 @@ function readCursor(presence: unknown): XYPosition | null {
   return c !== null && c !== undefined && typeof c.x === "number" && typeof c.y === "number" ? c : null;
 }
 
+const domNodeOf = (s: ReactFlowState) => s.domNode;
+
+/**
+ * Draws its children in flow coordinates (they follow zoom and pan), as React Flow's
+ * `ViewportPortal` does, but finds the element to draw into once: `ViewportPortal` looks it up
+ * (a `querySelector` over the whole diagram) on every change of React Flow's state, every node
+ * moved included. Put it inside `<ReactFlow>`.
+ */
+export function ViewportLayer({ children }: { readonly children?: ReactNode }): ReactNode {
+  const domNode = useStore(domNodeOf);
+  const layer = useMemo(() => domNode?.querySelector<HTMLElement>(".react-flow__viewport-portal") ?? null, [domNode]);
+  return layer === null ? null : createPortal(children, layer);
+}
+
 /**
  * The others' pointers where they are in the diagram (flow coordinates: they follow zoom and
  * pan). Put it inside `<ReactFlow>`.
@@ -205,7 +221,7 @@ function readCursor(presence: unknown): XYPosition | null {
 export function Cursors(props: CursorsProps): ReactNode {
   const others = useOthers<FlowPresence>();
   return (
-    <ViewportPortal>
+    <ViewportLayer>
       {others.map((o) => {
         const p = isPresence(o.presence) ? o.presence : {};
         const cursor = (props.read ?? readCursor)(o.presence);
@@ -225,7 +241,7 @@ export function Cursors(props: CursorsProps): ReactNode {
           </div>
         );
       })}
-    </ViewportPortal>
+    </ViewportLayer>
   );
 }
 

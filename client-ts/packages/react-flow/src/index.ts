@@ -15,4 +15,4 @@ export { FlowStore } from "./store.js";
 export type { Selector } from "./selections.js";
 export { SelectionIndex, selectionIndex } from "./selections.js";
 export type { CursorsProps, FlowPresence, ObjectSyncFlow, ObjectSyncFlowOptions, PointerWriter } from "./hooks.js";
-export { Cursors, useFlowPointer, useObjectSyncFlow, useRemoteSelection } from "./hooks.js";
+export { Cursors, useFlowPointer, useObjectSyncFlow, useRemoteSelection, ViewportLayer } from "./hooks.js";

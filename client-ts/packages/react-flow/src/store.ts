@@ -7,8 +7,9 @@
  * - Mapping: the application's `toNode`/`toEdge` turn its SObjects into React Flow objects. An
  *   object is mapped again only when one of its watched attributes changed, and an output node
  *   keeps its identity until something in it changed, so React Flow re-renders only those nodes.
- * - Drags: each position change shows at once (the override), and the positions of one
- *   animation frame go out as one action. A drag is one undo step however long it lasts: its
+ * - Drags: the positions React Flow reports show at the next animation frame (the override:
+ *   one render of the diagram per frame however many pointer moves came in it, a drag's start
+ *   and end at once), and the positions of one frame go out as one action. A drag is one undo step however long it lasts: its
  *   actions name one step (`ObjectSyncClient.beginUndoStep`, the action's `step` on the wire),
  *   from the first moved node to the last one dropped. When the drag ends and any of its
  *   actions was refused, the nodes go back to where the drag started.
@@ -143,6 +144,8 @@ export class FlowStore<NO extends SObject = SObject, EO extends SObject = SObjec
   private readonly measured = new Map<string, { width: number; height: number }>();
   private readonly drags = new Map<string, Drag>();
   private frame: unknown = null;
+  /** Drag moves wait to be shown at the next frame. */
+  private showAtFrame = false;
   /** Ends the undo step the drags in progress share; `null` when none is. */
   private endUndoStep: (() => void) | null = null;
   private readonly frames: FrameScheduler;
@@ -220,6 +223,7 @@ export class FlowStore<NO extends SObject = SObject, EO extends SObject = SObjec
 
   private emit(): void {
     this.dirty = true;
+    this.showAtFrame = false;
     for (const fn of [...this.listeners]) fn();
   }
 
@@ -363,6 +367,7 @@ export class FlowStore<NO extends SObject = SObject, EO extends SObject = SObjec
   /** React Flow's `onNodesChange`: selection, sizes and drags (removals go by `onDelete`). */
   onNodesChange = (changes: NodeChange<N>[]): void => {
     let changed = false;
+    let moved = false;
     for (const c of changes) {
       switch (c.type) {
         case "select":
@@ -382,13 +387,22 @@ export class FlowStore<NO extends SObject = SObject, EO extends SObject = SObjec
           }
           break;
         case "position":
-          changed = this.onPosition(c.id, c.position, c.dragging) || changed;
+          // A move while dragging shows at the frame; the drop at once.
+          if (this.onPosition(c.id, c.position, c.dragging)) {
+            if (c.dragging === true) moved = true;
+            else changed = true;
+          }
           break;
         default:
           break;
       }
     }
     if (changed) this.emit();
+    else if (moved) {
+      this.dirty = true;
+      this.showAtFrame = true;
+      this.scheduleFrame();
+    }
   };
 
   /** React Flow's `onEdgesChange`: selection (removals go by `onDelete`). */
@@ -530,6 +544,7 @@ export class FlowStore<NO extends SObject = SObject, EO extends SObject = SObjec
         // A fast display: wait for a later frame rather than send more than the server takes.
         if (Date.now() - this.lastSendMs < this.sendIntervalMinMs) this.scheduleFrame();
         else this.flush();
+        if (this.showAtFrame) this.emit();
       });
     }
   }
@@ -537,6 +552,7 @@ export class FlowStore<NO extends SObject = SObject, EO extends SObject = SObjec
   private stopFrames(): void {
     if (this.frame !== null) this.frames.cancel(this.frame);
     this.frame = null;
+    this.showAtFrame = false;
     this.endDragStep();
   }
 
