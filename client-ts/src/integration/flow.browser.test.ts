@@ -224,6 +224,37 @@ async function actionsOn(page: Page, obj: string, attr: string): Promise<number>
     .filter((m) => m.t === "action" && (m.changes ?? []).some((c) => c.obj === obj && c.attr === attr)).length;
 }
 
+/** The edges' stroke (`flow.css`: #57606a). */
+const EDGE_RGB = [0x57, 0x60, 0x6a] as const;
+
+/** How many pixels of the screen over the box of `sel` are (within a little) of color `rgb`. */
+async function pixelsOf(page: Page, sel: string, rgb: readonly [number, number, number]): Promise<number> {
+  const box = await page.locator(sel).first().boundingBox();
+  if (box === null) throw new Error(`${sel} is not visible`);
+  const png = await page.screenshot({ clip: { x: Math.floor(box.x) - 2, y: Math.floor(box.y) - 2, width: Math.ceil(box.width) + 4, height: Math.ceil(box.height) + 4 } });
+  // Decoded by the page itself (an image on a canvas): no PNG decoder here.
+  return page.evaluate(
+    async ({ data, want }) => {
+      const img = new Image();
+      img.src = `data:image/png;base64,${data}`;
+      await img.decode();
+      const canvas = document.createElement("canvas");
+      canvas.width = img.width;
+      canvas.height = img.height;
+      const ctx = canvas.getContext("2d");
+      if (ctx === null) return -1;
+      ctx.drawImage(img, 0, 0);
+      const px = ctx.getImageData(0, 0, img.width, img.height).data;
+      let n = 0;
+      for (let i = 0; i < px.length; i += 4) {
+        if (Math.abs((px[i] ?? 0) - want[0]) + Math.abs((px[i + 1] ?? 0) - want[1]) + Math.abs((px[i + 2] ?? 0) - want[2]) < 24) n++;
+      }
+      return n;
+    },
+    { data: png.toString("base64"), want: rgb },
+  );
+}
+
 async function shot(page: Page, name: string): Promise<void> {
   await mkdir(ARTIFACTS, { recursive: true });
   await front(page);
@@ -320,6 +351,9 @@ describe("the flow editor in Chromium", () => {
     expect(back.length).toBeGreaterThan(100);
     expect(back.width).toBeGreaterThan(20);
     expect(back.stroke).not.toBe("none");
+    // Drawn: the screen shows the edges' color over the line's box (an edge in an <svg> of no
+    // size is laid out, hit and measured, and not drawn).
+    expect(await pixelsOf(b, `.react-flow__edge[data-from="${right.id}"] path.react-flow__edge-path`, EDGE_RGB)).toBeGreaterThan(20);
     // An edge from a node to itself: the server refuses it, the page says why without ids.
     await drag(b, await centerOf(b, `${nodeSel(left.id)} [data-testid="handle-out"]`), await centerOf(b, `${nodeSel(left.id)} [data-testid="handle-in"]`), 8);
     await b.waitForSelector('[data-testid="reject"]');
