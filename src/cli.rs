@@ -1,5 +1,6 @@
 //! The command line of a server, for one's own types and hooks: `serve`, `codegen`, `export`,
-//! `import`, with graceful shutdown on SIGINT and SIGTERM. An application's binary is a few
+//! `import`, `migrate` (stored rooms brought to the types' schema version, or `--dry-run`
+//! checked), with graceful shutdown on SIGINT and SIGTERM. An application's binary is a few
 //! lines:
 //!
 //! ```no_run

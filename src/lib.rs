@@ -94,3 +94,7 @@ struct KindsDoctests;
 #[doc = include_str!("../docs/operations.md")]
 #[cfg(doctest)]
 struct OperationsDoctests;
+
+#[doc = include_str!("../docs/migrations.md")]
+#[cfg(doctest)]
+struct MigrationsDoctests;

@@ -12,7 +12,7 @@
 import { bindInput, bindStyle, bindText, ObjectSyncClient, SObject } from "../../src/index.js";
 // Generated from the server's types by `objectsync codegen ts`: a misspelt attribute is a
 // compile error here.
-import { DivObject, schema, TextObject } from "../generated/demo-types.js";
+import { DivObject, fingerprint, schema, TextObject } from "../generated/demo-types.js";
 
 /** Where root-level views go. */
 const app = byId("app", HTMLElement);
@@ -72,8 +72,8 @@ class TextView extends TextObject {
 
 // The generated schema with the views in place of the generated classes: the client makes
 // `Div` and `Text` objects as views, types `create` by it, and checks every edit against its
-// attribute's kind before sending it.
-const client = new ObjectSyncClient({ schema: { ...schema, Div: DivView, Text: TextView } });
+// attribute's kind before sending it. The fingerprint of the types goes in every `hello`.
+const client = new ObjectSyncClient({ schema: { ...schema, Div: DivView, Text: TextView }, fingerprint });
 
 client.on("state", ({ state }) => {
   document.body.dataset.state = state;
@@ -84,6 +84,10 @@ client.on("reject", ({ error }) => {
 });
 client.on("error", ({ error }) => {
   log.textContent = `error: ${error.code}: ${error.reason}`;
+});
+// The server's types are no longer this page's (a new version was deployed): it stopped.
+client.on("schema_mismatch", () => {
+  log.textContent = "a new version of this app was deployed: reload the page";
 });
 
 /** Binds the input and the button to `hello` once (the document stays loaded across reconnects). */
