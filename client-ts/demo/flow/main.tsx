@@ -16,12 +16,13 @@ import { ObjectSyncProvider, useClient, useObject, useOthers, useRoom, useStatus
 import type { FlowMapping, FlowPresence, ObjectSyncFlow } from "objectsync-react-flow";
 import { Cursors, explain, useFlowPointer, useObjectSyncFlow, ViewportLayer } from "objectsync-react-flow";
 import type { Edge, XYPosition } from "@xyflow/react";
-import { Background, ConnectionLineType, Controls, MarkerType, MiniMap, ReactFlow, ReactFlowProvider, useReactFlow } from "@xyflow/react";
+import { Background, ConnectionLineType, Controls, MarkerType, ReactFlow, ReactFlowProvider, useReactFlow } from "@xyflow/react";
 import type { ReactNode } from "react";
 import { StrictMode, useCallback, useEffect, useMemo } from "react";
 import { createRoot } from "react-dom/client";
 import { colorFor, friendlyName, NAME_LEN_MAX } from "../presence.js";
 import { addNode, CANVAS, duplicate, readPos } from "./actions.js";
+import { CanvasMiniMap } from "./minimap.js";
 import type { GraphNode } from "./node.js";
 import { GraphNodeComponent, NODE_SIZE } from "./node.js";
 
@@ -86,7 +87,7 @@ function readPointer(presence: unknown): XYPosition | null {
   return typeof c.x === "number" && typeof c.y === "number" ? { x: c.x, y: c.y } : null;
 }
 
-/** A node's color in the minimap: one function for every render (a new one would redraw every minimap node). */
+/** A node's color in the minimap. */
 function minimapColor(n: GraphNode): string {
   return n.data.obj.color.value || "#4f7cff";
 }
@@ -148,7 +149,7 @@ function Editor(): ReactNode {
         >
           <CanvasBounds />
           <Background gap={24} />
-          <MiniMap<GraphNode> pannable zoomable nodeColor={minimapColor} />
+          <CanvasMiniMap nodeColor={minimapColor} />
           <Controls showInteractive={false} />
           <Cursors read={readPointer} />
         </ReactFlow>
