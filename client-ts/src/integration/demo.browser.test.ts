@@ -14,144 +14,37 @@
  * `OBJECTSYNC_WRITE_DOCS_SCREENSHOT=1` the README's picture (`docs/demo.png`) is written too.
  */
 
-import { existsSync } from "node:fs";
-import { copyFile, mkdir } from "node:fs/promises";
+import { copyFile } from "node:fs/promises";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import type { Browser, BrowserContext, Page } from "playwright-core";
-import { chromium } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { RunningServer } from "./harness.js";
-import { CHROMIUM_LAUNCH, Lab, REPO_ROOT, requireChromium, SERVER_BIN, startBinary } from "./harness.js";
+import type { Point } from "./browser.js";
+import { actionsOn, ARTIFACTS, centerOf, drag, EditorLab, frames, front, nodeSel, posOf, screenshot, waitFor, waitPos } from "./browser.js";
+import { Lab, REPO_ROOT } from "./harness.js";
 
-const DIST = fileURLToPath(new URL("../../demo/dist/", import.meta.url));
-const ARTIFACTS = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
 const DOCS_PICTURE = join(REPO_ROOT, "docs", "demo.png");
 /** The server's canvas (`src/presets/demo.rs`): a node's corner must stay in 0..2000 x 0..1200. */
 const CANVAS = { width: 2000, height: 1200 };
 
-interface Point {
-  readonly x: number;
-  readonly y: number;
-}
-
-let server: RunningServer | undefined;
-let browser: Browser | undefined;
+const editors = new EditorLab();
 const lab = new Lab();
-/** Page errors and console errors of every page, checked at the end. */
-const errors: string[] = [];
+const errors = editors.errors;
 
-beforeAll(async () => {
-  requireChromium();
-  if (!existsSync(join(DIST, "main.js")) || !existsSync(join(DIST, "index.html")) || !existsSync(join(DIST, "dom", "main.js"))) {
-    throw new Error(`the demo is not built in ${DIST}: run \`npm run build:demo\``);
-  }
-  server = await startBinary(SERVER_BIN, ["serve", "--bind", "127.0.0.1:0", "--memory", "--static", DIST]);
-  browser = await chromium.launch({
-    ...CHROMIUM_LAUNCH,
-    args: [...CHROMIUM_LAUNCH.args],
-  });
-});
+beforeAll(() => editors.start(["main.js", "index.html", "dom/main.js"]));
 
 afterAll(async () => {
   lab.closeAll();
-  await browser?.close();
-  await server?.stop();
+  await editors.stop();
 });
 
-/** A new browser context whose pages record every frame they send in `window.__sent`. */
-async function newContext(viewport = { width: 1100, height: 700 }): Promise<BrowserContext> {
-  if (browser === undefined) throw new Error("setup failed");
-  const context = await browser.newContext({ viewport });
-  await context.addInitScript(() => {
-    const w = window as unknown as { __sent: string[]; __pointerId: number };
-    w.__sent = [];
-    w.__pointerId = -1;
-    const send = WebSocket.prototype.send;
-    WebSocket.prototype.send = function (this: WebSocket, ...args: Parameters<WebSocket["send"]>) {
-      if (typeof args[0] === "string") w.__sent.push(args[0]);
-      send.apply(this, args);
-    };
-    document.addEventListener("pointerdown", (e) => (w.__pointerId = e.pointerId), true);
-  });
-  return context;
-}
+const newContext = (viewport?: { width: number; height: number }) => editors.newContext(viewport);
 
-/** Opens the demo in `room` as `name` and waits until it joined. */
-async function open(context: BrowserContext, room: string, name: string): Promise<Page> {
-  if (server === undefined) throw new Error("setup failed");
-  const page = await context.newPage();
-  page.setDefaultTimeout(10_000);
-  page.on("pageerror", (e) => errors.push(`${name}: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(`${name} console: ${m.text()}`);
-  });
-  await page.goto(`http://${server.address}/?room=${room}&name=${name}`);
-  await page.waitForSelector('body[data-state="open"]');
-  await page.waitForSelector('[data-testid="add-node"]:not([disabled])');
-  return page;
-}
-
-/**
- * Makes `page` the one in front before driving it. Headless Chromium runs animation frames at
- * about one per second in a page that is not in front once it repaints, and the demo sends
- * positions and draws its status line on animation frames; pages behind still get every
- * update (those arrive on socket events), so the other page's checks poll on a timer.
- */
-async function front(page: Page): Promise<Page> {
-  await page.bringToFront();
-  return page;
-}
-
-/** `page.waitForFunction` polling every 50 ms (not on animation frames: see {@link front}). */
-async function waitFor<A>(page: Page, fn: (arg: A) => boolean, arg: A): Promise<void> {
-  // (Playwright types the argument as `Unboxed<A>`, which a generic `A` does not reduce to.)
-  const check = fn as (arg: unknown) => boolean;
-  await page.waitForFunction(check, arg as unknown, { polling: 50 });
-}
-
-const nodeSel = (id: string) => `[data-testid="node"][data-id="${id}"]`;
+/** Opens the vanilla editor in `room` as `name` and waits until it joined. */
+const open = (context: BrowserContext, room: string, name: string) => editors.open(context, `/?room=${room}&name=${name}`, name);
 
 /** The node ids shown on `page`, in document order. */
 function nodeIds(page: Page): Promise<string[]> {
   return page.$$eval('[data-testid="node"]', (els) => els.map((e) => (e as HTMLElement).dataset.id ?? ""));
-}
-
-/** The position node `id` is shown at on `page` (its `data-x`/`data-y`). */
-async function posOf(page: Page, id: string): Promise<Point> {
-  return page.$eval(nodeSel(id), (el) => ({ x: Number((el as HTMLElement).dataset.x), y: Number((el as HTMLElement).dataset.y) }));
-}
-
-/** Waits until node `id` is shown at `p` on `page`. */
-async function waitPos(page: Page, id: string, p: Point): Promise<void> {
-  await waitFor(
-    page,
-    ({ sel, x, y }) => {
-      const el = document.querySelector<HTMLElement>(sel);
-      return el !== null && el.dataset.x === String(x) && el.dataset.y === String(y);
-    },
-    { sel: nodeSel(id), x: p.x, y: p.y },
-  );
-}
-
-/** Resolves after `n` animation frames of `page`. */
-async function frames(page: Page, n = 2): Promise<void> {
-  await page.evaluate(
-    (count) =>
-      new Promise<void>((resolve) => {
-        let left = count;
-        const tick = () => (--left <= 0 ? resolve() : requestAnimationFrame(tick));
-        requestAnimationFrame(tick);
-      }),
-    n,
-  );
-}
-
-/** The center of the element `sel` in viewport coordinates, rounded. */
-async function centerOf(page: Page, sel: string): Promise<Point> {
-  const box = await page.locator(sel).boundingBox();
-  if (box === null) throw new Error(`${sel} is not visible`);
-  return { x: Math.round(box.x + box.width / 2), y: Math.round(box.y + box.height / 2) };
 }
 
 /** A point on node `id` that drags it (its empty bottom strip). */
@@ -162,27 +55,6 @@ async function grabPoint(page: Page, id: string): Promise<Point> {
   const hit = await page.evaluate(({ x, y }) => document.elementFromPoint(x, y)?.closest<HTMLElement>('[data-testid="node"]')?.dataset.id, p);
   if (hit !== id) throw new Error(`node ${id} is covered at (${p.x}, ${p.y}) by ${hit ?? "nothing"}`);
   return p;
-}
-
-/** Drags with the mouse from `from` to `to` in `steps` moves, each in its own frame. */
-async function drag(page: Page, from: Point, to: Point, steps: number, beforeUp?: () => Promise<void>): Promise<void> {
-  await page.mouse.move(from.x, from.y);
-  await page.mouse.down();
-  for (let i = 1; i <= steps; i++) {
-    await page.mouse.move(Math.round(from.x + ((to.x - from.x) * i) / steps), Math.round(from.y + ((to.y - from.y) * i) / steps));
-    await frames(page);
-  }
-  await beforeUp?.();
-  await page.mouse.up();
-  await frames(page);
-}
-
-/** The `action` messages `page` sent that change attribute `attr` of `obj`. */
-async function actionsOn(page: Page, obj: string, attr: string): Promise<number> {
-  const sent = await page.evaluate(() => (window as unknown as { __sent: string[] }).__sent);
-  return sent
-    .map((s) => JSON.parse(s) as { t: string; changes?: { obj?: string; attr?: string }[] })
-    .filter((m) => m.t === "action" && (m.changes ?? []).some((c) => c.obj === obj && c.attr === attr)).length;
 }
 
 /** The edges shown on `page` as `from->to` (hidden ones included, marked). */
@@ -211,10 +83,7 @@ async function settled(page: Page): Promise<void> {
 }
 
 async function shot(page: Page, name: string): Promise<void> {
-  await mkdir(ARTIFACTS, { recursive: true });
-  await front(page);
-  await frames(page);
-  await page.screenshot({ path: join(ARTIFACTS, `demo-${name}.png`) });
+  await screenshot(page, `demo-${name}`);
 }
 
 describe("the node-graph demo in Chromium", () => {
@@ -519,7 +388,7 @@ describe("the node-graph demo in Chromium", () => {
 
 describe("the README's picture", () => {
   it("shows nodes, edges and a remote cursor", async () => {
-    if (server === undefined) throw new Error("setup failed");
+    const server = editors.running;
     const room = "demo"; // a fresh server (in memory): the status line reads as after `scripts/run`
     // Another person, joined from node: four nodes, three edges, a cursor.
     const ada = await lab.join(server.wsUrl(room), {}, {}, "ada");
@@ -547,9 +416,7 @@ describe("the README's picture", () => {
     await grace.click(`${nodeSel(alert.id)} .node-ports`); // one node selected
     await grace.mouse.move(880, 560);
     await frames(grace, 8); // the cursor's short CSS transition
-    await mkdir(ARTIFACTS, { recursive: true });
-    const artifact = join(ARTIFACTS, "demo-picture.png");
-    await grace.screenshot({ path: artifact });
+    const artifact = await screenshot(grace, "demo-picture");
     if (process.env.OBJECTSYNC_WRITE_DOCS_SCREENSHOT === "1") await copyFile(artifact, DOCS_PICTURE);
     await context.close();
     expect(errors).toEqual([]);

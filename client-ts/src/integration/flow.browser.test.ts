@@ -9,31 +9,20 @@
  * edge is drawn; a self edge is refused, in words; Ada renames a node in place; a drag off the
  * canvas is refused and the node returns to where it started on both pages, with the reason and
  * no ids; a whole drag undoes in one step and redoes; Ada deletes a node (its edges go too, the
- * server's reaction) and undo brings everything back; box select and duplicate; zoom; Ada's
+ * server's reaction) and undo brings everything back; box select and duplicate; zoom; the
+ * minimap draws the nodes, pans and zooms; Ada's
  * cursor shows on Grace's page in flow coordinates; both pages show the same diagram, which is
  * what a fresh client loads; the vanilla editor in the same room shows the same nodes and the
  * editors see each other's cursors; the toolbar fits at 700 px. Screenshots: `test-artifacts/flow-*.png`.
  */
 
-import { existsSync } from "node:fs";
-import { mkdir } from "node:fs/promises";
-import { join } from "node:path";
-import { fileURLToPath } from "node:url";
-import type { Browser, BrowserContext, Page } from "playwright-core";
-import { chromium } from "playwright-core";
+import type { BrowserContext, Page } from "playwright-core";
 import NodeWebSocket from "ws";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { WebSocketConstructor } from "../connection.js";
-import type { RunningServer } from "./harness.js";
-import { CHROMIUM_LAUNCH, Lab, requireChromium, SERVER_BIN, startBinary } from "./harness.js";
+import { actionsOn, centerOf, drag, EditorLab, frames, front, nodeSel, posOf, screenshot, waitFor, waitPos } from "./browser.js";
+import { Lab } from "./harness.js";
 
-const DIST = fileURLToPath(new URL("../../demo/dist/", import.meta.url));
-const ARTIFACTS = fileURLToPath(new URL("../../test-artifacts/", import.meta.url));
-
-interface Point {
-  readonly x: number;
-  readonly y: number;
-}
 interface ShownNode {
   readonly id: string;
   readonly title: string;
@@ -41,88 +30,21 @@ interface ShownNode {
   readonly y: number;
 }
 
-let server: RunningServer | undefined;
-let browser: Browser | undefined;
+const editors = new EditorLab();
 const lab = new Lab();
-/** Page errors and console errors of every page, checked at the end. */
-const errors: string[] = [];
+const errors = editors.errors;
 
-beforeAll(async () => {
-  requireChromium();
-  if (!existsSync(join(DIST, "flow", "main.js")) || !existsSync(join(DIST, "flow", "index.html"))) {
-    throw new Error(`the flow editor is not built in ${DIST}flow: run \`npm run build:demo\``);
-  }
-  server = await startBinary(SERVER_BIN, ["serve", "--bind", "127.0.0.1:0", "--memory", "--static", DIST]);
-  browser = await chromium.launch({ ...CHROMIUM_LAUNCH, args: [...CHROMIUM_LAUNCH.args] });
-});
+beforeAll(() => editors.start(["flow/main.js", "flow/index.html"]));
 
 afterAll(async () => {
   lab.closeAll();
-  await browser?.close();
-  await server?.stop();
+  await editors.stop();
 });
 
-/** A browser context whose pages record every frame they send in `window.__sent`. */
-async function newContext(viewport = { width: 1100, height: 700 }): Promise<BrowserContext> {
-  if (browser === undefined) throw new Error("setup failed");
-  const context = await browser.newContext({ viewport });
-  await context.addInitScript(() => {
-    const w = window as unknown as { __sent: string[] };
-    w.__sent = [];
-    const send = WebSocket.prototype.send;
-    WebSocket.prototype.send = function (this: WebSocket, ...args: Parameters<WebSocket["send"]>) {
-      if (typeof args[0] === "string") w.__sent.push(args[0]);
-      send.apply(this, args);
-    };
-  });
-  return context;
-}
+const newContext = (viewport?: { width: number; height: number }) => editors.newContext(viewport);
 
 /** Opens the flow editor in `room` as `name` and waits until it joined. */
-async function open(context: BrowserContext, room: string, name: string): Promise<Page> {
-  if (server === undefined) throw new Error("setup failed");
-  const page = await context.newPage();
-  page.setDefaultTimeout(10_000);
-  page.on("pageerror", (e) => errors.push(`${name}: ${e.message}`));
-  page.on("console", (m) => {
-    if (m.type() === "error") errors.push(`${name} console: ${m.text()}`);
-  });
-  await page.goto(`http://${server.address}/flow/?room=${room}&name=${name}`);
-  await page.waitForSelector('body[data-state="open"]');
-  await page.waitForSelector('[data-testid="add-node"]:not([disabled])');
-  return page;
-}
-
-/**
- * Puts `page` in front before driving it: headless Chromium runs animation frames slowly in a
- * page behind (positions go out on animation frames); a page behind still gets every update, so
- * its checks poll on a timer.
- */
-async function front(page: Page): Promise<Page> {
-  await page.bringToFront();
-  return page;
-}
-
-/** `page.waitForFunction` polling every 50 ms. */
-async function waitFor<A>(page: Page, fn: (arg: A) => boolean, arg: A): Promise<void> {
-  const check = fn as (arg: unknown) => boolean;
-  await page.waitForFunction(check, arg as unknown, { polling: 50 });
-}
-
-/** Resolves after `n` animation frames of `page`. */
-async function frames(page: Page, n = 2): Promise<void> {
-  await page.evaluate(
-    (count) =>
-      new Promise<void>((resolve) => {
-        let left = count;
-        const tick = () => (--left <= 0 ? resolve() : requestAnimationFrame(tick));
-        requestAnimationFrame(tick);
-      }),
-    n,
-  );
-}
-
-const nodeSel = (id: string) => `[data-testid="node"][data-id="${id}"]`;
+const open = (context: BrowserContext, room: string, name: string) => editors.open(context, `/flow/?room=${room}&name=${name}`, name);
 
 /** The nodes `page` shows, by id. */
 function shownNodes(page: Page): Promise<ShownNode[]> {
@@ -139,27 +61,6 @@ function shownNodes(page: Page): Promise<ShownNode[]> {
 /** The edges `page` shows as `from->to`, sorted. */
 function shownEdges(page: Page): Promise<string[]> {
   return page.$$eval(".react-flow__edge", (els) => els.map((e) => `${(e as SVGGElement).dataset.from}->${(e as SVGGElement).dataset.to}`).sort());
-}
-
-/** Waits until node `id` is shown at `p` on `page`. */
-async function waitPos(page: Page, id: string, p: Point): Promise<void> {
-  try {
-    await waitFor(
-      page,
-      ({ sel, x, y }) => {
-        const el = document.querySelector<HTMLElement>(sel);
-        return el !== null && el.dataset.x === String(x) && el.dataset.y === String(y);
-      },
-      { sel: nodeSel(id), x: p.x, y: p.y },
-    );
-  } catch (e) {
-    const at = await posOf(page, id).catch(() => null);
-    throw new Error(`node ${id} is not shown at (${p.x}, ${p.y}) but at ${JSON.stringify(at)}`, { cause: e });
-  }
-}
-
-async function posOf(page: Page, id: string): Promise<Point> {
-  return page.$eval(nodeSel(id), (el) => ({ x: Number((el as HTMLElement).dataset.x), y: Number((el as HTMLElement).dataset.y) }));
 }
 
 /** Waits until `page` shows exactly the edges `want` (as `from->to`). */
@@ -196,34 +97,6 @@ async function settled(page: Page): Promise<void> {
   await waitFor(page, () => document.querySelector('[data-testid="status-pending"]')?.textContent === "saved", null);
 }
 
-/** The center of `sel` in viewport coordinates, rounded. */
-async function centerOf(page: Page, sel: string): Promise<Point> {
-  const box = await page.locator(sel).first().boundingBox();
-  if (box === null) throw new Error(`${sel} is not visible`);
-  return { x: Math.round(box.x + box.width / 2), y: Math.round(box.y + box.height / 2) };
-}
-
-/** Drags with the mouse from `from` to `to` in `steps` moves, each in its own frame. */
-async function drag(page: Page, from: Point, to: Point, steps: number, beforeUp?: () => Promise<void>): Promise<void> {
-  await page.mouse.move(from.x, from.y);
-  await page.mouse.down();
-  for (let i = 1; i <= steps; i++) {
-    await page.mouse.move(Math.round(from.x + ((to.x - from.x) * i) / steps), Math.round(from.y + ((to.y - from.y) * i) / steps));
-    await frames(page, 1);
-  }
-  await beforeUp?.();
-  await page.mouse.up();
-  await frames(page);
-}
-
-/** The `action` messages `page` sent that change attribute `attr` of `obj`. */
-async function actionsOn(page: Page, obj: string, attr: string): Promise<number> {
-  const sent = await page.evaluate(() => (window as unknown as { __sent: string[] }).__sent);
-  return sent
-    .map((s) => JSON.parse(s) as { t: string; changes?: { obj?: string; attr?: string }[] })
-    .filter((m) => m.t === "action" && (m.changes ?? []).some((c) => c.obj === obj && c.attr === attr)).length;
-}
-
 /** The edges' stroke (`flow.css`: #57606a). */
 const EDGE_RGB = [0x57, 0x60, 0x6a] as const;
 
@@ -256,10 +129,7 @@ async function pixelsOf(page: Page, sel: string, rgb: readonly [number, number, 
 }
 
 async function shot(page: Page, name: string): Promise<void> {
-  await mkdir(ARTIFACTS, { recursive: true });
-  await front(page);
-  await frames(page);
-  await page.screenshot({ path: join(ARTIFACTS, `flow-${name}.png`) });
+  await screenshot(page, `flow-${name}`);
 }
 
 async function press(page: Page, keys: string): Promise<void> {
@@ -485,6 +355,28 @@ describe("the flow editor in Chromium", () => {
     await shot(a, "ada");
   });
 
+  it("the minimap draws the nodes; dragging in it pans the view, the wheel over it zooms", async () => {
+    await front(a);
+    const canvas = '[data-testid="minimap"] canvas';
+    const color = await a.$eval(nodeSel(n1), (el) => getComputedStyle(el).getPropertyValue("--node-color").trim());
+    const rgb = [1, 3, 5].map((i) => parseInt(color.slice(i, i + 2), 16)) as [number, number, number];
+    expect(await pixelsOf(a, canvas, rgb)).toBeGreaterThan(4);
+    const at = await centerOf(a, canvas);
+    const before = await viewOf(a);
+    await drag(a, at, { x: at.x + 20, y: at.y + 10 }, 4);
+    const panned = await viewOf(a);
+    // The view went right and down over the diagram: the diagram moved left and up.
+    expect(panned.x).toBeLessThan(before.x - 10);
+    expect(panned.y).toBeLessThan(before.y - 5);
+    expect(panned.zoom).toBe(before.zoom);
+    await a.mouse.move(at.x, at.y);
+    await a.mouse.wheel(0, -200);
+    await waitFor(a, (z) => new DOMMatrix(getComputedStyle(document.querySelector(".react-flow__viewport") ?? document.body).transform).a > z + 0.1, panned.zoom);
+    await a.mouse.wheel(0, 200);
+    await waitFor(a, (z) => Math.abs(new DOMMatrix(getComputedStyle(document.querySelector(".react-flow__viewport") ?? document.body).transform).a - z) < 0.01, panned.zoom);
+    await shot(a, "minimap");
+  });
+
   it("Ada's cursor shows on Grace's page where Ada points, in flow coordinates", async () => {
     await front(a);
     const stage = await a.locator('[data-testid="stage"]').boundingBox();
@@ -505,7 +397,7 @@ describe("the flow editor in Chromium", () => {
   });
 
   it("both pages show the same diagram, and a fresh client loads it", async () => {
-    if (server === undefined) throw new Error("setup failed");
+    const server = editors.running;
     await settled(a);
     await settled(b);
     const nodesA = await shownNodes(a);
@@ -529,12 +421,7 @@ describe("the flow editor in Chromium", () => {
   });
 
   it("the vanilla editor in the same room shows the same nodes, and the two editors see each other's cursors", async () => {
-    const vanilla = await (await newContext()).newPage();
-    vanilla.setDefaultTimeout(10_000);
-    vanilla.on("pageerror", (e) => errors.push(`Vic: ${e.message}`));
-    if (server === undefined) throw new Error("setup failed");
-    await vanilla.goto(`http://${server.address}/?room=${room}&name=Vic`);
-    await vanilla.waitForSelector('body[data-state="open"]');
+    const vanilla = await editors.open(await newContext(), `/?room=${room}&name=Vic`, "Vic");
     const ids = (await shownNodes(a)).map((n) => n.id);
     await waitFor(
       vanilla,
