@@ -123,7 +123,8 @@ impl RoomState {
             self.updates_since_snapshot += 1;
             if let Some(changes) = logged {
                 let origin = t.actor.client_id().map(Into::into);
-                self.unsynced.entries.push(LogEntry { version: t.version, origin, action, changes });
+                let schema_version = self.doc.types().schema_version();
+                self.unsynced.entries.push(LogEntry { version: t.version, origin, action, changes, schema_version });
                 if let (Some(client), Some(id)) = (t.actor.client_id(), action) {
                     self.unsynced.clients.push(KnownClient { id: client.into(), last_action: id });
                 }

@@ -294,6 +294,14 @@ fn replay(
         if entry.version != doc.version() + 1 {
             return Err(corrupt(format!("version {} is missing from the log", doc.version() + 1)));
         }
+        if entry.schema_version != types.schema_version() {
+            return Err(corrupt(format!(
+                "the update of version {} was written at schema version {}, its snapshot at {}",
+                entry.version,
+                entry.schema_version,
+                types.schema_version()
+            )));
+        }
         let (actor, changes) = decode(entry)?;
         doc.restore_as(&actor, changes)
             .map_err(|r| corrupt(format!("the update of version {} does not apply: {r}", entry.version)))?;

@@ -73,6 +73,16 @@ pub struct LogEntry {
     /// The changes, as [`protocol::encode_changes`](crate::protocol::encode_changes) wrote them
     /// (the steps as applied, replayable).
     pub changes: String,
+    /// The schema version of the types it was written with
+    /// ([`TypeRegistry::schema_version`](crate::model::TypeRegistry::schema_version)): always
+    /// that of the snapshot it follows (a room is migrated and stored as a snapshot before
+    /// anything is logged with other types), which loading checks.
+    #[serde(default = "first_schema_version")]
+    pub schema_version: u32,
+}
+
+fn first_schema_version() -> u32 {
+    crate::model::FIRST_SCHEMA_VERSION
 }
 
 /// Updates to append, with the clients whose last action id they advance.

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS objectsync_rooms (room TEXT PRIMARY KEY, version BIGI
 CREATE TABLE IF NOT EXISTS objectsync_log (
     room TEXT NOT NULL, version BIGINT NOT NULL, origin TEXT, action BIGINT, changes TEXT NOT NULL,
     PRIMARY KEY (room, version));
+ALTER TABLE objectsync_log ADD COLUMN IF NOT EXISTS schema_version BIGINT NOT NULL DEFAULT 1;
 CREATE TABLE IF NOT EXISTS objectsync_clients (
     room TEXT NOT NULL, id TEXT NOT NULL, last_action BIGINT NOT NULL, PRIMARY KEY (room, id));
 ";
@@ -92,7 +93,14 @@ impl PostgresStore {
     /// Connects to the database at `url` (`postgres://user@host:port/db`), creates or checks
     /// its tables, and starts renewing this node's leases.
     pub async fn connect(url: &str, options: PostgresOptions) -> Result<PostgresStore, StoreError> {
-        let config: tokio_postgres::Config = url.parse().map_err(|e| backend("", e))?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| backend("", e))?;
+        // A node frozen inside a transaction (SIGSTOP, a stalled VM) would hold its lease row's
+        // lock, so no other node could claim the room after the lease ran out: PostgreSQL ends
+        // such a transaction once it has been idle as long as a lease (a healthy one never is),
+        // and the frozen node's write fails when it wakes, as a fenced one.
+        let idle = format!("-c idle_in_transaction_session_timeout={}", options.lease_ms.max(1));
+        let options_now = config.get_options().map(|o| format!("{o} {idle}")).unwrap_or(idle);
+        config.options(options_now);
         let manager = Manager::from_config(config, NoTls, ManagerConfig { recycling_method: RecyclingMethod::Fast });
         let pool =
             Pool::builder(manager).max_size(options.connections_max.max(1)).build().map_err(|e| backend("", e))?;
@@ -299,12 +307,13 @@ impl Store for PostgresStore {
         let origins: Vec<Option<&str>> = batch.entries.iter().map(|e| e.origin.as_deref()).collect();
         let actions: Vec<Option<i64>> = batch.entries.iter().map(|e| e.action.map(|a| a as i64)).collect();
         let changes: Vec<&str> = batch.entries.iter().map(|e| e.changes.as_str()).collect();
+        let schemas: Vec<i64> = batch.entries.iter().map(|e| i64::from(e.schema_version)).collect();
         if !versions.is_empty() {
             tx.execute(
-                "INSERT INTO objectsync_log (room, version, origin, action, changes)
-                 SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[])
+                "INSERT INTO objectsync_log (room, version, origin, action, changes, schema_version)
+                 SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::BIGINT[])
                  ON CONFLICT (room, version) DO NOTHING",
-                &[&room, &versions, &origins, &actions, &changes],
+                &[&room, &versions, &origins, &actions, &changes, &schemas],
             )
             .await
             .map_err(|e| backend(room, e))?;
@@ -353,7 +362,7 @@ impl Store for PostgresStore {
         let max = i64::try_from(max).unwrap_or(i64::MAX);
         let rows = client
             .query(
-                "SELECT version, origin, action, changes FROM objectsync_log WHERE room = $1 AND version > $2
+                "SELECT version, origin, action, changes, schema_version FROM objectsync_log WHERE room = $1 AND version > $2
                  ORDER BY version LIMIT $3",
                 &[&room, &(after as i64), &max],
             )
@@ -396,7 +405,7 @@ async fn read_room(tx: &impl GenericClient, room: &str) -> Result<Option<StoredR
         }
     };
     let log: Vec<LogEntry> = tx
-        .query("SELECT version, origin, action, changes FROM objectsync_log WHERE room = $1 ORDER BY version", &[&room])
+        .query("SELECT version, origin, action, changes, schema_version FROM objectsync_log WHERE room = $1 ORDER BY version", &[&room])
         .await
         .map_err(|e| backend(room, e))?
         .iter()
@@ -415,13 +424,14 @@ async fn read_room(tx: &impl GenericClient, room: &str) -> Result<Option<StoredR
     Ok(Some(StoredRoom { snapshot, log, clients }))
 }
 
-/// A row of `SELECT version, origin, action, changes FROM objectsync_log`.
+/// A row of `SELECT version, origin, action, changes, schema_version FROM objectsync_log`.
 fn log_entry(r: &tokio_postgres::Row) -> LogEntry {
     LogEntry {
         version: r.get::<_, i64>(0) as u64,
         origin: r.get::<_, Option<String>>(1).map(Into::into),
         action: r.get::<_, Option<i64>>(2).map(|a| a as u64),
         changes: r.get(3),
+        schema_version: r.get::<_, i64>(4) as u32,
     }
 }
 

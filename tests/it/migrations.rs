@@ -28,6 +28,7 @@ async fn apply(doc: &mut Document, store: &SqliteStore, room: &str, changes: Vec
             origin: None,
             action: None,
             changes: objectsync::protocol::encode_changes(&t.changes),
+            schema_version: 1,
         };
         store.append(room, WriteBatch { entries: vec![entry], clients: Vec::new() }).await.expect("append");
     }
@@ -150,21 +151,71 @@ async fn a_room_of_version_1_is_migrated_to_version_2_once_with_its_log() {
         matches!(&refused, Err(objectsync::client::ClientError::Rejected { code, .. }) if code == "invalid"),
         "the v2 validator refuses a negative size: {refused:?}"
     );
+    // What is logged now is logged at version 2.
+    let v = within(c.act(changes(json!([{"op": "set", "obj": "c1", "attr": "size", "value": 3}])))).await.expect("ack");
+    let raw: Json = serde_json::from_str(&rows(dir.path(), "plan")).expect("rows");
+    let logged: Vec<(u64, u64)> = raw["log"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|e| (e["version"].as_u64().unwrap_or(0), e["schema_version"].as_u64().unwrap_or(0)))
+        .collect();
+    assert_eq!(logged, vec![(v, 2)]);
     drop(c);
     ts.stop().await;
     // Stored at once as a snapshot of version 2, the log before it dropped.
     let stored = stored_snapshot(dir.path(), "plan");
     assert_eq!(stored.schema.as_ref().map(|s| s.version), Some(2));
-    assert_eq!(stored.doc.version, last + 1);
+    assert_eq!(stored.doc.version, last + 2, "the migration's version, then the edit");
     let raw: Json = serde_json::from_str(&rows(dir.path(), "plan")).expect("rows");
-    assert_eq!(raw["log"], json!([]), "no catch-up crosses schema versions");
+    assert!(
+        raw["log"].as_array().is_some_and(|l| l.iter().all(|e| e["version"].as_u64() > Some(last))),
+        "no catch-up crosses schema versions: {}",
+        raw["log"]
+    );
     // Loaded again: nothing to migrate, nothing written.
     let before = rows(dir.path(), "plan");
     let ts = TestServer::start_with(server(cards::v2::types(), dir.path())).await;
-    assert_eq!(room_state(&ts, "plan").await, expected_v2(last + 1));
+    let mut state = room_state(&ts, "plan").await;
+    assert_eq!(state["root"]["children"][0]["children"][0]["attrs"]["size"], json!(3));
+    state["root"]["children"][0]["children"][0]["attrs"]["size"] = json!(12);
+    assert_eq!(state, expected_v2(last + 2));
     assert_eq!(crate::harness::metric(&ts, "objectsync_room_migrations_total"), 0.0);
     ts.stop().await;
     assert_eq!(rows(dir.path(), "plan"), before, "the migration ran once");
+}
+
+#[test]
+fn an_update_logged_at_another_schema_version_than_its_snapshot_is_refused_as_corrupt() {
+    let types = Arc::new(cards::v2::types());
+    let mut doc = Document::with_limits(types.clone(), Default::default());
+    let t = doc
+        .apply(&Actor::Server, None, changes(json!([{"op": "create", "id": "b1", "type": "Board", "parent": "root"}])))
+        .expect("applies");
+    let entry = LogEntry {
+        version: t.version,
+        origin: None,
+        action: None,
+        changes: objectsync::protocol::encode_changes(&t.changes),
+        schema_version: 3,
+    };
+    let empty = Document::with_limits(types.clone(), Default::default()).snapshot();
+    let stored = objectsync::store::StoredRoom {
+        snapshot: Some(RoomSnapshot {
+            doc: empty,
+            clients: Vec::new(),
+            clients_floor: 0,
+            schema: Some(types.schema()),
+        }),
+        log: vec![entry],
+        clients: Vec::new(),
+    };
+    match objectsync::load_room(&types, &Default::default(), "r", stored) {
+        Err(objectsync::store::StoreError::Corrupt { reason, .. }) => {
+            assert!(reason.contains("written at schema version 3, its snapshot at 2"), "{reason}")
+        }
+        other => panic!("expected corruption, got {:?}", other.map(|_| "a room")),
+    }
 }
 
 #[tokio::test]
@@ -561,7 +612,7 @@ mod property {
             let mut log = Vec::new();
             for object in &made[split..] {
                 let t = writing.apply(&Actor::Server, None, changes(Json::Array(object.clone()))).expect("the rest applies");
-                log.push(LogEntry { version: t.version, origin: None, action: None, changes: objectsync::protocol::encode_changes(&t.changes) });
+                log.push(LogEntry { version: t.version, origin: None, action: None, changes: objectsync::protocol::encode_changes(&t.changes), schema_version: 1 });
             }
             let stored = StoredRoom {
                 snapshot: Some(RoomSnapshot { doc: head, clients: Vec::new(), clients_floor: 0, schema }),

@@ -20,7 +20,13 @@ fn snapshot(version: u64, clients: Vec<KnownClient>) -> RoomSnapshot {
 }
 
 fn entry(version: u64) -> LogEntry {
-    LogEntry { version, origin: Some("c1".into()), action: Some(version), changes: format!("[{version}]") }
+    LogEntry {
+        version,
+        origin: Some("c1".into()),
+        action: Some(version),
+        changes: format!("[{version}]"),
+        schema_version: 1,
+    }
 }
 
 fn client(id: &str, last_action: u64) -> KnownClient {
@@ -158,7 +164,8 @@ pub(crate) fn node_command(url: &str, node: &str) -> std::process::Command {
 async fn connect_when_held(node: &ServerProcess, room: &str) -> (Client, Duration) {
     let started = std::time::Instant::now();
     loop {
-        match Client::connect(&node.url(room), ConnectOptions::default()).await {
+        // Each attempt within the deadline: a join that waits for the room forever fails here.
+        match within(Client::connect(&node.url(room), ConnectOptions::default())).await {
             Ok(client) => return (client, started.elapsed()),
             Err(ClientError::Closed { code: 4002, .. }) if started.elapsed() < DEADLINE => {
                 tokio::time::sleep(Duration::from_millis(100)).await;

@@ -138,7 +138,7 @@ fn check_round_trip_through_sqlite(depth: usize, value_depth: usize) {
             );
             let changes = objectsync::protocol::encode_changes(&t.changes);
             let batch = WriteBatch {
-                entries: vec![LogEntry { version: t.version, origin: None, action: None, changes }],
+                entries: vec![LogEntry { version: t.version, origin: None, action: None, changes, schema_version: 1 }],
                 clients: vec![KnownClient { id: "c1".into(), last_action: t.version }],
             };
             store.append("deep", batch).await.expect("append");

@@ -194,13 +194,14 @@ impl SqliteStore {
     }
 }
 
-/// A log row of schema 3 (`version, origin, action, changes`, in that order).
+/// A log row of schema 4 (`version, origin, action, changes, schema_version`, in that order).
 fn log_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
     Ok(LogEntry {
         version: r.get::<_, i64>(0)? as u64,
         origin: r.get::<_, Option<String>>(1)?.map(Into::into),
         action: r.get::<_, Option<i64>>(2)?.map(|a| a as u64),
         changes: r.get(3)?,
+        schema_version: r.get::<_, i64>(4)? as u32,
     })
 }
 
@@ -208,11 +209,12 @@ fn log_entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<LogEntry> {
 /// converted (read-only: its `update` messages are read as records in memory; one that is not
 /// an update this server wrote is shown as it is, in `changes`).
 fn read_raw_log(conn: &Connection, room: &str) -> Result<Vec<LogEntry>, StoreError> {
-    let old = schema_version(conn).map_err(|e| backend(room, e))? < 3;
-    let query = if old {
-        "SELECT version, frame FROM log WHERE room = ?1 ORDER BY version"
-    } else {
-        "SELECT version, origin, action, changes FROM log WHERE room = ?1 ORDER BY version"
+    let file_schema = schema_version(conn).map_err(|e| backend(room, e))?;
+    let old = file_schema < 3;
+    let query = match file_schema {
+        ..3 => "SELECT version, frame FROM log WHERE room = ?1 ORDER BY version",
+        3 => "SELECT version, origin, action, changes, 1 FROM log WHERE room = ?1 ORDER BY version",
+        _ => "SELECT version, origin, action, changes, schema_version FROM log WHERE room = ?1 ORDER BY version",
     };
     conn.prepare(query)
         .and_then(|mut stmt| {
@@ -225,6 +227,7 @@ fn read_raw_log(conn: &Connection, room: &str) -> Result<Vec<LogEntry>, StoreErr
                         origin: None,
                         action: None,
                         changes: frame,
+                        schema_version: crate::model::FIRST_SCHEMA_VERSION,
                     }))
                 }
             })?
@@ -478,7 +481,8 @@ fn in_savepoint(
 fn append(conn: &rusqlite::Connection, room: &str, batch: &WriteBatch) -> rusqlite::Result<()> {
     // Idempotent by version: an entry already stored is not written again.
     let mut insert = conn.prepare_cached(
-        "INSERT OR IGNORE INTO log (room, version, origin, action, changes, sum) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        "INSERT OR IGNORE INTO log (room, version, origin, action, changes, sum, schema_version)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
     )?;
     for e in &batch.entries {
         let sum = entry_checksum(e).to_vec();
@@ -488,7 +492,8 @@ fn append(conn: &rusqlite::Connection, room: &str, batch: &WriteBatch) -> rusqli
             e.origin.as_deref(),
             e.action.map(|a| a as i64),
             e.changes,
-            sum
+            sum,
+            i64::from(e.schema_version)
         ])?;
     }
     upsert_clients(conn, room, &batch.clients)
@@ -547,11 +552,15 @@ fn load(conn: &rusqlite::Connection, room: &str) -> Result<Option<StoredRoom>, S
             Some(s)
         }
     };
-    let mut stmt = conn
-        .prepare_cached("SELECT version, origin, action, changes, sum FROM log WHERE room = ?1 ORDER BY version")
-        .map_err(|e| backend(room, e))?;
+    // A file of schema 3 read without converting it (`migrate --dry-run`, `export` beside an older
+    // build's server) has no schema_version column: its entries are all of version 1.
+    let query = match schema_version(conn).map_err(|e| backend(room, e))? {
+        ..=3 => "SELECT version, origin, action, changes, 1, sum FROM log WHERE room = ?1 ORDER BY version",
+        _ => "SELECT version, origin, action, changes, schema_version, sum FROM log WHERE room = ?1 ORDER BY version",
+    };
+    let mut stmt = conn.prepare_cached(query).map_err(|e| backend(room, e))?;
     let rows = stmt
-        .query_map(params![room], |r| Ok((log_entry(r)?, r.get::<_, Option<Vec<u8>>>(4)?)))
+        .query_map(params![room], |r| Ok((log_entry(r)?, r.get::<_, Option<Vec<u8>>>(5)?)))
         .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
         .map_err(|e| backend(room, e))?;
     let mut log = Vec::with_capacity(rows.len());
@@ -631,7 +640,7 @@ mod tests {
     }
 
     fn entry(version: u64) -> LogEntry {
-        LogEntry { version, origin: Some("c1".into()), action: Some(version), changes: "[]".into() }
+        LogEntry { version, origin: Some("c1".into()), action: Some(version), changes: "[]".into(), schema_version: 1 }
     }
 
     #[tokio::test]
@@ -711,8 +720,14 @@ mod tests {
         assert_eq!(
             r.log,
             vec![
-                LogEntry { version: 1, origin: Some("c1".into()), action: Some(5), changes: changes(1) },
-                LogEntry { version: 2, origin: None, action: None, changes: changes(2) },
+                LogEntry {
+                    version: 1,
+                    origin: Some("c1".into()),
+                    action: Some(5),
+                    changes: changes(1),
+                    schema_version: 1
+                },
+                LogEntry { version: 2, origin: None, action: None, changes: changes(2), schema_version: 1 },
             ]
         );
         // The messages clients got are the same bytes, made again from the records.
@@ -733,6 +748,39 @@ mod tests {
         // Opened again, nothing is converted twice.
         let store = SqliteStore::open(dir.path()).expect("reopened");
         assert_eq!(store.load("r").await.expect("loads").expect("room").log.len(), 2);
+    }
+
+    #[tokio::test]
+    async fn log_entries_keep_their_schema_version_and_files_of_schema_3_read_as_version_1() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        {
+            let store = SqliteStore::open(dir.path()).expect("open");
+            store.save_snapshot("old", &snapshot(0), 0).await.expect("snapshot");
+            store
+                .append("old", WriteBatch { entries: vec![entry(1), entry(2)], clients: Vec::new() })
+                .await
+                .expect("old");
+            store.save_snapshot("new", &snapshot(0), 0).await.expect("snapshot");
+            let entries = vec![LogEntry { schema_version: 7, ..entry(1) }];
+            store.append("new", WriteBatch { entries, clients: Vec::new() }).await.expect("new");
+            let r = store.load("new").await.expect("load").expect("room");
+            assert_eq!(r.log[0].schema_version, 7, "stored and checked by its checksum");
+        }
+        // The file as the previous build wrote it: schema 3, no schema_version column.
+        let conn = Connection::open(dir.path().join("objectsync.db")).expect("conn");
+        conn.execute_batch("ALTER TABLE log DROP COLUMN schema_version; PRAGMA user_version = 3;").expect("downgrade");
+        drop(conn);
+        // Read without converting (a dry run beside the old build's server), then converted.
+        let reader = SqliteStore::open_for_reading(dir.path()).expect("read");
+        let r = reader.load("old").await.expect("load").expect("room");
+        assert_eq!(r.log.iter().map(|e| e.schema_version).collect::<Vec<_>>(), vec![1, 1]);
+        drop(reader);
+        let store = SqliteStore::open(dir.path()).expect("converted");
+        let r = store.load("old").await.expect("load").expect("room");
+        assert_eq!(r.log, vec![entry(1), entry(2)], "the checksums of version 1 entries hold as before");
+        drop(store);
+        let conn = Connection::open(dir.path().join("objectsync.db")).expect("conn");
+        assert_eq!(schema::schema_version(&conn).expect("version"), schema::SCHEMA_VERSION);
     }
 
     #[tokio::test]

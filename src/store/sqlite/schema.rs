@@ -8,17 +8,19 @@ use std::path::Path;
 
 /// The schema this build writes and reads. 2: checksums on stored snapshots and log entries,
 /// and a commit counter. 3: the log keeps the store's own record of a transition (origin,
-/// action, changes) instead of the socket's `update` message. Files of older schemas are
+/// action, changes) instead of the socket's `update` message. 4: each log entry records the
+/// schema version of the application's types it was written with. Files of older schemas are
 /// converted when opened for writing.
-pub(super) const SCHEMA_VERSION: i64 = 3;
+pub(super) const SCHEMA_VERSION: i64 = 4;
 
 /// Files up to this size get SQLite's `quick_check` when opened for writing (larger ones are
 /// checked page by page as they are read): a damaged file is refused at start, naming it.
 const INTEGRITY_CHECK_BYTES_MAX: u64 = 256 << 20;
 
-/// The log table of schema 3.
+/// The log table of schema 4.
 const CREATE_LOG: &str = "CREATE TABLE IF NOT EXISTS log (room TEXT NOT NULL, version INTEGER NOT NULL, origin TEXT,
-                          action INTEGER, changes TEXT NOT NULL, sum BLOB, PRIMARY KEY (room, version)) WITHOUT ROWID;";
+                          action INTEGER, changes TEXT NOT NULL, sum BLOB,
+                          schema_version INTEGER NOT NULL DEFAULT 1, PRIMARY KEY (room, version)) WITHOUT ROWID;";
 
 /// Sets up a new file, or checks and converts an existing one; returns the store's secret and
 /// commit number.
@@ -62,6 +64,10 @@ pub(super) fn init(conn: &Connection, path: &Path) -> Result<([u8; 32], u64), St
     .map_err(e)?;
     if old_log {
         convert_log_from_2(&tx).map_err(e)?;
+    }
+    if version == 3 {
+        // Every entry so far was written before types had versions: version 1.
+        tx.execute_batch("ALTER TABLE log ADD COLUMN schema_version INTEGER NOT NULL DEFAULT 1").map_err(e)?;
     }
     tx.pragma_update(None, "user_version", SCHEMA_VERSION).map_err(e)?;
     let secret: Option<Vec<u8>> =
@@ -179,7 +185,13 @@ pub(super) fn entry_of_frame(version: u64, frame: &str) -> Result<LogEntry, Stri
     if parts.v != version {
         return Err(format!("the update says version {} but is stored as {version}", parts.v));
     }
-    Ok(LogEntry { version, origin: parts.origin, action: parts.action, changes: parts.changes })
+    Ok(LogEntry {
+        version,
+        origin: parts.origin,
+        action: parts.action,
+        changes: parts.changes,
+        schema_version: crate::model::FIRST_SCHEMA_VERSION,
+    })
 }
 
 /// A stored text's checksum: the first 16 bytes of its BLAKE3 hash.
@@ -202,6 +214,11 @@ pub(super) fn entry_checksum(e: &LogEntry) -> [u8; 16] {
         Some(action) => hasher.update(b"a").update(&action.to_le_bytes()),
         None => hasher.update(b"n"),
     };
+    // Entries of the first schema version hash as before versions were recorded (changes
+    // always start with '[', so the tag cannot be mistaken for them).
+    if e.schema_version != crate::model::FIRST_SCHEMA_VERSION {
+        hasher.update(b"v").update(&e.schema_version.to_le_bytes());
+    }
     hasher.update(e.changes.as_bytes());
     let mut out = [0u8; 16];
     out.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
