@@ -19,9 +19,10 @@
  *   dropped (an interval of 33 ms is one dropped);
  * - busy: the share of the drag the main thread was running tasks.
  * Page to page: from the dragging page sending a position (its `action` frame) to the watching
- * page showing the node there: in its DOM (`data-x`/`data-y` of the node, a MutationObserver),
- * and painted (the end of the first frame rendered after that), both on the machine's clock
- * (`performance.timeOrigin + performance.now()`).
+ * page hearing it (its main thread taking the server's message: network, server and the wait
+ * for the watcher's main thread), showing the node there in its DOM (`data-x`/`data-y` of the
+ * node, a MutationObserver), and painting it (the end of the first frame rendered after that),
+ * all on the machine's clock (`performance.timeOrigin + performance.now()`).
  *
  * Each page has a browser of its own, so each is in front (headless Chromium slows the frames
  * of a page behind). Prints a markdown table for docs/benchmarks.md. `BENCH_PROFILE=1` prints
@@ -219,6 +220,34 @@ async function recordSends(page: Page): Promise<void> {
 }
 
 /** What one page did while the drag lasted. */
+/** Records the positions the page hears (`pos` changes in the server's messages), when its main thread takes each message. */
+async function recordReceives(page: Page): Promise<void> {
+  await page.addInitScript(() => {
+    const w = window as unknown as Record<string, unknown>;
+    const heard: [number, number, number][] = [];
+    w.__heardPos = heard;
+    const find = (v: unknown, t: number): void => {
+      if (typeof v !== "object" || v === null) return;
+      if (Array.isArray(v)) return v.forEach((x) => find(x, t));
+      const o = v as { attr?: unknown; value?: { x?: unknown; y?: unknown } };
+      if (o.attr === "pos" && typeof o.value?.x === "number" && typeof o.value.y === "number") heard.push([o.value.x, o.value.y, t]);
+      for (const x of Object.values(v)) find(x, t);
+    };
+    const Native = WebSocket;
+    // A listener of its own, added before the client's: it runs first for every message.
+    class Heard extends Native {
+      constructor(...args: ConstructorParameters<typeof WebSocket>) {
+        super(...args);
+        this.addEventListener("message", (e: MessageEvent) => {
+          if (w.__rec === true && typeof e.data === "string" && e.data.includes('"pos"')) find(JSON.parse(e.data), performance.timeOrigin + performance.now());
+        });
+      }
+    }
+    window.WebSocket = Heard;
+  });
+}
+
+/** What one page did while the drag lasted. */
 interface PageResult {
   frameInterval: Stats;
   /** Share of the frames a 60 Hz screen would have shown that the page did not draw. */
@@ -231,6 +260,7 @@ interface PageResult {
   pointer: { events: number; moves: number };
   shown: [number, number, number, number][];
   sent: Stamped[];
+  heard: Stamped[];
 }
 
 async function collect(page: Page, trace: TraceReading): Promise<PageResult> {
@@ -240,6 +270,7 @@ async function collect(page: Page, trace: TraceReading): Promise<PageResult> {
       frames: w.__frames as number[],
       shown: w.__shown as [number, number, number, number][],
       sent: (w.__sentPos as Stamped[] | undefined) ?? [],
+      heard: (w.__heardPos as Stamped[] | undefined) ?? [],
       pointer: w.__pointer as { events: number; moves: number },
     };
   });
@@ -258,6 +289,7 @@ async function collect(page: Page, trace: TraceReading): Promise<PageResult> {
     pointer: data.pointer,
     shown: data.shown,
     sent: data.sent,
+    heard: data.heard,
   };
 }
 
@@ -342,24 +374,31 @@ function markTs(events: readonly TraceEvent[], name: string): number {
 
 // --------------------------------------------------------------------------------- latency
 
-/** Latency of each whole-pixel position sent to the first time the watcher showed it after. */
-function latencies(sent: Stamped[], shown: [number, number, number, number][]): { dom: Stats; painted: Stats; matched: number; sent: number } {
+/**
+ * Latency of each whole-pixel position sent to the first time after that the watcher heard it
+ * (its main thread took the server's message), showed it in its DOM, and painted it.
+ */
+function latencies(sent: Stamped[], heard: Stamped[], shown: [number, number, number, number][]): { socket: Stats; dom: Stats; painted: Stats; matched: number; sent: number } {
+  const socket: number[] = [];
   const dom: number[] = [];
   const painted: number[] = [];
   const whole = sent.filter(([x, y]) => Number.isInteger(x) && Number.isInteger(y));
   for (const [x, y, t] of whole) {
+    const got = heard.find(([hx, hy, ht]) => hx === x && hy === y && ht >= t);
+    if (got !== undefined) socket.push(got[2] - t);
     const seen = shown.find(([sx, sy, st]) => sx === x && sy === y && st >= t);
     if (seen === undefined) continue;
     dom.push(seen[2] - t);
     if (seen[3] > 0) painted.push(seen[3] - t);
   }
-  return { dom: stats(dom), painted: stats(painted), matched: dom.length, sent: whole.length };
+  return { socket: stats(socket), dom: stats(dom), painted: stats(painted), matched: dom.length, sent: whole.length };
 }
 
-async function openEditor(browser: Browser, url: string, editor: Editor, record: boolean): Promise<Page> {
+async function openEditor(browser: Browser, url: string, editor: Editor, dragging: boolean): Promise<Page> {
   const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
   page.setDefaultTimeout(30_000);
-  if (record) await recordSends(page);
+  if (dragging) await recordSends(page);
+  else await recordReceives(page);
   await page.goto(url);
   await page.waitForSelector('body[data-state="open"]');
   // The flow editor draws only the nodes in view (`onlyRenderVisibleElements`): its status line counts them all.
@@ -533,7 +572,7 @@ async function run(address: string, editor: Editor): Promise<RunResult> {
     await mouse.settle();
     const d = await collect(dragger, readings[0] as TraceReading);
     const w = await collect(watcher, readings[1] as TraceReading);
-    return { drag: d, watch: w, latency: latencies(d.sent, w.shown), moves };
+    return { drag: d, watch: w, latency: latencies(d.sent, w.heard, w.shown), moves };
   } finally {
     await dragBrowser.close();
     await watchBrowser.close();
@@ -553,7 +592,7 @@ async function main(): Promise<void> {
       const name = editor === "flow" ? "flow editor (`/flow/`, React Flow)" : "vanilla editor (`/`)";
       const page = (p: PageResult) => `${pair(p.frameWork)} | ${pair(p.frameInterval)}, ${pct(p.dropped)} | ${pct(p.busy)}`;
       rows.push(
-        `| ${name} | ${page(r.drag)} | ${page(r.watch)} | ${pair(r.latency.dom)} | ${pair(r.latency.painted)} | ${r.moves} / ${r.drag.pointer.moves} in ${r.drag.pointer.events} / ${r.latency.sent} / ${r.latency.matched} |`,
+        `| ${name} | ${page(r.drag)} | ${page(r.watch)} | ${pair(r.latency.socket)} | ${pair(r.latency.dom)} | ${pair(r.latency.painted)} | ${r.moves} / ${r.drag.pointer.moves} in ${r.drag.pointer.events} / ${r.latency.sent} / ${r.latency.matched} |`,
       );
       console.error(
         `${editor}: ${r.drag.frameWork.n} frames dragging (work max ${f(r.drag.frameWork.max)} ms), ${r.watch.frameWork.n} watching (max ${f(r.watch.frameWork.max)} ms); page to page max ${f(r.latency.painted.max)} ms`,
@@ -564,9 +603,9 @@ async function main(): Promise<void> {
   }
   console.log(`1,000 nodes and ${EDGES} edges, one node dragged for ${DRAG_MS / 1000} s (a mouse move every ${MOVE_EVERY_MS} ms, not waiting), times in ms (p50 / p99):\n`);
   console.log(
-    "| editor | dragging page: frame work | dragging page: frame interval, dropped | dragging page: busy | watching page: frame work | watching page: frame interval, dropped | watching page: busy | page to page: DOM | page to page: painted | mouse moves sent / got in pointer events / positions sent / seen |",
+    "| editor | dragging page: frame work | dragging page: frame interval, dropped | dragging page: busy | watching page: frame work | watching page: frame interval, dropped | watching page: busy | page to page: socket | page to page: DOM | page to page: painted | mouse moves sent / got in pointer events / positions sent / seen |",
   );
-  console.log("|---|---|---|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|---|---|");
   for (const r of rows) console.log(r);
 }
 
