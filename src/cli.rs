@@ -436,6 +436,11 @@ async fn serve(bind: SocketAddr, builder: ServerBuilder, tls: Option<TlsConfig>)
         // `build` says where the default store is; say how to choose another.
         tracing::info!("--data DIR keeps rooms in another directory, --memory in memory only");
     }
+    tracing::info!(
+        schema_version = builder.types.schema_version(),
+        fingerprint = builder.types.fingerprint(),
+        "the application's types (clients built for other types are refused with 4009)"
+    );
     let server = builder.build()?;
     let listener = tokio::net::TcpListener::bind(bind).await.with_context(|| format!("cannot listen on {bind}"))?;
     // Tests and scripts wait for this line to know the port (useful with --bind 127.0.0.1:0).
@@ -552,8 +557,12 @@ async fn migrate(data: &Path, dry_run: bool, builder: ServerBuilder) -> anyhow::
             None => println!("{room}: ok, at schema version {}", types.schema_version()),
         }
     }
-    let written = if dry_run { "nothing written" } else { "stored" };
-    println!("{} rooms: {migrated} to migrate, {failed} that cannot be read ({written})", rooms.len());
+    match dry_run {
+        true => {
+            println!("{} rooms: {migrated} to migrate, {failed} that cannot be read (nothing written)", rooms.len())
+        }
+        false => println!("{} rooms: {migrated} migrated, {failed} that cannot be read", rooms.len()),
+    }
     if failed > 0 {
         bail!("{failed} of {} rooms cannot be read with these types", rooms.len());
     }

@@ -10,7 +10,7 @@
  */
 
 import { ObjectSyncClient } from "../src/index.js";
-import { schema } from "../examples/generated/demo-types.js";
+import { fingerprint, schema } from "../examples/generated/demo-types.js";
 import { Editor } from "./editor.js";
 import { FrameTask, Throttle } from "./frame.js";
 import type { Point } from "./geometry.js";
@@ -89,8 +89,9 @@ document.title = `ObjectSync demo: ${room}`;
 
 // The generated schema with the views in place of the generated classes: its defaults fill the
 // objects this tab creates until the server's arrive, and every edit is checked against its
-// attribute's kind before it is sent.
-const client = new ObjectSyncClient({ schema: { ...schema, Node: NodeView, Edge: EdgeView } });
+// attribute's kind before it is sent. The types' fingerprint goes in every `hello`: after a deploy
+// of other types the server refuses this tab (`schema_mismatch`) instead of letting it write.
+const client = new ObjectSyncClient({ schema: { ...schema, Node: NodeView, Edge: EdgeView }, fingerprint });
 const status = new FrameTask(() => renderStatus());
 const editor = new Editor(client, { viewport, world, nodeLayer, edgeLayer, preview }, (message) => note(message));
 const peopleView = new PeopleView(cursorLayer, people, name);
@@ -143,6 +144,7 @@ client.on("reject", ({ error }) => {
   status.request();
 });
 client.on("error", ({ error }) => note(`error: ${error.code}: ${error.reason}`));
+client.on("schema_mismatch", () => note("a new version of this editor was deployed: reload the page"));
 client.on("presence", ({ client: who, state }) => peopleView.update(who, state));
 editor.onChange(() => status.request());
 

@@ -214,6 +214,12 @@ pub fn load_room(
             (Some(recorded), StoreError::Corrupt { reason, .. }) if recorded.fingerprint() != types.fingerprint() => {
                 incompatible(unversioned_change(recorded, &types.schema(), &reason))
             }
+            // Stored before rooms recorded their types: a change of the types is as likely.
+            (None, StoreError::Corrupt { reason, .. }) => incompatible(format!(
+                "{reason}; it was stored before rooms recorded their types: if they changed since, declare \
+                 TypeRegistry::version({}) and register Migration::from_version({code}) saying what became of them",
+                code + 1
+            )),
             (_, e) => e,
         })?;
         return Ok(RestoredRoom {

@@ -162,6 +162,85 @@ impl PostgresStore {
         }
     }
 
+    /// [`Store::append`] in one fenced transaction.
+    async fn append_fenced(&self, room: &str, batch: WriteBatch) -> Result<(), StoreError> {
+        let mut client = self.pool.get().await.map_err(|e| pool_error(room, e))?;
+        let tx = client.transaction().await.map_err(|e| backend(room, e))?;
+        self.fence(&tx, room).await?;
+        // The whole batch in one statement (one round trip, however many updates it holds).
+        let versions: Vec<i64> = batch.entries.iter().map(|e| e.version as i64).collect();
+        let origins: Vec<Option<&str>> = batch.entries.iter().map(|e| e.origin.as_deref()).collect();
+        let actions: Vec<Option<i64>> = batch.entries.iter().map(|e| e.action.map(|a| a as i64)).collect();
+        let changes: Vec<&str> = batch.entries.iter().map(|e| e.changes.as_str()).collect();
+        let schemas: Vec<i64> = batch.entries.iter().map(|e| i64::from(e.schema_version)).collect();
+        if !versions.is_empty() {
+            tx.execute(
+                "INSERT INTO objectsync_log (room, version, origin, action, changes, schema_version)
+                 SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::BIGINT[])
+                 ON CONFLICT (room, version) DO NOTHING",
+                &[&room, &versions, &origins, &actions, &changes, &schemas],
+            )
+            .await
+            .map_err(|e| backend(room, e))?;
+        }
+        upsert_clients(&tx, room, &batch.clients).await?;
+        tx.commit().await.map_err(|e| backend(room, e))
+    }
+
+    /// [`Store::save_snapshot`] in one fenced transaction.
+    async fn save_snapshot_fenced(
+        &self,
+        room: &str,
+        snapshot: &RoomSnapshot,
+        compact_to: u64,
+    ) -> Result<(), StoreError> {
+        let text = serde_json::to_string(snapshot).map_err(|e| backend(room, e))?;
+        let mut client = self.pool.get().await.map_err(|e| pool_error(room, e))?;
+        let tx = client.transaction().await.map_err(|e| backend(room, e))?;
+        self.fence(&tx, room).await?;
+        tx.execute(
+            "INSERT INTO objectsync_rooms (room, version, snapshot) VALUES ($1, $2, $3)
+             ON CONFLICT (room) DO UPDATE SET version = excluded.version, snapshot = excluded.snapshot
+             WHERE excluded.version >= objectsync_rooms.version",
+            &[&room, &(snapshot.doc.version as i64), &text],
+        )
+        .await
+        .map_err(|e| backend(room, e))?;
+        tx.execute("DELETE FROM objectsync_log WHERE room = $1 AND version <= $2", &[&room, &(compact_to as i64)])
+            .await
+            .map_err(|e| backend(room, e))?;
+        // The snapshot lists every client the room still knows: forgotten ones go.
+        tx.execute("DELETE FROM objectsync_clients WHERE room = $1", &[&room]).await.map_err(|e| backend(room, e))?;
+        upsert_clients(&tx, room, &snapshot.clients).await?;
+        tx.commit().await.map_err(|e| backend(room, e))
+    }
+
+    /// A write that failed for the database's sake (its connection ended: PostgreSQL ends a
+    /// transaction left idle as long as a lease, as a frozen node's is) is said as fenced when
+    /// the room's lease has meanwhile gone to another node: the room was lost, not the storage.
+    async fn fenced_if_lost(&self, room: &str, written: Result<(), StoreError>) -> Result<(), StoreError> {
+        let Err(failed @ StoreError::Backend { .. }) = written else { return written };
+        let Ok(epoch) = self.epoch_of(room) else { return Err(failed) };
+        let Ok(client) = self.pool.get().await else { return Err(failed) };
+        let Ok(row) = client.query_opt("SELECT owner, epoch FROM objectsync_leases WHERE room = $1", &[&room]).await
+        else {
+            return Err(failed);
+        };
+        let ours =
+            row.as_ref().is_some_and(|r| r.get::<_, String>(0) == self.options.node_id && r.get::<_, i64>(1) == epoch);
+        if ours {
+            return Err(failed);
+        }
+        self.forget(room);
+        let holder = row.map_or("no node".to_owned(), |r| {
+            format!("node {} at epoch {}", r.get::<_, String>(0), r.get::<_, i64>(1))
+        });
+        Err(StoreError::Fenced {
+            room: room.to_owned(),
+            reason: format!("the write failed ({failed}) and {holder} holds it now; this node claimed epoch {epoch}"),
+        })
+    }
+
     /// In `tx`: locks the room's lease row and checks that it still has this node's epoch.
     async fn fence(&self, tx: &impl GenericClient, room: &str) -> Result<(), StoreError> {
         let epoch = self.epoch_of(room)?;
@@ -299,49 +378,13 @@ impl Store for PostgresStore {
     }
 
     async fn append(&self, room: &str, batch: WriteBatch) -> Result<(), StoreError> {
-        let mut client = self.pool.get().await.map_err(|e| pool_error(room, e))?;
-        let tx = client.transaction().await.map_err(|e| backend(room, e))?;
-        self.fence(&tx, room).await?;
-        // The whole batch in one statement (one round trip, however many updates it holds).
-        let versions: Vec<i64> = batch.entries.iter().map(|e| e.version as i64).collect();
-        let origins: Vec<Option<&str>> = batch.entries.iter().map(|e| e.origin.as_deref()).collect();
-        let actions: Vec<Option<i64>> = batch.entries.iter().map(|e| e.action.map(|a| a as i64)).collect();
-        let changes: Vec<&str> = batch.entries.iter().map(|e| e.changes.as_str()).collect();
-        let schemas: Vec<i64> = batch.entries.iter().map(|e| i64::from(e.schema_version)).collect();
-        if !versions.is_empty() {
-            tx.execute(
-                "INSERT INTO objectsync_log (room, version, origin, action, changes, schema_version)
-                 SELECT $1, * FROM UNNEST($2::BIGINT[], $3::TEXT[], $4::BIGINT[], $5::TEXT[], $6::BIGINT[])
-                 ON CONFLICT (room, version) DO NOTHING",
-                &[&room, &versions, &origins, &actions, &changes, &schemas],
-            )
-            .await
-            .map_err(|e| backend(room, e))?;
-        }
-        upsert_clients(&tx, room, &batch.clients).await?;
-        tx.commit().await.map_err(|e| backend(room, e))
+        let written = self.append_fenced(room, batch).await;
+        self.fenced_if_lost(room, written).await
     }
 
     async fn save_snapshot(&self, room: &str, snapshot: &RoomSnapshot, compact_to: u64) -> Result<(), StoreError> {
-        let text = serde_json::to_string(snapshot).map_err(|e| backend(room, e))?;
-        let mut client = self.pool.get().await.map_err(|e| pool_error(room, e))?;
-        let tx = client.transaction().await.map_err(|e| backend(room, e))?;
-        self.fence(&tx, room).await?;
-        tx.execute(
-            "INSERT INTO objectsync_rooms (room, version, snapshot) VALUES ($1, $2, $3)
-             ON CONFLICT (room) DO UPDATE SET version = excluded.version, snapshot = excluded.snapshot
-             WHERE excluded.version >= objectsync_rooms.version",
-            &[&room, &(snapshot.doc.version as i64), &text],
-        )
-        .await
-        .map_err(|e| backend(room, e))?;
-        tx.execute("DELETE FROM objectsync_log WHERE room = $1 AND version <= $2", &[&room, &(compact_to as i64)])
-            .await
-            .map_err(|e| backend(room, e))?;
-        // The snapshot lists every client the room still knows: forgotten ones go.
-        tx.execute("DELETE FROM objectsync_clients WHERE room = $1", &[&room]).await.map_err(|e| backend(room, e))?;
-        upsert_clients(&tx, room, &snapshot.clients).await?;
-        tx.commit().await.map_err(|e| backend(room, e))
+        let written = self.save_snapshot_fenced(room, snapshot, compact_to).await;
+        self.fenced_if_lost(room, written).await
     }
 
     async fn rooms(&self) -> Result<Vec<String>, StoreError> {

@@ -219,6 +219,34 @@ fn an_update_logged_at_another_schema_version_than_its_snapshot_is_refused_as_co
 }
 
 #[tokio::test]
+async fn a_client_resuming_across_a_migration_gets_a_snapshot_not_a_catch_up() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ts = TestServer::start_with(server(cards::v1::types(), dir.path())).await;
+    let mut c = ts.client("plan").await;
+    within(c.act(changes(json!([
+        {"op": "create", "id": format!("{}:b", c.id()), "type": "Board", "parent": "root"},
+        {"op": "create", "id": format!("{}:c", c.id()), "type": "Card", "parent": format!("{}:b", c.id()),
+         "attrs": {"text": "hello", "size": "5"}},
+    ]))))
+    .await
+    .expect("ack");
+    let (resume, mirror) = c.into_resume();
+    ts.stop().await;
+    let ts = TestServer::start_with(server(cards::v2::types(), dir.path())).await;
+    // A client that names no types is let in; it resumes from before the migration.
+    let options = ConnectOptions { resume: Some((resume.clone(), mirror)), ..ConnectOptions::default() };
+    let c = within(Client::connect(&ts.url("plan"), options)).await.expect("resume");
+    assert_eq!(c.id(), resume.client.as_str(), "the same client");
+    assert_eq!(c.version(), resume.version + 1, "the migration's version");
+    let card = format!("{}:c", c.id());
+    // Only a snapshot can say what the migration made: nothing of it is in any log.
+    assert_eq!(c.mirror().value(&card, "body"), Some(&objectsync::model::Value::from("hello")));
+    assert_eq!(c.mirror().value(&card, "size"), Some(&objectsync::model::Value::Int(5)));
+    assert_eq!(c.mirror().value(&card, "text"), None);
+    ts.stop().await;
+}
+
+#[tokio::test]
 async fn a_chain_of_migrations_brings_version_1_to_version_3() {
     let dir = tempfile::tempdir().expect("tempdir");
     let last = write_rooms(dir.path(), &[("plan", "12")]).await;
@@ -371,6 +399,7 @@ async fn migrate_dry_run_reports_every_room_and_writes_nothing() {
     // The real run (offline) stores the ninety, and a second dry run finds them done.
     let (ok, out, _) = objectsync(&["migrate", "--preset", "cards-v2", "--data", data]);
     assert!(!ok && out.contains("room-000: migrated from schema version 1 to 2"), "{out}");
+    assert!(out.contains("100 rooms: 90 migrated, 10 that cannot be read"), "{out}");
     let (_, out, _) = objectsync(&["migrate", "--preset", "cards-v2", "--dry-run", "--data", data]);
     assert!(out.contains("room-000: ok, at schema version 2"), "{out}");
     assert!(out.contains("100 rooms: 0 to migrate, 10 that cannot be read"), "{out}");
