@@ -8,7 +8,7 @@
 import { bindInput, ObjectSyncClient } from "objectsync-client";
 // Generated from the Rust types by `notes codegen ts --out web/schema.ts`: a misspelt type or
 // attribute is a compile error here.
-import { BoardObject, NoteObject, schema } from "./schema.js";
+import { BoardObject, fingerprint, NoteObject, schema } from "./schema.js";
 
 const board = byId("board");
 const status = byId("status");
@@ -73,7 +73,7 @@ function button(label: string, onClick: () => void): HTMLButtonElement {
   return b;
 }
 
-const client = new ObjectSyncClient({ schema: { ...schema, Note: NoteView } });
+const client = new ObjectSyncClient({ schema: { ...schema, Note: NoteView }, fingerprint });
 client.on("state", ({ state }) => {
   document.body.dataset.state = state;
   status.textContent = state;

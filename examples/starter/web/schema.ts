@@ -46,6 +46,10 @@ export class NoteObject extends SObject {
   }
 }
 
+/** The schema version of these types and their fingerprint: give `fingerprint` to `ObjectSyncClient` (its `hello` sends it), and a server with other types refuses the client with close code 4009 (the `schema_mismatch` event). */
+export const schemaVersion = 1;
+export const fingerprint = "4c62f4d8d4998adf";
+
 /** Each type's generated class by type name: the client's typed schema (`new ObjectSyncClient({ schema })`). */
 export const schema = {
   Board: BoardObject,
