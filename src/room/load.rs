@@ -241,7 +241,8 @@ pub fn load_room(
         None => {
             return Err(incompatible(
                 "it was stored before rooms recorded their types, with updates after its last snapshot: \
-                 store a snapshot of it with the build that wrote it first (`migrate` with that build does)"
+                 load it once with the types that wrote it, on this release (`migrate` with those types \
+                 records them in every room), then with the new ones"
                     .into(),
             ))
         }
