@@ -246,6 +246,44 @@ async fn a_client_resuming_across_a_migration_gets_a_snapshot_not_a_catch_up() {
     ts.stop().await;
 }
 
+#[test]
+fn a_room_stored_before_types_were_recorded_migrates_from_its_snapshot_or_says_what_to_do() {
+    let v1 = Arc::new(cards::v1::types());
+    let mut doc = Document::with_limits(v1.clone(), Default::default());
+    let create =
+        json!([{"op": "create", "id": "c1", "type": "Card", "parent": "root", "attrs": {"text": "old", "size": "3"}}]);
+    doc.apply(&Actor::Server, None, changes(create)).expect("v1 applies");
+    let legacy = RoomSnapshot { doc: doc.snapshot(), clients: Vec::new(), clients_floor: 0, schema: None };
+    let stored =
+        |log: Vec<LogEntry>| objectsync::store::StoredRoom { snapshot: Some(legacy.clone()), log, clients: Vec::new() };
+    let v2 = Arc::new(cards::v2::types());
+    // Its snapshot alone: read as version 1 and migrated.
+    let room = objectsync::load_room(&v2, &Default::default(), "r", stored(Vec::new())).expect("migrates");
+    let card = room.doc.snapshot().root.children[0].clone();
+    assert_eq!(card.attrs.get("body"), Some(&objectsync::model::Value::from("old")));
+    assert_eq!(room.migrated.map(|m| (m.from, m.to)), Some((1, 2)));
+    // With the same types: loaded as it is, and a snapshot recording them is stored.
+    let room = objectsync::load_room(&v1, &Default::default(), "r", stored(Vec::new())).expect("loads");
+    assert!(room.migrated.is_none() && room.store_snapshot);
+    // Updates after it, which only the unrecorded types could replay: what to do is said.
+    let t = doc
+        .apply(&Actor::Server, None, changes(json!([{"op": "set", "obj": "c1", "attr": "size", "value": "4"}])))
+        .expect("v1 applies");
+    let entry = LogEntry {
+        version: t.version,
+        origin: None,
+        action: None,
+        changes: objectsync::protocol::encode_changes(&t.changes),
+        schema_version: 1,
+    };
+    match objectsync::load_room(&v2, &Default::default(), "r", stored(vec![entry])) {
+        Err(objectsync::store::StoreError::Incompatible { reason, stored: 1, code: 2, .. }) => {
+            assert!(reason.contains("load it once with the types that wrote it"), "{reason}")
+        }
+        other => panic!("expected a refusal, got {:?}", other.map(|_| "a room")),
+    }
+}
+
 #[tokio::test]
 async fn a_chain_of_migrations_brings_version_1_to_version_3() {
     let dir = tempfile::tempdir().expect("tempdir");
