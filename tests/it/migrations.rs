@@ -19,17 +19,22 @@ fn changes(v: Json) -> Vec<Change> {
     serde_json::from_value(v).expect("changes")
 }
 
+/// The log entry of server code's transition `t`, written at `schema_version`.
+fn server_entry(t: &objectsync::model::Transition, schema_version: u32) -> LogEntry {
+    LogEntry {
+        version: t.version,
+        origin: None,
+        action: None,
+        changes: objectsync::protocol::encode_changes(&t.changes),
+        schema_version,
+    }
+}
+
 /// Applies `changes` to `doc` as server code, logging the update in `store` when `log` is set.
 async fn apply(doc: &mut Document, store: &SqliteStore, room: &str, changes: Vec<Change>, log: bool) {
     let t = doc.apply(&Actor::Server, None, changes).expect("the v1 types accept it");
     if log {
-        let entry = LogEntry {
-            version: t.version,
-            origin: None,
-            action: None,
-            changes: objectsync::protocol::encode_changes(&t.changes),
-            schema_version: 1,
-        };
+        let entry = server_entry(&t, 1);
         store.append(room, WriteBatch { entries: vec![entry], clients: Vec::new() }).await.expect("append");
     }
 }
@@ -192,13 +197,7 @@ fn an_update_logged_at_another_schema_version_than_its_snapshot_is_refused_as_co
     let t = doc
         .apply(&Actor::Server, None, changes(json!([{"op": "create", "id": "b1", "type": "Board", "parent": "root"}])))
         .expect("applies");
-    let entry = LogEntry {
-        version: t.version,
-        origin: None,
-        action: None,
-        changes: objectsync::protocol::encode_changes(&t.changes),
-        schema_version: 3,
-    };
+    let entry = server_entry(&t, 3);
     let empty = Document::with_limits(types.clone(), Default::default()).snapshot();
     let stored = objectsync::store::StoredRoom {
         snapshot: Some(RoomSnapshot {
@@ -269,13 +268,7 @@ fn a_room_stored_before_types_were_recorded_migrates_from_its_snapshot_or_says_w
     let t = doc
         .apply(&Actor::Server, None, changes(json!([{"op": "set", "obj": "c1", "attr": "size", "value": "4"}])))
         .expect("v1 applies");
-    let entry = LogEntry {
-        version: t.version,
-        origin: None,
-        action: None,
-        changes: objectsync::protocol::encode_changes(&t.changes),
-        schema_version: 1,
-    };
+    let entry = server_entry(&t, 1);
     match objectsync::load_room(&v2, &Default::default(), "r", stored(vec![entry])) {
         Err(objectsync::store::StoreError::Incompatible { reason, stored: 1, code: 2, .. }) => {
             assert!(reason.contains("load it once with the types that wrote it"), "{reason}")
@@ -679,7 +672,7 @@ mod property {
             let mut log = Vec::new();
             for object in &made[split..] {
                 let t = writing.apply(&Actor::Server, None, changes(Json::Array(object.clone()))).expect("the rest applies");
-                log.push(LogEntry { version: t.version, origin: None, action: None, changes: objectsync::protocol::encode_changes(&t.changes), schema_version: 1 });
+                log.push(server_entry(&t, 1));
             }
             let stored = StoredRoom {
                 snapshot: Some(RoomSnapshot { doc: head, clients: Vec::new(), clients_floor: 0, schema }),
