@@ -48,9 +48,13 @@ describe("a client built for other types", () => {
     expect(old.schema_version).toBe(1);
     expect(old.fingerprint).toMatch(/^[0-9a-f]{16}$/);
     const client: ObjectSyncClient = await lab.join(v1.wsUrl("plan"), { backoffInitialMs: 20, backoffMaxMs: 200 }, { fingerprint: old.fingerprint }, "old");
-    const board = client.create("Board", client.root, { attrs: { title: "Plan" } });
-    client.create("Card", board, { attrs: { text: "hello", size: "12" } });
-    await client.transaction(() => {}).confirmed();
+    // Both creates in one action, confirmed (so stored) before the server stops.
+    await client
+      .transaction(() => {
+        const board = client.create("Board", client.root, { attrs: { title: "Plan" } });
+        client.create("Card", board, { attrs: { text: "hello", size: "12" } });
+      })
+      .confirmed();
     const mismatches: { fingerprint: string; reason: string }[] = [];
     client.on("schema_mismatch", (e) => mismatches.push(e));
     const closes: number[] = [];
