@@ -13,12 +13,12 @@ import "@xyflow/react/dist/style.css";
 import type { JsonObject } from "objectsync-client";
 import { EdgeObject, GraphObject, NodeObject, schema } from "../../examples/generated/demo-types.js";
 import { ObjectSyncProvider, useClient, useObject, useOthers, useRoom, useStatus } from "objectsync-react";
-import type { FlowMapping, FlowPresence, ObjectSyncFlow } from "objectsync-react-flow";
-import { Cursors, explain, useFlowPointer, useObjectSyncFlow, ViewportLayer } from "objectsync-react-flow";
+import type { FlowMapping, FlowPresence, FlowReject } from "objectsync-react-flow";
+import { Cursors, EdgeLayer, explain, layeredEdge, smoothStepPath, useFlowPointer, useObjectSyncFlow, ViewportLayer } from "objectsync-react-flow";
 import type { Edge, XYPosition } from "@xyflow/react";
 import { Background, ConnectionLineType, Controls, MarkerType, ReactFlow, ReactFlowProvider, useReactFlow } from "@xyflow/react";
 import type { ReactNode } from "react";
-import { StrictMode, useCallback, useEffect, useMemo } from "react";
+import { memo, StrictMode, useCallback, useEffect, useMemo, useRef, useState } from "react";
 import { createRoot } from "react-dom/client";
 import { colorFor, friendlyName, NAME_LEN_MAX } from "../presence.js";
 import { addNode, CANVAS, duplicate, readPos } from "./actions.js";
@@ -27,7 +27,16 @@ import type { GraphNode } from "./node.js";
 import { GraphNodeComponent, NODE_SIZE } from "./node.js";
 
 const nodeTypes = { graph: GraphNodeComponent };
+// Every line on one canvas (EdgeLayer): Chromium sorts what is painted into layers at every frame, and the edges' SVG lines were the largest part of that.
+const edgeTypes = { graph: layeredEdge(smoothStepPath) };
+/** The edges' colors (readable when they run backwards: smoothstep routes around the nodes). */
+const EDGE_STROKE = "#57606a";
+const SELECTED_STROKE = "#1f6feb";
 const ARROW = { type: MarkerType.ArrowClosed, width: 18, height: 18 } as const;
+// Props of <ReactFlow> made once: a new array at every render makes React Flow listen to the keys again.
+const DELETE_KEYS = ["Delete", "Backspace"];
+const MULTI_SELECT_KEYS = ["Shift", "Control", "Meta"];
+const DEFAULT_VIEWPORT = { x: 40, y: 40, zoom: 1 } as const;
 
 // ----------------------------------------------------------------------------- room and name
 
@@ -65,7 +74,7 @@ const mapping: FlowMapping<NodeObject, EdgeObject, GraphNode, Edge> = {
     if (source === null || target === null) return null;
     // Ends on the element for tests and tools (React Flow's own `data-testid` is `rf__edge-<id>`).
     const domAttributes = { "data-from": source, "data-to": target } as Edge["domAttributes"];
-    return { id: obj.id, source, target, sourceHandle: "out", targetHandle: "in", type: "smoothstep", markerEnd: ARROW, domAttributes };
+    return { id: obj.id, source, target, sourceHandle: "out", targetHandle: "in", type: "graph", markerEnd: ARROW, domAttributes };
   },
   setPosition: (obj, p) => void obj.pos.set({ x: Math.round(p.x), y: Math.round(p.y) } as JsonObject),
   connect: (graph, c) => void graph.client.create(EdgeObject, graph, { attrs: { from: c.source, to: c.target } }),
@@ -118,14 +127,16 @@ function Editor(): ReactNode {
     const stage = document.querySelector(".stage")?.getBoundingClientRect();
     const center = rf.screenToFlowPosition({ x: (stage?.left ?? 0) + (stage?.width ?? 800) / 2, y: (stage?.top ?? 0) + (stage?.height ?? 600) / 2 });
     flow.select([addNode(client, graph, center, rf.getNodes().map((n) => n.position))]);
-  }, [client, graph, rf, flow]);
+  }, [client, graph, rf, flow.select]);
+  const { selection, select, undo, redo, deleteSelected, reject, clearReject } = flow;
   const copy = useCallback(() => {
-    if (graph !== undefined && flow.selection.length > 0) flow.select(duplicate(client, graph, flow.selection));
-  }, [client, graph, flow]);
-  useEditorKeys(flow, copy);
+    if (graph !== undefined && selection.length > 0) select(duplicate(client, graph, selection));
+  }, [client, graph, selection, select]);
+  const fit = useCallback(() => void rf.fitView({ padding: 0.2 }), [rf]);
+  useEditorKeys(undo, redo, copy);
   return (
     <div className="app">
-      <Toolbar canEdit={canEdit} flow={flow} onAdd={add} onDuplicate={copy} onFit={() => void rf.fitView({ padding: 0.2 })} />
+      <Toolbar canEdit={canEdit} hasSelection={selection.length > 0} onAdd={add} onDuplicate={copy} onDelete={deleteSelected} onUndo={undo} onRedo={redo} onFit={fit} />
       <div className="stage" data-testid="stage" {...pointer}>
         <ReactFlow<GraphNode, Edge>
           nodes={flow.nodes}
@@ -135,8 +146,9 @@ function Editor(): ReactNode {
           onConnect={flow.onConnect}
           onDelete={flow.onDelete}
           nodeTypes={nodeTypes}
-          deleteKeyCode={["Delete", "Backspace"]}
-          multiSelectionKeyCode={["Shift", "Control", "Meta"]}
+          edgeTypes={edgeTypes}
+          deleteKeyCode={DELETE_KEYS}
+          multiSelectionKeyCode={MULTI_SELECT_KEYS}
           selectionKeyCode="Shift"
           connectionLineType={ConnectionLineType.SmoothStep}
           // Large graphs: only what is in view is in the DOM (React Flow's advice past a few hundred nodes).
@@ -145,9 +157,10 @@ function Editor(): ReactNode {
           nodesConnectable={canEdit}
           minZoom={0.1}
           maxZoom={2.5}
-          defaultViewport={{ x: 40, y: 40, zoom: 1 }}
+          defaultViewport={DEFAULT_VIEWPORT}
         >
           <CanvasBounds />
+          <EdgeLayer stroke={EDGE_STROKE} strokeWidth={2} selectedStroke={SELECTED_STROKE} selectedStrokeWidth={3} />
           <Background gap={24} />
           <CanvasMiniMap nodeColor={minimapColor} />
           <Controls showInteractive={false} />
@@ -158,7 +171,7 @@ function Editor(): ReactNode {
             Add a node, then open this page in a second window: drag nodes by their header, double-click a title to rename it, drag from a node's <b>out</b> handle to another's <b>in</b> to connect them.
           </p>
         )}
-        <Refusal flow={flow} />
+        <Refusal reject={reject} clearReject={clearReject} />
       </div>
       <StatusLine nodes={flow.nodes.length} edges={flow.edges.length} />
     </div>
@@ -166,34 +179,41 @@ function Editor(): ReactNode {
 }
 
 /** Keys for undo, redo and duplicate (React Flow handles Delete, Backspace and selection). */
-function useEditorKeys(flow: ObjectSyncFlow<GraphNode, Edge>, duplicateSelection: () => void): void {
+function useEditorKeys(undo: () => unknown, redo: () => unknown, duplicateSelection: () => void): void {
   useEffect(() => {
     const onKey = (e: KeyboardEvent) => {
       const target = e.target;
       if (target instanceof HTMLInputElement || target instanceof HTMLTextAreaElement) return;
       if (!(e.ctrlKey || e.metaKey)) return;
       const key = e.key.toLowerCase();
-      if (key === "z" && !e.shiftKey) flow.undo();
-      else if ((key === "z" && e.shiftKey) || key === "y") flow.redo();
+      if (key === "z" && !e.shiftKey) undo();
+      else if ((key === "z" && e.shiftKey) || key === "y") redo();
       else if (key === "d") duplicateSelection();
       else return;
       e.preventDefault();
     };
     window.addEventListener("keydown", onKey);
     return () => window.removeEventListener("keydown", onKey);
-  }, [flow, duplicateSelection]);
+  }, [undo, redo, duplicateSelection]);
 }
 
 interface ToolbarProps {
   readonly canEdit: boolean;
-  readonly flow: ObjectSyncFlow<GraphNode, Edge>;
+  readonly hasSelection: boolean;
   readonly onAdd: () => void;
   readonly onDuplicate: () => void;
+  readonly onDelete: () => void;
+  readonly onUndo: () => unknown;
+  readonly onRedo: () => unknown;
   readonly onFit: () => void;
 }
 
-/** One line down to 700 px: add, duplicate, delete, undo, redo, fit, people, the other editor. */
-function Toolbar({ canEdit, flow, onAdd, onDuplicate, onFit }: ToolbarProps): ReactNode {
+/**
+ * One line down to 700 px: add, duplicate, delete, undo, redo, fit, people, the other editor.
+ * Memoized, as the status line and the refusal are: the editor renders at every frame of a
+ * drag, these only when what they show changed.
+ */
+const Toolbar = memo(function Toolbar({ canEdit, hasSelection, onAdd, onDuplicate, onDelete, onUndo, onRedo, onFit }: ToolbarProps): ReactNode {
   return (
     <header className="toolbar" data-testid="toolbar">
       <h1>
@@ -202,17 +222,17 @@ function Toolbar({ canEdit, flow, onAdd, onDuplicate, onFit }: ToolbarProps): Re
       <button type="button" className="primary" data-testid="add-node" onClick={onAdd} disabled={!canEdit}>
         + Node
       </button>
-      <button type="button" data-testid="duplicate" title="Duplicate the selection (Ctrl+D)" onClick={onDuplicate} disabled={!canEdit || flow.selection.length === 0}>
+      <button type="button" data-testid="duplicate" title="Duplicate the selection (Ctrl+D)" onClick={onDuplicate} disabled={!canEdit || !hasSelection}>
         Duplicate
       </button>
-      <button type="button" data-testid="delete" title="Delete the selection (Del)" onClick={flow.deleteSelected} disabled={!canEdit}>
+      <button type="button" data-testid="delete" title="Delete the selection (Del)" onClick={onDelete} disabled={!canEdit}>
         Delete
       </button>
       <span className="sep" aria-hidden="true" />
-      <button type="button" data-testid="undo" title="Undo your last change (Ctrl+Z)" onClick={() => flow.undo()} disabled={!canEdit}>
+      <button type="button" data-testid="undo" title="Undo your last change (Ctrl+Z)" onClick={() => onUndo()} disabled={!canEdit}>
         Undo
       </button>
-      <button type="button" data-testid="redo" title="Redo (Ctrl+Shift+Z)" onClick={() => flow.redo()} disabled={!canEdit}>
+      <button type="button" data-testid="redo" title="Redo (Ctrl+Shift+Z)" onClick={() => onRedo()} disabled={!canEdit}>
         Redo
       </button>
       <button type="button" data-testid="fit" title="Show the whole graph" onClick={onFit}>
@@ -224,16 +244,16 @@ function Toolbar({ canEdit, flow, onAdd, onDuplicate, onFit }: ToolbarProps): Re
       </nav>
     </header>
   );
-}
+});
 
 /** The last refusal in words (the binding's, or any other the client heard), until dismissed. */
-function Refusal({ flow }: { flow: ObjectSyncFlow<GraphNode, Edge> }): ReactNode {
+const Refusal = memo(function Refusal({ reject, clearReject }: { reject: FlowReject | null; clearReject: () => void }): ReactNode {
   const roomHandle = useRoom();
   const other = useStatus((s) => s.lastReject);
-  const message = flow.reject?.message ?? (other === null ? null : explain(other, "edit").message);
+  const message = reject?.message ?? (other === null ? null : explain(other, "edit").message);
   if (message === null) return null;
   const dismiss = () => {
-    flow.clearReject();
+    clearReject();
     roomHandle.clearReject();
   };
   return (
@@ -244,7 +264,7 @@ function Refusal({ flow }: { flow: ObjectSyncFlow<GraphNode, Edge> }): ReactNode
       </button>
     </div>
   );
-}
+});
 
 /** The area the server accepts (a node's corner inside), drawn in flow coordinates. */
 function CanvasBounds(): ReactNode {
@@ -284,24 +304,52 @@ function initials(who: string): string {
   return parts.map((p) => p[0] ?? "").join("").slice(0, 2).toUpperCase() || "?";
 }
 
-function StatusLine({ nodes, edges }: { nodes: number; edges: number }): ReactNode {
-  const status = useStatus();
+/** How often the status line's figures change on screen at most (a drag changes them at every frame). */
+const STATUS_EVERY_MS = 250;
+
+const StatusLine = memo(function StatusLine({ nodes, edges }: { nodes: number; edges: number }): ReactNode {
+  const state = useStatus((s) => s.state);
+  // The version and the pending count change with every message while something moves: shown
+  // at most four times a second, so the status line is not laid out and painted at every frame.
+  const version = useThrottled(useStatus((s) => s.version), STATUS_EVERY_MS);
+  const pending = useThrottled(useStatus((s) => s.pending), STATUS_EVERY_MS);
   return (
     <footer className="status" data-testid="status">
-      <span className={`dot ${status.state}`} aria-hidden="true" />
-      <span data-testid="status-state">{status.state}</span>
+      <span className={`dot ${state}`} aria-hidden="true" />
+      <span data-testid="status-state">{state}</span>
       <span>
         room <code data-testid="status-room">{room}</code>
       </span>
       <span>
-        version <code data-testid="status-version">{status.version ?? "–"}</code>
+        version <code data-testid="status-version">{version ?? "–"}</code>
       </span>
-      <span data-testid="status-pending">{status.pending === 0 ? "saved" : `${status.pending} pending`}</span>
+      <span data-testid="status-pending">{pending === 0 ? "saved" : `${pending} pending`}</span>
       <span data-testid="status-count">
         {nodes} nodes, {edges} edges
       </span>
     </footer>
   );
+});
+
+/** `value`, changing at most every `ms`: a change within `ms` of the last shows when they are up. */
+function useThrottled<T>(value: T, ms: number): T {
+  const [shown, setShown] = useState(value);
+  const shownAt = useRef(0);
+  useEffect(() => {
+    if (Object.is(value, shown)) return;
+    const show = () => {
+      shownAt.current = performance.now();
+      setShown(value);
+    };
+    const wait = shownAt.current + ms - performance.now();
+    if (wait <= 0) {
+      show();
+      return;
+    }
+    const timer = setTimeout(show, wait);
+    return () => clearTimeout(timer);
+  }, [value, shown, ms]);
+  return shown;
 }
 
 function App(): ReactNode {

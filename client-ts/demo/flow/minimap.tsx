@@ -5,7 +5,9 @@
  * React component and a store subscription per node, so every node moved ran a thousand
  * selectors and repainted a thousand SVG rectangles (about 3 ms a frame at 1,000 nodes on the
  * benchmark's machine, `bench/flow.ts`). This one reads React Flow's state without rendering and
- * draws at most once per animation frame, when a node or the view changed.
+ * draws at the next animation frame when the view changed, and at most every
+ * `NODES_EVERY_MS` when only nodes did (a node dragged would otherwise draw the thousand
+ * again at every frame).
  */
 
 import type { ReactFlowState } from "@xyflow/react";
@@ -22,6 +24,8 @@ const MARGIN = 40;
 /** Zoom per wheel pixel, as React Flow's minimap (`zoomStep` 1). */
 const ZOOM_PER_PIXEL = 0.002;
 const VEIL = "rgba(240, 240, 240, 0.6)";
+/** Least time between two draws for nodes moved (a minimap pixel is several flow pixels). */
+const NODES_EVERY_MS = 100;
 
 /** Where the minimap shows the flow: flow point `(x, y)` is at `((x - left) * scale, (y - top) * scale)`. */
 interface Frame {
@@ -105,7 +109,9 @@ export function CanvasMiniMap({ nodeColor }: CanvasMiniMapProps): ReactNode {
   color.current = nodeColor;
   useEffect(() => {
     let drawn: { nodes: unknown; transform: unknown; width: number; height: number } | null = null;
+    let drawnAt = -Infinity;
     let pending: number | null = null;
+    let later: ReturnType<typeof setTimeout> | null = null;
     const redraw = () => {
       pending = null;
       const s = store.getState();
@@ -113,16 +119,28 @@ export function CanvasMiniMap({ nodeColor }: CanvasMiniMapProps): ReactNode {
       if (el === null) return;
       if (drawn !== null && drawn.nodes === s.nodes && drawn.transform === s.transform && drawn.width === s.width && drawn.height === s.height) return;
       drawn = { nodes: s.nodes, transform: s.transform, width: s.width, height: s.height };
+      drawnAt = performance.now();
       frame.current = draw(el, s, color.current);
     };
     const schedule = () => {
       pending ??= requestAnimationFrame(redraw);
     };
+    const onChange = () => {
+      const s = store.getState();
+      const viewMoved = drawn === null || drawn.transform !== s.transform || drawn.width !== s.width || drawn.height !== s.height;
+      const wait = drawnAt + NODES_EVERY_MS - performance.now();
+      if (viewMoved || wait <= 0) schedule();
+      else later ??= setTimeout(() => {
+        later = null;
+        schedule();
+      }, wait);
+    };
     schedule();
-    const off = store.subscribe(schedule);
+    const off = store.subscribe(onChange);
     return () => {
       off();
       if (pending !== null) cancelAnimationFrame(pending);
+      if (later !== null) clearTimeout(later);
     };
   }, [store]);
   const onPointerDown = (e: ReactPointerEvent<HTMLCanvasElement>) => {

@@ -97,8 +97,10 @@ async function settled(page: Page): Promise<void> {
   await waitFor(page, () => document.querySelector('[data-testid="status-pending"]')?.textContent === "saved", null);
 }
 
-/** The edges' stroke (`flow.css`: #57606a). */
+/** The edges' stroke (`main.tsx`: #57606a). */
 const EDGE_RGB = [0x57, 0x60, 0x6a] as const;
+/** A selected edge's stroke (`main.tsx`: #1f6feb). */
+const SELECTED_RGB = [0x1f, 0x6f, 0xeb] as const;
 
 /** How many pixels of the screen over the box of `sel` are (within a little) of color `rgb`. */
 async function pixelsOf(page: Page, sel: string, rgb: readonly [number, number, number]): Promise<number> {
@@ -214,16 +216,41 @@ describe("the flow editor in Chromium", () => {
     const both = [`${left.id}->${right.id}`, `${right.id}->${left.id}`];
     await waitEdges(b, both);
     await waitEdges(a, both);
-    const back = await b.$eval(`.react-flow__edge[data-from="${right.id}"] path.react-flow__edge-path`, (p) => {
+    // The edge's path in React Flow's <svg> is the invisible one that takes the pointer; its line
+    // is drawn along the same path on the edge layer's canvas (objectsync-react-flow's EdgeLayer).
+    const back = await b.$eval(`.react-flow__edge[data-from="${right.id}"] path.react-flow__edge-interaction`, (p) => {
       const box = (p as SVGPathElement).getBBox();
-      return { length: (p as SVGPathElement).getTotalLength(), width: box.width, height: box.height, stroke: getComputedStyle(p).stroke };
+      return { length: (p as SVGPathElement).getTotalLength(), width: box.width, height: box.height };
     });
     expect(back.length).toBeGreaterThan(100);
     expect(back.width).toBeGreaterThan(20);
-    expect(back.stroke).not.toBe("none");
-    // Drawn: the screen shows the edges' color over the line's box (an edge in an <svg> of no
-    // size is laid out, hit and measured, and not drawn).
-    expect(await pixelsOf(b, `.react-flow__edge[data-from="${right.id}"] path.react-flow__edge-path`, EDGE_RGB)).toBeGreaterThan(20);
+    // Drawn: the screen shows the edges' color over the path's box.
+    expect(await pixelsOf(b, `.react-flow__edge[data-from="${right.id}"] path.react-flow__edge-interaction`, EDGE_RGB)).toBeGreaterThan(20);
+    // Still React Flow's edge: a click on its line selects it (drawn in the selected color),
+    // Delete deletes it on both pages, undo brings it back.
+    // (A point of the line no node covers: the two nodes overlap, the edge runs partly under them.)
+    const spot = await b.$eval(`.react-flow__edge[data-from="${left.id}"] path.react-flow__edge-interaction`, (p) => {
+      const path = p as SVGPathElement;
+      const m = path.getScreenCTM();
+      if (m === null) throw new Error("the edge is not on screen");
+      const length = path.getTotalLength();
+      for (let i = 1; i < 50; i++) {
+        const at = path.getPointAtLength((length * i) / 50);
+        const x = at.x * m.a + at.y * m.c + m.e;
+        const y = at.x * m.b + at.y * m.d + m.f;
+        if (document.elementFromPoint(x, y) === path) return { x, y };
+      }
+      throw new Error("no point of the edge is clear of the nodes");
+    });
+    await b.mouse.click(spot.x, spot.y);
+    await b.waitForSelector(`.react-flow__edge.selected[data-from="${left.id}"]`);
+    expect(await pixelsOf(b, `.react-flow__edge[data-from="${left.id}"] path.react-flow__edge-interaction`, SELECTED_RGB)).toBeGreaterThan(20);
+    await press(b, "Delete");
+    await waitEdges(b, [`${right.id}->${left.id}`]);
+    await waitEdges(a, [`${right.id}->${left.id}`]);
+    await press(b, "Control+z");
+    await waitEdges(b, both);
+    await waitEdges(a, both);
     // An edge from a node to itself: the server refuses it, the page says why without ids.
     await drag(b, await centerOf(b, `${nodeSel(left.id)} [data-testid="handle-out"]`), await centerOf(b, `${nodeSel(left.id)} [data-testid="handle-in"]`), 8);
     await b.waitForSelector('[data-testid="reject"]');
