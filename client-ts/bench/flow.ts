@@ -27,7 +27,11 @@
  * Each page has a browser of its own, so each is in front (headless Chromium slows the frames
  * of a page behind). Prints a markdown table for docs/benchmarks.md. `BENCH_PROFILE=1` prints
  * where the pages' script time went (a CPU profile; it slows the pages, so not with the table's
- * run in mind); `BENCH_TRACE_DIR=DIR` keeps the pages' traces.
+ * run in mind; `BENCH_PROFILE_TOP=N` lists N functions instead of 25); `BENCH_TRACE_DIR=DIR`
+ * keeps the pages' traces, `BENCH_CATS=a,b` adds trace categories to them (`blink` shows
+ * `PaintArtifactCompositor::Update` inside `Layerize`), `BENCH_QUERY=&k=v` appends to the
+ * pages' URL, `BENCH_SHOT_DIR=DIR` saves the dragging page's screenshot after the drag and
+ * prints how many nodes, edges and `<svg>`s it had in its DOM.
  */
 
 import { spawn } from "node:child_process";
@@ -66,7 +70,7 @@ const TRACE_DIR = process.env.BENCH_TRACE_DIR;
 /** Editors to run (`BENCH_EDITORS=flow` for one): both by default, the vanilla one first. */
 const EDITORS = (process.env.BENCH_EDITORS ?? "vanilla,flow").split(",").filter((e): e is Editor => e === "vanilla" || e === "flow");
 /** What Chromium traces: tasks on the main thread and the frames. */
-const TRACE_CATEGORIES = ["devtools.timeline", "disabled-by-default-devtools.timeline", "disabled-by-default-devtools.timeline.frame"];
+const TRACE_CATEGORIES = [...(process.env.BENCH_CATS ?? "").split(",").filter((c) => c !== ""), "devtools.timeline", "disabled-by-default-devtools.timeline", "disabled-by-default-devtools.timeline.frame"];
 
 type Editor = "flow" | "vanilla";
 /** A position and when (ms on the machine's clock). */
@@ -493,7 +497,7 @@ interface RunResult {
 async function run(address: string, editor: Editor): Promise<RunResult> {
   const room = `bench-${editor}-${Date.now().toString(36)}`;
   const id = await populate(address, room);
-  const url = `http://${address}${editor === "flow" ? "/flow/" : "/"}?room=${room}`;
+  const url = `http://${address}${editor === "flow" ? "/flow/" : "/"}?room=${room}${process.env.BENCH_QUERY ?? ""}`;
   const dragBrowser = await chromium.launch(LAUNCH);
   const watchBrowser = await chromium.launch(LAUNCH);
   try {
@@ -561,7 +565,7 @@ async function run(address: string, editor: Editor): Promise<RunResult> {
         const list = (m: Map<string, number>) =>
           [...m]
             .sort((p, q) => q[1] - p[1])
-            .slice(0, 25)
+            .slice(0, Number(process.env.BENCH_PROFILE_TOP ?? 25))
             .map(([n, t]) => `  ${t.toFixed(0)} ${n}`)
             .join("\n");
         const page = k === 0 ? "dragging" : "watching";
@@ -570,6 +574,10 @@ async function run(address: string, editor: Editor): Promise<RunResult> {
     }
     mouse.up(end.x, end.y);
     await mouse.settle();
+    if (process.env.BENCH_SHOT_DIR !== undefined) {
+      await dragger.screenshot({ path: join(process.env.BENCH_SHOT_DIR, `${editor}-dragging.png`) });
+      console.error(await dragger.evaluate(() => `lines ${document.querySelectorAll(".objectsync-edge").length}, edges ${document.querySelectorAll(".react-flow__edge").length}, nodes ${document.querySelectorAll(".react-flow__node").length}, svgs ${document.querySelectorAll("svg").length}`));
+    }
     const d = await collect(dragger, readings[0] as TraceReading);
     const w = await collect(watcher, readings[1] as TraceReading);
     return { drag: d, watch: w, latency: latencies(d.sent, w.heard, w.shown), moves };
