@@ -33,7 +33,9 @@
  * keeps the pages' traces, `BENCH_CATS=a,b` adds trace categories to them (`blink` shows
  * `PaintArtifactCompositor::Update` inside `Layerize`), `BENCH_QUERY=&k=v` appends to the
  * pages' URL, `BENCH_SHOT_DIR=DIR` saves the dragging page's screenshot after the drag and
- * prints how many nodes, edges and `<svg>`s it had in its DOM.
+ * prints how many nodes, edges and `<svg>`s it had in its DOM. `BENCH_RUNS=N` runs each editor
+ * N times, taking turns, and adds a row per editor with the N runs' samples pooled (a p99 of one
+ * 5 s run is its third-worst sample or so: pooled runs say more).
  */
 
 import { spawn } from "node:child_process";
@@ -83,12 +85,19 @@ interface Stats {
   p99: number;
   max: number;
   n: number;
+  /** The values, sorted (to pool runs). */
+  values: number[];
 }
 
 function stats(values: number[]): Stats {
   const s = [...values].sort((a, b) => a - b);
   const at = (q: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] ?? NaN;
-  return { p50: at(0.5), p99: at(0.99), max: s[s.length - 1] ?? NaN, n: s.length };
+  return { p50: at(0.5), p99: at(0.99), max: s[s.length - 1] ?? NaN, n: s.length, values: s };
+}
+
+/** The values of several runs as one set. */
+function pooled(all: Stats[]): Stats {
+  return stats(all.flatMap((x) => x.values));
 }
 
 async function startServer(): Promise<{ address: string; stop: () => void }> {
@@ -605,30 +614,66 @@ const f = (v: number) => (Number.isFinite(v) ? v.toFixed(1) : "–");
 const pair = (s: Stats) => `${f(s.p50)} / ${f(s.p99)}`;
 const pct = (v: number) => `${Math.round(v * 100)} %`;
 
+/** Runs per editor (`BENCH_RUNS=N`, default 1): the editors take turns, and a row pools them. */
+const RUNS = Math.max(1, Math.floor(Number(process.env.BENCH_RUNS ?? 1)) || 1);
+
 async function main(): Promise<void> {
   const server = await startServer();
-  const rows: string[] = [];
+  const results = new Map<Editor, RunResult[]>();
   try {
-    for (const editor of EDITORS) {
-      const r = await run(server.address, editor);
-      const name = editor === "flow" ? "flow editor (`/flow/`, React Flow)" : "vanilla editor (`/`)";
-      const page = (p: PageResult) => `${pair(p.frameWork)} | ${pair(p.frameCpu)} | ${pair(p.frameInterval)}, ${pct(p.dropped)} | ${pct(p.busy)}`;
-      rows.push(
-        `| ${name} | ${page(r.drag)} | ${page(r.watch)} | ${pair(r.latency.socket)} | ${pair(r.latency.dom)} | ${pair(r.latency.painted)} | ${r.moves} / ${r.drag.pointer.moves} in ${r.drag.pointer.events} / ${r.latency.sent} / ${r.latency.matched} |`,
-      );
-      console.error(
-        `${editor}: ${r.drag.frameWork.n} frames dragging (work max ${f(r.drag.frameWork.max)} ms), ${r.watch.frameWork.n} watching (max ${f(r.watch.frameWork.max)} ms); page to page max ${f(r.latency.painted.max)} ms`,
-      );
+    for (let round = 0; round < RUNS; round++) {
+      for (const editor of EDITORS) {
+        const r = await run(server.address, editor);
+        (results.get(editor) ?? results.set(editor, []).get(editor))?.push(r);
+        console.error(
+          `${editor}: ${r.drag.frameWork.n} frames dragging (work max ${f(r.drag.frameWork.max)} ms), ${r.watch.frameWork.n} watching (max ${f(r.watch.frameWork.max)} ms); page to page max ${f(r.latency.painted.max)} ms`,
+        );
+      }
     }
   } finally {
     server.stop();
   }
+  const page = (p: PageResult) => `${pair(p.frameWork)} | ${pair(p.frameCpu)} | ${pair(p.frameInterval)}, ${pct(p.dropped)} | ${pct(p.busy)}`;
+  const row = (name: string, r: RunResult) =>
+    `| ${name} | ${page(r.drag)} | ${page(r.watch)} | ${pair(r.latency.socket)} | ${pair(r.latency.dom)} | ${pair(r.latency.painted)} | ${r.moves} / ${r.drag.pointer.moves} in ${r.drag.pointer.events} / ${r.latency.sent} / ${r.latency.matched} |`;
   console.log(`1,000 nodes and ${EDGES} edges, one node dragged for ${DRAG_MS / 1000} s (a mouse move every ${MOVE_EVERY_MS} ms, not waiting), times in ms (p50 / p99):\n`);
   console.log(
     "| editor | dragging page: frame work | dragging page: frame CPU | dragging page: frame interval, dropped | dragging page: busy | watching page: frame work | watching page: frame CPU | watching page: frame interval, dropped | watching page: busy | page to page: heard | page to page: DOM | page to page: painted | mouse moves sent / got in pointer events / positions sent / seen |",
   );
   console.log("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
-  for (const r of rows) console.log(r);
+  for (const [editor, runs] of results) {
+    const name = editor === "flow" ? "flow editor (`/flow/`, React Flow)" : "vanilla editor (`/`)";
+    runs.forEach((r, i) => console.log(row(RUNS === 1 ? name : `${name}, run ${i + 1}`, r)));
+    if (runs.length > 1) console.log(row(`${name}, ${runs.length} runs pooled`, pool(runs)));
+  }
+}
+
+/** Several runs of one editor as one: their samples together, shares averaged, counts summed. */
+function pool(runs: RunResult[]): RunResult {
+  const avg = (xs: number[]) => xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const pagePool = (ps: PageResult[]): PageResult => ({
+    frameInterval: pooled(ps.map((p) => p.frameInterval)),
+    dropped: avg(ps.map((p) => p.dropped)),
+    frameWork: pooled(ps.map((p) => p.frameWork)),
+    frameCpu: pooled(ps.map((p) => p.frameCpu)),
+    busy: avg(ps.map((p) => p.busy)),
+    pointer: { events: ps.reduce((a, p) => a + p.pointer.events, 0), moves: ps.reduce((a, p) => a + p.pointer.moves, 0) },
+    shown: [],
+    sent: [],
+    heard: [],
+  });
+  return {
+    drag: pagePool(runs.map((r) => r.drag)),
+    watch: pagePool(runs.map((r) => r.watch)),
+    latency: {
+      socket: pooled(runs.map((r) => r.latency.socket)),
+      dom: pooled(runs.map((r) => r.latency.dom)),
+      painted: pooled(runs.map((r) => r.latency.painted)),
+      matched: runs.reduce((a, r) => a + r.latency.matched, 0),
+      sent: runs.reduce((a, r) => a + r.latency.sent, 0),
+    },
+    moves: runs.reduce((a, r) => a + r.moves, 0),
+  };
 }
 
 await main();
