@@ -38,9 +38,10 @@
  * 5 s run is its third-worst sample or so: pooled runs say more).
  */
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
-import { mkdir, writeFile } from "node:fs/promises";
+import { mkdir, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import type { Browser, CDPSession, Page } from "playwright-core";
@@ -103,7 +104,9 @@ function pooled(all: Stats[]): Stats {
 async function startServer(): Promise<{ address: string; stop: () => void }> {
   if (!existsSync(BIN)) throw new Error(`no server binary at ${BIN} (cargo build --release --bin objectsync)`);
   if (!existsSync(`${DIST}flow/main.js`)) throw new Error(`the pages are not built in ${DIST}: npm run build:demo`);
-  const child = spawn(BIN, ["serve", "--bind", "127.0.0.1:0", "--memory", "--static", DIST], { stdio: ["ignore", "pipe", "ignore"] });
+  const serve = [BIN, "serve", "--bind", "127.0.0.1:0", "--memory", "--static", DIST];
+  const [cmd, ...args] = PIN ? ["taskset", "-c", "1", ...serve] : serve;
+  const child = spawn(cmd as string, args, { stdio: ["ignore", "pipe", "ignore"] });
   const address = await new Promise<string>((resolve, reject) => {
     let out = "";
     child.stdout.setEncoding("utf8");
@@ -150,6 +153,27 @@ async function populate(address: string, room: string): Promise<string> {
   client.close();
   return id;
 }
+
+/**
+ * `BENCH_PIN=1`: each page on a core of its own, as two people's machines would be: the dragging
+ * page's browser on CPU 0, the watching page's browser, the server and this driver on CPU 1
+ * (`taskset`). By default all share the machine's cores.
+ */
+const PIN = process.env.BENCH_PIN === "1";
+
+/** A launcher of Chromium on `cpu` (a script around `taskset`), or Chromium itself unpinned. */
+async function chromiumOn(cpu: number | null): Promise<string> {
+  if (cpu === null) return CHROMIUM;
+  const made = launchers.get(cpu);
+  if (made !== undefined) return made;
+  launcherDir ??= await mkdtemp(join(tmpdir(), "bench-flow-"));
+  const path = join(launcherDir, `chromium-cpu${cpu}`);
+  await writeFile(path, `#!/bin/sh\nexec taskset -c ${cpu} ${CHROMIUM} "$@"\n`, { mode: 0o755 });
+  launchers.set(cpu, path);
+  return path;
+}
+const launchers = new Map<number, string>();
+let launcherDir: string | undefined;
 
 const LAUNCH = {
   executablePath: CHROMIUM,
@@ -521,8 +545,8 @@ async function run(address: string, editor: Editor): Promise<RunResult> {
   const room = `bench-${editor}-${Date.now().toString(36)}`;
   const id = await populate(address, room);
   const url = `http://${address}${editor === "flow" ? "/flow/" : "/"}?room=${room}${process.env.BENCH_QUERY ?? ""}`;
-  const dragBrowser = await chromium.launch(LAUNCH);
-  const watchBrowser = await chromium.launch(LAUNCH);
+  const dragBrowser = await chromium.launch({ ...LAUNCH, executablePath: await chromiumOn(PIN ? 0 : null) });
+  const watchBrowser = await chromium.launch({ ...LAUNCH, executablePath: await chromiumOn(PIN ? 1 : null) });
   try {
     const dragger = await openEditor(dragBrowser, `${url}&name=Dragger`, editor, true);
     const watcher = await openEditor(watchBrowser, `${url}&name=Watcher`, editor, false);
@@ -618,6 +642,7 @@ const pct = (v: number) => `${Math.round(v * 100)} %`;
 const RUNS = Math.max(1, Math.floor(Number(process.env.BENCH_RUNS ?? 1)) || 1);
 
 async function main(): Promise<void> {
+  if (PIN) execFileSync("taskset", ["-a", "-cp", "1", String(process.pid)], { stdio: "ignore" });
   const server = await startServer();
   const results = new Map<Editor, RunResult[]>();
   try {
@@ -632,6 +657,7 @@ async function main(): Promise<void> {
     }
   } finally {
     server.stop();
+    if (launcherDir !== undefined) await rm(launcherDir, { recursive: true, force: true });
   }
   const page = (p: PageResult) => `${pair(p.frameWork)} | ${pair(p.frameCpu)} | ${pair(p.frameInterval)}, ${pct(p.dropped)} | ${pct(p.busy)}`;
   const row = (name: string, r: RunResult) =>
