@@ -14,6 +14,8 @@
  * The lines follow zoom and pan and are drawn in screen pixels (sharp at every zoom). A line
  * has the layer's stroke, or the edge's `style.stroke` and `style.strokeWidth`; a selected edge
  * the layer's selected stroke. An edge with a `markerEnd` gets a closed arrowhead at its target.
+ * What the canvas does not draw: labels, `animated` dashes, other markers (use React Flow's own
+ * edge types for edges that need them; both kinds can be in one diagram).
  */
 
 import type { EdgeProps, ReactFlowState } from "@xyflow/react";
