@@ -623,7 +623,7 @@ async function run(address: string, editor: Editor): Promise<RunResult> {
     await mouse.settle();
     if (process.env.BENCH_SHOT_DIR !== undefined) {
       await dragger.screenshot({ path: join(process.env.BENCH_SHOT_DIR, `${editor}-dragging.png`) });
-      console.error(await dragger.evaluate(() => `lines ${document.querySelectorAll(".objectsync-edge").length}, edges ${document.querySelectorAll(".react-flow__edge").length}, nodes ${document.querySelectorAll(".react-flow__node").length}, svgs ${document.querySelectorAll("svg").length}`));
+      console.error(await dragger.evaluate(() => `edges ${document.querySelectorAll(".react-flow__edge").length}, nodes ${document.querySelectorAll(".react-flow__node").length}, svgs ${document.querySelectorAll("svg").length}`));
     }
     const d = await collect(dragger, readings[0] as TraceReading);
     const w = await collect(watcher, readings[1] as TraceReading);

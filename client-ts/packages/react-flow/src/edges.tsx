@@ -21,13 +21,12 @@
 import type { EdgeProps, ReactFlowState } from "@xyflow/react";
 import { getBezierPath, getSmoothStepPath, getStraightPath, Position, useStore, useStoreApi } from "@xyflow/react";
 import type { CSSProperties, ReactNode } from "react";
-import { memo, useCallback, useEffect, useLayoutEffect, useMemo, useRef, useSyncExternalStore } from "react";
+import { memo, useEffect, useLayoutEffect, useMemo, useRef } from "react";
 import { createPortal } from "react-dom";
 
 /** One line the layer draws. */
 interface Line {
-  readonly d: string;
-  readonly path: Path2D | null;
+  readonly path: Path2D;
   readonly selected: boolean;
   readonly stroke: string | null;
   readonly width: number | null;
@@ -122,7 +121,7 @@ export function EdgeLayer(props: EdgeLayerProps): ReactNode {
     });
     return () => {
       off();
-      if (set.redraw !== null) set.redraw = null;
+      set.redraw = null;
       if (pending !== null) cancelAnimationFrame(pending);
     };
   }, [root, store]);
@@ -149,21 +148,23 @@ function drawLines(canvas: HTMLCanvasElement, set: LineSet, s: ReactFlowState, l
   const width = look.strokeWidth ?? 1;
   const selectedStroke = look.selectedStroke ?? "#555";
   const selectedWidth = look.selectedStrokeWidth ?? width + 1;
-  // Unselected first, selected on top; one stroke per look.
+  // Unselected first, selected on top; one style change per look.
   for (const selected of [false, true]) {
-    const byLook = new Map<string, Line[]>();
+    const byLook = new Map<string, { color: string; lineWidth: number; lines: Line[] }>();
     for (const line of set.lines.values()) {
-      if (line.selected !== selected || line.path === null) continue;
-      const key = `${selected ? selectedStroke : (line.stroke ?? stroke)}|${selected ? selectedWidth : (line.width ?? width)}`;
-      (byLook.get(key) ?? byLook.set(key, []).get(key))?.push(line);
+      if (line.selected !== selected) continue;
+      const color = selected ? selectedStroke : (line.stroke ?? stroke);
+      const lineWidth = selected ? selectedWidth : (line.width ?? width);
+      const key = `${color}|${lineWidth}`;
+      let look = byLook.get(key);
+      if (look === undefined) byLook.set(key, (look = { color, lineWidth, lines: [] }));
+      look.lines.push(line);
     }
-    for (const [key, lines] of byLook) {
-      const [color, lw] = key.split("|") as [string, string];
-      const lineWidth = Number(lw);
+    for (const { color, lineWidth, lines } of byLook.values()) {
       ctx.strokeStyle = color;
       ctx.fillStyle = color;
       ctx.lineWidth = lineWidth;
-      for (const line of lines) ctx.stroke(line.path as Path2D);
+      for (const line of lines) ctx.stroke(line.path);
       ctx.beginPath();
       for (const line of lines) if (line.arrow !== null) arrowHead(ctx, line.arrow, lineWidth);
       ctx.fill();
@@ -206,13 +207,10 @@ const INTO: Record<Position, { dx: number; dy: number }> = {
   [Position.Bottom]: { dx: 0, dy: -1 },
 };
 
-const noLines = () => () => {};
-
 /** This diagram's lines; `null` outside a diagram. */
 function useLineSet(): LineSet | null {
-  const root = useStore(domNodeOf) ?? null;
-  const read = useCallback(() => (root === null ? null : setOf(root)), [root]);
-  return useSyncExternalStore(noLines, read, read);
+  const root = useStore(domNodeOf);
+  return root === null || root === undefined ? null : setOf(root);
 }
 
 /**
@@ -230,9 +228,10 @@ export function layeredEdge(path: EdgePath): LayeredEdgeComponent {
     const width = typeof style?.strokeWidth === "number" ? style.strokeWidth : null;
     const into = INTO[targetPosition];
     useLayoutEffect(() => {
-      if (set === null) return;
+      // No canvas to draw on (a server render, a test without one): nothing to register.
+      if (set === null || typeof Path2D !== "function") return;
       const arrow = markerEnd === undefined || markerEnd === "" ? null : { x: targetX, y: targetY, ...into };
-      set.set(id, { d, path: typeof Path2D === "function" ? new Path2D(d) : null, selected: selected === true, stroke, width, arrow });
+      set.set(id, { path: new Path2D(d), selected: selected === true, stroke, width, arrow });
     }, [set, id, d, selected, stroke, width, markerEnd, targetX, targetY, into]);
     useLayoutEffect(() => (set === null ? undefined : () => set.delete(id)), [set, id]);
     const hit = props.interactionWidth ?? INTERACTION_WIDTH;
